@@ -1,0 +1,44 @@
+# kerasml: the two set-up commands are `make demo` and `make test`; both create the venv themselves.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+KERASML := $(VENV)/bin/kerasml
+STAMP  := $(VENV)/.installed
+MODELS := models
+SWIFT  ?= swift
+
+.PHONY: venv demo test pytest swift-test bench clean
+
+venv: $(STAMP)
+
+# Re-installs only when pyproject.toml changes (the stamp is newer otherwise), so a second
+# `make venv` does nothing.
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+demo: venv
+	$(KERASML) train --out $(MODELS)/digits.keras --force
+	$(KERASML) convert $(MODELS)/digits.keras --labels digits --out $(MODELS)/digits.mlmodel --force
+	$(KERASML) inspect $(MODELS)/digits.mlmodel
+
+test: venv pytest swift-test
+
+pytest: venv
+	$(PY) -m pytest -q
+
+swift-test:
+	@if command -v $(SWIFT) >/dev/null 2>&1; then \
+		cd ios_app && $(SWIFT) test; \
+	else \
+		echo "swift not found: skipping 'swift test' in ios_app/ (install the Swift toolchain to run it)"; \
+	fi
+
+bench: venv
+	@echo "make bench: not written yet"
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info bench/out
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

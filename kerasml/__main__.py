@@ -1,0 +1,3 @@
+from kerasml.cli import main
+
+main()

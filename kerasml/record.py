@@ -1,0 +1,113 @@
+"""What a model is, as data: the training record that travels with every model.
+
+`kerasml train` writes `<name>.training.json` beside the model; `convert` reads it for the image
+size, colour, pixel scale and labels, and copies the provenance into the Core ML metadata;
+`verify`, `evaluate` and `package` read it back from there. Nothing here is typed twice.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+from kerasml.errors import KerasmlError
+from kerasml.files import write_text_atomic
+
+RECORD_SUFFIX = ".training.json"
+
+
+@dataclasses.dataclass
+class Preprocessing:
+    """How raw 0-255 pixels become the numbers the network sees: `pixel * scale + bias`."""
+
+    height: int = 28
+    width: int = 28
+    channels: int = 1                       # 1 = grayscale, 3 = RGB
+    scale: float = 1 / 255.0
+    bias: list[float] = dataclasses.field(default_factory=lambda: [0.0])
+    ink: str = "white-on-black"             # MNIST convention: bright strokes on a dark ground
+
+    @property
+    def colour(self) -> str:
+        return "grayscale" if self.channels == 1 else "rgb"
+
+    def describe(self) -> str:
+        bias = self.bias[0] if len(set(self.bias)) == 1 else self.bias
+        return (f"{self.width}x{self.height} {self.colour}, {self.ink}, "
+                f"pixels 0-255 scaled by {self.scale:.6g} plus bias {bias}")
+
+
+@dataclasses.dataclass
+class TrainingRecord:
+    """Everything `kerasml train` knows about a model it produced."""
+
+    preprocessing: Preprocessing = dataclasses.field(default_factory=Preprocessing)
+    labels: list[str] = dataclasses.field(default_factory=list)
+    label_preset: str | None = None         # "digits", "fashion", or None for custom labels
+    dataset: str = ""
+    dataset_source: str = ""
+    samples: dict[str, int] = dataclasses.field(default_factory=dict)
+    architecture: str = ""
+    parameters: int = 0
+    epochs_requested: int = 0
+    epochs_run: int = 0
+    batch_size: int = 0
+    seed: int | None = None
+    validation: dict[str, float] = dataclasses.field(default_factory=dict)
+    test: dict[str, float] = dataclasses.field(default_factory=dict)
+    versions: dict[str, str] = dataclasses.field(default_factory=dict)
+    wall_time_s: float = 0.0
+    fit_time_s: float = 0.0
+    status: str = "complete"                # "complete" or "interrupted"
+    created: str = ""
+    extra: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    @property
+    def test_accuracy(self) -> float | None:
+        return self.test.get("accuracy")
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=False) + "\n"
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "TrainingRecord":
+        known = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        values["preprocessing"] = Preprocessing(**{
+            k: v for k, v in dict(data.get("preprocessing") or {}).items()
+            if k in {f.name for f in dataclasses.fields(Preprocessing)}})
+        return cls(**values)
+
+
+def record_path(model_path: Path) -> Path:
+    """`models/digits.keras` -> `models/digits.training.json` (also for SavedModel directories)."""
+    model_path = Path(model_path)
+    name = model_path.name
+    for suffix in (".keras", ".h5", ".hdf5", ".mlmodel", ".mlpackage"):
+        if name.endswith(suffix):
+            name = name[: -len(suffix)]
+            break
+    return model_path.with_name(name + RECORD_SUFFIX)
+
+
+def write_record(model_path: Path, record: TrainingRecord) -> Path:
+    path = record_path(model_path)
+    write_text_atomic(path, record.to_json())
+    return path
+
+
+def read_record(model_path: Path) -> TrainingRecord | None:
+    """The record beside `model_path`, or None when the model was not trained by kerasml."""
+    path = record_path(model_path)
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(data, dict):
+            raise ValueError("not a JSON object")
+        return TrainingRecord.from_dict(data)
+    except (ValueError, TypeError) as exc:
+        raise KerasmlError(f"{path} is not a valid training record ({exc}); "
+                           "fix or delete it, or pass --scale/--bias and --labels") from None

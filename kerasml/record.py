@@ -111,3 +111,19 @@ def read_record(model_path: Path) -> TrainingRecord | None:
     except (ValueError, TypeError) as exc:
         raise KerasmlError(f"{path} is not a valid training record ({exc}); "
                            "fix or delete it, or pass --scale/--bias and --labels") from None
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of everything that shaped a model, for its provenance."""
+    import platform
+    from importlib import metadata
+
+    import kerasml
+
+    versions = {"kerasml": kerasml.__version__, "python": platform.python_version()}
+    for package in ("tensorflow", "keras", "tf_keras", "coremltools", "numpy"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            pass
+    return versions

@@ -1,0 +1,175 @@
+"""The `kerasml` command line: parse arguments, call one library function, print the result.
+
+Heavy libraries (TensorFlow, coremltools) are imported inside the command bodies so that
+`kerasml --help` answers instantly. Every problem the user can fix is a `KerasmlError`, printed
+as one `error:` line with exit code 2 — never a traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from kerasml import __version__
+from kerasml.errors import KerasmlError
+
+# TensorFlow's C++ start-up chatter (CUDA probes, oneDNN notes) is noise for our users.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+    help="Train a Keras image classifier, convert it to Core ML, verify it on Linux, "
+         "and drop it into the SwiftUI demo app.")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"kerasml {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                                help="Print the version and exit.")] = False) -> None:
+    """kerasml: Keras → Core ML, verified."""
+
+
+def handle_errors(command):
+    """Turn a `KerasmlError` into one `error:` line and exit code 2 (Ctrl-C: exit code 130)."""
+
+    @functools.wraps(command)
+    def run(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except KerasmlError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from None
+        except KeyboardInterrupt:
+            typer.echo("error: interrupted", err=True)
+            raise typer.Exit(130) from None
+
+    return run
+
+
+def say(message: str) -> None:
+    typer.echo(message)
+
+
+def warn(message: str) -> None:
+    typer.echo(message, err=True)
+
+
+# ----------------------------------------------------------------------------------------- train
+@app.command()
+@handle_errors
+def train(
+    dataset: Annotated[Optional[str], typer.Option(help="mnist (full, falls back to the bundled sample offline), mnist-sample or fashion.")] = None,
+    data: Annotated[Optional[Path], typer.Option(help="Your own data: an .npz with x_train/y_train, a folder of IDX files, or a folder of class folders.")] = None,
+    test_data: Annotated[Optional[Path], typer.Option(help="A separate test set to report accuracy on (e.g. a folder with MNIST's t10k files); never trained on.")] = None,
+    arch: Annotated[str, typer.Option(help="Architecture (see --list-archs).")] = "kerasml",
+    epochs: Annotated[Optional[int], typer.Option(help="Epochs (default: the architecture's).", min=1)] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help="Batch size (default: the architecture's).", min=1)] = None,
+    learning_rate: Annotated[Optional[float], typer.Option(help="Peak learning rate (default: the architecture's).")] = None,
+    val_split: Annotated[float, typer.Option(help="Fraction of the training images held out for validation.")] = 0.1,
+    seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same model.")] = 42,
+    out: Annotated[Path, typer.Option(help="Where to save the Keras model (.keras).")] = Path("models/digits.keras"),
+    force: Annotated[bool, typer.Option(help="Overwrite existing outputs.")] = False,
+    quiet: Annotated[bool, typer.Option(help="No progress bars.")] = False,
+    list_archs: Annotated[bool, typer.Option("--list-archs", help="List the architectures and exit.")] = False,
+) -> None:
+    """Train an image classifier and write the model, its training record and plots."""
+    if list_archs:
+        from kerasml.architectures import ARCHITECTURES, DEFAULT_ARCHITECTURE
+        for name, architecture in ARCHITECTURES.items():
+            marker = "*" if name == DEFAULT_ARCHITECTURE else " "
+            say(f"{marker} {name:<10} {architecture.summary}; {architecture.epochs} epochs, "
+                f"batch {architecture.batch_size}")
+        return
+    from kerasml.train import TrainOptions, train as train_model
+
+    result = train_model(TrainOptions(
+        dataset=dataset, data=data, test_data=test_data, arch=arch, epochs=epochs, batch_size=batch_size,
+        learning_rate=learning_rate, val_split=val_split, seed=seed, out=out, force=force,
+        quiet=quiet), say=say)
+    record = result.record
+    validation = record.validation.get("accuracy", 0.0)
+    summary = f"validation accuracy {validation:.2%}"
+    if record.test_accuracy is not None:
+        summary += f", test accuracy {record.test_accuracy:.2%} on {record.samples['test']} images"
+    state = "interrupted" if record.status == "interrupted" else "trained"
+    say(f"\n{state} {record.architecture} ({record.parameters:,} parameters) on {record.dataset}: "
+        f"{record.epochs_run} epochs in {record.wall_time_s:.1f} s, {summary}")
+    say("wrote:")
+    for path in result.written:
+        say(f"  {path}")
+    labels = record.label_preset or "auto"
+    say(f"next: kerasml convert {result.model_path} --labels {labels}")
+
+
+# --------------------------------------------------------------------------------------- convert
+@app.command()
+@handle_errors
+def convert(
+    model: Annotated[Path, typer.Argument(help="Keras model: .keras, .h5 (Keras 2 or 3) or a SavedModel directory.")],
+    labels: Annotated[Optional[str], typer.Option(help="digits, fashion, auto (from the training record), @labels.txt or a,b,c.")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Output path (default: beside the model).")] = None,
+    format: Annotated[str, typer.Option("--format", help="mlmodel (NeuralNetwork, as the tutorial) or mlpackage (ML Program).")] = "mlmodel",
+    precision: Annotated[str, typer.Option(help="Weight precision: fp32, fp16 or int8.")] = "fp32",
+    author: Annotated[Optional[str], typer.Option(help="Author shown in Xcode (default: git user.name, else your login).")] = None,
+    license: Annotated[Optional[str], typer.Option("--license", help="Licence shown in Xcode.")] = None,
+    description: Annotated[Optional[str], typer.Option(help="Short description shown in Xcode (default: written from the training record).")] = None,
+    version: Annotated[Optional[str], typer.Option("--model-version", "--version", help="Model version shown in Xcode.")] = None,
+    min_target: Annotated[Optional[str], typer.Option(help="Minimum deployment target, e.g. iOS15 (default: iOS13 for mlmodel, iOS15 for mlpackage).")] = None,
+    scale: Annotated[Optional[float], typer.Option(help="Pixel scale (default: from the training record, else 1/255).")] = None,
+    bias: Annotated[Optional[str], typer.Option(help="Pixel bias, one value or one per channel (default: from the record, else 0).")] = None,
+    input_shape: Annotated[Optional[str], typer.Option(help="Image shape for flat-input models, e.g. 28x28 or 28x28x1.")] = None,
+    no_softmax: Annotated[bool, typer.Option("--no-softmax", help="Keep logits when the model has no softmax.")] = False,
+    unsafe: Annotated[bool, typer.Option(help="Allow Lambda layers and custom code inside the model file to run.")] = False,
+    force: Annotated[bool, typer.Option(help="Overwrite an existing output.")] = False,
+) -> None:
+    """Convert a Keras model to Core ML with full metadata."""
+    from kerasml.convert import ConvertOptions, convert as convert_model
+
+    result = convert_model(ConvertOptions(
+        model=model, labels=labels, out=out, format=format, precision=precision, author=author,
+        license=license, description=description, version=version, min_target=min_target,
+        scale=scale, bias=bias, input_shape=input_shape, add_softmax=not no_softmax,
+        unsafe=unsafe, force=force), say=say, warn=warn)
+    for line in result.summary_lines():
+        say(line)
+
+
+# --------------------------------------------------------------------------------------- inspect
+@app.command()
+@handle_errors
+def inspect(
+    file: Annotated[Path, typer.Argument(help=".mlmodel, .mlpackage, .keras, .h5 or SavedModel directory.")],
+    json_output: Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")] = False,
+    unsafe: Annotated[bool, typer.Option(help="Allow custom code in a Keras file to run.")] = False,
+) -> None:
+    """Show what a Core ML or Keras model contains."""
+    import json
+
+    from kerasml.inspect import format_report, inspect_model
+
+    report = inspect_model(file, unsafe=unsafe)
+    say(json.dumps(report, indent=2, default=str) if json_output else format_report(report))
+
+
+# ------------------------------------------------------------------------------------ entry point
+def main() -> None:
+    """Run the CLI. Usage errors are Typer's (exit 2); anything unexpected is still one line."""
+    try:
+        app(prog_name="kerasml")
+    except Exception as exc:  # a bug in kerasml or a library: one line unless debugging
+        if os.environ.get("KERASML_DEBUG"):
+            raise
+        first_line = (str(exc).splitlines() or [""])[0][:300]
+        typer.echo(f"error: unexpected {type(exc).__name__}: {first_line} "
+                   "(set KERASML_DEBUG=1 for the traceback, and please report it)", err=True)
+        sys.exit(1)

@@ -1,0 +1,52 @@
+"""Shared fixtures: the real MNIST test set when present, and tiny models trained once per run."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+REPO = Path(__file__).resolve().parents[1]
+MNIST_TEST_DIR = REPO.parent / "shared" / "data" / "mnist-test"
+
+
+@pytest.fixture(scope="session")
+def mnist_test_dir() -> Path:
+    """../shared/data/mnist-test (the real 10,000 MNIST test digits): evaluate only, never train."""
+    if not (MNIST_TEST_DIR / "t10k-images-idx3-ubyte.gz").is_file():
+        pytest.skip(f"real MNIST test set not found at {MNIST_TEST_DIR}")
+    return MNIST_TEST_DIR
+
+
+@pytest.fixture(scope="session")
+def mnist_test(mnist_test_dir):
+    """(images uint8 (10000, 28, 28), labels int64 (10000,))."""
+    from kerasml.data.idx import read_idx
+    return (read_idx(mnist_test_dir / "t10k-images-idx3-ubyte.gz"),
+            read_idx(mnist_test_dir / "t10k-labels-idx1-ubyte.gz").astype(np.int64))
+
+
+@pytest.fixture(scope="session")
+def small_digits_npz(tmp_path_factory) -> Path:
+    """600 bundled training digits (60 per class) with 200 more as a test split, as an .npz."""
+    from kerasml.data.sources import SAMPLE_PATH
+    with np.load(SAMPLE_PATH, allow_pickle=False) as sample:
+        x, y = sample["x_train"], sample["y_train"]
+    order = np.random.default_rng(0).permutation(len(x))
+    train, test = order[:600], order[600:800]
+    path = tmp_path_factory.mktemp("data") / "small.npz"
+    np.savez_compressed(path, x_train=x[train], y_train=y[train], x_test=x[test], y_test=y[test])
+    return path
+
+
+@pytest.fixture(scope="session")
+def trained_digits(tmp_path_factory, small_digits_npz):
+    """A tutorial-architecture digit model trained for one epoch, with its record and plots."""
+    from kerasml.train import TrainOptions, train
+    out = tmp_path_factory.mktemp("trained") / "digits.keras"
+    return train(TrainOptions(data=small_digits_npz, arch="tutorial", epochs=1, out=out, quiet=True),
+                 say=lambda message: None)

@@ -1,0 +1,98 @@
+"""End to end: a trained model → Core ML in both formats → the saved spec says everything Xcode shows."""
+
+import json
+
+import pytest
+
+from kerasml.convert import ConvertOptions, convert
+from kerasml.errors import KerasmlError
+from kerasml.inspect import inspect_model, load_spec
+
+
+@pytest.fixture(scope="module", params=["mlmodel", "mlpackage"])
+def converted(request, trained_digits, tmp_path_factory):
+    out = tmp_path_factory.mktemp("converted") / f"digits.{request.param}"
+    result = convert(ConvertOptions(model=trained_digits.model_path, labels="digits", out=out,
+                                    format=request.param, author="Ada", license="MIT",
+                                    version="2.1"), say=lambda m: None, warn=lambda m: None)
+    return result, trained_digits
+
+
+def test_spec_is_a_drop_in_for_apples_mnist_classifier(converted):
+    result, _ = converted
+    spec = load_spec(result.path)
+    description = spec.description
+    assert [f.name for f in description.input] == ["image"]
+    image = description.input[0].type.imageType
+    assert (image.width, image.height, image.colorSpace) == (28, 28, 10)  # 10 = GRAYSCALE
+    outputs = {f.name: f.type.WhichOneof("Type") for f in description.output}
+    assert outputs == {"classLabel": "int64Type", "labelProbabilities": "dictionaryType"}
+    assert description.predictedFeatureName == "classLabel"
+    assert description.predictedProbabilitiesName == "labelProbabilities"
+    assert "Identity" not in str(description)
+
+
+def test_metadata_is_complete(converted):
+    result, trained = converted
+    report = inspect_model(result.path)
+    meta = report["metadata"]
+    assert meta["author"] == "Ada" and meta["license"] == "MIT" and meta["version"] == "2.1"
+    assert "handwritten digits" in meta["short_description"]
+    assert f"{trained.record.test_accuracy:.2%}" in meta["short_description"]
+    assert all(f["description"] for f in report["inputs"] + report["outputs"])
+    user = meta["user_defined"]
+    assert user["com.apple.coreml.model.preview.type"] == "imageClassifier"
+    assert user["com.kerasml.dataset"] == trained.record.dataset
+    assert user["com.kerasml.architecture"] == "tutorial"
+    assert float(user["com.kerasml.test_accuracy"]) == pytest.approx(trained.record.test_accuracy, abs=1e-4)
+    preprocessing = json.loads(user["com.kerasml.preprocessing"])
+    assert preprocessing["scale"] == pytest.approx(1 / 255) and preprocessing["ink"] == "white-on-black"
+    assert len(user["com.kerasml.source_sha256"]) == 64
+    assert {"com.kerasml.kerasml_version", "com.kerasml.tensorflow_version",
+            "com.kerasml.coremltools_version", "com.kerasml.training"} <= user.keys()
+
+
+def test_labels_and_pixel_scale(converted):
+    result, _ = converted
+    report = inspect_model(result.path)
+    assert report["class_labels"] == list(range(10))
+    (step,) = report["image_preprocessing"]
+    scale = step["scale"][0] if isinstance(step["scale"], list) else step["scale"]
+    assert scale == pytest.approx(1 / 255, rel=1e-6)
+    assert report["weight_precision"] == ["float32"]
+
+
+def test_refuses_to_overwrite_without_force(converted):
+    result, trained = converted
+    with pytest.raises(KerasmlError, match="--force"):
+        convert(ConvertOptions(model=trained.model_path, out=result.path, format=result.format),
+                say=lambda m: None, warn=lambda m: None)
+
+
+def test_label_count_must_match(trained_digits, tmp_path):
+    with pytest.raises(KerasmlError, match="3 labels given but the model has 10 outputs"):
+        convert(ConvertOptions(model=trained_digits.model_path, labels="a,b,c", out=tmp_path / "x.mlmodel"),
+                say=lambda m: None, warn=lambda m: None)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_string_labels_from_a_file(trained_digits, tmp_path):
+    labels = tmp_path / "labels.txt"
+    labels.write_text("\n".join(f"digit {d}" for d in range(10)) + "\n")
+    result = convert(ConvertOptions(model=trained_digits.model_path, labels=f"@{labels}",
+                                    out=tmp_path / "named.mlmodel"), say=lambda m: None, warn=lambda m: None)
+    spec = load_spec(result.path)
+    assert list(spec.neuralNetworkClassifier.stringClassLabels.vector)[:2] == ["digit 0", "digit 1"]
+    assert {f.name for f in spec.description.output} == {"classLabel", "labelProbabilities"}
+
+
+def test_model_without_record_uses_stated_defaults(tmp_path):
+    import keras
+    model = keras.Sequential([keras.layers.Input((28, 28, 1)), keras.layers.Flatten(),
+                              keras.layers.Dense(10, activation="softmax")])
+    model.save(tmp_path / "bare.keras")
+    notes = []
+    result = convert(ConvertOptions(model=tmp_path / "bare.keras", out=tmp_path / "bare.mlmodel"),
+                     say=notes.append, warn=notes.append)
+    assert any("scale 1/255" in note for note in result.notes)
+    assert any("assuming digits" in note for note in result.notes)

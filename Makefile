@@ -19,10 +19,15 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e ".[test]"
 	touch $(STAMP)
 
+# The real MNIST test set, when this checkout sits beside ../shared: only ever evaluated on.
+MNIST_TEST := $(wildcard ../shared/data/mnist-test)
+
 demo: venv
-	$(KERASML) train --out $(MODELS)/digits.keras --force
+	$(KERASML) train --dataset mnist --out $(MODELS)/digits.keras --force $(if $(MNIST_TEST),--test-data $(MNIST_TEST))
 	$(KERASML) convert $(MODELS)/digits.keras --labels digits --out $(MODELS)/digits.mlmodel --force
+	$(KERASML) verify $(MODELS)/digits.mlmodel --keras $(MODELS)/digits.keras $(if $(MNIST_TEST),--data $(MNIST_TEST))
 	$(KERASML) inspect $(MODELS)/digits.mlmodel
+	$(KERASML) package $(MODELS)/digits.mlmodel
 
 test: venv pytest swift-test
 

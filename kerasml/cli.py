@@ -161,6 +161,102 @@ def inspect(
     say(json.dumps(report, indent=2, default=str) if json_output else format_report(report))
 
 
+# ---------------------------------------------------------------------------------------- verify
+@app.command()
+@handle_errors
+def verify(
+    model: Annotated[Path, typer.Argument(help="The converted Core ML model (.mlmodel or .mlpackage).")],
+    keras: Annotated[Path, typer.Option("--keras", help="The Keras model it was converted from.")],
+    data: Annotated[Optional[Path], typer.Option(help="Images to compare on (.npz or IDX folder; default: bundled digits or random images).")] = None,
+    samples: Annotated[Optional[int], typer.Option(help="How many images to compare (default: 1,000, or all of --data).", min=1)] = None,
+    atol: Annotated[Optional[float], typer.Option(help="Largest allowed |Δ probability| (default by weight precision: fp32 1e-5, fp16 5e-3, int8 5e-2).")] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print JSON instead of the checklist.")] = False,
+    unsafe: Annotated[bool, typer.Option(help="Allow custom code in the Keras file to run.")] = False,
+) -> None:
+    """Prove the Core ML model computes what the Keras model computes (on Linux, no Mac needed)."""
+    import json
+
+    from kerasml.verify import verify as verify_model
+
+    result = verify_model(model, keras, data=data, samples=samples, atol=atol, unsafe=unsafe)
+    if json_output:
+        say(json.dumps(result.to_dict(), indent=2))
+    else:
+        for line in result.lines():
+            say(line)
+    if not result.passed:
+        raise typer.Exit(1)
+
+
+# -------------------------------------------------------------------------------------- evaluate
+@app.command()
+@handle_errors
+def evaluate(
+    model: Annotated[Path, typer.Argument(help="A Core ML image classifier (.mlmodel or .mlpackage), from kerasml or elsewhere.")],
+    data: Annotated[Optional[Path], typer.Option(help="Labelled images: .npz or a folder of IDX files (default: the MNIST test set via Keras).")] = None,
+    plot: Annotated[Optional[Path], typer.Option(help="Where to write the confusion-matrix PNG (default: <model>.confusion.png beside the model).")] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")] = False,
+) -> None:
+    """Accuracy, per-class accuracy, confusion matrix and worst-confused pairs of a Core ML model."""
+    import json
+
+    from kerasml.evaluate import evaluate as evaluate_model
+    from kerasml.record import record_path
+
+    if plot is None:
+        plot = record_path(model).with_name(record_path(model).name.replace(".training.json", ".confusion.png"))
+    with typer.progressbar(length=1, label="evaluating", file=sys.stderr) as bar:
+        def progress(done: int, total: int) -> None:
+            bar.length = total
+            bar.update(done - bar.pos)
+
+        result = evaluate_model(model, data=data, plot=plot, progress=progress)
+    say(json.dumps(result.to_dict(), indent=2) if json_output else "\n".join(result.lines()))
+
+
+# --------------------------------------------------------------------------------------- predict
+@app.command()
+@handle_errors
+def predict(
+    model: Annotated[Path, typer.Argument(help="A Core ML image classifier.")],
+    images: Annotated[list[Path], typer.Argument(help="PNG or JPEG files.")],
+    top: Annotated[int, typer.Option(help="How many labels to show per image.", min=1)] = 3,
+    raw: Annotated[bool, typer.Option(help="Only resize, without MNIST-style cropping and centring.")] = False,
+    json_output: Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")] = False,
+) -> None:
+    """Classify image files: photos or drawings of digits are prepared the way MNIST digits were."""
+    import json
+
+    from kerasml.predict import predict as predict_images
+
+    results = predict_images(model, images, top=top, raw=raw)
+    if json_output:
+        say(json.dumps([{"image": r.image, "classLabel": r.class_label,
+                         "top": [{"label": label, "probability": p} for label, p in r.top]}
+                        for r in results], indent=2))
+        return
+    for result in results:
+        say(f"{result.image}: {result.class_label}")
+        for label, probability in result.top:
+            say(f"  {label:<12} {probability:7.2%}  {'█' * round(probability * 30)}")
+
+
+# --------------------------------------------------------------------------------------- package
+@app.command()
+@handle_errors
+def package(
+    model: Annotated[Path, typer.Argument(help="A converted digit model (.mlmodel).")],
+    app_dir: Annotated[Path, typer.Option("--app", help="The demo app folder.")] = Path("ios_app"),
+) -> None:
+    """Copy a digit model into the SwiftUI demo app, after checking it fits."""
+    from kerasml.package import next_steps, package_model
+
+    destination = package_model(model, app_dir)
+    say(f"copied {model} to {destination}")
+    for line in next_steps(app_dir):
+        say(line)
+
+
 # ------------------------------------------------------------------------------------ entry point
 def main() -> None:
     """Run the CLI. Usage errors are Typer's (exit 2); anything unexpected is still one line."""

@@ -1,0 +1,110 @@
+"""Accuracy of any Core ML image classifier on labelled images, computed on Linux.
+
+Works for models made elsewhere too: the runtime reads the model's own image size, colour,
+scale and labels. Data label i means the model's i-th class label.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from kerasml.errors import KerasmlError
+
+BATCH = 1000
+
+
+@dataclasses.dataclass
+class EvaluateResult:
+    model: str
+    data: str
+    samples: int
+    accuracy: float
+    per_class: dict[str, float]
+    confused: list[dict]             # worst-confused (true, predicted, count), most frequent first
+    confusion: list[list[int]]
+    confusion_png: str | None
+    seconds: float
+
+    def lines(self) -> list[str]:
+        lines = [f"{self.model} on {self.samples:,} images from {self.data}: accuracy {self.accuracy:.2%} "
+                 f"({self.seconds:.2f} s)", "per class:"]
+        lines += [f"  {label:<16} {accuracy:7.2%}" for label, accuracy in self.per_class.items()]
+        if self.confused:
+            lines.append("most confused:")
+            lines += [f"  {c['true']} taken for {c['predicted']}: {c['count']} times" for c in self.confused]
+        if self.confusion_png:
+            lines.append(f"confusion matrix: {self.confusion_png}")
+        return lines
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def evaluate(model_path: Path, data: Path | None = None, plot: Path | None = None,
+             progress: Callable[[int, int], None] | None = None) -> EvaluateResult:
+    import time
+
+    from kerasml.plots import confusion_matrix, plot_confusion
+    from kerasml.runtime import load_model
+
+    model = load_model(Path(model_path))
+    if model.image is None or model.labels is None:
+        raise KerasmlError(f"{model_path} is not an image classifier (it needs an image input and class labels)")
+    image = model.image
+    x, y, source = _labelled_images(data, (image.height, image.width, image.channels))
+    if y.max() >= len(model.labels):
+        raise KerasmlError(f"the data has label {y.max()} but the model knows only {len(model.labels)} classes")
+    started = time.perf_counter()
+    predictions = np.empty(len(x), dtype=np.int64)
+    for start in range(0, len(x), BATCH):
+        predictions[start:start + BATCH] = model.predict_probabilities(x[start:start + BATCH]).argmax(axis=1)
+        if progress:
+            progress(min(start + BATCH, len(x)), len(x))
+    seconds = time.perf_counter() - started
+    labels = [str(label) for label in model.labels]
+    matrix = confusion_matrix(y, predictions, len(labels))
+    totals = matrix.sum(axis=1)
+    per_class = {labels[i]: float(matrix[i, i] / totals[i]) for i in range(len(labels)) if totals[i]}
+    off_diagonal = matrix.copy()
+    np.fill_diagonal(off_diagonal, 0)
+    confused = []
+    for flat in np.argsort(off_diagonal, axis=None)[::-1][:5]:
+        true, predicted = np.unravel_index(flat, matrix.shape)
+        if off_diagonal[true, predicted]:
+            confused.append({"true": labels[true], "predicted": labels[predicted],
+                             "count": int(off_diagonal[true, predicted])})
+    accuracy = float((predictions == y).mean())
+    png = None
+    if plot is not None:
+        png = str(plot_confusion(matrix, labels, plot, title=f"{Path(model_path).name}: "
+                                 f"{accuracy:.2%} on {len(x):,} images"))
+    return EvaluateResult(str(model_path), source, len(x), accuracy, per_class, confused,
+                          matrix.tolist(), png, seconds)
+
+
+def _labelled_images(data: Path | None, shape: tuple[int, int, int]):
+    from kerasml.data import load_dataset
+
+    if data is None:
+        if shape != (28, 28, 1):
+            raise KerasmlError("pass --data PATH with labelled test images for this model")
+        import keras  # the MNIST test split through Keras' downloader and cache
+        try:
+            (_, _), (x, y) = keras.datasets.mnist.load_data()
+        except Exception:
+            raise KerasmlError("could not download the MNIST test set; pass --data PATH to a folder with "
+                               "t10k-images-idx3-ubyte.gz and t10k-labels-idx1-ubyte.gz or an .npz") from None
+        return x[..., np.newaxis], y.astype(np.int64), "MNIST test set (keras.datasets)"
+    dataset = load_dataset(path=Path(data), say=lambda message: None)
+    if dataset.x_test is not None:
+        x, y, what = dataset.x_test, dataset.y_test, "test split"
+    else:
+        x, y, what = dataset.x_train, dataset.y_train, "training split (no test split found)"
+    if x.shape[1:] != shape:
+        raise KerasmlError(f"--data images are {x.shape[1]}x{x.shape[2]}x{x.shape[3]} but the model takes "
+                           f"{shape[0]}x{shape[1]}x{shape[2]}")
+    return x, y, f"{data} ({what})"

@@ -61,7 +61,7 @@ def inspect_coreml(path: Path) -> dict:
         "outputs": [_feature(f) for f in description.output],
         "predicted_feature": description.predictedFeatureName or None,
         "predicted_probabilities": description.predictedProbabilitiesName or None,
-        "class_labels": _class_labels(spec),
+        "class_labels": class_labels(spec),
         "image_preprocessing": _preprocessing(spec),
         "metadata": {
             "short_description": metadata.shortDescription,
@@ -92,26 +92,26 @@ def _feature(feature) -> dict:
     return info
 
 
-def _class_labels(spec) -> list | None:
+def class_labels(spec) -> list | None:
+    """The class labels of a classifier (also inside a pipeline or an ML Program), else None."""
     model_type = spec.WhichOneof("Type")
-    holder = getattr(spec, model_type)
-    if model_type == "pipelineClassifier" or model_type == "pipeline":
-        for model in holder.pipeline.models:
-            labels = _class_labels(model)
-            if labels:
+    if model_type is None:
+        return None
+    body = getattr(spec, model_type)
+    if model_type in ("pipelineClassifier", "pipeline"):
+        models = body.pipeline.models if model_type == "pipelineClassifier" else body.models
+        for inner in reversed(models):
+            labels = class_labels(inner)
+            if labels is not None:
                 return labels
         return None
     if model_type == "mlProgram":
         return _program_labels(spec)
-    if not hasattr(holder, "WhichOneof"):
-        return None
     try:
-        which = holder.WhichOneof("ClassLabels")
-    except ValueError:
+        which = body.WhichOneof("ClassLabels")
+    except ValueError:                   # this model type has no class labels at all
         return None
-    if which is None:
-        return None
-    return list(getattr(holder, which).vector)
+    return None if which is None else list(getattr(body, which).vector)
 
 
 def _program_labels(spec) -> list | None:

@@ -1,0 +1,53 @@
+import Foundation
+
+/// What the app shows for a drawing.
+public enum Reading: Equatable, Sendable {
+    /// Nothing drawn: the model is not asked.
+    case empty
+    /// The ink is too small a speck to be a digit (a tap, a dot): the model is not asked.
+    case tooSmall
+    /// The model answered, but its best guess is below the confidence threshold: "no digit".
+    case unsure([Prediction])
+    /// A digit, with the ranked predictions (best first).
+    case digit([Prediction])
+
+    public var predictions: [Prediction] {
+        switch self {
+        case .empty, .tooSmall: return []
+        case let .unsure(top), let .digit(top): return top
+        }
+    }
+
+    public var isDigit: Bool {
+        if case .digit = self { return true }
+        return false
+    }
+}
+
+/// The thresholds that decide between a digit and "no digit".
+public struct ConfidencePolicy: Equatable, Sendable {
+    /// The best class must have at least this probability.
+    public var minimumConfidence: Double
+    /// The ink's bounding box must span at least this fraction of the canvas side.
+    public var minimumInkExtent: Double
+
+    public init(minimumConfidence: Double = 0.6, minimumInkExtent: Double = 0.1) {
+        self.minimumConfidence = minimumConfidence
+        self.minimumInkExtent = minimumInkExtent
+    }
+
+    public static let standard = ConfidencePolicy()
+
+    /// Whether a drawing is worth asking the model about: `.empty`, `.tooSmall`, or nil (ask it).
+    public func precheck(_ raster: GrayImage) -> Reading? {
+        guard let bounds = raster.inkBounds else { return .empty }
+        let extent = Double(max(bounds.width, bounds.height)) / Double(max(raster.width, raster.height))
+        return extent < minimumInkExtent ? .tooSmall : nil
+    }
+
+    /// The reading for the model's ranked predictions (best first).
+    public func reading(for ranked: [Prediction]) -> Reading {
+        guard let best = ranked.first, best.confidence >= minimumConfidence else { return .unsure(ranked) }
+        return .digit(ranked)
+    }
+}

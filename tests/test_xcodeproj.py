@@ -1,0 +1,168 @@
+"""The hand-written Xcode project is well formed: parsed as an OpenStep plist, not with regexes.
+
+Nothing here builds the app (that needs Xcode on a Mac); it checks what can go wrong in a
+hand-written project file: dangling object references, files that are not on disk, a Swift file
+left out of the target, the model missing from the Sources phase, settings Xcode needs.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path, PurePosixPath
+
+import pytest
+
+from kerasml.package import MODEL_IN_APP, PROJECT
+
+openstep = pytest.importorskip("openstep_parser", reason="pip install -e '.[test]' for the plist parser")
+
+APP_DIR = Path(__file__).resolve().parents[1] / "ios_app"
+PBXPROJ = APP_DIR / PROJECT / "project.pbxproj"
+REFERENCE_FIELDS = ("children", "files", "fileRef", "buildPhases", "buildConfigurations",
+                    "buildConfigurationList", "mainGroup", "productRefGroup", "targets",
+                    "productReference", "dependencies", "packageProductDependencies",
+                    "packageReferences", "package", "target", "targetProxy")
+
+
+@pytest.fixture(scope="module")
+def project() -> dict:
+    return openstep.OpenStepDecoder.ParseFromString(PBXPROJ.read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="module")
+def objects(project) -> dict:
+    return project["objects"]
+
+
+@pytest.fixture(scope="module")
+def target(objects) -> dict:
+    targets = [o for o in objects.values() if o["isa"] == "PBXNativeTarget"]
+    assert [t["name"] for t in targets] == ["DigitDemo"]
+    return targets[0]
+
+
+@pytest.fixture(scope="module")
+def paths(objects) -> dict[str, PurePosixPath]:
+    """Each group-relative file reference and group, as a path relative to ios_app/."""
+    parent = {child: key for key, o in objects.items() if o["isa"] == "PBXGroup"
+              for child in o.get("children", [])}
+
+    def resolve(key: str) -> PurePosixPath:
+        node = objects[key]
+        assert node.get("sourceTree") in ("<group>", "SOURCE_ROOT"), f"{key}: unexpected sourceTree"
+        own = PurePosixPath(node.get("path", ""))
+        if node.get("sourceTree") == "SOURCE_ROOT" or key not in parent:
+            return own
+        return resolve(parent[key]) / own
+
+    return {key: resolve(key) for key, o in objects.items()
+            if o["isa"] in ("PBXFileReference", "PBXGroup") and o.get("sourceTree") != "BUILT_PRODUCTS_DIR"}
+
+
+def _phase(objects, target, isa: str) -> dict:
+    phases = [objects[key] for key in target["buildPhases"] if objects[key]["isa"] == isa]
+    assert len(phases) == 1, f"the target needs exactly one {isa}"
+    return phases[0]
+
+
+def _phase_files(objects, target, isa: str, paths) -> set[PurePosixPath]:
+    return {paths[objects[build_file]["fileRef"]] for build_file in _phase(objects, target, isa)["files"]}
+
+
+def test_header_and_root_object(project, objects):
+    assert PBXPROJ.read_text(encoding="utf-8").startswith("// !$*UTF8*$!")
+    assert int(project["objectVersion"]) >= 56
+    assert objects[project["rootObject"]]["isa"] == "PBXProject"
+    # The parser keeps the last of two objects with the same id: count them in the text too.
+    assert PBXPROJ.read_text(encoding="utf-8").count("isa = ") == len(objects)
+    assert all(len(key) == 24 and int(key, 16) >= 0 for key in objects)
+
+
+def test_every_reference_points_to_an_object(project, objects):
+    dangling = []
+    for key, node in objects.items():
+        for field in REFERENCE_FIELDS:
+            value = node.get(field)
+            for ref in value if isinstance(value, list) else [value] if value else []:
+                if ref not in objects:
+                    dangling.append(f"{key}.{field} -> {ref}")
+    assert not dangling, dangling
+
+
+def test_every_referenced_file_exists(objects, paths):
+    missing = [str(path) for key, path in paths.items()
+               if path != PurePosixPath(MODEL_IN_APP.as_posix()) and not (APP_DIR / path).exists()]
+    assert not missing, f"the project references files that are not in ios_app/: {missing}"
+
+
+def test_model_file_is_present(paths):
+    assert PurePosixPath(MODEL_IN_APP.as_posix()) in paths.values()
+    if not (APP_DIR / MODEL_IN_APP).is_file():
+        pytest.skip(f"ios_app/{MODEL_IN_APP} is not committed yet: run `make demo` then "
+                    "`kerasml package models/digits.mlmodel`")
+
+
+def test_model_is_compiled_in_the_sources_phase(objects, target, paths):
+    sources = _phase_files(objects, target, "PBXSourcesBuildPhase", paths)
+    assert PurePosixPath(MODEL_IN_APP.as_posix()) in sources      # so Xcode generates its class
+    models = [p for p in paths.values() if p.suffix in (".mlmodel", ".mlpackage")]
+    assert models == [PurePosixPath(MODEL_IN_APP.as_posix())]
+    model_ref = next(o for o in objects.values() if o.get("path") == MODEL_IN_APP.name)
+    assert model_ref["lastKnownFileType"] == "file.mlmodel"
+
+
+def test_every_swift_source_of_the_app_is_in_the_target(objects, target, paths):
+    sources = _phase_files(objects, target, "PBXSourcesBuildPhase", paths)
+    on_disk = {PurePosixPath(p.relative_to(APP_DIR).as_posix())
+               for folder in ("DigitDemo", "Sources/DigitKit") for p in (APP_DIR / folder).rglob("*.swift")}
+    assert on_disk, "no Swift sources found"
+    assert on_disk - sources == set(), "Swift files missing from the DigitDemo target"
+    assert {p for p in sources if p.suffix == ".swift"} == on_disk, "the target compiles files outside the app"
+
+
+def test_app_code_does_not_import_digitkit_as_a_module():
+    """DigitKit's sources are compiled into the app, so `import DigitKit` would not resolve there."""
+    offenders = [p.name for p in (APP_DIR / "DigitDemo").rglob("*.swift")
+                 if any(line.strip() == "import DigitKit" for line in p.read_text(encoding="utf-8").splitlines())]
+    assert not offenders
+
+
+def test_digitkit_stays_foundation_only():
+    allowed = {"import Foundation"}
+    for source in (APP_DIR / "Sources/DigitKit").glob("*.swift"):
+        imports = {line.strip() for line in source.read_text(encoding="utf-8").splitlines()
+                   if line.startswith("import ")}
+        assert imports <= allowed, f"{source.name} imports {imports - allowed}"
+
+
+def test_asset_catalog_has_app_icon_and_accent_colour(objects, target, paths):
+    resources = _phase_files(objects, target, "PBXResourcesBuildPhase", paths)
+    catalogs = [p for p in resources if p.suffix == ".xcassets"]
+    assert len(catalogs) == 1
+    catalog = APP_DIR / catalogs[0]
+    json.loads((catalog / "Contents.json").read_text(encoding="utf-8"))
+    accent = json.loads((catalog / "AccentColor.colorset/Contents.json").read_text(encoding="utf-8"))
+    assert accent["colors"]
+    icon = json.loads((catalog / "AppIcon.appiconset/Contents.json").read_text(encoding="utf-8"))
+    assert icon["images"]
+    for image in icon["images"]:
+        if "filename" in image:
+            assert (catalog / "AppIcon.appiconset" / image["filename"]).is_file()
+
+
+def test_build_settings_xcode_accepts(objects, project, target):
+    project_object = objects[project["rootObject"]]
+    for owner in (project_object, target):
+        configurations = objects[owner["buildConfigurationList"]]["buildConfigurations"]
+        assert sorted(objects[c]["name"] for c in configurations) == ["Debug", "Release"]
+    for key in objects[target["buildConfigurationList"]]["buildConfigurations"]:
+        settings = objects[key]["buildSettings"]
+        assert settings["GENERATE_INFOPLIST_FILE"] == "YES" or (APP_DIR / settings["INFOPLIST_FILE"]).is_file()
+        assert settings["ASSETCATALOG_COMPILER_APPICON_NAME"] == "AppIcon"
+        assert settings["ASSETCATALOG_COMPILER_GLOBAL_ACCENT_COLOR_NAME"] == "AccentColor"
+        assert settings["PRODUCT_BUNDLE_IDENTIFIER"] and settings["SWIFT_VERSION"]
+        assert settings["INFOPLIST_KEY_UILaunchScreen_Generation"] == "YES"
+    for key in objects[project_object["buildConfigurationList"]]["buildConfigurations"]:
+        settings = objects[key]["buildSettings"]
+        assert settings["IPHONEOS_DEPLOYMENT_TARGET"] == "16.0" and settings["SDKROOT"] == "iphoneos"
+    assert target["productType"] == "com.apple.product-type.application"

@@ -56,6 +56,24 @@ def handle_errors(command):
     return run
 
 
+class ProgressBar:
+    """A progress bar on stderr that appears with the first report, so an early error stays one line."""
+
+    def __init__(self, label: str):
+        self.label = label
+        self.bar = None
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.bar is None:
+            self.bar = typer.progressbar(length=total, label=self.label, file=sys.stderr)
+            self.bar.__enter__()
+        self.bar.update(done - self.bar.pos)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+
+
 def say(message: str) -> None:
     typer.echo(message)
 
@@ -109,6 +127,8 @@ def train(
         say(f"  {path}")
     labels = record.label_preset or "auto"
     say(f"next: kerasml convert {result.model_path} --labels {labels}")
+    if record.status == "interrupted":
+        raise typer.Exit(130)  # the best model so far is saved, but the run did not finish
 
 
 # --------------------------------------------------------------------------------------- convert
@@ -205,12 +225,11 @@ def evaluate(
 
     if plot is None:
         plot = record_path(model).with_name(record_path(model).name.replace(".training.json", ".confusion.png"))
-    with typer.progressbar(length=1, label="evaluating", file=sys.stderr) as bar:
-        def progress(done: int, total: int) -> None:
-            bar.length = total
-            bar.update(done - bar.pos)
-
+    progress = ProgressBar("evaluating")
+    try:
         result = evaluate_model(model, data=data, plot=plot, progress=progress)
+    finally:
+        progress.close()
     say(json.dumps(result.to_dict(), indent=2) if json_output else "\n".join(result.lines()))
 
 

@@ -108,7 +108,8 @@ def convert(options: ConvertOptions, say: Callable[[str], None] = print,
     if len(model.input_shape) == 1:
         notes.append(f"note: the model takes a flat input of {model.input_shape[0]} values; the Core ML "
                      f"input is a {height}x{width} image, reshaped row by row")
-    preprocessing = _resolve_preprocessing(options, record, (height, width, channels), notes)
+    preprocessing = _resolve_preprocessing(options, record, (height, width, channels), notes,
+                                           rescales_itself=_rescales_itself(model))
     if label_list is None:
         if model.output_size != 10:
             raise KerasmlError(f"{source} has {model.output_size} outputs and no training record with "
@@ -287,8 +288,15 @@ def _resolve_labels(spec: str | None, record: TrainingRecord | None) -> list[str
     return parse_labels(spec)
 
 
+def _rescales_itself(model: LoadedModel) -> bool:
+    """A model that starts with a `Rescaling` layer takes raw 0-255 pixels."""
+    layers = getattr(model.keras_model, "layers", None) or []
+    return bool(layers) and type(layers[0]).__name__ == "Rescaling"
+
+
 def _resolve_preprocessing(options: ConvertOptions, record: TrainingRecord | None,
-                           shape: tuple[int, int, int], notes: list[str]) -> Preprocessing:
+                           shape: tuple[int, int, int], notes: list[str],
+                           rescales_itself: bool = False) -> Preprocessing:
     height, width, channels = shape
     if record:
         recorded = record.preprocessing
@@ -299,7 +307,12 @@ def _resolve_preprocessing(options: ConvertOptions, record: TrainingRecord | Non
         scale, bias, ink = recorded.scale, list(recorded.bias), recorded.ink
     else:
         scale, bias, ink = 1 / 255.0, [0.0] * channels, "white-on-black" if channels == 1 else "natural colour"
-        if options.scale is None and options.bias is None:
+        if rescales_itself:
+            scale = 1.0
+            if options.scale is None and options.bias is None:
+                notes.append("note: the model starts with a Rescaling layer, so Core ML passes raw "
+                             "0-255 pixels (scale 1, bias 0)")
+        elif options.scale is None and options.bias is None:
             notes.append("note: no training record beside the model; assuming pixels scaled to 0-1 "
                          "(scale 1/255, bias 0); pass --scale/--bias if it was trained otherwise")
     if options.scale is not None:

@@ -27,6 +27,7 @@ class LoadedModel:
     output_size: int
     function: Callable                           # tensor (N, *input_shape) -> tensor (N, classes)
     keras_model: object | None = None            # the Keras model, when there is one
+    owner: object | None = None                  # keeps a SavedModel's variables alive
     _ends_in_softmax: bool | None = None
 
     def predict(self, x: np.ndarray, batch_size: int = 500) -> np.ndarray:
@@ -195,7 +196,7 @@ def _load_saved_model(path: Path) -> LoadedModel:
         return next(iter(result.values()))
 
     return LoadedModel(path, "savedmodel", tuple(int(d) for d in input_shape), int(output_shape[0]),
-                       function)
+                       function, owner=loaded)
 
 
 def _check_shapes(path: Path, input_shape: tuple, output_shape: tuple) -> None:

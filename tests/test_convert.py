@@ -96,3 +96,15 @@ def test_model_without_record_uses_stated_defaults(tmp_path):
                      say=notes.append, warn=notes.append)
     assert any("scale 1/255" in note for note in result.notes)
     assert any("assuming digits" in note for note in result.notes)
+
+
+def test_model_that_rescales_itself_gets_raw_pixels(tmp_path):
+    import keras
+    model = keras.Sequential([keras.layers.Input((28, 28, 1)), keras.layers.Rescaling(1 / 255),
+                              keras.layers.Flatten(), keras.layers.Dense(10, activation="softmax")])
+    model.save(tmp_path / "rescaling.keras")
+    result = convert(ConvertOptions(model=tmp_path / "rescaling.keras", labels="digits",
+                                    out=tmp_path / "rescaling.mlmodel"), say=lambda m: None, warn=lambda m: None)
+    assert any("Rescaling layer" in note for note in result.notes)
+    (step,) = inspect_model(result.path)["image_preprocessing"]
+    assert step["scale"] == 1.0

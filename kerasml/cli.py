@@ -150,6 +150,7 @@ def convert(
     input_shape: Annotated[Optional[str], typer.Option(help="Image shape for flat-input models, e.g. 28x28 or 28x28x1.")] = None,
     no_softmax: Annotated[bool, typer.Option("--no-softmax", help="Keep logits when the model has no softmax.")] = False,
     unsafe: Annotated[bool, typer.Option(help="Allow Lambda layers and custom code inside the model file to run.")] = False,
+    data: Annotated[Optional[Path], typer.Option(help="Labelled test images (.npz or IDX folder): with --precision fp16/int8, measure the accuracy they cost.")] = None,
     force: Annotated[bool, typer.Option(help="Overwrite an existing output.")] = False,
 ) -> None:
     """Convert a Keras model to Core ML with full metadata."""
@@ -159,7 +160,7 @@ def convert(
         model=model, labels=labels, out=out, format=format, precision=precision, author=author,
         license=license, description=description, version=version, min_target=min_target,
         scale=scale, bias=bias, input_shape=input_shape, add_softmax=not no_softmax,
-        unsafe=unsafe, force=force), say=say, warn=warn)
+        unsafe=unsafe, force=force, data=data), say=say, warn=warn)
     for line in result.summary_lines():
         say(line)
 

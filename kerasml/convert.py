@@ -52,6 +52,7 @@ class ConvertOptions:
     add_softmax: bool = True
     unsafe: bool = False
     force: bool = False
+    data: Path | None = None          # labelled images to measure what fp16/int8 weights cost
 
 
 @dataclasses.dataclass
@@ -67,6 +68,8 @@ class ConvertResult:
     labels: list
     seconds: float
     notes: list[str]
+    fp32_size_bytes: int | None = None
+    accuracy: dict | None = None      # Keras fp32 against this model, when --data was given
 
     def summary_lines(self) -> list[str]:
         kind = "NeuralNetwork (.mlmodel)" if self.format == "mlmodel" else "ML Program (.mlpackage)"
@@ -76,6 +79,14 @@ class ConvertResult:
         lines += [f"  output:  {output}" for output in self.outputs]
         lines.append(f"  labels:  {len(self.labels)} ({', '.join(map(str, self.labels[:10]))}"
                      f"{', ...' if len(self.labels) > 10 else ''})")
+        if self.fp32_size_bytes:
+            lines.append(f"  size:    {_human_size(self.size_bytes)} = {self.size_bytes / self.fp32_size_bytes:.1%} "
+                         f"of the fp32 model ({_human_size(self.fp32_size_bytes)})")
+        if self.accuracy:
+            a = self.accuracy
+            lines.append(f"  accuracy: Keras fp32 {a['keras_accuracy']:.2%}, Core ML {self.precision} "
+                         f"{a['coreml_accuracy']:.2%} ({a['points_change']:+.2f} points) on "
+                         f"{a['samples']:,} {a['source']}")
         lines += self.notes
         lines += ["next:", f"  kerasml verify {self.path} --keras {self.source}   # prove it computes what Keras computes",
                   f"  kerasml inspect {self.path}",
@@ -136,6 +147,13 @@ def convert(options: ConvertOptions, say: Callable[[str], None] = print,
     with atomic_output(out, force=options.force) as temporary:
         mlmodel.save(str(temporary))
     spec = mlmodel.get_spec()
+    fp32_size = accuracy = None
+    if options.precision != "fp32":
+        say("measuring what the lower precision costs ...")
+        fp32_size = _fp32_size(model, options, label_list, preprocessing, add_softmax)
+        if options.data is not None:
+            from kerasml.verify import accuracy_change
+            accuracy = accuracy_change(out, source, options.data, unsafe=options.unsafe)
     return ConvertResult(
         path=out, source=source, format=options.format, precision=options.precision,
         spec_version=spec.specificationVersion, size_bytes=_size(out),
@@ -143,7 +161,23 @@ def convert(options: ConvertOptions, say: Callable[[str], None] = print,
               f"scale {preprocessing.scale:.6g}, bias {_bias_text(preprocessing.bias)}",
         outputs=[f"{LABEL_OUTPUT}: {'Int64' if _int_labels(label_list) else 'String'} predicted label",
                  f"{PROBABILITY_OUTPUT}: dictionary label → probability"],
-        labels=_core_ml_labels(label_list), seconds=time.perf_counter() - started, notes=notes)
+        labels=_core_ml_labels(label_list), seconds=time.perf_counter() - started, notes=notes,
+        fp32_size_bytes=fp32_size, accuracy=accuracy)
+
+
+def _fp32_size(model: LoadedModel, options: ConvertOptions, labels: list[str],
+               preprocessing: Preprocessing, add_softmax: bool) -> int:
+    """The size the same model has with float32 weights, for the size ratio in the summary."""
+    import tempfile
+
+    reference = convert_keras_model(model, options.format, "fp32", labels, preprocessing,
+                                    add_softmax=add_softmax, min_target=options.min_target)
+    _describe(reference, Path(options.model), read_record(Path(options.model)), preprocessing, labels,
+              dataclasses.replace(options, precision="fp32"))
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / f"reference.{options.format}"
+        reference.save(str(path))
+        return _size(path)
 
 
 def convert_keras_model(model, fmt: str = "mlmodel", precision: str = "fp32",
@@ -197,8 +231,10 @@ def convert_keras_model(model, fmt: str = "mlmodel", precision: str = "fp32",
                 mlmodel, nbits=16 if precision == "fp16" else 8, quantization_mode="linear")
     elif precision == "int8":
         import coremltools.optimize.coreml as cto
+        # Per-channel symmetric int8; tensors of 512+ weights too (coremltools' default skips those
+        # under 2,048, which leaves a small model's first and last layers in float32).
         config = cto.OptimizationConfig(global_config=cto.OpLinearQuantizerConfig(
-            mode="linear_symmetric", dtype="int8", granularity="per_channel"))
+            mode="linear_symmetric", dtype="int8", granularity="per_channel", weight_threshold=512))
         mlmodel = cto.linear_quantize_weights(mlmodel, config)
     return mlmodel
 

@@ -124,6 +124,28 @@ def verify(coreml_path: Path, keras_path: Path, data: Path | None = None, sample
                         min_agreement, max_diff, mean_diff, agreement, keras_accuracy, coreml_accuracy, checks)
 
 
+def accuracy_change(coreml_path: Path, keras_path: Path, data: Path, unsafe: bool = False) -> dict:
+    """What a lower weight precision costs: Keras (fp32) against the Core ML model on labelled data."""
+    from kerasml.keras_models import load_keras_model
+    from kerasml.runtime import load_model
+
+    coreml = load_model(Path(coreml_path))
+    image = coreml.image
+    images, labels, source = _images_for(image.height, image.width, image.channels, Path(data), None)
+    keras_model = load_keras_model(Path(keras_path), unsafe=unsafe)
+    pixels = images.astype(np.float32)
+    if image.colour == "bgr":
+        pixels = pixels[..., ::-1]
+    keras_input = pixels * np.float32(image.scale) + np.asarray(image.bias, np.float32)
+    expected = keras_model.predict(keras_input.reshape((len(images), *keras_model.input_shape)))
+    actual = coreml.predict_probabilities(images)
+    keras_accuracy = float((expected.argmax(axis=1) == labels).mean())
+    coreml_accuracy = float((actual.argmax(axis=1) == labels).mean())
+    return {"samples": len(images), "source": source, "keras_accuracy": keras_accuracy,
+            "coreml_accuracy": coreml_accuracy,
+            "points_change": round(100 * (coreml_accuracy - keras_accuracy), 4)}
+
+
 def _images_for(height: int, width: int, channels: int, data: Path | None, samples: int | None):
     """Images to compare on: the user's data, else bundled MNIST digits, else seeded noise."""
     if data is not None:

@@ -108,3 +108,18 @@ def test_model_that_rescales_itself_gets_raw_pixels(tmp_path):
     assert any("Rescaling layer" in note for note in result.notes)
     (step,) = inspect_model(result.path)["image_preprocessing"]
     assert step["scale"] == 1.0
+
+
+@pytest.mark.parametrize("fmt", ["mlmodel", "mlpackage"])
+@pytest.mark.parametrize("precision, weights", [("fp16", "float16"), ("int8", "int8")])
+def test_lower_precision_reports_size_and_accuracy_cost(trained_digits, small_digits_npz, tmp_path,
+                                                        fmt, precision, weights):
+    result = convert(ConvertOptions(model=trained_digits.model_path, labels="digits", format=fmt,
+                                    precision=precision, data=small_digits_npz,
+                                    out=tmp_path / f"q.{fmt}"), say=lambda m: None, warn=lambda m: None)
+    assert result.fp32_size_bytes and result.size_bytes < 0.6 * result.fp32_size_bytes
+    assert result.accuracy["samples"] == 200
+    assert abs(result.accuracy["points_change"]) <= 2.0
+    from kerasml.runtime import load_model
+    assert load_model(result.path).weight_precision == weights
+    assert any("of the fp32 model" in line for line in result.summary_lines())

@@ -41,8 +41,9 @@ swift-test:
 		echo "swift not found: skipping 'swift test' in ios_app/ (install the Swift toolchain to run it)"; \
 	fi
 
+# Side-by-side figures for the README: writes bench/results.json and bench/results.md.
 bench: venv
-	@echo "make bench: not written yet"
+	$(PY) bench/run.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info bench/out

@@ -65,51 +65,47 @@ def train_default(dataset: str, out: Path, test_data: Path | None = None):
     return result, time.perf_counter() - started
 
 
+def side_by_side(dataset: str, baseline_name: str, baseline, data, default_dataset: str, out: Path,
+                 test_data: Path | None = None) -> tuple[list[dict], object]:
+    """One baseline recipe and kerasml's default on the same data, one after the other."""
+    log(f"training the baseline ({baseline_name}) on {dataset}")
+    started = time.perf_counter()
+    model, fit_s, accuracy = baseline(*data)
+    reference = {"dataset": dataset, "recipe": baseline_name, "accuracy": accuracy, "fit_s": fit_s,
+                 "wall_s": time.perf_counter() - started, "parameters": int(model.count_params())}
+    log(f"training kerasml's default on {dataset}")
+    result, wall_s = train_default(default_dataset, out, test_data)
+    record = result.record
+    ours = {"dataset": dataset, "recipe": f"kerasml default ({record.architecture}, {record.epochs_run} epochs)",
+            "accuracy": record.test_accuracy, "fit_s": record.fit_time_s, "wall_s": wall_s,
+            "parameters": record.parameters, "fit_ratio": record.fit_time_s / reference["fit_s"],
+            "wall_ratio": wall_s / reference["wall_s"]}
+    return [reference, ours], (model, result.model_path)
+
+
 def training_rows(mnist, fashion) -> tuple[list[dict], dict]:
     from kerasml.data.sources import load_mnist_sample
     from recipes import fashion_recipe, tutorial_recipe
 
     rows, models = [], {}
+    digits, clothes = "MNIST sample (5,000)", "Fashion-MNIST (60,000)"
     if mnist is None:
-        rows += [{"dataset": "MNIST sample (5,000)", "recipe": name, "status": SKIPPED}
+        rows += [{"dataset": digits, "recipe": name, "status": SKIPPED}
                  for name in ("tutorial model_m, 15 epochs", "kerasml default")]
     else:
         sample = load_mnist_sample()
-        log("training the tutorial recipe on the 5,000-digit sample")
-        started = time.perf_counter()
-        model, fit_s, accuracy = tutorial_recipe(sample["x_train"], sample["y_train"], *mnist)
-        baseline = {"dataset": "MNIST sample (5,000)", "recipe": "tutorial model_m, 15 epochs",
-                    "accuracy": accuracy, "fit_s": fit_s, "wall_s": time.perf_counter() - started,
-                    "parameters": int(model.count_params())}
-        rows.append(baseline)
-        models["tutorial"] = model
-        log("training kerasml's default on the same sample")
-        result, wall_s = train_default("mnist-sample", OUT / "digits.keras", MNIST_TEST)
-        record = result.record
-        rows.append({"dataset": "MNIST sample (5,000)", "recipe": f"kerasml default ({record.architecture}, "
-                     f"{record.epochs_run} epochs)", "accuracy": record.test_accuracy, "fit_s": record.fit_time_s,
-                     "wall_s": wall_s, "parameters": record.parameters,
-                     "fit_ratio": record.fit_time_s / baseline["fit_s"], "wall_ratio": wall_s / baseline["wall_s"]})
-        models["default"] = result.model_path
+        found, (models["tutorial"], models["default"]) = side_by_side(
+            digits, "tutorial model_m, 15 epochs", tutorial_recipe,
+            (sample["x_train"], sample["y_train"], *mnist), "mnist-sample", OUT / "digits.keras", MNIST_TEST)
+        rows += found
     if fashion is None:
-        rows += [{"dataset": "Fashion-MNIST (60,000)", "recipe": name, "status": SKIPPED}
+        rows += [{"dataset": clothes, "recipe": name, "status": SKIPPED}
                  for name in ("Fashion recipe, 10 epochs", "kerasml default")]
     else:
-        log("training the Fashion-MNIST recipe")
-        started = time.perf_counter()
-        model, fit_s, accuracy = fashion_recipe(fashion.x_train[..., 0], fashion.y_train,
-                                                fashion.x_test[..., 0], fashion.y_test)
-        baseline = {"dataset": "Fashion-MNIST (60,000)", "recipe": "Fashion recipe, 10 epochs",
-                    "accuracy": accuracy, "fit_s": fit_s, "wall_s": time.perf_counter() - started,
-                    "parameters": int(model.count_params())}
-        rows.append(baseline)
-        log("training kerasml's default on Fashion-MNIST")
-        result, wall_s = train_default("fashion", OUT / "fashion.keras")
-        record = result.record
-        rows.append({"dataset": "Fashion-MNIST (60,000)", "recipe": f"kerasml default ({record.architecture}, "
-                     f"{record.epochs_run} epochs)", "accuracy": record.test_accuracy, "fit_s": record.fit_time_s,
-                     "wall_s": wall_s, "parameters": record.parameters,
-                     "fit_ratio": record.fit_time_s / baseline["fit_s"], "wall_ratio": wall_s / baseline["wall_s"]})
+        found, _ = side_by_side(clothes, "Fashion recipe, 10 epochs", fashion_recipe,
+                                (fashion.x_train[..., 0], fashion.y_train, fashion.x_test[..., 0], fashion.y_test),
+                                "fashion", OUT / "fashion.keras")
+        rows += found
     return rows, models
 
 

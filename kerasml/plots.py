@@ -21,6 +21,8 @@ def _pyplot():
 def plot_history(history: dict[str, list[float]], path: Path, title: str = "Training") -> Path:
     """Loss and accuracy per epoch, training against validation."""
     plt = _pyplot()
+    from matplotlib.ticker import MaxNLocator
+
     figure, (loss_axis, accuracy_axis) = plt.subplots(1, 2, figsize=(10, 4))
     epochs = np.arange(1, len(history.get("loss", [])) + 1)
     for axis, metric in ((loss_axis, "loss"), (accuracy_axis, "accuracy")):
@@ -30,6 +32,7 @@ def plot_history(history: dict[str, list[float]], path: Path, title: str = "Trai
                 axis.plot(epochs[: len(values)], values, style, marker="o", markersize=3,
                           label="validation" if prefix else "training")
         axis.set_xlabel("epoch")
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
         axis.set_ylabel(metric)
         axis.set_title(metric.capitalize())
         axis.grid(alpha=0.3)

@@ -89,12 +89,7 @@ def verify(coreml_path: Path, keras_path: Path, data: Path | None = None, sample
         raise KerasmlError(f"{coreml_path} and {keras_path} do not fit together "
                            f"({'; '.join(c.detail for c in checks if not c.passed)}); is this the right Keras model?")
 
-    # The Keras model gets exactly what Core ML's image preprocessing computes.
-    pixels = images.astype(np.float32)
-    if image.colour == "bgr":
-        pixels = pixels[..., ::-1]
-    keras_input = (pixels * np.float32(image.scale) + np.asarray(image.bias, np.float32))
-    expected = keras_model.predict(keras_input.reshape((len(images), *keras_model.input_shape)))
+    expected = _keras_outputs(keras_model, image, images)
     actual = coreml.predict_probabilities(images)
     if not keras_model.ends_in_softmax and np.allclose(actual.sum(axis=1), 1, atol=1e-3):
         expected = _softmax(expected)  # the converter added the softmax the Keras model lacks
@@ -133,17 +128,23 @@ def accuracy_change(coreml_path: Path, keras_path: Path, data: Path, unsafe: boo
     image = coreml.image
     images, labels, source = _images_for(image.height, image.width, image.channels, Path(data), None)
     keras_model = load_keras_model(Path(keras_path), unsafe=unsafe)
-    pixels = images.astype(np.float32)
-    if image.colour == "bgr":
-        pixels = pixels[..., ::-1]
-    keras_input = pixels * np.float32(image.scale) + np.asarray(image.bias, np.float32)
-    expected = keras_model.predict(keras_input.reshape((len(images), *keras_model.input_shape)))
+    expected = _keras_outputs(keras_model, image, images)
     actual = coreml.predict_probabilities(images)
     keras_accuracy = float((expected.argmax(axis=1) == labels).mean())
     coreml_accuracy = float((actual.argmax(axis=1) == labels).mean())
     return {"samples": len(images), "source": source, "keras_accuracy": keras_accuracy,
             "coreml_accuracy": coreml_accuracy,
             "points_change": round(100 * (coreml_accuracy - keras_accuracy), 4)}
+
+
+def _keras_outputs(keras_model, image, images: np.ndarray) -> np.ndarray:
+    """The Keras model's outputs for raw pixels, given exactly what Core ML's image preprocessing
+    computes from them (channel order, scale, per-channel bias)."""
+    pixels = images.astype(np.float32)
+    if image.colour == "bgr":
+        pixels = pixels[..., ::-1]
+    keras_input = pixels * np.float32(image.scale) + np.asarray(image.bias, np.float32)
+    return keras_model.predict(keras_input.reshape((len(images), *keras_model.input_shape)))
 
 
 def _images_for(height: int, width: int, channels: int, data: Path | None, samples: int | None):

@@ -1,0 +1,230 @@
+"""Executes ML Programs: the `main` function's block, one op at a time through `mil_ops.OPS`.
+
+Values that depend only on constants (`const`, the `constexpr_*` decompression ops and anything
+computed from them) are evaluated once at load. The rest run per batch on arrays that carry an extra
+leading axis of independent predictions; each op's result is cast to the dtype the program
+declares for it, so fp16 programs round like fp16 hardware (arithmetic itself runs in float32).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from kerasml.errors import KerasmlError
+from kerasml.runtime import mil_values, numerics
+from kerasml.runtime.errors import UnsupportedModelError
+from kerasml.runtime.mil_ops import OPS, Args
+
+_RUNTIME_ERRORS = (ValueError, IndexError, TypeError, ArithmeticError, KeyError)
+
+
+@dataclass(frozen=True)
+class Classify:
+    """The program's `classify` op: which value holds the probabilities, and the labels."""
+
+    probabilities: str
+    labels: list
+    outputs: tuple[str, ...]
+
+
+@dataclass
+class _Step:
+    name: str
+    kind: str
+    inputs: dict  # param -> list of ("var", name) or ("const", value)
+    outputs: list[str]
+    dtypes: list  # numpy dtype per output, None when not a tensor
+    ws: object = None  # numerics.Workspace for ops that keep buffers between batches
+
+
+class ProgramEngine:
+    def __init__(self, spec, folder: Path | None):
+        program = spec.mlProgram
+        if "main" not in program.functions:
+            raise KerasmlError("the ML Program has no 'main' function; convert the model again")
+        function = program.functions["main"]
+        block = function.block_specializations.get(function.opset)
+        if block is None:
+            raise KerasmlError(f"the ML Program has no block for its opset {function.opset}; convert the model again")
+        self.folder = folder
+        self._blob_files: dict[str, mil_values.BlobFile] = {}
+        self.inputs = {}
+        for i in function.inputs:
+            t = i.type.tensorType
+            self.inputs[i.name] = (mil_values.numpy_dtype(t.dataType), mil_values.tensor_shape(t))
+        self.outputs = list(block.outputs)
+        self.consts: dict[str, object] = {}
+        self.steps: list[_Step] = []
+        self.classify: Classify | None = None
+        self.op_types: list[tuple[str, str, list]] = []  # (type, first output, input names) for inspection
+        for op in block.operations:  # name what is missing before reading any weights
+            if op.type not in OPS and op.type not in ("const", "classify"):
+                name = op.outputs[0].name if op.outputs else "?"
+                raise UnsupportedModelError(
+                    f"op '{name}' has type '{op.type}', which the kerasml runtime does not implement; "
+                    "convert the model without it or check it on macOS with coremltools"
+                )
+        for op in block.operations:
+            self._compile(op)
+
+    # -- loading ----------------------------------------------------------------------------
+    def _blobs(self, file_name: str) -> mil_values.BlobFile:
+        if file_name not in self._blob_files:
+            if self.folder is None or not file_name.startswith("@model_path/"):
+                raise KerasmlError(f"the ML Program keeps weights in {file_name}; load it from its .mlpackage folder")
+            self._blob_files[file_name] = mil_values.BlobFile(self.folder / file_name[len("@model_path/") :])
+        return self._blob_files[file_name]
+
+    def _compile(self, op) -> None:
+        name = op.outputs[0].name if op.outputs else op.type
+        if op.blocks:
+            raise UnsupportedModelError(
+                f"op '{name}' ({op.type}) has nested blocks (control flow), which the kerasml runtime does not implement"
+            )
+        inputs = {}
+        for param, argument in op.inputs.items():
+            bound = []
+            for binding in argument.arguments:
+                if binding.WhichOneof("binding") == "name":
+                    bound.append(("var", binding.name))
+                else:
+                    bound.append(("const", mil_values.decode(binding.value, self._blobs)))
+            inputs[param] = bound
+        for param, value in op.attributes.items():  # iOS 16 constexpr ops keep their data here
+            if param not in ("name", "val") and param not in inputs:
+                inputs[param] = [("const", mil_values.decode(value, self._blobs))]
+        self.op_types.append((op.type, name, [b[1] for v in inputs.values() for b in v if b[0] == "var"]))
+        if op.type == "const":
+            self.consts[op.outputs[0].name] = mil_values.decode(op.attributes["val"], self._blobs)
+            return
+        if op.type == "classify":
+            self._compile_classify(op, inputs, name)
+            return
+        dtypes = []
+        for out in op.outputs:
+            t = out.type
+            dtypes.append(
+                mil_values.numpy_dtype(t.tensorType.dataType) if t.WhichOneof("type") == "tensorType" else None
+            )
+        step = _Step(name, op.type, inputs, [o.name for o in op.outputs], dtypes, numerics.Workspace())
+        if all(kind == "const" or ref in self.consts for bound in inputs.values() for kind, ref in bound):
+            for out, value in zip(step.outputs, self._execute(step, self.consts, batched=set())):
+                self.consts[out] = value
+        else:
+            self.steps.append(step)
+
+    def _compile_classify(self, op, inputs, name) -> None:
+        ((prob_kind, prob_ref),) = inputs["probabilities"]
+        ((cls_kind, cls_ref),) = inputs["classes"]
+        classes = cls_ref if cls_kind == "const" else self.consts.get(cls_ref)
+        if prob_kind != "var" or classes is None:
+            raise UnsupportedModelError(
+                f"op '{name}' (classify) with computed classes is not implemented by the kerasml runtime"
+            )
+        labels = [v.item() if isinstance(v, np.ndarray) else v for v in classes]
+        labels = [int(v) if isinstance(v, (int, np.integer)) else str(v) for v in labels]
+        self.classify = Classify(prob_ref, labels, tuple(o.name for o in op.outputs))
+
+    # -- running ----------------------------------------------------------------------------
+    def _execute(self, step: _Step, env: dict, batched: set) -> list:
+        values, flags = {}, {}
+        for param, bound in step.inputs.items():
+            vals, fl = [], []
+            for kind, ref in bound:
+                if kind == "const":
+                    vals.append(ref)
+                    fl.append(False)
+                else:
+                    if ref not in env:
+                        raise KerasmlError(
+                            f"op '{step.name}' ({step.kind}) reads '{ref}', which nothing produces; the model is malformed"
+                        )
+                    vals.append(env[ref])
+                    fl.append(ref in batched)
+            values[param], flags[param] = vals, fl
+        args = Args(step.name, step.kind, values, flags, step.dtypes, step.ws if batched else None)
+        try:
+            results = OPS[step.kind](args)
+        except KerasmlError:
+            raise
+        except _RUNTIME_ERRORS as exc:
+            raise KerasmlError(f"op '{step.name}' ({step.kind}) cannot run: {exc}") from None
+        if len(results) != len(step.outputs):
+            raise UnsupportedModelError(
+                f"op '{step.name}' ({step.kind}) has {len(step.outputs)} outputs; the kerasml runtime computes {len(results)}"
+            )
+        return [
+            np.asarray(r).astype(dt, copy=False) if dt is not None and isinstance(r, np.ndarray | np.generic) else r
+            for r, dt in zip(results, step.dtypes)
+        ]
+
+    def prepare_image(self, name: str, pixels: np.ndarray) -> np.ndarray:
+        """(N, C, H, W) raw pixels → the function input: preprocessing is part of the program."""
+        return self.prepare_array(name, pixels)
+
+    def prepare_array(self, name: str, x: np.ndarray) -> np.ndarray:
+        dtype, shape = self.inputs[name]
+        if x[0].size != int(np.prod(shape)):
+            raise KerasmlError(f"input '{name}' takes {shape} per prediction, got {x.shape[1:]}")
+        return np.ascontiguousarray(x.reshape((len(x),) + shape), dtype=dtype)
+
+    def run(self, feeds: dict[str, np.ndarray], wanted: list[str]) -> dict[str, np.ndarray]:
+        env = dict(self.consts)
+        env.update(feeds)
+        batched = set(feeds)
+        for step in self.steps:
+            outputs = self._execute(step, env, batched)
+            env.update(zip(step.outputs, outputs))
+            batched.update(step.outputs)
+        missing = [w for w in wanted if w not in env]
+        if missing:
+            raise KerasmlError(f"the ML Program never produces {missing[0]!r}; the model is malformed")
+        n = len(next(iter(feeds.values())))
+        return {
+            w: np.array(env[w] if w in batched else np.broadcast_to(env[w], (n,) + np.shape(env[w]))) for w in wanted
+        }
+
+    # -- description --------------------------------------------------------------------------
+    def image_preprocessing(self) -> dict[str, tuple[float, list]]:
+        """{input: (scale, bias)} read from a leading `mul` (and `add`) by constants, if present."""
+        found = {}
+        for name in self.inputs:
+            scale, bias, current = 1.0, [0.0], name
+            for step in self.steps:
+                refs = {p: b[0] for p, b in step.inputs.items() if len(b) == 1}
+                if step.kind == "cast" and refs.get("x") == ("var", current):
+                    current = step.outputs[0]
+                    continue
+                other = [self._const_of(b) for p, b in refs.items() if b != ("var", current) and p in ("x", "y")]
+                if ("var", current) not in refs.values() or len(other) != 1 or other[0] is None:
+                    continue
+                if step.kind == "mul" and bias == [0.0] and scale == 1.0:
+                    scale, current = float(np.ravel(other[0])[0]), step.outputs[0]
+                elif step.kind == "add":
+                    bias, current = [float(v) for v in np.ravel(other[0])], step.outputs[0]
+                    break
+            found[name] = (scale, bias)
+        return found
+
+    def _const_of(self, binding):
+        kind, ref = binding
+        value = ref if kind == "const" else self.consts.get(ref)
+        return value if isinstance(value, np.ndarray) and value.size in (1, 3) else None
+
+    def weight_precisions(self) -> set[str]:
+        kinds = {t for t, _, _ in self.op_types}
+        found = set()
+        if kinds & {"constexpr_lut_to_dense"}:
+            found.add("lut")
+        if kinds & {"constexpr_affine_dequantize", "constexpr_blockwise_shift_scale"}:
+            found.add("int8")
+        for op_type, _, refs in self.op_types:
+            if op_type in ("conv", "linear", "matmul", "conv_transpose"):
+                for ref in refs:
+                    value = self.consts.get(ref)
+                    if isinstance(value, np.ndarray) and value.ndim >= 2:
+                        found.add("float16" if value.dtype == np.float16 else "float32")
+        return found

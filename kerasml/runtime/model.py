@@ -1,0 +1,289 @@
+"""`load_model` and the `CoreMLModel` it returns: what a Core ML model is and what it computes.
+
+The model's inputs, image preprocessing and labels are read from the spec; the computation goes to
+an engine (`nn.NeuralNetworkEngine` or `mil.ProgramEngine`), both of which take and return arrays with
+a leading axis of independent predictions.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from kerasml.errors import KerasmlError
+from kerasml.runtime import _proto
+from kerasml.runtime.errors import UnsupportedModelError
+from kerasml.runtime.parallel import parallel_map
+
+_COLOURS = {10: "grayscale", 20: "rgb", 30: "bgr", 40: "grayscale"}  # 40: GRAYSCALE_FLOAT16
+_NN_TYPES = ("neuralNetworkClassifier", "neuralNetwork", "neuralNetworkRegressor")
+_PRECISION_ORDER = ("float32", "float16", "int8", "int4", "lut")
+_CHUNK = 256  # images per pass: large enough for BLAS, small enough for the layers to stay in cache
+
+
+@dataclass(frozen=True)
+class ImageInput:
+    """An image input: size, colour and the preprocessing `scale * pixel + bias` it applies.
+
+    `bias` has one value per channel in the model's own channel order (B, G, R for "bgr"). For an ML
+    Program the preprocessing is part of the program; `scale` and `bias` are read from its leading
+    `mul`/`add` ops when it has them (1 and 0 otherwise).
+    """
+
+    name: str
+    height: int
+    width: int
+    channels: int
+    colour: str
+    scale: float
+    bias: tuple[float, ...]
+
+
+def _read_spec(path: Path):
+    """(spec, folder that `@model_path` means) for a .mlmodel file or an .mlpackage folder."""
+    if not path.exists():
+        raise KerasmlError(f"{path} does not exist; pass a .mlmodel file or an .mlpackage folder")
+    if path.is_dir():
+        model_file = path / "Data" / "com.apple.CoreML" / "model.mlmodel"
+        manifest = path / "Manifest.json"
+        if manifest.is_file():
+            try:
+                info = json.loads(manifest.read_text())
+                entry = info["itemInfoEntries"][info["rootModelIdentifier"]]
+                model_file = path / "Data" / entry["path"]
+            except (ValueError, KeyError, TypeError):
+                raise KerasmlError(f"{manifest} is not a valid package manifest; convert the model again") from None
+        if not model_file.is_file():
+            raise KerasmlError(
+                f"{path} is not an .mlpackage (no {model_file.relative_to(path)}); pass a .mlmodel file or an .mlpackage folder"
+            )
+        path = model_file
+    spec = _proto.model_pb2().Model()
+    try:
+        spec.ParseFromString(path.read_bytes())
+    except Exception:  # protobuf's DecodeError and friends: the file is not (all) a Core ML model
+        raise KerasmlError(f"{path} is not a Core ML model or is truncated; convert the model again") from None
+    if spec.specificationVersion < 1 or spec.WhichOneof("Type") is None or not spec.description.input:
+        raise KerasmlError(
+            f"{path} is not a Core ML model (no specification version, type or inputs); convert the model again"
+        )
+    return spec, path.parent
+
+
+def load_model(source) -> "CoreMLModel":
+    """A runnable model from a .mlmodel file, an .mlpackage folder, a parsed `Model_pb2.Model` or a
+    coremltools `MLModel` (as `convert` returns it, before saving)."""
+    if _proto.is_model_spec(source):
+        return CoreMLModel(source, None)
+    if hasattr(source, "get_spec") and hasattr(source, "weights_dir"):  # a coremltools MLModel
+        weights = source.weights_dir
+        return CoreMLModel(source.get_spec(), Path(weights).parent if weights else None)
+    spec, folder = _read_spec(Path(source))
+    return CoreMLModel(spec, folder)
+
+
+def _image_inputs(spec) -> dict[str, ImageInput]:
+    images = {}
+    for feature in spec.description.input:
+        if feature.type.WhichOneof("Type") != "imageType":
+            continue
+        t = feature.type.imageType
+        colour = _COLOURS.get(t.colorSpace)
+        if colour is None:
+            raise UnsupportedModelError(
+                f"input '{feature.name}' has image colour space {t.colorSpace}, which the kerasml runtime does not implement"
+            )
+        channels = 1 if colour == "grayscale" else 3
+        images[feature.name] = ImageInput(feature.name, t.height, t.width, channels, colour, 1.0, (0.0,) * channels)
+    return images
+
+
+class CoreMLModel:
+    """A loaded Core ML model that computes with NumPy; see `load_model`."""
+
+    def __init__(self, spec, folder: Path | None):
+        self.spec = spec
+        self.spec_version = int(spec.specificationVersion)
+        self.model_type = spec.WhichOneof("Type")
+        description = spec.description
+        self.input_name = description.input[0].name
+        self.output_names = [o.name for o in description.output]
+        self.probability_output = description.predictedProbabilitiesName or None
+        self.class_label_output = description.predictedFeatureName or None
+        self._images = _image_inputs(spec)
+        self.labels = None
+        if self.model_type in _NN_TYPES:
+            from kerasml.runtime.nn import NeuralNetworkEngine
+            from kerasml.runtime.weights import precision_of
+
+            self._engine = NeuralNetworkEngine(spec, {n: i.colour for n, i in self._images.items()})
+            for name, (kind, value) in self._engine.preprocessing.items():
+                if kind == "scaler" and name in self._images:
+                    scale, bias = value
+                    self._images[name] = _replace(self._images[name], float(scale), bias.ravel())
+            network = self._engine.network
+            if self.model_type == "neuralNetworkClassifier":
+                self.labels = _labels(network)
+                self._probability_blob = self._engine.probability_blob(network.labelProbabilityLayerName)
+            precisions = {precision_of(w) for w in _nn_weights(network)}
+        elif self.model_type == "mlProgram":
+            from kerasml.runtime.mil import ProgramEngine
+
+            self._engine = ProgramEngine(spec, folder)
+            if self._engine.classify is not None:
+                self.labels = self._engine.classify.labels
+            for name, (scale, bias) in self._engine.image_preprocessing().items():
+                if name in self._images:
+                    self._images[name] = _replace(self._images[name], scale, bias)
+            precisions = self._engine.weight_precisions()
+        else:
+            raise UnsupportedModelError(
+                f"model type '{self.model_type}' is not a neural network or ML Program; the kerasml runtime runs only those"
+            )
+        self.image = self._images.get(self.input_name)
+        self.weight_precision = max(precisions or {"float32"}, key=_precision_rank)
+
+    def __repr__(self) -> str:
+        return f"<CoreMLModel {self.model_type} v{self.spec_version} input={self.input_name!r} precision={self.weight_precision}>"
+
+    # -- high level -------------------------------------------------------------------------
+    def predict_probabilities(self, images: np.ndarray, batch_size: int = 1000) -> np.ndarray:
+        """Class probabilities (N, n_classes), in label order, for raw 0-255 pixels.
+
+        `images` is (N, H, W) or (N, H, W, C) with C = 1 or 3 (RGB order; reversed for a BGR model).
+        """
+        if self.image is None:
+            raise KerasmlError(f"input '{self.input_name}' is not an image; call predict() with arrays instead")
+        pixels = self._pixels_nchw(np.asarray(images), self.image)
+        if not len(pixels):
+            return np.zeros((0, len(self.labels or ())), np.float32)
+        return self._probabilities({self.input_name: pixels}, batch_size)
+
+    @staticmethod
+    def _pixels_nchw(x: np.ndarray, img: ImageInput) -> np.ndarray:
+        if x.ndim == 3:
+            x = x[..., None]
+        if x.ndim != 4:
+            raise KerasmlError(f"expected images of shape (N, H, W) or (N, H, W, C), got {x.shape}")
+        if x.shape[1:3] != (img.height, img.width):
+            raise KerasmlError(
+                f"the model takes {img.height}x{img.width} images, got {x.shape[1]}x{x.shape[2]}; resize them first"
+            )
+        if x.shape[3] != img.channels:
+            raise KerasmlError(
+                f"the model takes {img.colour} images ({img.channels} channels), got {x.shape[3]} channels"
+            )
+        if img.colour == "bgr":
+            x = x[..., ::-1]
+        return np.ascontiguousarray(x.transpose(0, 3, 1, 2), dtype=np.float32)
+
+    def _run(self, feeds: dict[str, np.ndarray], wanted: list[str], batch_size: int = _CHUNK) -> dict[str, np.ndarray]:
+        """The engine over chunks of at most `batch_size` (and `_CHUNK`) predictions, on all cores."""
+        total = len(next(iter(feeds.values())))
+        if any(len(v) != total for v in feeds.values()):
+            raise KerasmlError(f"inputs hold different numbers of predictions: {[len(v) for v in feeds.values()]}")
+        step = max(1, min(int(batch_size), _CHUNK))
+        chunks = [{k: v[start : start + step] for k, v in feeds.items()} for start in range(0, total, step)]
+        results = parallel_map(lambda chunk: self._engine.run(self._engine_feeds(chunk), wanted), chunks)
+        return {w: np.concatenate([r[w] for r in results]) for w in wanted}
+
+    def _probabilities(self, feeds: dict[str, np.ndarray], batch_size: int = _CHUNK) -> np.ndarray:
+        if self.model_type == "neuralNetworkClassifier":
+            wanted = self._probability_blob
+        elif self.model_type == "mlProgram" and self._engine.classify is not None:
+            wanted = self._engine.classify.probabilities
+        else:
+            wanted = self.output_names[0]
+        out = self._run(feeds, [wanted], batch_size)[wanted]
+        probs = out.reshape(len(out), -1).astype(np.float32, copy=False)
+        if self.labels is not None and probs.shape[1] != len(self.labels):
+            raise KerasmlError(
+                f"the network gives {probs.shape[1]} probabilities for {len(self.labels)} labels; the model is malformed"
+            )
+        return probs
+
+    def _engine_feeds(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        prepared = {}
+        for name, value in feeds.items():
+            if name in self._images:
+                prepared[name] = self._engine.prepare_image(name, value)
+            else:
+                prepared[name] = self._engine.prepare_array(name, np.asarray(value))
+        return prepared
+
+    # -- low level --------------------------------------------------------------------------
+    def predict(self, features: dict[str, np.ndarray]) -> dict[str, object]:
+        """Core ML feature semantics, batched: every feature has a leading axis of N predictions.
+
+        Images are raw pixels (N, H, W) or (N, H, W, C); arrays are (N, *shape). A classifier gives
+        its class-label output as a list of N labels and its probability output as a list of N
+        {label: probability} dicts; other outputs are arrays with the leading N axis.
+        """
+        names = [f.name for f in self.spec.description.input]
+        unknown = [name for name in features if name not in names]
+        if unknown:
+            raise KerasmlError(f"the model has no input '{unknown[0]}'; it takes {names}")
+        missing = [name for name in names if name not in features]
+        if missing:
+            raise KerasmlError(
+                f"missing input feature '{missing[0]}'; the model takes {[f.name for f in self.spec.description.input]}"
+            )
+        feeds = {}
+        for name, value in features.items():
+            feeds[name] = (
+                self._pixels_nchw(np.asarray(value), self._images[name]) if name in self._images else np.asarray(value)
+            )
+        results: dict[str, object] = {}
+        if self.labels is not None:
+            probs = self._probabilities(feeds)
+            top = probs.argmax(axis=1)
+            if self.class_label_output:
+                results[self.class_label_output] = [self.labels[i] for i in top]
+            if self.probability_output:
+                results[self.probability_output] = [dict(zip(self.labels, map(float, row))) for row in probs]
+            return results
+        wanted = list(self.output_names)
+        out = self._run(feeds, wanted)
+        for feature in self.spec.description.output:
+            value = out[feature.name]
+            shape = (
+                tuple(feature.type.multiArrayType.shape) if feature.type.WhichOneof("Type") == "multiArrayType" else ()
+            )
+            if shape and int(np.prod(shape)) == value[0].size:
+                value = value.reshape((len(value),) + shape)
+            results[feature.name] = value
+        return results
+
+
+def _replace(image: ImageInput, scale: float, bias) -> ImageInput:
+    values = np.asarray(bias, np.float32).ravel()
+    if values.size == 1:
+        values = np.repeat(values, image.channels)
+    bias = tuple(float(b) for b in values)
+    return ImageInput(image.name, image.height, image.width, image.channels, image.colour, float(scale), bias)
+
+
+def _labels(network) -> list:
+    kind = network.WhichOneof("ClassLabels")
+    if kind == "stringClassLabels":
+        return list(network.stringClassLabels.vector)
+    if kind == "int64ClassLabels":
+        return [int(v) for v in network.int64ClassLabels.vector]
+    raise KerasmlError("the classifier has no class labels; convert it again with labels")
+
+
+def _nn_weights(network):
+    for layer in network.layers:
+        kind = layer.WhichOneof("layer")
+        params = getattr(layer, kind) if kind else None
+        if kind in ("convolution", "innerProduct", "batchedMatmul", "embedding", "embeddingND") and params.HasField(
+            "weights"
+        ):
+            yield params.weights
+
+
+def _precision_rank(name: str) -> int:
+    return _PRECISION_ORDER.index(name) if name in _PRECISION_ORDER else len(_PRECISION_ORDER) - 1

@@ -1,0 +1,190 @@
+"""Executes NeuralNetwork / NeuralNetworkClassifier / NeuralNetworkRegressor specs.
+
+Compiles every layer once through the `LAYERS` tables (an unknown layer type fails at load, naming
+the layer), then runs them in order over a dict of blobs. Blobs carry a leading axis of independent
+predictions; image preprocessing (scale and per-channel bias, or mean image) runs first, exactly as
+stored in the spec.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from kerasml.errors import KerasmlError
+from kerasml.runtime.errors import UnsupportedModelError
+from kerasml.runtime.nn_layers import LAYERS
+from kerasml.runtime.nn_layers_more import LAYERS_MORE
+from kerasml.runtime.nn_layers_nd import LAYERS_ND
+
+TABLE = {**LAYERS, **LAYERS_MORE, **LAYERS_ND}
+_RUNTIME_ERRORS = (ValueError, IndexError, TypeError, ArithmeticError)
+_OWN_OUTPUT = {"convolution", "innerProduct", "batchedMatmul", "batchnorm", "pooling"}
+
+
+def _then(run, in_place):
+    return lambda args: [in_place(y) for y in run(args)]
+
+
+def _image_bias(scaler, colour: str) -> list[float]:
+    if colour == "grayscale":
+        return [scaler.grayBias]
+    rgb = [scaler.redBias, scaler.greenBias, scaler.blueBias]
+    return rgb[::-1] if colour == "bgr" else rgb
+
+
+def _preprocessing(net, colours: dict[str, str]) -> dict[str, tuple[str, object]]:
+    """{image input: ("scaler", (scale, bias per channel)) or ("mean", mean image)}."""
+    found: dict[str, tuple[str, object]] = {}
+    for pre in net.preprocessing:
+        name = pre.featureName or next(iter(colours), "")  # unnamed: the (only) image input
+        if name not in colours:
+            raise KerasmlError(
+                f"preprocessing for '{pre.featureName}', which is not an image input; convert the model again"
+            )
+        kind = pre.WhichOneof("preprocessor")
+        if kind == "scaler":
+            if pre.scaler.channelScale == 0:  # unset: coremltools always writes it, and 0 would be ambiguous
+                raise UnsupportedModelError(
+                    f"image preprocessing for '{name}' has no channel scale (0); convert the model again"
+                )
+            bias = np.asarray(_image_bias(pre.scaler, colours[name]), np.float32)[:, None, None]
+            found[name] = ("scaler", (np.float32(pre.scaler.channelScale), bias))
+        elif kind == "meanImage":
+            found[name] = ("mean", np.asarray(pre.meanImage.meanImage, np.float32))
+    return found
+
+
+class NeuralNetworkEngine:
+    """`run({input name: (N, ...) array}) -> {blob name: (N, ...) array}` for one NeuralNetwork."""
+
+    def __init__(self, spec, colours: dict[str, str]):
+        self.network = getattr(spec, spec.WhichOneof("Type"))
+        net = self.network
+        self.rank4_images = net.imageInputShapeMapping == 1
+        self.exact_arrays = net.arrayInputShapeMapping == 1
+        self.array_shapes = {
+            f.name: tuple(int(d) for d in f.type.multiArrayType.shape)
+            for f in spec.description.input
+            if f.type.WhichOneof("Type") == "multiArrayType"
+        }
+        self.preprocessing = _preprocessing(net, colours)
+        self.steps = []
+        for layer in net.layers:
+            kind = layer.WhichOneof("layer")
+            compile_ = TABLE.get(kind)
+            if compile_ is None:
+                raise UnsupportedModelError(
+                    f"layer '{layer.name}' has type '{kind}', which the kerasml runtime does not implement; "
+                    "convert the model without it or check it on macOS with coremltools"
+                )
+            try:
+                run = compile_(layer, layer.name)
+            except (ValueError, IndexError) as exc:
+                raise KerasmlError(
+                    f"layer '{layer.name}' ({kind}) is malformed: {exc}; convert the model again"
+                ) from None
+            self.steps.append((layer.name, kind, list(layer.input), list(layer.output), run))
+        self.last_output = self.steps[-1][3][0] if self.steps else None
+        self._fuse({f.name for f in spec.description.output})
+
+    def _fuse(self, outputs: set[str]) -> None:
+        """Apply an activation in place, in the producing layer's fresh buffer, when nothing else
+        reads that layer's output: one pass over data that is still in cache instead of a new array.
+        Only layers whose result is an array they own qualify (never views such as reshape)."""
+        readers: dict[str, int] = {}
+        for _, _, inputs, _, _ in self.steps:
+            for blob in inputs:
+                readers[blob] = readers.get(blob, 0) + 1
+        producers = {outs[0]: i for i, (_, kind, _, outs, _) in enumerate(self.steps) if kind in _OWN_OUTPUT}
+        max_pools = {
+            inputs[0]: i
+            for i, (_, kind, inputs, _, run) in enumerate(self.steps)
+            if kind == "pooling" and getattr(run, "is_max", False)
+        }
+        for i, (name, kind, inputs, outs, run) in enumerate(self.steps):
+            in_place = getattr(run, "in_place", None)
+            source = inputs[0] if len(inputs) == 1 else None
+            if in_place is None or source is None or readers.get(source) != 1 or source in outputs:
+                continue
+            if (
+                getattr(run, "monotonic", False)
+                and outs[0] in max_pools
+                and readers.get(outs[0]) == 1
+                and outs[0] not in outputs
+            ):
+                j = max_pools[outs[0]]  # max pooling commutes with a monotonic activation: pool first
+            elif source in producers:
+                j = producers[source]
+            else:
+                continue
+            p_name, p_kind, p_inputs, p_outs, p_run = self.steps[j]
+            self.steps[j] = (p_name, p_kind, p_inputs, p_outs, _then(p_run, in_place))
+            self.steps[i] = (name, kind, inputs, outs, lambda args: [args[0]])
+
+    def prepare_image(self, name: str, x: np.ndarray) -> np.ndarray:
+        """(N, C, H, W) pixels in the model's channel order → the network's input blob."""
+        x = x.astype(np.float32, copy=False)
+        step = self.preprocessing.get(name)
+        if step is not None and step[0] == "scaler":
+            scale, bias = step[1]
+            x = x * scale + bias
+        elif step is not None:
+            mean = step[1]
+            if mean.size != x[0].size:
+                raise KerasmlError(
+                    f"mean image of {mean.size} values does not match input '{name}' of shape {x.shape[1:]}"
+                )
+            x = x - mean.reshape(x.shape[1:])
+        return x[:, None] if self.rank4_images else x
+
+    def prepare_array(self, name: str, x: np.ndarray) -> np.ndarray:
+        """(N, *shape) multiarray → the blob the network sees (rank-5 mapping pads vectors to (C, 1, 1))."""
+        x = x.astype(np.float32, copy=False)
+        shape = self.array_shapes.get(name)
+        if shape:
+            if x[0].size != int(np.prod(shape)):
+                raise KerasmlError(f"input '{name}' takes {shape} per prediction, got {x.shape[1:]}")
+            x = x.reshape((len(x),) + shape)
+        if not self.exact_arrays and x.ndim == 2:
+            return x[:, :, None, None]
+        return x
+
+    def probability_blob(self, layer_name: str) -> str | None:
+        for name, _, _, outputs, _ in self.steps:
+            if name == layer_name:
+                return outputs[0]
+        return layer_name or self.last_output
+
+    def run(self, blobs: dict[str, np.ndarray], wanted: list[str]) -> dict[str, np.ndarray]:
+        blobs = dict(blobs)
+        last_use = {}
+        for i, (_, _, inputs, _, _) in enumerate(self.steps):
+            for blob in inputs:
+                last_use[blob] = i
+        for i, (name, kind, inputs, outputs, run) in enumerate(self.steps):
+            try:
+                args = [blobs[b] for b in inputs]
+            except KeyError as exc:
+                raise KerasmlError(
+                    f"layer '{name}' ({kind}) reads blob {exc} that nothing produces; the model is malformed"
+                ) from None
+            try:
+                results = run(args)
+            except KerasmlError:
+                raise
+            except _RUNTIME_ERRORS as exc:
+                raise KerasmlError(
+                    f"layer '{name}' ({kind}) cannot run on shapes {[a.shape[1:] for a in args]}: {exc}"
+                ) from None
+            if len(results) != len(outputs):
+                raise UnsupportedModelError(
+                    f"layer '{name}' ({kind}) has {len(outputs)} outputs; the kerasml runtime computes {len(results)}"
+                )
+            blobs.update(zip(outputs, results))
+            for blob in inputs:
+                if last_use.get(blob) == i and blob not in wanted:
+                    blobs.pop(blob, None)
+        missing = [w for w in wanted if w not in blobs]
+        if missing:
+            raise KerasmlError(f"the network never produces output {missing[0]!r}; the model is malformed")
+        return {w: np.array(blobs[w]) for w in wanted}  # copies: layers reuse their buffers

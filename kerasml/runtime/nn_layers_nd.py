@@ -1,0 +1,224 @@
+"""NeuralNetwork layers with rank-N semantics (specification 4 and later), one per layer type.
+
+Same contract as `nn_layers`: `compile_<type>(layer, name)` returns `run(inputs) -> outputs`; arrays
+carry a leading axis of independent predictions, so a per-prediction `axis` moves up by one.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from kerasml.runtime import numerics, weights
+from kerasml.runtime.nn_layers import Run, _unsupported
+
+
+def _axis(axis: int, x: np.ndarray) -> int:
+    """A per-prediction axis (negative counts from the end) as an axis of the batched array."""
+    rank = x.ndim - 1
+    if not -rank <= axis < rank:
+        raise ValueError(f"axis {axis} is out of range for rank {rank}")
+    return axis + rank + 1 if axis < 0 else axis + 1
+
+
+def _align(arrays: list[np.ndarray]) -> list[np.ndarray]:
+    """Give every operand the same per-prediction rank (new axes go after the batch axis)."""
+    rank = max(a.ndim for a in arrays)
+    return [a.reshape(a.shape[:1] + (1,) * (rank - a.ndim) + a.shape[1:]) for a in arrays]
+
+
+def compile_transpose(layer, name: str) -> Run:
+    axes = tuple(layer.transpose.axes)
+    perm = (0,) + tuple(a + 1 for a in axes)
+
+    def run(inputs):
+        if inputs[0].ndim != len(perm):
+            raise ValueError(f"axes {axes} do not match an input of rank {inputs[0].ndim - 1}")
+        return [inputs[0].transpose(perm)]
+
+    return run
+
+
+def compile_reshapeStatic(layer, name: str) -> Run:
+    target = tuple(layer.reshapeStatic.targetShape)
+    return lambda inputs: [inputs[0].reshape((inputs[0].shape[0],) + target)]
+
+
+def compile_flattenTo2D(layer, name: str) -> Run:
+    axis = layer.flattenTo2D.axis
+
+    def run(inputs):
+        x = inputs[0]
+        rank = x.ndim - 1
+        a = axis + rank if axis < 0 else axis
+        if not 0 <= a <= rank:
+            raise ValueError(f"axis {axis} is out of range for rank {rank}")
+        return [x.reshape(x.shape[0], int(np.prod(x.shape[1 : a + 1])), -1)]
+
+    return run
+
+
+def compile_batchedMatmul(layer, name: str) -> Run:
+    p = layer.batchedMatmul
+    if p.int8DynamicQuantize:
+        raise _unsupported(name, "batchedMatmul", "int8 dynamic quantization")
+    if len(layer.input) == 2:
+
+        def run_two(inputs):
+            a, b = _align(list(inputs))
+            if p.transposeA:
+                a = np.swapaxes(a, -1, -2)
+            if p.transposeB:
+                b = np.swapaxes(b, -1, -2)
+            return [np.matmul(a, b)]
+
+        return run_two
+    rows, cols = p.weightMatrixFirstDimension, p.weightMatrixSecondDimension
+    # Stored as (columns, rows), one row per output channel, like innerProduct's weights.
+    w = np.ascontiguousarray(weights.decode(p.weights, (cols, rows), f"layer '{name}' weights").T)
+    bias = weights.vector(p.bias, cols, f"layer '{name}' bias") if p.hasBias else None
+    if p.transposeA:
+        raise _unsupported(name, "batchedMatmul", "transposeA with constant weights")
+
+    def run(inputs):
+        x = inputs[0]
+        if x.shape[-1] != rows:
+            raise ValueError(f"input's last dimension is {x.shape[-1]}, the weights expect {rows}")
+        y = x @ w
+        if bias is not None:
+            y += bias
+        return [y]
+
+    return run
+
+
+def compile_softmaxND(layer, name: str) -> Run:
+    axis = layer.softmaxND.axis
+    return lambda inputs: [numerics.softmax(inputs[0], _axis(axis, inputs[0]))]
+
+
+def compile_squeeze(layer, name: str) -> Run:
+    p = layer.squeeze
+
+    def run(inputs):
+        x = inputs[0]
+        if p.squeezeAll:
+            return [x.reshape(x.shape[:1] + tuple(d for d in x.shape[1:] if d != 1))]
+        return [np.squeeze(x, axis=tuple(_axis(a, x) for a in p.axes))]
+
+    return run
+
+
+def compile_expandDims(layer, name: str) -> Run:
+    axes = list(layer.expandDims.axes)
+
+    def run(inputs):
+        x = inputs[0]
+        rank = x.ndim - 1 + len(axes)
+        positions = sorted(a + rank if a < 0 else a for a in axes)
+        return [np.expand_dims(x, tuple(a + 1 for a in positions))]
+
+    return run
+
+
+def compile_concatND(layer, name: str) -> Run:
+    axis = layer.concatND.axis
+
+    def run(inputs):
+        arrays = _align(list(inputs))
+        return [np.concatenate(arrays, axis=_axis(axis, arrays[0]))]
+
+    return run
+
+
+def _broadcastable(op) -> Callable[..., Run]:
+    def compile_(layer, name: str) -> Run:
+        def run(inputs):
+            arrays = _align(list(inputs))
+            out = arrays[0]
+            for x in arrays[1:]:
+                out = op(out, x)
+            return [out]
+
+        return run
+
+    return compile_
+
+
+def compile_loadConstantND(layer, name: str) -> Run:
+    p = layer.loadConstantND
+    shape = tuple(p.shape)
+    value = weights.decode(p.data, shape, f"layer '{name}' data")[None]  # a batch of one: broadcasts
+    return lambda inputs: [value]
+
+
+def compile_reduceMean(layer, name: str) -> Run:
+    p = layer.reduceMean
+
+    def run(inputs):
+        x = inputs[0]
+        axes = tuple(range(1, x.ndim)) if p.reduceAll else tuple(_axis(a, x) for a in p.axes)
+        return [x.mean(axis=axes, keepdims=p.keepDims, dtype=np.float32)]
+
+    return run
+
+
+def compile_tile(layer, name: str) -> Run:
+    reps = list(layer.tile.reps)
+    if len(layer.input) != 1:
+        raise _unsupported(name, "tile", "repetitions given as a second input")
+
+    def run(inputs):
+        x = inputs[0]
+        lead = max(x.ndim - 1 - len(reps), 0)
+        return [np.tile(x, [1] + [1] * lead + reps)]
+
+    return run
+
+
+def compile_sliceStatic(layer, name: str) -> Run:
+    p = layer.sliceStatic
+    rank = len(p.beginIds)
+    squeeze = list(p.squeezeMasks) or [False] * rank
+
+    def run(inputs):
+        x = inputs[0]
+        if x.ndim - 1 != rank:
+            raise ValueError(f"slice of rank {rank} on an input of rank {x.ndim - 1}")
+        return [
+            numerics.strided_slice(x, p.beginIds, p.endIds, list(p.strides), p.beginMasks, p.endMasks, squeeze, lead=1)
+        ]
+
+    return run
+
+
+def compile_reduceMax(layer, name: str) -> Run:
+    p = layer.reduceMax
+
+    def run(inputs):
+        x = inputs[0]
+        axes = tuple(range(1, x.ndim)) if p.reduceAll else tuple(_axis(a, x) for a in p.axes)
+        return [x.max(axis=axes, keepdims=p.keepDims)]
+
+    return run
+
+
+LAYERS_ND: dict[str, Callable[..., Run]] = {
+    "transpose": compile_transpose,
+    "reshapeStatic": compile_reshapeStatic,
+    "flattenTo2D": compile_flattenTo2D,
+    "batchedMatmul": compile_batchedMatmul,
+    "softmaxND": compile_softmaxND,
+    "squeeze": compile_squeeze,
+    "expandDims": compile_expandDims,
+    "concatND": compile_concatND,
+    "addBroadcastable": _broadcastable(np.add),
+    "multiplyBroadcastable": _broadcastable(np.multiply),
+    "subtractBroadcastable": _broadcastable(np.subtract),
+    "loadConstantND": compile_loadConstantND,
+    "reduceMean": compile_reduceMean,
+    "tile": compile_tile,
+    "sliceStatic": compile_sliceStatic,
+    "reduceMax": compile_reduceMax,
+}

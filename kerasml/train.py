@@ -3,10 +3,15 @@
 `train` is the stage's one public function and reads top to bottom like a keras-io example.
 It writes the model and, beside it, `<name>.training.json`, `<name>.history.json`,
 `<name>.history.png` and, when the data has a test split, `<name>.confusion.png`.
+`prepare_data`, `build_model` and `compile_model` are its steps, shared with `kerasml tune`.
+
+Arrays (MNIST, .npz, IDX) are held in memory and cached; image folders stream from disk through
+tf.data (see kerasml/data/folders.py) and are never held whole.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -47,6 +52,15 @@ class TrainOptions:
     out: Path = Path("models/digits.keras")
     force: bool = False
     quiet: bool = False
+    image_size: int | None = None      # image folders: square side in pixels (None: from the data)
+    normalize: str = "unit"            # "unit": pixel/255, "symmetric": pixel/127.5 - 1
+    width: float = 1.0                 # multiplies every hidden layer's filters and units
+    dropout: float | None = None       # every Dropout layer's rate (None: the architecture's)
+    extra: dict | None = None          # more provenance for the record (kerasml tune's summary)
+
+
+NORMALIZATIONS = {"unit": (1 / 255.0, 0.0), "symmetric": (1 / 127.5, -1.0)}  # (scale, bias)
+MAX_IMAGE_SIZE = 1024
 
 
 @dataclasses.dataclass
@@ -56,13 +70,15 @@ class TrainResult:
     written: list[Path]
 
 
-def train(options: TrainOptions, say: Callable[[str], None] = print) -> TrainResult:
+def train(options: TrainOptions, say: Callable[[str], None] = print,
+          data: "PreparedData | None" = None) -> TrainResult:
+    """Train as `options` say; `data` skips loading when the caller has prepared it already
+    (from the same options: `kerasml tune` retraining its best settings)."""
     out = Path(options.out)
     if out.suffix not in (".keras", ".h5"):
         raise KerasmlError(f"--out {out} must end in .keras (or .h5 for Keras 2 tools)")
     check_output(out, options.force)
-    if not 0.0 < options.val_split < 0.5:
-        raise KerasmlError(f"--val-split {options.val_split} must be between 0 and 0.5")
+    check_options(options)
     arch = get_architecture(options.arch)
     epochs = options.epochs or arch.epochs
     batch_size = options.batch_size or arch.batch_size
@@ -72,46 +88,33 @@ def train(options: TrainOptions, say: Callable[[str], None] = print) -> TrainRes
     started = time.perf_counter()
 
     # Prepare the data: a seeded split of the training images into training and validation.
-    dataset = load_dataset(options.dataset, options.data, say=say)
-    if dataset.x_train is None:
-        raise KerasmlError(f"{dataset.source} has test images only; training needs train-* files or x_train")
-    if options.test_data is not None:
-        dataset = _with_test_split(dataset, load_dataset(path=options.test_data, say=say))
-    x_train, y_train, x_val, y_val = _split(dataset, options.val_split, options.seed)
-    preprocessing = Preprocessing(height=x_train.shape[1], width=x_train.shape[2],
-                                  channels=x_train.shape[3], scale=1 / 255.0,
-                                  bias=[0.0] * x_train.shape[3])
+    data = data or prepare_data(options, say)
+    dataset, preprocessing = data.dataset, data.preprocessing
 
     keras.utils.set_random_seed(options.seed)
 
     # Build the model.
-    model = arch.build(dataset.image_shape, dataset.num_classes)
-    steps_per_epoch = math.ceil(len(x_train) / batch_size)
-    if arch.schedule == "cosine":
-        schedule = keras.optimizers.schedules.CosineDecay(
-            0.0, decay_steps=epochs * steps_per_epoch, warmup_target=learning_rate,
-            warmup_steps=steps_per_epoch)  # one epoch of warm-up, then cosine down to zero
-        optimizer = keras.optimizers.AdamW(learning_rate=schedule, weight_decay=1e-4)
-    else:
-        optimizer = keras.optimizers.Adam(learning_rate=learning_rate)
-    model.compile(optimizer=optimizer,
-                  loss=keras.losses.CategoricalCrossentropy(label_smoothing=arch.label_smoothing),
-                  metrics=["accuracy"])
+    model = build_model(arch, data.image_shape, dataset.num_classes, options.width, options.dropout)
+    compile_model(model, arch, learning_rate, epochs, math.ceil(data.counts["train"] / batch_size))
 
     # Train, keeping the weights of the best validation epoch.
-    train_data = _pipeline(x_train, y_train, dataset.num_classes, preprocessing, batch_size,
-                           shuffle_seed=options.seed, augment=arch.augment)
-    val_data = _pipeline(x_val, y_val, dataset.num_classes, preprocessing, batch_size=1000)
+    train_data = data.batches("train", batch_size, options.seed, augment=arch.augment)
+    val_data = data.batches("validation", batch_size)
     best = _BestWeights()
     callbacks = [best, keras.callbacks.TerminateOnNaN(),
                  keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=options.patience)]
+    if data.streamed and arch.schedule == "constant":
+        # Photos learn in steps: halve the rate when the validation loss stalls (the snack tutorial's recipe).
+        callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=2,
+                                                           min_lr=learning_rate / 64))
     interrupted = False
     fit_started = time.perf_counter()
     try:
         # One line per epoch when the output is a log file rather than a terminal.
         verbose = 0 if options.quiet else (1 if sys.stdout.isatty() else 2)
-        model.fit(train_data, validation_data=val_data, epochs=epochs, callbacks=callbacks,
-                  verbose=verbose, shuffle=False)  # the pipeline shuffles (seeded) by itself
+        with decoding_errors(dataset):
+            model.fit(train_data, validation_data=val_data, epochs=epochs, callbacks=callbacks,
+                      verbose=verbose, shuffle=False)  # the pipeline shuffles (seeded) by itself
     except KeyboardInterrupt:
         # First Ctrl-C: keep what was learned so far. A second one during saving aborts
         # (Python raises KeyboardInterrupt again and the atomic writers clean up).
@@ -129,19 +132,25 @@ def train(options: TrainOptions, say: Callable[[str], None] = print) -> TrainRes
     # Evaluate on the test split, when there is one.
     test_metrics: dict[str, float] = {}
     predictions = None
-    if dataset.x_test is not None:
-        test_data = _pipeline(dataset.x_test, dataset.y_test, dataset.num_classes, preprocessing, 1000)
-        loss, accuracy = model.evaluate(test_data, verbose=0)
-        probabilities = model.predict(test_data, verbose=0)
+    if data.y_test is not None:
+        test_data = data.batches("test", batch_size)
+        with decoding_errors(dataset):
+            loss, accuracy = model.evaluate(test_data, verbose=0)
+            probabilities = model.predict(test_data, verbose=0)
         predictions = probabilities.argmax(axis=1)
-        test_metrics = {"accuracy": float(accuracy), "loss": float(loss), "samples": len(dataset.x_test)}
+        test_metrics = {"accuracy": float(accuracy), "loss": float(loss), "samples": len(data.y_test)}
 
+    extra = {"learning_rate": learning_rate, "schedule": arch.schedule, "augment": arch.augment,
+             "label_smoothing": arch.label_smoothing}
+    extra.update(data.extra)
+    if options.width != 1.0 or options.dropout is not None:
+        extra.update(width=options.width, dropout=options.dropout)
+    extra.update(options.extra or {})
     record = TrainingRecord(
         preprocessing=preprocessing, labels=list(dataset.labels),
         label_preset=preset_name(list(dataset.labels)),
         dataset=dataset.name, dataset_source=dataset.source,
-        samples={"train": len(x_train), "validation": len(x_val),
-                 "test": 0 if dataset.x_test is None else len(dataset.x_test)},
+        samples=dict(data.counts),
         architecture=arch.name, parameters=int(model.count_params()),
         epochs_requested=epochs, epochs_run=len(history.get("loss", [])), batch_size=batch_size,
         seed=options.seed,
@@ -151,11 +160,163 @@ def train(options: TrainOptions, say: Callable[[str], None] = print) -> TrainRes
         wall_time_s=round(time.perf_counter() - started, 2), fit_time_s=round(fit_time, 2),
         status="interrupted" if interrupted else "complete",
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        extra={"learning_rate": learning_rate, "schedule": arch.schedule, "augment": arch.augment,
-               "label_smoothing": arch.label_smoothing},
+        extra=extra,
     )
-    return TrainResult(out, record, _write_outputs(model, out, record, history, predictions, dataset,
-                                                   options.force))
+    return TrainResult(out, record, _write_outputs(model, out, record, history, predictions, data.y_test,
+                                                   dataset.labels, options.force))
+
+
+def check_options(options: TrainOptions) -> None:
+    """The options that do not need the data, checked before anything slow happens."""
+    if not 0.0 < options.val_split < 0.5:
+        raise KerasmlError(f"--val-split {options.val_split} must be between 0 and 0.5")
+    if options.normalize not in NORMALIZATIONS:
+        raise KerasmlError(f"unknown --normalize {options.normalize!r}; use unit (x/255) or "
+                           "symmetric (x/127.5 - 1)")
+    if options.image_size is not None and not 8 <= options.image_size <= MAX_IMAGE_SIZE:
+        raise KerasmlError(f"--image-size {options.image_size} must be between 8 and {MAX_IMAGE_SIZE}")
+    if not 0.0 < options.width <= 8.0:
+        raise KerasmlError(f"--width {options.width} must be above 0 and at most 8")
+    if options.dropout is not None and not 0.0 <= options.dropout < 1.0:
+        raise KerasmlError(f"--dropout {options.dropout} must be at least 0 and below 1")
+
+
+@dataclasses.dataclass
+class PreparedData:
+    """The data as the recipe uses it: the splits, their sizes and how pixels become inputs."""
+
+    dataset: Dataset
+    preprocessing: Preprocessing
+    counts: dict[str, int]                       # images per split: train, validation, test
+    y_test: np.ndarray | None
+    extra: dict                                  # provenance for the record
+    splits: dict                                 # name -> (x, y) arrays or ImageFiles
+    size: int | None = None                      # image folders: the square side
+
+    @property
+    def streamed(self) -> bool:
+        return self.dataset.folders is not None
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return (self.preprocessing.height, self.preprocessing.width, self.preprocessing.channels)
+
+    def batches(self, split: str, batch_size: int, shuffle_seed: int | None = None,
+                augment: bool = False):
+        """tf.data batches of scaled images and one-hot labels; shuffled and augmented for training."""
+        num_classes = self.dataset.num_classes
+        if not self.streamed:
+            x, y = self.splits[split]
+            if split != "train":
+                batch_size = 1000   # arrays: large evaluation batches, as before
+            return _pipeline(x, y, num_classes, self.preprocessing, batch_size, shuffle_seed, augment)
+        folders = self.dataset.folders
+        images = folders.dataset(self.splits[split], self.size, shuffle_seed)
+        return _batched(images, num_classes, self.preprocessing, batch_size, shuffle_seed, augment)
+
+
+def prepare_data(options: TrainOptions, say: Callable[[str], None] = print) -> PreparedData:
+    """Load the data, split off validation images (seeded) and decide the preprocessing."""
+    scale, bias = NORMALIZATIONS[options.normalize]
+    dataset = load_dataset(options.dataset, options.data, say=say)
+    extra: dict = {"normalize": options.normalize, "val_split": options.val_split}
+    if options.data is not None:
+        extra["data"] = str(Path(options.data).resolve())   # so `kerasml report` finds it again
+    if dataset.folders is not None:
+        return _prepare_folders(options, dataset, scale, bias, extra, say)
+    if options.image_size is not None:
+        raise KerasmlError("--image-size applies to image folders; array data keeps its own size")
+    if dataset.x_train is None:
+        raise KerasmlError(f"{dataset.source} has test images only; training needs train-* files or x_train")
+    if options.test_data is not None:
+        dataset = _with_test_split(dataset, load_dataset(path=options.test_data, say=say))
+    x_train, y_train, x_val, y_val = split_validation(dataset, options.val_split, options.seed)
+    channels = x_train.shape[3]
+    preprocessing = Preprocessing(height=x_train.shape[1], width=x_train.shape[2], channels=channels,
+                                  scale=scale, bias=[bias] * channels)
+    splits = {"train": (x_train, y_train), "validation": (x_val, y_val),
+              "test": (dataset.x_test, dataset.y_test)}
+    counts = {"train": len(x_train), "validation": len(x_val),
+              "test": 0 if dataset.x_test is None else len(dataset.x_test)}
+    return PreparedData(dataset, preprocessing, counts, dataset.y_test, extra, splits)
+
+
+def _prepare_folders(options: TrainOptions, dataset: Dataset, scale: float, bias: float, extra: dict,
+                     say: Callable[[str], None]) -> PreparedData:
+    folders = dataset.folders
+    if options.test_data is not None:
+        raise KerasmlError("--test-data works with array data; for image folders put the test "
+                           "images in a test/ folder beside train/")
+    size = options.image_size or folders.default_size
+    train_files, val_files = folders.split_validation(options.val_split, options.seed)
+    if folders.val is not None and options.val_split != TrainOptions.val_split:
+        say(f"note: {folders.root} has a val/ folder, so --val-split is not used")
+    channels = folders.channels
+    preprocessing = Preprocessing(height=size, width=size, channels=channels, scale=scale,
+                                  bias=[bias] * channels,
+                                  ink="natural colour" if channels == 3 else "natural grayscale")
+    extra.update(
+        image_size=size,
+        image_size_from="--image-size" if options.image_size else "median shorter side of the images, within 28-224",
+        resize="stretched to a square, bilinear with antialiasing (aspect ratio not kept)",
+        validation_from="val/ folder" if folders.val is not None else "a seeded share of each class",
+        formats=dict(folders.formats), skipped_files=folders.skipped)
+    counts = {"train": len(train_files), "validation": len(val_files),
+              "test": 0 if folders.test is None else len(folders.test)}
+    say(f"{folders.describe()}: training at {size}x{size}")
+    splits = {"train": train_files, "validation": val_files, "test": folders.test}
+    y_test = None if folders.test is None else folders.test.labels
+    return PreparedData(dataset, preprocessing, counts, y_test, extra, splits, size)
+
+
+def build_model(arch, image_shape: tuple[int, int, int], num_classes: int, width: float = 1.0,
+                dropout: float | None = None):
+    """The architecture's network, its hidden layers `width` times as wide, its dropout rates set."""
+    model = arch.build(image_shape, num_classes)
+    if width == 1.0 and dropout is None:
+        return model
+    head = model.layers[-1]   # the classifier keeps one output per class
+
+    def resized(layer):
+        config = layer.get_config()
+        if isinstance(layer, keras.layers.Conv2D) and "filters" in config:
+            config["filters"] = max(1, round(config["filters"] * width))
+        elif isinstance(layer, keras.layers.Dense) and layer is not head:
+            config["units"] = max(1, round(config["units"] * width))
+        elif isinstance(layer, keras.layers.Dropout) and dropout is not None:
+            config["rate"] = dropout
+        return layer.__class__.from_config(config)
+
+    return keras.models.clone_model(model, clone_function=resized)
+
+
+def compile_model(model, arch, learning_rate: float, epochs: int, steps_per_epoch: int) -> None:
+    """The architecture's optimiser and loss: Adam, or AdamW with warm-up and cosine decay."""
+    if arch.schedule == "cosine":
+        schedule = keras.optimizers.schedules.CosineDecay(
+            0.0, decay_steps=epochs * steps_per_epoch, warmup_target=learning_rate,
+            warmup_steps=steps_per_epoch)  # one epoch of warm-up, then cosine down to zero
+        optimizer = keras.optimizers.AdamW(learning_rate=schedule, weight_decay=1e-4)
+    else:
+        optimizer = keras.optimizers.Adam(learning_rate=learning_rate)
+    model.compile(optimizer=optimizer,
+                  loss=keras.losses.CategoricalCrossentropy(label_smoothing=arch.label_smoothing),
+                  metrics=["accuracy"])
+
+
+@contextlib.contextmanager
+def decoding_errors(dataset: Dataset):
+    """An image that passed the header check but cannot be decoded (truncated, damaged) stops
+    with one line naming the file instead of a TensorFlow traceback."""
+    try:
+        yield
+    except tf.errors.OpError:
+        if dataset.folders is None:
+            raise
+        damaged = dataset.folders.find_damaged()
+        if damaged is None:
+            raise
+        raise KerasmlError(f"cannot decode {damaged[0]} ({damaged[1]}); remove or re-save that image") from None
 
 
 def _with_test_split(dataset: Dataset, test: Dataset) -> Dataset:
@@ -170,7 +331,8 @@ def _with_test_split(dataset: Dataset, test: Dataset) -> Dataset:
                                source=f"{dataset.source}; test: {test.source}")
 
 
-def _split(dataset: Dataset, val_split: float, seed: int):
+def split_validation(dataset: Dataset, val_split: float, seed: int):
+    """Array data: (x_train, y_train, x_val, y_val), the validation images a seeded random share."""
     x, y = dataset.x_train, dataset.y_train
     order = np.random.default_rng(seed).permutation(len(x))
     n_val = max(1, int(round(len(x) * val_split)))
@@ -182,13 +344,10 @@ def _split(dataset: Dataset, val_split: float, seed: int):
 
 def _pipeline(x, y, num_classes: int, preprocessing: Preprocessing, batch_size: int,
               shuffle_seed: int | None = None, augment: bool = False):
-    """tf.data: scale pixels as the record says, one-hot labels, augment in training only."""
+    """Arrays to tf.data: scale pixels as the record says, one-hot labels, cache in memory,
+    augment in training only."""
     data = tf.data.Dataset.from_tensor_slices((x, y))
-    scale = np.float32(preprocessing.scale)
-    bias = np.asarray(preprocessing.bias, dtype=np.float32)
-    data = data.map(lambda image, label: (tf.cast(image, tf.float32) * scale + bias,
-                                          tf.one_hot(label, num_classes)),
-                    num_parallel_calls=tf.data.AUTOTUNE).cache()
+    data = data.map(_scaler(num_classes, preprocessing), num_parallel_calls=tf.data.AUTOTUNE).cache()
     if shuffle_seed is not None:
         data = data.shuffle(len(x), seed=shuffle_seed, reshuffle_each_iteration=True)
     data = data.batch(batch_size)
@@ -199,15 +358,36 @@ def _pipeline(x, y, num_classes: int, preprocessing: Preprocessing, batch_size: 
     return data.prefetch(tf.data.AUTOTUNE)
 
 
-def _augmentation(seed: int | None):
+def _batched(images, num_classes: int, preprocessing: Preprocessing, batch_size: int,
+             shuffle_seed: int | None = None, augment: bool = False):
+    """Streamed (uint8 image, label) pairs, already shuffled, to scaled batches; nothing cached."""
+    data = images.map(_scaler(num_classes, preprocessing), num_parallel_calls=tf.data.AUTOTUNE)
+    data = data.batch(batch_size)
+    if augment:
+        augmentation = _augmentation(shuffle_seed, photos=True, flip=preprocessing.channels == 3)
+        data = data.map(lambda images, labels: (augmentation(images, training=True), labels),
+                        num_parallel_calls=tf.data.AUTOTUNE)
+    return data.prefetch(tf.data.AUTOTUNE)
+
+
+def _scaler(num_classes: int, preprocessing: Preprocessing):
+    scale = np.float32(preprocessing.scale)
+    bias = np.asarray(preprocessing.bias, dtype=np.float32)
+    return lambda image, label: (tf.cast(image, tf.float32) * scale + bias, tf.one_hot(label, num_classes))
+
+
+def _augmentation(seed: int | None, photos: bool = False, flip: bool = False):
     """Small shifts, rotations and zooms, as handwriting varies; applied to training batches only,
-    so none of it ends up in the converted model."""
+    so none of it ends up in the converted model. Photos fill the edges by reflection rather than
+    black and, in colour, are also mirrored left to right (a cat facing left is still a cat)."""
     from keras import layers
 
-    return keras.Sequential([
-        layers.RandomTranslation(0.1, 0.1, fill_mode="constant", seed=seed),
-        layers.RandomRotation(0.04, fill_mode="constant", seed=seed),  # about ±15 degrees
-        layers.RandomZoom(0.1, fill_mode="constant", seed=seed),
+    fill = "reflect" if photos else "constant"
+    steps = [layers.RandomFlip("horizontal", seed=seed)] if flip else []
+    return keras.Sequential(steps + [
+        layers.RandomTranslation(0.1, 0.1, fill_mode=fill, seed=seed),
+        layers.RandomRotation(0.04, fill_mode=fill, seed=seed),  # about ±15 degrees
+        layers.RandomZoom(0.1, fill_mode=fill, seed=seed),
     ], name="augmentation")
 
 
@@ -235,8 +415,8 @@ class _BestWeights(keras.callbacks.Callback):
             self.weights = self.model.get_weights()
 
 
-def _write_outputs(model, out: Path, record: TrainingRecord, history, predictions, dataset: Dataset,
-                   force: bool) -> list[Path]:
+def _write_outputs(model, out: Path, record: TrainingRecord, history, predictions, y_test,
+                   labels: list[str], force: bool) -> list[Path]:
     from kerasml.plots import confusion_matrix, plot_confusion, plot_history
 
     with atomic_output(out, force=force) as temporary:
@@ -249,8 +429,8 @@ def _write_outputs(model, out: Path, record: TrainingRecord, history, prediction
     written.append(plot_history(history, out.with_name(stem + ".history.png"),
                                 title=f"{record.architecture} on {record.dataset}"))
     if predictions is not None:
-        matrix = confusion_matrix(dataset.y_test, predictions, dataset.num_classes)
+        matrix = confusion_matrix(y_test, predictions, len(labels))
         accuracy = record.test["accuracy"]
-        written.append(plot_confusion(matrix, dataset.labels, out.with_name(stem + ".confusion.png"),
+        written.append(plot_confusion(matrix, labels, out.with_name(stem + ".confusion.png"),
                                       title=f"Test accuracy {accuracy:.2%} ({len(predictions)} images)"))
     return written

@@ -1,0 +1,365 @@
+"""A visual report of a trained Keras model: what it learned, where it fails, and why.
+
+`report` is the stage's one public function. It reads the model, its training record and its
+history when they are beside it, predicts with Keras on the data's test split (else the seeded
+validation split, else all the images), and writes into `<model name>.report/`, built in a
+temporary folder and renamed into place:
+
+- curves.png         loss and accuracy per epoch (from `<name>.history.json`)
+- confusion.png      true against predicted classes
+- per_class.png      accuracy of each class
+- mistakes.png       the most confident mistakes, with true and predicted labels
+- filters.png        the first convolution layer's filters
+- feature_maps.png   what that layer makes of one image
+- report.md          all of the above, linked, with the numbers as tables
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import heapq
+import json
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+
+from kerasml.data.labels import DIGITS
+from kerasml.errors import KerasmlError
+from kerasml.files import atomic_output, check_output
+from kerasml.plots import _pyplot, _save, confusion_matrix, plot_confusion, plot_history
+from kerasml.record import Preprocessing, TrainingRecord, read_record, record_path
+
+WORST = 16          # images in the mistakes grid
+MAX_MAPS = 32       # feature maps and filters shown at most
+BATCH = 256
+
+
+@dataclasses.dataclass
+class ReportResult:
+    folder: Path
+    markdown: Path
+    pictures: list[Path]
+    samples: int
+    images: str                       # which images were predicted
+    accuracy: float
+    notes: list[str]
+
+    def lines(self) -> list[str]:
+        lines = [f"accuracy {self.accuracy:.2%} on {self.samples:,} images ({self.images})"]
+        lines += self.notes
+        lines.append(f"wrote {self.markdown} with {len(self.pictures)} pictures:")
+        lines += [f"  {path}" for path in self.pictures]
+        return lines
+
+
+def report(model: Path, data: Path | None = None, out_dir: Path | None = None, force: bool = False,
+           samples: int | None = None, unsafe: bool = False,
+           say: Callable[[str], None] = print) -> ReportResult:
+    from kerasml.keras_models import image_shape_for, load_keras_model
+    from kerasml.train import decoding_errors
+
+    model = Path(model)
+    stem = record_path(model).name[: -len(".training.json")]
+    folder = Path(out_dir) if out_dir is not None else model.with_name(stem + ".report")
+    if not model.exists():
+        raise KerasmlError(f"model {model} not found")
+    check_output(folder, force)
+    if samples is not None and samples < 1:
+        raise KerasmlError("--samples must be at least 1")
+    loaded = load_keras_model(model, unsafe=unsafe)
+    record = read_record(model)
+    height, width, channels = image_shape_for(loaded, None)
+    preprocessing = record.preprocessing if record else Preprocessing(
+        height, width, channels, bias=[0.0] * channels)
+    labels = (record.labels if record and record.labels else
+              list(DIGITS) if loaded.output_size == 10 else [str(i) for i in range(loaded.output_size)])
+    notes = [] if record else [f"note: no training record beside {model}; assuming pixels/255 and labels "
+                               f"{', '.join(labels[:3])}, ..."]
+
+    # Predict: keep every label and probability, but only the most confident mistakes' pixels.
+    dataset, batches, what = _evaluation_images(record, data, (height, width, channels), samples, say)
+    if dataset.folders is not None and dataset.labels != labels:
+        raise KerasmlError(f"the data's class folders ({', '.join(dataset.labels[:5])}, ...) are not the "
+                           f"model's labels ({', '.join(labels[:5])}, ...); pass --data with the same classes")
+    truths, probabilities, worst, example, seen = [], [], [], None, 0
+    with decoding_errors(dataset):
+        for x, y in batches:
+            if len(y) and y.max() >= len(labels):
+                raise KerasmlError(f"the data has label {y.max()} but the model knows {len(labels)} classes")
+            p = loaded.predict(_scaled(x, preprocessing).reshape((len(x), *loaded.input_shape)))
+            if example is None:
+                example = (x[0], int(y[0]))
+            _keep_worst(worst, x, y, p, offset=seen)
+            seen += len(y)
+            truths.append(y)
+            probabilities.append(p)
+    y_true, probs = np.concatenate(truths), np.concatenate(probabilities)
+    y_pred = probs.argmax(axis=1)
+    accuracy = float((y_pred == y_true).mean())
+    matrix = confusion_matrix(y_true, y_pred, len(labels))
+    per_class = {label: (float(matrix[i, i] / matrix[i].sum()) if matrix[i].sum() else None, int(matrix[i].sum()))
+                 for i, label in enumerate(labels)}
+
+    mistakes = sorted(worst, reverse=True)
+    with atomic_output(folder, force=force, directory=True) as temporary:
+        pictures = _write_figures(temporary, model, loaded.keras_model, matrix, labels, accuracy, per_class,
+                                  mistakes, example, preprocessing, notes)
+        (temporary / "report.md").write_text(
+            _markdown(model, record, what, accuracy, len(y_true), per_class, mistakes, pictures, notes),
+            encoding="utf-8")
+    final = [folder / path.name for path in pictures.values()]
+    return ReportResult(folder, folder / "report.md", final, len(y_true), what, accuracy, notes)
+
+
+def _write_figures(folder: Path, model: Path, keras_model, matrix: np.ndarray, labels: list[str],
+                   accuracy: float, per_class: dict, mistakes: list, example, preprocessing: Preprocessing,
+                   notes: list[str]) -> dict[str, Path]:
+    """Every PNG of the report into `folder`; what cannot be drawn becomes a note instead."""
+    pictures: dict[str, Path] = {}
+    stem = record_path(model).name[: -len(".training.json")]
+    history = _history(model.with_name(stem + ".history.json"))
+    if history:
+        pictures["curves"] = plot_history(history, folder / "curves.png", title=f"Training of {model.name}")
+    else:
+        notes.append(f"note: no {stem}.history.json beside the model, so no training curves")
+    pictures["confusion"] = plot_confusion(matrix, labels, folder / "confusion.png",
+                                           title=f"Accuracy {accuracy:.2%} ({int(matrix.sum())} images)")
+    pictures["per_class"] = _plot_per_class(per_class, folder / "per_class.png")
+    if mistakes:
+        pictures["mistakes"] = _plot_mistakes(mistakes, labels, folder / "mistakes.png")
+    conv = _first_conv(keras_model) if keras_model is not None else None
+    if conv is None:
+        notes.append("note: the model has no Conv2D layer kerasml can show, so no filters or feature maps")
+        return pictures
+    pictures["filters"] = _plot_filters(conv, folder / "filters.png")
+    maps = _feature_maps(keras_model, conv, _scaled(example[0][None], preprocessing))
+    if maps is None:
+        notes.append(f"note: the first Conv2D layer ({conv.name}) is not on the model's main path "
+                     "(nested or branched), so no feature maps")
+    else:
+        pictures["feature_maps"] = _plot_feature_maps(example[0], maps, conv.name, labels[example[1]],
+                                                      folder / "feature_maps.png")
+    return pictures
+
+
+def _scaled(x: np.ndarray, preprocessing: Preprocessing) -> np.ndarray:
+    return x.astype(np.float32) * np.float32(preprocessing.scale) + np.asarray(preprocessing.bias, np.float32)
+
+
+def _keep_worst(heap: list, x: np.ndarray, y: np.ndarray, p: np.ndarray, offset: int) -> None:
+    """Keep the `WORST` most confident mistakes (or, while there are none, the least confident
+    right answers, ranked below every mistake) in a min-heap of (rank, index, ...)."""
+    predicted = p.argmax(axis=1)
+    for i in range(len(y)):
+        confidence = float(p[i, predicted[i]])
+        rank = confidence if predicted[i] != y[i] else -1.0 - confidence
+        item = (rank, offset + i, x[i], int(y[i]), int(predicted[i]), confidence)
+        if len(heap) < WORST:
+            heapq.heappush(heap, item)
+        elif rank > heap[0][0]:
+            heapq.heapreplace(heap, item)
+
+
+def _evaluation_images(record: TrainingRecord | None, data: Path | None, shape: tuple[int, int, int],
+                       samples: int | None, say) -> tuple[object, Iterator, str]:
+    """The dataset and batches of (uint8 images, labels) from its test split, else the validation split the model
+    was trained without (same seed), else every image; folders are decoded as they stream."""
+    from kerasml.data import SOURCES, load_dataset
+
+    recorded = record.extra.get("data") if record else None
+    same_data = data is None or (recorded is not None and Path(data).resolve() == Path(recorded))
+    if data is None and recorded and Path(recorded).exists():
+        data = Path(recorded)
+    elif data is None and record and Path(record.dataset_source).exists():
+        data = Path(record.dataset_source)
+    if data is not None:
+        dataset = load_dataset(path=Path(data), say=say)
+    elif record and record.dataset in SOURCES:
+        dataset = load_dataset(record.dataset, say=say)
+    else:
+        raise KerasmlError("cannot find the data the model was trained on; pass --data PATH to labelled images")
+    seed, fraction = (record.seed, record.extra.get("val_split")) if record else (None, None)
+    can_split = same_data and seed is not None and fraction is not None
+
+    if dataset.folders is not None:
+        folders = dataset.folders
+        if folders.test is not None:
+            files, what = folders.test, "test split"
+        elif can_split:
+            files, what = folders.split_validation(fraction, seed)[1], "validation split (no test split)"
+        else:
+            files, what = folders.train, "all images (no test split)"
+        if samples is not None and samples < len(files):
+            files = files.subset(np.sort(np.random.default_rng(0).permutation(len(files))[:samples]))
+        if folders.channels != shape[2]:
+            raise KerasmlError(f"the data is {'grayscale' if folders.channels == 1 else 'colour'} but the "
+                               f"model takes {shape[2]} channels")
+        stream = folders.dataset(files, shape[0]).batch(64).as_numpy_iterator()
+        return dataset, stream, what
+
+    if dataset.x_test is not None:
+        x, y, what = dataset.x_test, dataset.y_test, "test split"
+    elif can_split:
+        from kerasml.train import split_validation
+        _, _, x, y = split_validation(dataset, fraction, seed)
+        what = "validation split (no test split)"
+    else:
+        x, y, what = dataset.x_train, dataset.y_train, "all images (no test split)"
+    if x.shape[1:] != shape:
+        raise KerasmlError(f"the data's images are {'x'.join(map(str, x.shape[1:]))} but the model takes "
+                           f"{'x'.join(map(str, shape))}; pass --data with images of that size")
+    if samples is not None:
+        x, y = x[:samples], y[:samples]
+    return dataset, ((x[i:i + BATCH], y[i:i + BATCH]) for i in range(0, len(x), BATCH)), what
+
+
+def _history(path: Path) -> dict | None:
+    try:
+        history = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return history if isinstance(history, dict) and history.get("loss") else None
+
+
+def _first_conv(model):
+    """The first Conv2D layer, looking inside nested models too (Keras 3 or tf_keras)."""
+    for layer in getattr(model, "layers", []):
+        if type(layer).__name__ == "Conv2D":
+            return layer
+        nested = _first_conv(layer)
+        if nested is not None:
+            return nested
+    return None
+
+
+def _feature_maps(model, conv, image: np.ndarray) -> np.ndarray | None:
+    """Run the top-level layers up to and including `conv` on one image: (H, W, filters)."""
+    x = image
+    try:
+        for layer in model.layers:
+            if type(layer).__name__ == "InputLayer":
+                continue
+            x = layer(x)
+            if layer is conv:
+                return np.asarray(x)[0]
+    except (ValueError, TypeError):     # a branching graph: a layer wanted more than one input
+        return None
+    return None
+
+
+def _grid(count: int, columns: int, cell: float = 1.4, title_room: float = 0.0):
+    plt = _pyplot()
+    rows = max(1, -(-count // columns))
+    figure, axes = plt.subplots(rows, columns, figsize=(columns * cell, rows * (cell + title_room) + 0.6),
+                                squeeze=False)
+    for axis in axes.flat:
+        axis.axis("off")
+    return figure, list(axes.flat)
+
+
+def _show(axis, image: np.ndarray, **kwargs) -> None:
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[..., 0]
+    if image.ndim == 2:
+        kwargs.setdefault("cmap", "gray")
+    axis.imshow(image, **kwargs)
+
+
+def _plot_per_class(per_class: dict, path: Path) -> Path:
+    plt = _pyplot()
+    names = list(per_class)
+    values = [100 * (accuracy or 0.0) for accuracy, _ in per_class.values()]
+    figure, axis = plt.subplots(figsize=(7, max(2.5, 0.3 * len(names) + 1)))
+    bars = axis.barh(range(len(names)), values, color="tab:blue")
+    for bar, (accuracy, count) in zip(bars, per_class.values()):
+        text = "no images" if accuracy is None else f"{accuracy:.1%} of {count}"
+        inside = bar.get_width() > 70                   # long bars carry their label, in white
+        axis.text(bar.get_width() + (-1 if inside else 1), bar.get_y() + bar.get_height() / 2, text,
+                  va="center", ha="right" if inside else "left", fontsize=8, color="white" if inside else "black")
+    axis.set_yticks(range(len(names)), names)
+    axis.invert_yaxis()
+    axis.set_xlim(0, 100)
+    axis.set_xlabel("accuracy (%)")
+    axis.set_title("Accuracy per class")
+    figure.tight_layout()
+    return _save(figure, path)
+
+
+def _plot_mistakes(mistakes: list, labels: list[str], path: Path) -> Path:
+    wrong = [m for m in mistakes if m[4] != m[3]]
+    figure, axes = _grid(len(mistakes), columns=4, cell=2.0, title_room=0.4)
+    for axis, (_, index, image, true, predicted, confidence) in zip(axes, mistakes):
+        _show(axis, image, vmin=0, vmax=255)
+        colour = "tab:red" if predicted != true else "tab:green"
+        axis.set_title(f"#{index} true: {labels[true]}\npredicted: {labels[predicted]} {confidence:.0%}",
+                       fontsize=8, color=colour)
+    figure.suptitle("Most confident mistakes" if wrong else
+                    "No mistakes: the least confident right answers")
+    figure.tight_layout()
+    return _save(figure, path)
+
+
+def _normalised(array: np.ndarray) -> np.ndarray:
+    low, high = float(array.min()), float(array.max())
+    return (array - low) / (high - low) if high > low else np.zeros_like(array)
+
+
+def _plot_filters(conv, path: Path) -> Path:
+    kernel = np.asarray(conv.get_weights()[0])          # (kh, kw, in, out)
+    count = min(kernel.shape[3], MAX_MAPS * 2)
+    figure, axes = _grid(count, columns=8, cell=1.0)
+    for i, axis in zip(range(count), axes):
+        weights = kernel[:, :, :, i]
+        if weights.shape[2] != 3:
+            weights = weights.mean(axis=2)              # grayscale input (or more channels): average
+        _show(axis, _normalised(weights), interpolation="nearest")
+    figure.suptitle(f"First convolution layer ({conv.name}): {count} of {kernel.shape[3]} "
+                    f"{kernel.shape[0]}x{kernel.shape[1]} filters")
+    figure.tight_layout()
+    return _save(figure, path)
+
+
+def _plot_feature_maps(image: np.ndarray, maps: np.ndarray, name: str, label: str, path: Path) -> Path:
+    count = min(maps.shape[2], MAX_MAPS)
+    figure, axes = _grid(count + 1, columns=8, cell=1.3, title_room=0.2)
+    _show(axes[0], image, vmin=0, vmax=255)
+    axes[0].set_title(f"input: {label}", fontsize=8)
+    for i, axis in zip(range(count), axes[1:]):
+        axis.imshow(maps[:, :, i], cmap="viridis")
+        axis.set_title(str(i), fontsize=7)
+    figure.suptitle(f"Feature maps of {name} for one image ({count} of {maps.shape[2]})")
+    figure.tight_layout()
+    return _save(figure, path)
+
+
+def _markdown(model: Path, record: TrainingRecord | None, what: str, accuracy: float, count: int,
+              per_class: dict, mistakes: list, pictures: dict[str, Path], notes: list[str]) -> str:
+    lines = [f"# Report: {model.name}", ""]
+    if record:
+        lines += [f"{record.architecture} with {record.parameters:,} parameters, trained on {record.dataset} "
+                  f"({record.preprocessing.describe()}) for {record.epochs_run} epochs; validation accuracy "
+                  f"{record.validation.get('accuracy', 0.0):.2%}.", ""]
+    lines += [f"**Accuracy {accuracy:.2%}** on {count:,} images ({what}).", ""]
+    lines += [f"> {note}" for note in notes] + ([""] if notes else [])
+    sections = [("curves", "Training curves", "Loss and accuracy per epoch, training against validation."),
+                ("confusion", "Confusion matrix", "Rows are the true classes, columns the predictions."),
+                ("per_class", "Accuracy per class", None),
+                ("mistakes", "Most confident mistakes", "Red titles are mistakes, green ones right answers; "
+                 "# is the image's position among the images predicted."),
+                ("filters", "First-layer filters", "Each filter's weights, scaled to black-white (or colour)."),
+                ("feature_maps", "Feature maps", "The first convolution layer's output for one image.")]
+    for key, title, caption in sections:
+        if key not in pictures:
+            continue
+        if key == "mistakes" and all(m[3] == m[4] for m in mistakes):
+            title, caption = "No mistakes", "The least confident right answers instead."
+        lines += [f"## {title}", ""]
+        if caption:
+            lines += [caption, ""]
+        lines += [f"![{title}]({pictures[key].name})", ""]
+        if key == "per_class":
+            lines += ["| class | images | accuracy |", "|---|---:|---:|"]
+            lines += [f"| {label} | {n} | {'-' if a is None else f'{a:.2%}'} |" for label, (a, n) in per_class.items()]
+            lines.append("")
+    return "\n".join(lines)

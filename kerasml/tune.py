@@ -1,0 +1,264 @@
+"""Hyperparameter search: which width, dropout, learning rate and batch size suit this data?
+
+`tune` is the stage's one public function. It prepares the data exactly as `kerasml train` does
+(same split, same seed), lets keras-tuner (random search or Hyperband) try a budget of trials,
+each trained for a few epochs and scored by its best validation accuracy, writes every trial to
+`<name>.tuning.md` and `<name>.tuning.json`, and then trains the best settings once more with
+`kerasml.train.train`, so the best model arrives with its training record, history and plots
+and `kerasml convert` works on it as on any trained model. keras-tuner's working files
+(checkpoints of every trial) live in a temporary folder beside the output and are deleted at
+the end, whatever happens.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable
+
+from kerasml.libs import tensorflow
+
+tensorflow()
+import keras  # noqa: E402  (after the quiet TensorFlow import above)
+import keras_tuner as kt  # noqa: E402
+
+from kerasml.architectures import get_architecture  # noqa: E402
+from kerasml.errors import KerasmlError  # noqa: E402
+from kerasml.files import check_output, write_text_atomic  # noqa: E402
+from kerasml.record import TrainingRecord, record_path  # noqa: E402
+from kerasml.train import (TrainOptions, build_model, check_options, compile_model,  # noqa: E402
+                           decoding_errors, prepare_data, train)
+
+ALGORITHMS = ("random", "hyperband")
+WIDTHS = [0.5, 1.0, 1.5, 2.0]            # multiplies every hidden layer's filters and units
+BATCH_SIZES = [32, 64, 128]
+
+
+@dataclasses.dataclass
+class TuneOptions:
+    dataset: str | None = None
+    data: Path | None = None
+    arch: str = "kerasml"
+    algorithm: str = "random"          # "random" or "hyperband"
+    trials: int = 10                   # the budget: at most this many settings are tried
+    epochs: int = 3                    # per trial (Hyperband: the most a trial gets)
+    final_epochs: int | None = None    # retraining the best settings (None: the architecture's)
+    image_size: int | None = None
+    normalize: str = "unit"
+    val_split: float = 0.1
+    seed: int = 42
+    out: Path = Path("models/tuned.keras")
+    force: bool = False
+    quiet: bool = False
+
+
+@dataclasses.dataclass
+class TuneResult:
+    model_path: Path
+    record: TrainingRecord
+    trials: list[dict]                 # every trial: hyperparameters, val_accuracy, val_loss, epochs, seconds
+    best: dict                         # the winning hyperparameters
+    written: list[Path]
+
+    def lines(self) -> list[str]:
+        best = self.best
+        lines = [f"tried {len(self.trials)} settings; best: width {best['width']}, dropout {best['dropout']}, "
+                 f"learning rate {best['learning_rate']:.3g}, batch size {best['batch_size']} "
+                 f"(validation accuracy {max(t['val_accuracy'] for t in self.trials):.2%} in the search)"]
+        record = self.record
+        summary = f"validation accuracy {record.validation.get('accuracy', 0.0):.2%}"
+        if record.test_accuracy is not None:
+            summary += f", test accuracy {record.test_accuracy:.2%}"
+        lines.append(f"retrained for {record.epochs_run} epochs: {summary}")
+        lines.append("wrote:")
+        lines += [f"  {path}" for path in self.written]
+        lines.append(f"next: kerasml convert {self.model_path}")
+        return lines
+
+
+def tune(options: TuneOptions, say: Callable[[str], None] = print) -> TuneResult:
+    out = Path(options.out)
+    tables = _table_paths(out)
+    if out.suffix != ".keras":
+        raise KerasmlError(f"--out {out} must end in .keras")
+    for path in (out, *tables):
+        check_output(path, options.force)
+    if options.algorithm not in ALGORITHMS:
+        raise KerasmlError(f"unknown --algorithm {options.algorithm!r}; use random or hyperband")
+    if options.trials < 1 or options.epochs < 1 or (options.final_epochs is not None and options.final_epochs < 1):
+        raise KerasmlError("--trials, --epochs and --final-epochs must be at least 1")
+    if options.algorithm == "hyperband" and options.epochs < 3:
+        raise KerasmlError("Hyperband needs --epochs 3 or more (it stops weak trials early and trains "
+                           "the best up to --epochs); use --algorithm random for shorter trials")
+
+    arch = get_architecture(options.arch)
+    train_options = TrainOptions(dataset=options.dataset, data=options.data, arch=options.arch,
+                                 val_split=options.val_split, seed=options.seed,
+                                 image_size=options.image_size, normalize=options.normalize,
+                                 out=out, force=options.force, quiet=options.quiet)
+    check_options(train_options)
+    data = prepare_data(train_options, say)
+
+    workdir = Path(tempfile.mkdtemp(prefix=f".{out.stem}.tuner.", dir=out.parent))
+    try:
+        trials = _search(options, arch, data, workdir, say)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    best = max(trials, key=lambda t: (t["val_accuracy"], -t["val_loss"]))["hyperparameters"]
+    written = _write_tables(tables, options, trials, best)
+
+    say(f"retraining the best settings for {options.final_epochs or arch.epochs} epochs ...")
+    summary = {"algorithm": options.algorithm, "trials": len(trials), "epochs_per_trial": options.epochs,
+               "search_best_val_accuracy": max(t["val_accuracy"] for t in trials),
+               "results": tables[0].name}
+    result = train(dataclasses.replace(
+        train_options, epochs=options.final_epochs, batch_size=best["batch_size"],
+        learning_rate=best["learning_rate"], width=best["width"], dropout=best["dropout"],
+        extra={"tuning": summary}), say=say, data=data)
+    return TuneResult(result.model_path, result.record, trials, best, result.written + written)
+
+
+def _search(options: TuneOptions, arch, data, workdir: Path, say: Callable[[str], None]) -> list[dict]:
+    hypermodel = _HyperModel(arch, data, options, say)
+    common = dict(objective="val_accuracy", seed=options.seed, directory=str(workdir),
+                  project_name="search", overwrite=True, max_consecutive_failed_trials=1)
+    if options.algorithm == "random":
+        tuner = _RandomSearch(hypermodel, max_trials=options.trials, **common)
+    else:
+        tuner = _Hyperband(hypermodel, max_epochs=options.epochs, factor=3, **common)
+        tuner.oracle.max_trials = options.trials   # Hyperband has no budget argument; its oracle does
+    say(f"searching {options.trials} {options.algorithm} trials of up to {options.epochs} epochs "
+        f"on {data.counts['train']} training and {data.counts['validation']} validation images ...")
+    try:
+        tuner.search(epochs=options.epochs, verbose=0)
+    except _Stop as stop:
+        raise stop.error from None
+    except RuntimeError as exc:   # keras-tuner: "Number of consecutive failures ..." and a traceback
+        cause = [line.strip() for line in str(exc).splitlines() if line.strip()][-1]
+        raise KerasmlError(f"a tuning trial failed: {cause[:300]}") from None
+    if not hypermodel.rows:
+        raise KerasmlError("no tuning trial finished; check the data and options")
+    return hypermodel.rows
+
+
+class _WithoutTensorBoard:
+    """keras-tuner 1.4 imports tensorboard before every trial, only to patch TensorBoard callbacks;
+    kerasml passes none, and TensorFlow no longer installs tensorboard, so that step is skipped
+    (a private hook, hence keras-tuner <1.5 in pyproject.toml)."""
+
+    def _configure_tensorboard_dir(self, callbacks, trial, execution=0):
+        return None
+
+
+class _RandomSearch(_WithoutTensorBoard, kt.RandomSearch):
+    pass
+
+
+class _Hyperband(_WithoutTensorBoard, kt.Hyperband):
+    pass
+
+
+def _hyperparameter_space(hp, arch) -> dict:
+    """The search space, centred on the architecture's own defaults."""
+    return {
+        "width": hp.Choice("width", WIDTHS, default=1.0),
+        "dropout": hp.Float("dropout", 0.0, 0.5, step=0.1, default=0.3),
+        "learning_rate": hp.Float("learning_rate", arch.learning_rate / 10, arch.learning_rate * 3,
+                                  sampling="log", default=arch.learning_rate),
+        "batch_size": hp.Choice("batch_size", sorted(set(BATCH_SIZES) | {arch.batch_size}),
+                                default=arch.batch_size),
+    }
+
+
+class _HyperModel(kt.HyperModel):
+    """Builds a trial's model and fits it with the trial's batch size (keras-tuner leaves batch
+    size to `fit`, so it is chosen here rather than in `build`)."""
+
+    def __init__(self, arch, data, options: TuneOptions, say: Callable[[str], None]):
+        super().__init__(name="kerasml")
+        self.arch, self.data, self.options, self.say = arch, data, options, say
+        self.rows: list[dict] = []
+
+    def build(self, hp):
+        values = _hyperparameter_space(hp, self.arch)
+        keras.utils.set_random_seed(self.options.seed)
+        model = build_model(self.arch, self.data.image_shape, self.data.dataset.num_classes,
+                            values["width"], values["dropout"])
+        steps = math.ceil(self.data.counts["train"] / values["batch_size"])
+        compile_model(model, self.arch, values["learning_rate"], self.options.epochs, steps)
+        return model
+
+    def fit(self, hp, model, *args, epochs: int = 1, callbacks=None, **kwargs):
+        batch_size = hp.get("batch_size")
+        seed = self.options.seed
+        train = self.data.batches("train", batch_size, seed, augment=self.arch.augment)
+        val = self.data.batches("validation", batch_size)
+        started = time.perf_counter()
+        try:
+            with decoding_errors(self.data.dataset):
+                history = model.fit(train, validation_data=val, epochs=epochs,
+                                    initial_epoch=kwargs.get("initial_epoch", 0),
+                                    callbacks=[keras.callbacks.TerminateOnNaN(), *(callbacks or [])],
+                                    verbose=0, shuffle=False)
+        except KerasmlError as exc:
+            raise _Stop(exc) from None
+        accuracy = [a for a in history.history.get("val_accuracy", []) if math.isfinite(a)] or [0.0]
+        best = max(range(len(accuracy)), key=lambda i: accuracy[i])
+        losses = history.history.get("val_loss", [math.inf] * len(accuracy))
+        row = {"trial": len(self.rows) + 1,
+               "hyperparameters": {k: _plain(v) for k, v in hp.values.items() if not k.startswith("tuner/")},
+               "val_accuracy": float(accuracy[best]), "val_loss": float(losses[best]),
+               "epochs": len(history.history.get("loss", [])), "seconds": round(time.perf_counter() - started, 2)}
+        if "tuner/trial_id" in hp.values:
+            row["continues"] = hp.values["tuner/trial_id"]   # Hyperband: resumed from an earlier trial
+        self.rows.append(row)
+        values = row["hyperparameters"]
+        self.say(f"  trial {row['trial']}: width {values['width']}, dropout {values['dropout']:.1f}, "
+                 f"learning rate {values['learning_rate']:.2e}, batch {values['batch_size']}: "
+                 f"validation accuracy {row['val_accuracy']:.2%} ({row['seconds']:.0f} s)")
+        return history
+
+
+class _Stop(kt.errors.FatalError):
+    """A `KerasmlError` inside a trial: keras-tuner stops the search and we re-raise the error."""
+
+    def __init__(self, error: KerasmlError):
+        super().__init__(str(error))
+        self.error = error
+
+
+def _plain(value):
+    return value.item() if hasattr(value, "item") else value
+
+
+def _table_paths(out: Path) -> tuple[Path, Path]:
+    stem = record_path(out).name[: -len(".training.json")]
+    return out.with_name(stem + ".tuning.md"), out.with_name(stem + ".tuning.json")
+
+
+def _write_tables(paths: tuple[Path, Path], options: TuneOptions, trials: list[dict], best: dict) -> list[Path]:
+    markdown, json_path = paths
+    ranked = sorted(trials, key=lambda t: (-t["val_accuracy"], t["val_loss"]))
+    lines = [f"# Hyperparameter search: {options.arch} on {options.data or options.dataset or 'mnist'}", "",
+             f"{options.algorithm} search, {len(trials)} trials of up to {options.epochs} epochs, seed {options.seed}; "
+             "ranked by best validation accuracy.", "",
+             "| rank | trial | width | dropout | learning rate | batch size | epochs | val accuracy | val loss | seconds |",
+             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for rank, trial in enumerate(ranked, start=1):
+        hp = trial["hyperparameters"]
+        lines.append(f"| {rank} | {trial['trial']} | {hp['width']} | {hp['dropout']:.1f} | {hp['learning_rate']:.2e} | "
+                     f"{hp['batch_size']} | {trial['epochs']} | {trial['val_accuracy']:.2%} | "
+                     f"{trial['val_loss']:.4f} | {trial['seconds']:.1f} |")
+    lines += ["", "Train these settings yourself:", "",
+              f"    kerasml train --arch {options.arch} --width {best['width']} --dropout {best['dropout']:.1f} "
+              f"--learning-rate {best['learning_rate']:.3g} --batch-size {best['batch_size']}", ""]
+    write_text_atomic(markdown, "\n".join(lines), force=options.force)
+    document = {"algorithm": options.algorithm, "architecture": options.arch, "seed": options.seed,
+                "epochs_per_trial": options.epochs, "best": best, "trials": trials}
+    write_text_atomic(json_path, json.dumps(document, indent=2) + "\n", force=options.force)
+    return [markdown, json_path]

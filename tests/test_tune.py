@@ -1,0 +1,77 @@
+"""kerasml tune: a tiny random search writes its table and a best model that convert can use."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from kerasml.errors import KerasmlError
+from test_folders import make_shapes, quiet
+
+
+@pytest.mark.slow
+def test_random_search_writes_table_and_best_model(tmp_path):
+    from kerasml.record import read_record
+    from kerasml.tune import TuneOptions, tune
+
+    data = make_shapes(tmp_path / "shapes", per_class=10)
+    out = tmp_path / "models" / "tuned.keras"
+    lines = []
+    # chollet: no batch normalisation, so each trial compiles and trains in a second or two.
+    result = tune(TuneOptions(data=data, arch="chollet", trials=2, epochs=1, final_epochs=1, out=out,
+                              quiet=True), say=lines.append)
+
+    table = json.loads((tmp_path / "models" / "tuned.tuning.json").read_text())
+    assert table["algorithm"] == "random" and len(table["trials"]) == 2
+    for trial in table["trials"]:
+        assert set(trial["hyperparameters"]) == {"width", "dropout", "learning_rate", "batch_size"}
+        assert 0.0 <= trial["val_accuracy"] <= 1.0 and trial["epochs"] == 1
+    assert table["best"] == result.best
+    markdown = (tmp_path / "models" / "tuned.tuning.md").read_text()
+    assert markdown.count("\n| ") == 3 and "kerasml train --arch chollet --width" in markdown
+
+    record = read_record(out)
+    assert record.labels == ["circle", "square", "triangle"] and record.epochs_run == 1
+    assert record.batch_size == result.best["batch_size"]
+    assert record.extra["learning_rate"] == pytest.approx(result.best["learning_rate"])
+    assert record.extra["width"] == result.best["width"] and record.extra["tuning"]["trials"] == 2
+    # keras-tuner's working folder is gone; only our outputs remain.
+    assert sorted(p.name for p in out.parent.iterdir()) == [
+        "tuned.history.json", "tuned.history.png", "tuned.keras", "tuned.training.json",
+        "tuned.tuning.json", "tuned.tuning.md"]
+    assert sum(line.startswith("  trial ") for line in lines) == 2        # one line per trial
+    assert result.lines()[-1] == f"next: kerasml convert {out}"
+
+
+def test_tune_checks_options_before_searching(tmp_path, small_digits_npz):
+    from kerasml.tune import TuneOptions, tune
+
+    with pytest.raises(KerasmlError, match="algorithm"):
+        tune(TuneOptions(data=small_digits_npz, algorithm="grid", out=tmp_path / "t.keras"), say=quiet)
+    with pytest.raises(KerasmlError, match="Hyperband needs --epochs 3"):
+        tune(TuneOptions(data=small_digits_npz, algorithm="hyperband", epochs=2, out=tmp_path / "t.keras"),
+             say=quiet)
+    with pytest.raises(KerasmlError, match="at least 1"):
+        tune(TuneOptions(data=small_digits_npz, trials=0, out=tmp_path / "t.keras"), say=quiet)
+    (tmp_path / "t.tuning.md").write_text("an earlier search")
+    with pytest.raises(KerasmlError, match="--force"):
+        tune(TuneOptions(data=small_digits_npz, out=tmp_path / "t.keras"), say=quiet)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.tuning.md"]
+
+
+@pytest.mark.parametrize("arch", ["kerasml", "chollet"])
+def test_width_and_dropout_reshape_any_architecture(arch):
+    import keras
+
+    from kerasml.architectures import get_architecture
+    from kerasml.train import build_model
+
+    architecture = get_architecture(arch)
+    plain = build_model(architecture, (32, 32, 3), 5)
+    wide = build_model(architecture, (32, 32, 3), 5, width=2.0, dropout=0.25)
+    convs = [(a.filters, b.filters) for a, b in zip(plain.layers, wide.layers) if isinstance(a, keras.layers.Conv2D)]
+    assert convs and all(b == 2 * a for a, b in convs)
+    assert {layer.rate for layer in wide.layers if isinstance(layer, keras.layers.Dropout)} == {0.25}
+    assert wide.output_shape == plain.output_shape == (None, 5)
+    assert wide.count_params() > 2 * plain.count_params()

@@ -87,7 +87,7 @@ def warn(message: str) -> None:
 @handle_errors
 def train(
     dataset: Annotated[Optional[str], typer.Option(help="mnist (full, falls back to the bundled sample offline), mnist-sample or fashion.")] = None,
-    data: Annotated[Optional[Path], typer.Option(help="Your own data: an .npz with x_train/y_train, a folder of IDX files, or a folder of class folders.")] = None,
+    data: Annotated[Optional[Path], typer.Option(help="Your own data: an .npz with x_train/y_train, a folder of IDX files, or a folder of class folders (optionally inside train/, val/, test/).")] = None,
     test_data: Annotated[Optional[Path], typer.Option(help="A separate test set to report accuracy on (e.g. a folder with MNIST's t10k files); never trained on.")] = None,
     arch: Annotated[str, typer.Option(help="Architecture (see --list-archs).")] = "kerasml",
     epochs: Annotated[Optional[int], typer.Option(help="Epochs (default: the architecture's).", min=1)] = None,
@@ -95,6 +95,10 @@ def train(
     learning_rate: Annotated[Optional[float], typer.Option(help="Peak learning rate (default: the architecture's).")] = None,
     val_split: Annotated[float, typer.Option(help="Fraction of the training images held out for validation.")] = 0.1,
     seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same model.")] = 42,
+    image_size: Annotated[Optional[int], typer.Option(help="Image folders: train at N x N pixels (default: the images' median size, 28-224).", min=8, max=1024)] = None,
+    normalize: Annotated[str, typer.Option(help="Pixel scaling, recorded for Core ML: unit (x/255) or symmetric (x/127.5 - 1).")] = "unit",
+    width: Annotated[float, typer.Option(help="Multiply every hidden layer's filters and units (kerasml tune searches this).")] = 1.0,
+    dropout: Annotated[Optional[float], typer.Option(help="Set every Dropout layer's rate (default: the architecture's).")] = None,
     out: Annotated[Path, typer.Option(help="Where to save the Keras model (.keras).")] = Path("models/digits.keras"),
     force: Annotated[bool, typer.Option(help="Overwrite existing outputs.")] = False,
     quiet: Annotated[bool, typer.Option(help="No progress bars.")] = False,
@@ -113,7 +117,7 @@ def train(
     result = train_model(TrainOptions(
         dataset=dataset, data=data, test_data=test_data, arch=arch, epochs=epochs, batch_size=batch_size,
         learning_rate=learning_rate, val_split=val_split, seed=seed, out=out, force=force,
-        quiet=quiet), say=say)
+        quiet=quiet, image_size=image_size, normalize=normalize, width=width, dropout=dropout), say=say)
     record = result.record
     validation = record.validation.get("accuracy", 0.0)
     summary = f"validation accuracy {validation:.2%}"
@@ -274,6 +278,55 @@ def package(
     destination = package_model(model, app_dir)
     say(f"copied {model} to {destination}")
     for line in next_steps(app_dir):
+        say(line)
+
+
+# ------------------------------------------------------------------------------------------ tune
+@app.command()
+@handle_errors
+def tune(
+    dataset: Annotated[Optional[str], typer.Option(help="mnist, mnist-sample or fashion (as in train).")] = None,
+    data: Annotated[Optional[Path], typer.Option(help="Your own data, as in train.")] = None,
+    arch: Annotated[str, typer.Option(help="Architecture whose width, dropout, learning rate and batch size are searched (see train --list-archs).")] = "kerasml",
+    algorithm: Annotated[str, typer.Option(help="random (random search) or hyperband.")] = "random",
+    trials: Annotated[int, typer.Option(help="Budget: how many settings to try.", min=1)] = 10,
+    epochs: Annotated[int, typer.Option(help="Epochs per trial (hyperband: the most a trial gets, at least 3).", min=1)] = 3,
+    final_epochs: Annotated[Optional[int], typer.Option(help="Epochs for retraining the best settings (default: the architecture's).", min=1)] = None,
+    image_size: Annotated[Optional[int], typer.Option(help="Image folders: train at N x N pixels.", min=8, max=1024)] = None,
+    normalize: Annotated[str, typer.Option(help="unit (x/255) or symmetric (x/127.5 - 1).")] = "unit",
+    val_split: Annotated[float, typer.Option(help="Fraction of the training images held out to score the trials (unless there is a val/ folder).")] = 0.1,
+    seed: Annotated[int, typer.Option(help="Random seed for the split, the search and the training.")] = 42,
+    out: Annotated[Path, typer.Option(help="Where to save the best model (.keras); the results table (.tuning.md, .tuning.json) goes beside it.")] = Path("models/tuned.keras"),
+    force: Annotated[bool, typer.Option(help="Overwrite existing outputs.")] = False,
+    quiet: Annotated[bool, typer.Option(help="No progress bars.")] = False,
+) -> None:
+    """Search width, dropout, learning rate and batch size; write a results table and the best model."""
+    from kerasml.tune import TuneOptions, tune as tune_model
+
+    result = tune_model(TuneOptions(
+        dataset=dataset, data=data, arch=arch, algorithm=algorithm, trials=trials, epochs=epochs,
+        final_epochs=final_epochs, image_size=image_size, normalize=normalize, val_split=val_split,
+        seed=seed, out=out, force=force, quiet=quiet), say=say)
+    for line in result.lines():
+        say(line)
+
+
+# ---------------------------------------------------------------------------------------- report
+@app.command()
+@handle_errors
+def report(
+    model: Annotated[Path, typer.Argument(help="A Keras model (.keras or .h5), with its training record and history beside it when kerasml trained it.")],
+    data: Annotated[Optional[Path], typer.Option(help="Labelled images to report on (default: the data the model was trained on, from its record).")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Report folder (default: <model name>.report beside the model).")] = None,
+    samples: Annotated[Optional[int], typer.Option(help="Predict at most this many images (default: the whole test split).", min=1)] = None,
+    force: Annotated[bool, typer.Option(help="Replace an existing report folder.")] = False,
+    unsafe: Annotated[bool, typer.Option(help="Allow custom code in the Keras file to run.")] = False,
+) -> None:
+    """Training curves, confusion matrix, worst mistakes, per-class accuracy, first-layer filters and feature maps, as PNGs and report.md."""
+    from kerasml.report import report as write_report
+
+    result = write_report(model, data=data, out_dir=out, force=force, samples=samples, unsafe=unsafe, say=say)
+    for line in result.lines():
         say(line)
 
 

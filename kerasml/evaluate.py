@@ -100,10 +100,7 @@ def _labelled_images(data: Path | None, shape: tuple[int, int, int]):
                                "t10k-images-idx3-ubyte.gz and t10k-labels-idx1-ubyte.gz or an .npz") from None
         return x[..., np.newaxis], y.astype(np.int64), "MNIST test set (keras.datasets)"
     dataset = load_dataset(path=Path(data), say=lambda message: None)
-    if dataset.x_test is not None:
-        x, y, what = dataset.x_test, dataset.y_test, "test split"
-    else:
-        x, y, what = dataset.x_train, dataset.y_train, "training split (no test split found)"
+    x, y, what = dataset.labelled_images(size=shape[0])
     if x.shape[1:] != shape:
         raise KerasmlError(f"--data images are {x.shape[1]}x{x.shape[2]}x{x.shape[3]} but the model takes "
                            f"{shape[0]}x{shape[1]}x{shape[2]}")

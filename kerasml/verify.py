@@ -152,12 +152,10 @@ def _images_for(height: int, width: int, channels: int, data: Path | None, sampl
     if data is not None:
         from kerasml.data import load_dataset
         dataset = load_dataset(path=Path(data), say=lambda message: None)
-        x, y = (dataset.x_test, dataset.y_test) if dataset.x_test is not None else (dataset.x_train, dataset.y_train)
+        x, y, _ = dataset.labelled_images(limit=samples, size=height)
         if x.shape[1:] != (height, width, channels):
             raise KerasmlError(f"--data images are {x.shape[1]}x{x.shape[2]}x{x.shape[3]} but the model takes "
                                f"{height}x{width}x{channels}")
-        if samples:
-            x, y = x[:samples], y[:samples]
         return x, y, f"images from {data}"
     samples = samples or 1000
     if (height, width, channels) == (28, 28, 1):

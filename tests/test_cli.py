@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-COMMANDS = ["train", "convert", "inspect"]
+COMMANDS = ["train", "convert", "inspect", "verify", "evaluate", "predict", "package", "tune", "report"]
 
 
 def run(*args, timeout=300):

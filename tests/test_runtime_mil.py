@@ -283,7 +283,9 @@ def test_unsaved_mlmodel_objects_load_too(keras_model):
     model, x, expected = keras_model
     mlmodel = convert(model, "mlprogram")
     loaded = load_model(mlmodel)
-    np.testing.assert_allclose(next(iter(loaded.predict({loaded.input_name: x}).values())).reshape(len(x), -1), expected, atol=1e-5)
+    np.testing.assert_allclose(
+        next(iter(loaded.predict({loaded.input_name: x}).values())).reshape(len(x), -1), expected, atol=1e-5
+    )
     with pytest.raises(KerasmlError, match="no input 'nope'"):
         loaded.predict({"nope": x})
 

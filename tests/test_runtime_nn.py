@@ -504,3 +504,26 @@ def test_scale_bias_crop_unary_and_merges():
     scaled = np.abs(2 * crop(x * c(gamma) + c(beta) + 0.5) + 1)
     expected = np.maximum((scaled + crop(y)) / 2, crop(y))
     np.testing.assert_allclose(run(b, a=x, b=y), expected, atol=1e-5)
+
+
+def test_fused_relu_gives_the_same_results_as_separate_layers():
+    """The engine applies a ReLU inside the convolution or max pooling it follows; results must not change,
+    also when the ReLU's input or output is read by another layer or is a network output."""
+    x, w = rand(2, 2, 8, 8), rand(3, 2, 3, 3)
+    b = NeuralNetworkBuilder([("data", datatypes.Array(2, 8, 8))], [("out", None), ("relu2", None)])
+    b.add_convolution(
+        "c1", 2, 3, 3, 3, 1, 1, "valid", 1, w.transpose(2, 3, 1, 0), None, False, input_name="data", output_name="c1"
+    )
+    b.add_activation("relu1", "RELU", "c1", "relu1")
+    b.add_pooling("pool", 2, 2, 2, 2, "MAX", "VALID", "relu1", "pool")
+    b.add_convolution(
+        "c2", 2, 3, 3, 3, 1, 1, "valid", 1, w.transpose(2, 3, 1, 0), None, False, input_name="data", output_name="c2"
+    )
+    b.add_activation("relu2", "RELU", "c2", "relu2")  # a network output as well as an input below
+    b.add_pooling("pool2", 2, 2, 2, 2, "MAX", "VALID", "relu2", "pool2")
+    b.add_elementwise("out", ["pool", "pool2"], "out", "ADD")
+    conv = np.maximum(ref_conv(x, w, None), 0)
+    pooled = ref_pool(conv, "MAX", (2, 2), (2, 2), (0, 0, 0, 0), (3, 3))
+    out = load_model(b.spec).predict({"data": x})
+    np.testing.assert_allclose(out["out"], 2 * pooled, atol=1e-5)
+    np.testing.assert_allclose(out["relu2"], conv, atol=1e-5)

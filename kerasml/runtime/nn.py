@@ -96,29 +96,23 @@ class NeuralNetworkEngine:
             for blob in inputs:
                 readers[blob] = readers.get(blob, 0) + 1
         producers = {outs[0]: i for i, (_, kind, _, outs, _) in enumerate(self.steps) if kind in _OWN_OUTPUT}
-        max_pools = {
-            inputs[0]: i
-            for i, (_, kind, inputs, _, run) in enumerate(self.steps)
-            if kind == "pooling" and getattr(run, "is_max", False)
-        }
+        max_pools = {inputs[0]: i for i, (_, _, inputs, _, run) in enumerate(self.steps) if hasattr(run, "with_floor")}
         for i, (name, kind, inputs, outs, run) in enumerate(self.steps):
             in_place = getattr(run, "in_place", None)
             source = inputs[0] if len(inputs) == 1 else None
             if in_place is None or source is None or readers.get(source) != 1 or source in outputs:
                 continue
-            if (
-                getattr(run, "monotonic", False)
-                and outs[0] in max_pools
-                and readers.get(outs[0]) == 1
-                and outs[0] not in outputs
-            ):
-                j = max_pools[outs[0]]  # max pooling commutes with a monotonic activation: pool first
+            floor = getattr(run, "floor", None)
+            pool = max_pools.get(outs[0])
+            if floor is not None and pool is not None and readers.get(outs[0]) == 1 and outs[0] not in outputs:
+                # ReLU then max pooling is max pooling clamped at 0: pool the raw values, clamp for free
+                p_name, p_kind, p_inputs, p_outs, p_run = self.steps[pool]
+                self.steps[pool] = (p_name, p_kind, p_inputs, p_outs, p_run.with_floor(floor))
             elif source in producers:
-                j = producers[source]
+                p_name, p_kind, p_inputs, p_outs, p_run = self.steps[producers[source]]
+                self.steps[producers[source]] = (p_name, p_kind, p_inputs, p_outs, _then(p_run, in_place))
             else:
                 continue
-            p_name, p_kind, p_inputs, p_outs, p_run = self.steps[j]
-            self.steps[j] = (p_name, p_kind, p_inputs, p_outs, _then(p_run, in_place))
             self.steps[i] = (name, kind, inputs, outs, lambda args: [args[0]])
 
     def prepare_image(self, name: str, x: np.ndarray) -> np.ndarray:

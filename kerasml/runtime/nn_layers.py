@@ -74,6 +74,23 @@ def compile_convolution(layer, name: str) -> Run:
     return run
 
 
+def _pool_geometry(p, h: int, w: int, kernel, stride, name: str):
+    """(pads, output size) of a pooling layer for an h x w input."""
+    padding = p.WhichOneof("PoolingPaddingType")
+    if padding == "same":
+        top_heavy = p.same.asymmetryMode == 1
+        pads = numerics.same_pads(h, kernel[0], stride[0], top_heavy=top_heavy)
+        pads += numerics.same_pads(w, kernel[1], stride[1], top_heavy=top_heavy)
+        return pads, (-(-h // stride[0]), -(-w // stride[1]))
+    if padding == "includeLastPixel":  # Caffe's rounding: the last window may hang over the edge
+        ph, pw = _pair(p.includeLastPixel.paddingAmounts, 0)
+        out_h = numerics.pool_out_size(h, kernel[0], stride[0], ph, ph, ceil=True)
+        return (ph, ph, pw, pw), (out_h, numerics.pool_out_size(w, kernel[1], stride[1], pw, pw, ceil=True))
+    pads = _border(p.valid.paddingAmounts, name)
+    out_h = numerics.pool_out_size(h, kernel[0], stride[0], pads[0], pads[1], ceil=False)
+    return pads, (out_h, numerics.pool_out_size(w, kernel[1], stride[1], pads[2], pads[3], ceil=False))
+
+
 def compile_pooling(layer, name: str) -> Run:
     p = layer.pooling
     kinds = {0: "max", 1: "avg"}
@@ -81,38 +98,26 @@ def compile_pooling(layer, name: str) -> Run:
         raise _unsupported(name, "pooling", "L2 pooling")
     kind = kinds[p.type]
     kernel, stride = _pair(p.kernelSize, 3), _pair(p.stride, 1)
-    padding = p.WhichOneof("PoolingPaddingType")
-    exclude = p.avgPoolExcludePadding
     ws = numerics.Workspace()
 
-    def run(inputs):
-        x, lead = _as_images(inputs[0])
-        if p.globalPooling:
-            y = x.max(axis=(2, 3), keepdims=True) if kind == "max" else x.mean(axis=(2, 3), keepdims=True)
+    def make_run(floor: float | None) -> Run:
+        def run(inputs):
+            x, lead = _as_images(inputs[0])
+            if p.globalPooling:
+                y = x.max(axis=(2, 3), keepdims=True) if kind == "max" else x.mean(axis=(2, 3), keepdims=True)
+                y = y if floor is None else np.maximum(y, floor)
+            else:
+                pads, out = _pool_geometry(p, x.shape[2], x.shape[3], kernel, stride, name)
+                y = numerics.pool2d(
+                    x, kind, kernel, stride, pads, out, exclude_padding=p.avgPoolExcludePadding, floor=floor, ws=ws
+                )
             return [y.reshape(lead + y.shape[1:])]
-        h, w = x.shape[2:]
-        if padding == "same":
-            top_heavy = p.same.asymmetryMode == 1
-            pads = numerics.same_pads(h, kernel[0], stride[0], top_heavy=top_heavy)
-            pads += numerics.same_pads(w, kernel[1], stride[1], top_heavy=top_heavy)
-            out = (-(-h // stride[0]), -(-w // stride[1]))
-        elif padding == "includeLastPixel":
-            ph, pw = _pair(p.includeLastPixel.paddingAmounts, 0)
-            pads = (ph, ph, pw, pw)
-            out = (
-                numerics.pool_out_size(h, kernel[0], stride[0], ph, ph, ceil=True),
-                numerics.pool_out_size(w, kernel[1], stride[1], pw, pw, ceil=True),
-            )
-        else:
-            pads = _border(p.valid.paddingAmounts, name)
-            out = (
-                numerics.pool_out_size(h, kernel[0], stride[0], pads[0], pads[1], ceil=False),
-                numerics.pool_out_size(w, kernel[1], stride[1], pads[2], pads[3], ceil=False),
-            )
-        y = numerics.pool2d(x, kind, kernel, stride, pads, out, exclude_padding=exclude, ws=ws)
-        return [y.reshape(lead + y.shape[1:])]
 
-    run.is_max = kind == "max"
+        return run
+
+    run = make_run(None)
+    if kind == "max":  # max pooling then ReLU is max pooling from 0 up: see NeuralNetworkEngine._fuse
+        run.with_floor = make_run
     return run
 
 
@@ -158,7 +163,7 @@ def compile_activation(layer, name: str) -> Run:
             return [np.maximum(inputs[0], 0, out=ws.like("out", inputs[0]))]
 
         relu.in_place = lambda x: np.maximum(x, 0, out=x)  # see NeuralNetworkEngine._fuse
-        relu.monotonic = True
+        relu.floor = 0.0
         return relu
     return lambda inputs: [fn(inputs[0]).astype(np.float32, copy=False)]
 

@@ -150,12 +150,14 @@ def pool2d(
     out_size: tuple[int, int],
     *,
     exclude_padding: bool = True,
+    floor: float | None = None,
     ws: Workspace | None = None,
 ) -> np.ndarray:
     """Max ('max') or average ('avg') pooling to `out_size`, with explicit declared `pads`.
 
     Windows may reach past the declared padding (ceil mode, `includeLastPixel`): that extra area
     never counts, while the declared padding counts towards averages unless `exclude_padding`.
+    `floor` (max only) clamps the result from below: max pooling followed by ReLU in one go.
     """
     m, c, h, w = x.shape
     (kh, kw), (sh, sw), (oh, ow) = kernel, stride, out_size
@@ -172,7 +174,12 @@ def pool2d(
     rows = _scratch(ws, "rows", (m, oh) + xh.shape[2:])
     for i in range(kh):
         tap = xh[:, i : i + (oh - 1) * sh + 1 : sh]
-        np.copyto(rows, tap) if i == 0 else combine(rows, tap, out=rows)
+        if i > 0:
+            combine(rows, tap, out=rows)
+        elif floor is not None and kind == "max":  # a following ReLU, for free: start from the floor
+            np.maximum(tap, np.float32(floor), out=rows)
+        else:
+            np.copyto(rows, tap)
     out = _scratch(ws, "out", (m, oh, ow, c))
     for j in range(kw):
         tap = rows[:, :, j : j + (ow - 1) * sw + 1 : sw]

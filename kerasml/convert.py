@@ -221,8 +221,10 @@ def convert_keras_model(model, fmt: str = "mlmodel", precision: str = "fp32",
                                  bias=bias, color_layout=colour)],
             classifier_config=ct.ClassifierConfig(_core_ml_labels(labels)),
             **kwargs)
-    except (ValueError, NotImplementedError, TypeError, RuntimeError) as exc:
-        raise KerasmlError(f"coremltools could not convert {model.path}: {' '.join(str(exc).split())[:300]}") from None
+    except Exception as exc:  # coremltools raises many types for graphs it cannot map (ops, shapes)
+        reason = " ".join(str(exc).split())[:300] or type(exc).__name__
+        raise KerasmlError(f"coremltools could not convert {model.path}: {reason}; an unsupported layer "
+                           "(e.g. grouped convolution, gelu) may need replacing") from None
     mlmodel = _rename_probabilities(ct, mlmodel)
     if precision != "fp32" and convert_to == "neuralnetwork":
         from coremltools.models.neural_network import quantization_utils

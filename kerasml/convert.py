@@ -23,7 +23,7 @@ from kerasml.data.labels import DIGITS, parse_labels
 from kerasml.errors import KerasmlError
 from kerasml.files import atomic_output, check_output
 from kerasml.keras_models import LoadedModel, image_shape_for, load_keras_model
-from kerasml.libs import coremltools, quiet_stdout, tensorflow
+from kerasml.libs import coremltools, quiet_output, tensorflow
 from kerasml.record import Preprocessing, TrainingRecord, read_record
 
 FORMATS = {"mlmodel": "neuralnetwork", "mlpackage": "mlprogram"}
@@ -215,12 +215,13 @@ def convert_keras_model(model, fmt: str = "mlmodel", precision: str = "fp32",
     colour = ct.colorlayout.GRAYSCALE if preprocessing.channels == 1 else ct.colorlayout.RGB
     bias = preprocessing.bias if preprocessing.channels == 3 else preprocessing.bias[0]
     try:
-        mlmodel = ct.convert(
-            [serve.get_concrete_function()], source="tensorflow", convert_to=convert_to,
-            inputs=[ct.ImageType(name=INPUT_NAME, shape=image_shape, scale=preprocessing.scale,
-                                 bias=bias, color_layout=colour)],
-            classifier_config=ct.ClassifierConfig(_core_ml_labels(labels)),
-            **kwargs)
+        with quiet_output():
+            mlmodel = ct.convert(
+                [serve.get_concrete_function()], source="tensorflow", convert_to=convert_to,
+                inputs=[ct.ImageType(name=INPUT_NAME, shape=image_shape, scale=preprocessing.scale,
+                                     bias=bias, color_layout=colour)],
+                classifier_config=ct.ClassifierConfig(_core_ml_labels(labels)),
+                **kwargs)
     except Exception as exc:  # coremltools raises many types for graphs it cannot map (ops, shapes)
         reason = " ".join(str(exc).split())[:300] or type(exc).__name__
         raise KerasmlError(f"coremltools could not convert {model.path}: {reason}; an unsupported layer "
@@ -228,7 +229,7 @@ def convert_keras_model(model, fmt: str = "mlmodel", precision: str = "fp32",
     mlmodel = _rename_probabilities(ct, mlmodel)
     if precision != "fp32" and convert_to == "neuralnetwork":
         from coremltools.models.neural_network import quantization_utils
-        with quiet_stdout():
+        with quiet_output():
             mlmodel = quantization_utils.quantize_weights(
                 mlmodel, nbits=16 if precision == "fp16" else 8, quantization_mode="linear")
     elif precision == "int8":
@@ -237,7 +238,8 @@ def convert_keras_model(model, fmt: str = "mlmodel", precision: str = "fp32",
         # under 2,048, which leaves a small model's first and last layers in float32).
         config = cto.OptimizationConfig(global_config=cto.OpLinearQuantizerConfig(
             mode="linear_symmetric", dtype="int8", granularity="per_channel", weight_threshold=512))
-        mlmodel = cto.linear_quantize_weights(mlmodel, config)
+        with quiet_output():
+            mlmodel = cto.linear_quantize_weights(mlmodel, config)
     return mlmodel
 
 

@@ -52,7 +52,8 @@ def coremltools():
 
 
 @contextlib.contextmanager
-def quiet_stdout():
-    """coremltools' quantizer prints a line per layer; keep the user's terminal for our summary."""
-    with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
+def quiet_output():
+    """coremltools prints a line per quantized layer and draws a progress bar per conversion pass;
+    kerasml prints its own progress and summary, and keeps errors to one line."""
+    with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
         yield

@@ -147,7 +147,7 @@ def test_the_repository_app_expects_this_model_name():
 
 
 @pytest.mark.slow
-def test_drawings_are_recognised_by_a_packaged_kerasml_model(tmp_path, app):
+def test_drawings_are_recognised_by_a_packaged_kerasml_model(tmp_path, app, sample_cnn):
     """Train, convert with kerasml, package, then read the shared drawing fixtures as the app would.
 
     The app gives the model exactly the 28x28 arrays in tests/fixtures/digits.json (DigitKit makes
@@ -155,25 +155,10 @@ def test_drawings_are_recognised_by_a_packaged_kerasml_model(tmp_path, app):
     """
     import json
 
-    keras = pytest.importorskip("keras")
     convert = pytest.importorskip("kerasml.convert")
     from kerasml.runtime import load_model
 
-    sample = np.load(Path(__file__).resolve().parents[1] / "kerasml/data/mnist_sample.npz", allow_pickle=False)
-    keras.utils.set_random_seed(0)
-    model = keras.Sequential([
-        keras.Input((28, 28, 1)),                    # pixels / 255, as convert assumes with no record
-        keras.layers.Conv2D(16, 3, activation="relu"),
-        keras.layers.MaxPooling2D(),
-        keras.layers.Conv2D(32, 3, activation="relu"),
-        keras.layers.MaxPooling2D(),
-        keras.layers.Flatten(),
-        keras.layers.Dense(10, activation="softmax"),
-    ])
-    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    model.fit(sample["x_train"][..., None] / 255.0, sample["y_train"], epochs=4, batch_size=64, verbose=0)
-    model.save(tmp_path / "digits.keras")
-    converted = convert.convert(convert.ConvertOptions(model=tmp_path / "digits.keras", labels="digits",
+    converted = convert.convert(convert.ConvertOptions(model=sample_cnn, labels="digits",
                                                        out=tmp_path / "digits.mlmodel"), say=lambda line: None)
 
     packaged = load_model(package_model(converted.path, app))

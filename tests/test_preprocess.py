@@ -201,27 +201,12 @@ def test_prepare_image_bad_inputs(tmp_path):
 # Sanity: re-normalising the real MNIST test set costs (almost) no accuracy.
 
 @pytest.mark.slow
-def test_renormalising_mnist_test_digits_keeps_accuracy(mnist_test):
+def test_renormalising_mnist_test_digits_keeps_accuracy(mnist_test, sample_cnn):
     """The real test set (../shared/data/mnist-test, skipped when absent) through normalize_digit."""
     keras = pytest.importorskip("keras")
     started = time.perf_counter()
     x_test, y_test = mnist_test
-    sample = np.load(SAMPLE, allow_pickle=False)
-
-    # A small CNN trained on the 5,000-digit sample: enough to notice a worse preparation.
-    keras.utils.set_random_seed(0)
-    model = keras.Sequential([
-        keras.Input((28, 28, 1)),
-        keras.layers.Rescaling(1 / 255),                 # raw 0-255 pixels in
-        keras.layers.Conv2D(16, 3, activation="relu"),
-        keras.layers.MaxPooling2D(),
-        keras.layers.Conv2D(32, 3, activation="relu"),
-        keras.layers.MaxPooling2D(),
-        keras.layers.Flatten(),
-        keras.layers.Dense(10, activation="softmax"),
-    ])
-    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    model.fit(sample["x_train"][..., None], sample["y_train"], epochs=4, batch_size=64, verbose=0)
+    model = keras.saving.load_model(sample_cnn)      # small CNN on the 5,000-digit sample, raw pixels in
 
     renormalised = np.stack([normalize_digit(d) for d in x_test])
     raw_accuracy = model.evaluate(x_test[..., None], y_test, verbose=0)[1]

@@ -313,7 +313,8 @@ def test_compressed_weights_decode_like_coremltools(keras_model, method, target,
         config = cto.OptimizationConfig(cto.OpLinearQuantizerConfig(mode="linear_symmetric", weight_threshold=0))
         compressed = cto.linear_quantize_weights(mlmodel, config)
     else:
-        config = cto.OptimizationConfig(cto.OpPalettizerConfig(nbits=4, weight_threshold=0))
+        # "uniform" palettes need no scikit-learn (k-means does), and give the same constexpr ops.
+        config = cto.OptimizationConfig(cto.OpPalettizerConfig(mode="uniform", nbits=4, weight_threshold=0))
         compressed = cto.palettize_weights(mlmodel, config)
     compressed.save(str(tmp_path / "c.mlpackage"))
     cto.decompress_weights(compressed).save(str(tmp_path / "d.mlpackage"))

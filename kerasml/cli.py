@@ -89,7 +89,7 @@ def train(
     dataset: Annotated[Optional[str], typer.Option(help="mnist (full, falls back to the bundled sample offline), mnist-sample or fashion.")] = None,
     data: Annotated[Optional[Path], typer.Option(help="Your own data: an .npz with x_train/y_train, a folder of IDX files, or a folder of class folders (optionally inside train/, val/, test/).")] = None,
     test_data: Annotated[Optional[Path], typer.Option(help="A separate test set to report accuracy on (e.g. a folder with MNIST's t10k files); never trained on.")] = None,
-    arch: Annotated[str, typer.Option(help="Architecture (see --list-archs).")] = "kerasml",
+    arch: Annotated[Optional[str], typer.Option(help="Architecture (see --list-archs; default: kerasml for digits, kerasml-fashion for --dataset fashion, vgg for image folders).")] = None,
     epochs: Annotated[Optional[int], typer.Option(help="Epochs (default: the architecture's).", min=1)] = None,
     batch_size: Annotated[Optional[int], typer.Option(help="Batch size (default: the architecture's).", min=1)] = None,
     learning_rate: Annotated[Optional[float], typer.Option(help="Peak learning rate (default: the architecture's).")] = None,
@@ -287,7 +287,7 @@ def package(
 def tune(
     dataset: Annotated[Optional[str], typer.Option(help="mnist, mnist-sample or fashion (as in train).")] = None,
     data: Annotated[Optional[Path], typer.Option(help="Your own data, as in train.")] = None,
-    arch: Annotated[str, typer.Option(help="Architecture whose width, dropout, learning rate and batch size are searched (see train --list-archs).")] = "kerasml",
+    arch: Annotated[Optional[str], typer.Option(help="Architecture whose width, dropout, learning rate and batch size are searched (see train --list-archs; default: as train).")] = None,
     algorithm: Annotated[str, typer.Option(help="random (random search) or hyperband.")] = "random",
     trials: Annotated[int, typer.Option(help="Budget: how many settings to try.", min=1)] = 10,
     epochs: Annotated[int, typer.Option(help="Epochs per trial (hyperband: the most a trial gets, at least 3).", min=1)] = 3,

@@ -27,7 +27,7 @@ tensorflow()
 import keras  # noqa: E402  (after the quiet TensorFlow import above)
 import keras_tuner as kt  # noqa: E402
 
-from kerasml.architectures import get_architecture  # noqa: E402
+from kerasml.architectures import default_architecture, get_architecture  # noqa: E402
 from kerasml.errors import KerasmlError  # noqa: E402
 from kerasml.files import check_output, write_text_atomic  # noqa: E402
 from kerasml.record import TrainingRecord, record_path  # noqa: E402
@@ -43,7 +43,7 @@ BATCH_SIZES = [32, 64, 128]
 class TuneOptions:
     dataset: str | None = None
     data: Path | None = None
-    arch: str = "kerasml"
+    arch: str | None = None            # None: train's measured default for the data
     algorithm: str = "random"          # "random" or "hyperband"
     trials: int = 10                   # the budget: at most this many settings are tried
     epochs: int = 3                    # per trial (Hyperband: the most a trial gets)
@@ -96,13 +96,17 @@ def tune(options: TuneOptions, say: Callable[[str], None] = print) -> TuneResult
         raise KerasmlError("Hyperband needs --epochs 3 or more (it stops weak trials early and trains "
                            "the best up to --epochs); use --algorithm random for shorter trials")
 
-    arch = get_architecture(options.arch)
+    if options.arch is not None:
+        get_architecture(options.arch)  # an unknown name fails before the data loads
     train_options = TrainOptions(dataset=options.dataset, data=options.data, arch=options.arch,
                                  val_split=options.val_split, seed=options.seed,
                                  image_size=options.image_size, normalize=options.normalize,
                                  out=out, force=options.force, quiet=options.quiet)
     check_options(train_options)
     data = prepare_data(train_options, say)
+    arch = get_architecture(options.arch or default_architecture(data.dataset.name, data.streamed))
+    options = dataclasses.replace(options, arch=arch.name)
+    train_options = dataclasses.replace(train_options, arch=arch.name)
 
     workdir = Path(tempfile.mkdtemp(prefix=f".{out.stem}.tuner.", dir=out.parent))
     try:

@@ -32,7 +32,7 @@ def load_mnist() -> dict:
         reason = str(exc).split(" -- ")[-1].strip() or type(exc).__name__
         sample["note"] = ("note: could not download MNIST (" + reason[:120] + "); training on the "
                           "bundled 5,000-digit sample instead (expect about 98.6% test accuracy, "
-                          "not 99.4% or more); " + _FULL_DATA_HINT)
+                          "not the 99.4%+ expected from full MNIST); " + _FULL_DATA_HINT)
         return sample
     return dict(name="mnist", source="keras.datasets.mnist (60,000 training digits)",
                 x_train=check_images(x_train, "MNIST x_train"),

@@ -43,11 +43,30 @@ class LoadedModel:
         """Whether the outputs are probabilities, judged by running the model: a softmax layer
         hidden in a SavedModel or a custom head counts as much as a Keras `Dense(softmax)`."""
         if self._ends_in_softmax is None:
+            self._ends_in_softmax = _last_layer_is_softmax(self.keras_model)
+        if self._ends_in_softmax is None:
             rng = np.random.default_rng(0)
             x = rng.uniform(0, 1, size=(8, *self.input_shape)).astype(np.float32)
             y = self.predict(x)
             self._ends_in_softmax = bool((y >= 0).all() and np.allclose(y.sum(axis=1), 1, atol=1e-3))
         return self._ends_in_softmax
+
+
+def _last_layer_is_softmax(model) -> bool | None:
+    """Read off a Keras model's last layer when it says plainly (saves running the model);
+    None when it does not (custom heads, SavedModels)."""
+    layers = getattr(model, "layers", None)
+    if not layers:
+        return None
+    last = layers[-1]
+    kind = type(last).__name__
+    if kind == "Softmax":
+        return True
+    activation = getattr(last, "activation", None)
+    name = getattr(activation, "__name__", None)
+    if kind in ("Dense", "Activation", "Conv2D") and name is not None:
+        return name == "softmax"
+    return None
 
 
 def load_keras_model(path: Path, unsafe: bool = False) -> LoadedModel:

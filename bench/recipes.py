@@ -32,7 +32,9 @@ def tutorial_recipe(x_train, y_train, x_test, y_test, seed: int = 42):
     model.compile(loss="categorical_crossentropy", optimizer="adam", metrics=["accuracy"])
     x_train = _scaled(x_train)
     started = time.perf_counter()
-    model.fit(x_train, _one_hot(y_train), batch_size=32, epochs=15, validation_split=0.1, verbose=0)
+    # All 5,000 digits, as the tutorial trains (Keras' validation_split would take the last 10%,
+    # which in the class-sorted sample is every 9).
+    model.fit(x_train, _one_hot(y_train), batch_size=32, epochs=15, verbose=0)
     fit_s = time.perf_counter() - started
     _, accuracy = model.evaluate(_scaled(x_test), _one_hot(y_test), verbose=0)
     return model, fit_s, float(accuracy)

@@ -206,6 +206,7 @@ def test_bad_input(inputs, tmp_path, name, command, fragment):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
     assert fragment in lines[0], lines[0]
+    print(f"{name}: {lines[0]}")  # with -s, the table of what users see
     assert "Traceback" not in result.stdout + result.stderr
     assert list(out.iterdir()) == [], "an output was left behind"
     after = {p: p.stat().st_mtime for p in Path(inputs["notes.txt"]).parent.iterdir()}

@@ -125,7 +125,7 @@ def train(
         summary += f", test accuracy {record.test_accuracy:.2%} on {record.samples['test']} images"
     state = "interrupted" if record.status == "interrupted" else "trained"
     say(f"\n{state} {record.architecture} ({record.parameters:,} parameters) on {record.dataset}: "
-        f"{record.epochs_run} epochs in {record.wall_time_s:.1f} s, {summary}")
+        f"{record.epochs_run} epoch{'' if record.epochs_run == 1 else 's'} in {record.wall_time_s:.1f} s, {summary}")
     say("wrote:")
     for path in result.written:
         say(f"  {path}")

@@ -169,7 +169,10 @@ def _evaluation_images(record: TrainingRecord | None, data: Path | None, shape: 
 
     recorded = record.extra.get("data") if record else None
     same_data = data is None or (recorded is not None and Path(data).resolve() == Path(recorded))
-    if data is None and recorded and Path(recorded).exists():
+    test_data = record.extra.get("test_data") if record else None
+    if data is None and test_data and Path(test_data).exists():
+        data, same_data = Path(test_data), False   # the separate test set the record was scored on
+    elif data is None and recorded and Path(recorded).exists():
         data = Path(recorded)
     elif data is None and record and Path(record.dataset_source).exists():
         data = Path(record.dataset_source)

@@ -151,6 +151,8 @@ def train(options: TrainOptions, say: Callable[[str], None] = print,
     extra.update(data.extra)
     if options.width != 1.0 or options.dropout is not None:
         extra.update(width=options.width, dropout=options.dropout)
+    if options.test_data is not None:  # so `kerasml report` finds the same test set again
+        extra["test_data"] = str(Path(options.test_data).resolve())
     extra.update(options.extra or {})
     record = TrainingRecord(
         preprocessing=preprocessing, labels=list(dataset.labels),

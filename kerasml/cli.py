@@ -226,10 +226,10 @@ def evaluate(
     import json
 
     from kerasml.evaluate import evaluate as evaluate_model
-    from kerasml.record import record_path
+    from kerasml.record import model_stem
 
     if plot is None:
-        plot = record_path(model).with_name(record_path(model).name.replace(".training.json", ".confusion.png"))
+        plot = model.with_name(model_stem(model) + ".confusion.png")
     progress = ProgressBar("evaluating")
     try:
         result = evaluate_model(model, data=data, plot=plot, progress=progress)

@@ -21,10 +21,10 @@ from typing import Callable
 from kerasml import __version__
 from kerasml.data.labels import DIGITS, parse_labels
 from kerasml.errors import KerasmlError
-from kerasml.files import atomic_output, check_output
+from kerasml.files import atomic_output, check_output, path_size
 from kerasml.keras_models import LoadedModel, image_shape_for, load_keras_model
 from kerasml.libs import coremltools, quiet_output, tensorflow
-from kerasml.record import Preprocessing, TrainingRecord, read_record
+from kerasml.record import Preprocessing, TrainingRecord, model_stem, read_record
 
 FORMATS = {"mlmodel": "neuralnetwork", "mlpackage": "mlprogram"}
 PRECISIONS = ("fp32", "fp16", "int8")
@@ -102,7 +102,7 @@ def convert(options: ConvertOptions, say: Callable[[str], None] = print,
     if options.precision not in PRECISIONS:
         raise KerasmlError(f"unknown --precision {options.precision!r}; use {', '.join(PRECISIONS)}")
     source = Path(options.model)
-    out = Path(options.out) if options.out else source.with_name(_stem(source) + "." + options.format)
+    out = Path(options.out) if options.out else source.with_name(model_stem(source) + "." + options.format)
     if out.suffix != "." + options.format:
         raise KerasmlError(f"--out {out} must end in .{options.format} for --format {options.format}")
     if not source.exists():
@@ -156,7 +156,7 @@ def convert(options: ConvertOptions, say: Callable[[str], None] = print,
             accuracy = accuracy_change(out, source, options.data, unsafe=options.unsafe)
     return ConvertResult(
         path=out, source=source, format=options.format, precision=options.precision,
-        spec_version=spec.specificationVersion, size_bytes=_size(out),
+        spec_version=spec.specificationVersion, size_bytes=path_size(out),
         input=f"{INPUT_NAME}: {width}x{height} {preprocessing.colour} image, "
               f"scale {preprocessing.scale:.6g}, bias {_bias_text(preprocessing.bias)}",
         outputs=[f"{LABEL_OUTPUT}: {'Int64' if _int_labels(label_list) else 'String'} predicted label",
@@ -177,7 +177,7 @@ def _fp32_size(model: LoadedModel, options: ConvertOptions, labels: list[str],
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / f"reference.{options.format}"
         reference.save(str(path))
-        return _size(path)
+        return path_size(path)
 
 
 def convert_keras_model(model, fmt: str = "mlmodel", precision: str = "fp32",
@@ -403,16 +403,6 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _stem(path: Path) -> str:
-    name = path.name
-    for suffix in (".keras", ".h5", ".hdf5"):
-        if name.endswith(suffix):
-            return name[: -len(suffix)]
-    return name
-
-
-def _size(path: Path) -> int:
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size
 
 
 def _human_size(size: int) -> str:

@@ -70,6 +70,12 @@ def _replace(source: Path, target: Path) -> None:
         os.replace(source, target)
 
 
+def path_size(path: Path) -> int:
+    """Bytes in a file, or in all files of a directory (an .mlpackage, a SavedModel)."""
+    path = Path(path)
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size
+
+
 def write_text_atomic(path: Path, text: str, force: bool = True) -> None:
     """Write a small text file atomically (records, reports)."""
     with atomic_output(path, force=force) as temporary:

@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 
 from kerasml.errors import KerasmlError
+from kerasml.files import path_size
 
 _COLOUR = {10: "grayscale", 20: "RGB", 30: "BGR", 40: "grayscale (float16)"}
 
@@ -54,7 +55,7 @@ def inspect_coreml(path: Path) -> dict:
     report = {
         "file": str(path),
         "format": "mlpackage" if path.suffix == ".mlpackage" else "mlmodel",
-        "size_bytes": _size(path),
+        "size_bytes": path_size(path),
         "specification_version": spec.specificationVersion,
         "model_type": model_type,
         "inputs": [_feature(f) for f in description.input],
@@ -220,7 +221,7 @@ def _weight_precision(spec) -> list[str]:
 
 
 def _inspect_keras(model) -> dict:
-    report = {"file": str(model.path), "format": model.flavour, "size_bytes": _size(model.path),
+    report = {"file": str(model.path), "format": model.flavour, "size_bytes": path_size(model.path),
               "input_shape": list(model.input_shape), "outputs": model.output_size,
               "ends_in_softmax": model.ends_in_softmax}
     keras_model = model.keras_model
@@ -239,9 +240,6 @@ def _shape(layer):
     except (AttributeError, ValueError):
         return None
 
-
-def _size(path: Path) -> int:
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size
 
 
 def format_report(report: dict) -> str:

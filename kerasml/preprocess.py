@@ -184,8 +184,6 @@ def prepare_image(path: Path | str, raw: bool = False, size: tuple[int, int] = (
 
 def _grayscale(picture) -> np.ndarray:
     """Luminance as uint8; transparent pixels become the paper colour that contrasts the ink."""
-    from PIL import Image
-
     if "A" in picture.getbands() or "transparency" in picture.info:
         rgba = np.asarray(picture.convert("RGBA"), dtype=np.float64)
         alpha = rgba[..., 3] / 255.0

@@ -81,15 +81,19 @@ class TrainingRecord:
         return cls(**values)
 
 
-def record_path(model_path: Path) -> Path:
-    """`models/digits.keras` -> `models/digits.training.json` (also for SavedModel directories)."""
-    model_path = Path(model_path)
-    name = model_path.name
+def model_stem(model_path: Path) -> str:
+    """`models/digits.keras` -> `digits`: the name every file beside a model starts with
+    (also for SavedModel directories, which have no suffix)."""
+    name = Path(model_path).name
     for suffix in (".keras", ".h5", ".hdf5", ".mlmodel", ".mlpackage"):
         if name.endswith(suffix):
-            name = name[: -len(suffix)]
-            break
-    return model_path.with_name(name + RECORD_SUFFIX)
+            return name[: -len(suffix)]
+    return name
+
+
+def record_path(model_path: Path) -> Path:
+    """`models/digits.keras` -> `models/digits.training.json`."""
+    return Path(model_path).with_name(model_stem(model_path) + RECORD_SUFFIX)
 
 
 def write_record(model_path: Path, record: TrainingRecord) -> Path:

@@ -28,7 +28,7 @@ from kerasml.data.labels import DIGITS
 from kerasml.errors import KerasmlError
 from kerasml.files import atomic_output, check_output
 from kerasml.plots import _pyplot, _save, confusion_matrix, plot_confusion, plot_history
-from kerasml.record import Preprocessing, TrainingRecord, read_record, record_path
+from kerasml.record import Preprocessing, TrainingRecord, model_stem, read_record
 
 WORST = 16          # images in the mistakes grid
 MAX_MAPS = 32       # feature maps and filters shown at most
@@ -60,7 +60,7 @@ def report(model: Path, data: Path | None = None, out_dir: Path | None = None, f
     from kerasml.train import decoding_errors
 
     model = Path(model)
-    stem = record_path(model).name[: -len(".training.json")]
+    stem = model_stem(model)
     folder = Path(out_dir) if out_dir is not None else model.with_name(stem + ".report")
     if not model.exists():
         raise KerasmlError(f"model {model} not found")
@@ -117,7 +117,7 @@ def _write_figures(folder: Path, model: Path, keras_model, matrix: np.ndarray, l
                    notes: list[str]) -> dict[str, Path]:
     """Every PNG of the report into `folder`; what cannot be drawn becomes a note instead."""
     pictures: dict[str, Path] = {}
-    stem = record_path(model).name[: -len(".training.json")]
+    stem = model_stem(model)
     history = _history(model.with_name(stem + ".history.json"))
     if history:
         pictures["curves"] = plot_history(history, folder / "curves.png", title=f"Training of {model.name}")

@@ -33,7 +33,7 @@ from kerasml.data import Dataset, load_dataset
 from kerasml.data.labels import preset_name
 from kerasml.errors import KerasmlError
 from kerasml.files import atomic_output, check_output, write_text_atomic
-from kerasml.record import (Preprocessing, TrainingRecord, library_versions, record_path,
+from kerasml.record import (Preprocessing, TrainingRecord, library_versions, model_stem,
                             write_record)
 
 
@@ -447,7 +447,7 @@ def _write_outputs(model, out: Path, record: TrainingRecord, history, prediction
     with atomic_output(out, force=force) as temporary:
         model.save(temporary)
     written = [out, write_record(out, record)]
-    stem = record_path(out).name[: -len(".training.json")]
+    stem = model_stem(out)
     history_json = out.with_name(stem + ".history.json")
     write_text_atomic(history_json, json.dumps(history, indent=2) + "\n")
     written.append(history_json)

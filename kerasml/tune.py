@@ -30,7 +30,7 @@ import keras_tuner as kt  # noqa: E402
 from kerasml.architectures import default_architecture, get_architecture  # noqa: E402
 from kerasml.errors import KerasmlError  # noqa: E402
 from kerasml.files import check_output, write_text_atomic  # noqa: E402
-from kerasml.record import TrainingRecord, record_path  # noqa: E402
+from kerasml.record import TrainingRecord, model_stem  # noqa: E402
 from kerasml.train import (TrainOptions, build_model, check_options, compile_model,  # noqa: E402
                            decoding_errors, prepare_data, train)
 
@@ -241,7 +241,7 @@ def _plain(value):
 
 
 def _table_paths(out: Path) -> tuple[Path, Path]:
-    stem = record_path(out).name[: -len(".training.json")]
+    stem = model_stem(out)
     return out.with_name(stem + ".tuning.md"), out.with_name(stem + ".tuning.json")
 
 

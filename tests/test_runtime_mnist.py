@@ -38,32 +38,10 @@ def tutorial_model():
 
 
 def to_core_ml(model, fmt: str):
-    """The project's converter when it is there, else the same tracing done here."""
-    try:
-        from kerasml.convert import convert_keras_model
-    except ImportError:
-        convert_keras_model = None
-    if convert_keras_model is not None:
-        return convert_keras_model(model, fmt=fmt, precision="fp32")
-    import coremltools as ct
-    import tensorflow as tf
+    """The project's own converter, at full precision."""
+    from kerasml.convert import convert_keras_model
 
-    function = tf.function(lambda x: model(x, training=False)).get_concrete_function(
-        tf.TensorSpec((1, 28, 28, 1), tf.float32)
-    )
-    kwargs = (
-        {"compute_precision": ct.precision.FLOAT32, "minimum_deployment_target": ct.target.iOS15}
-        if fmt == "mlpackage"
-        else {}
-    )
-    return ct.convert(
-        [function],
-        source="tensorflow",
-        convert_to="mlprogram" if fmt == "mlpackage" else "neuralnetwork",
-        inputs=[ct.ImageType(shape=(1, 28, 28, 1), scale=1 / 255, bias=0.0, color_layout=ct.colorlayout.GRAYSCALE)],
-        classifier_config=ct.ClassifierConfig(list(range(10))),
-        **kwargs,
-    )
+    return convert_keras_model(model, fmt=fmt, precision="fp32")
 
 
 @pytest.fixture(scope="module")

@@ -86,19 +86,26 @@ def evaluate(model_path: Path, data: Path | None = None, plot: Path | None = Non
                           matrix.tolist(), png, seconds)
 
 
+def _channels_last(images: np.ndarray) -> np.ndarray:
+    return images if images.ndim == 4 else images[..., np.newaxis]
+
+
 def _labelled_images(data: Path | None, shape: tuple[int, int, int]):
     from kerasml.data import load_dataset
 
     if data is None:
         if shape != (28, 28, 1):
             raise KerasmlError("pass --data PATH with labelled test images for this model")
-        import keras  # the MNIST test split through Keras' downloader and cache
-        try:
-            (_, _), (x, y) = keras.datasets.mnist.load_data()
-        except Exception:
-            raise KerasmlError("could not download the MNIST test set; pass --data PATH to a folder with "
-                               "t10k-images-idx3-ubyte.gz and t10k-labels-idx1-ubyte.gz or an .npz") from None
-        return x[..., np.newaxis], y.astype(np.int64), "MNIST test set (keras.datasets)"
+        from kerasml.data import load_mnist
+
+        fields = load_mnist()
+        if fields.get("x_test") is not None:
+            return _channels_last(fields["x_test"]), fields["y_test"], "MNIST test set (keras.datasets)"
+        # Offline, as `train` does: the bundled digits, which a model trained offline has seen.
+        return (_channels_last(fields["x_train"]), fields["y_train"],
+                "the bundled 5,000-digit MNIST sample (offline: could not download the MNIST test set; "
+                "a model trained on this sample scores higher here than on unseen digits; pass --data "
+                "PATH for a real test set)")
     dataset = load_dataset(path=Path(data), say=lambda message: None)
     x, y, what = dataset.labelled_images(size=shape[0])
     if x.shape[1:] != shape:

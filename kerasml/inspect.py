@@ -34,6 +34,10 @@ def load_spec(path: Path):
     path = Path(path)
     if path.suffix == ".mlpackage" and not (path / "Manifest.json").is_file():
         raise KerasmlError(f"{path} is not a valid .mlpackage (no Manifest.json); convert the model again")
+    if path.is_dir():
+        from kerasml.runtime.model import package_model_file
+
+        package_model_file(path)  # refuses a manifest that points outside the package
     if path.suffix == ".mlmodel" and not path.is_file():
         raise KerasmlError(f"{path} is not a file; an .mlmodel is a single file")
     ct = coremltools()

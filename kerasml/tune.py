@@ -132,9 +132,9 @@ def _search(options: TuneOptions, arch, data, workdir: Path, say: Callable[[str]
     common = dict(objective="val_accuracy", seed=options.seed, directory=str(workdir),
                   project_name="search", overwrite=True, max_consecutive_failed_trials=1)
     if options.algorithm == "random":
-        tuner = _RandomSearch(hypermodel, max_trials=options.trials, **common)
+        tuner = kt.RandomSearch(hypermodel, max_trials=options.trials, **common)
     else:
-        tuner = _Hyperband(hypermodel, max_epochs=options.epochs, factor=3, **common)
+        tuner = kt.Hyperband(hypermodel, max_epochs=options.epochs, factor=3, **common)
         tuner.oracle.max_trials = options.trials   # Hyperband has no budget argument; its oracle does
     say(f"searching {options.trials} {options.algorithm} trials of up to {options.epochs} epochs "
         f"on {data.counts['train']} training and {data.counts['validation']} validation images ...")
@@ -148,23 +148,6 @@ def _search(options: TuneOptions, arch, data, workdir: Path, say: Callable[[str]
     if not hypermodel.rows:
         raise KerasmlError("no tuning trial finished; check the data and options")
     return hypermodel.rows
-
-
-class _WithoutTensorBoard:
-    """keras-tuner 1.4 imports tensorboard before every trial, only to patch TensorBoard callbacks;
-    kerasml passes none, and TensorFlow no longer installs tensorboard, so that step is skipped
-    (a private hook, hence keras-tuner <1.5 in pyproject.toml)."""
-
-    def _configure_tensorboard_dir(self, callbacks, trial, execution=0):
-        return None
-
-
-class _RandomSearch(_WithoutTensorBoard, kt.RandomSearch):
-    pass
-
-
-class _Hyperband(_WithoutTensorBoard, kt.Hyperband):
-    pass
 
 
 def _hyperparameter_space(hp, arch) -> dict:

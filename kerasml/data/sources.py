@@ -22,24 +22,57 @@ _FULL_DATA_HINT = ("for full MNIST pass --data PATH to an .npz with x_train/y_tr
 
 
 def load_mnist() -> dict:
-    """Full MNIST through Keras' downloader and its cache; offline, the bundled sample."""
+    """Full MNIST through Keras' downloader and its cache; offline, the bundled sample.
+
+    Offline is found out quietly first (the cache, then one short connection), so Keras never
+    prints "Downloading data from ..." for a download that cannot happen."""
+    if not _mnist_cached() and not _reachable(MNIST_HOST):
+        return _sample_instead("no network connection")
+    from kerasml.libs import tensorflow
+
+    tensorflow()  # TensorFlow's start-up notes muted before Keras imports it
     import keras
 
     try:
         (x_train, y_train), (x_test, y_test) = keras.datasets.mnist.load_data()
     except Exception as exc:  # the downloader raises plain Exception for network failures
-        sample = load_mnist_sample()
-        reason = str(exc).split(" -- ")[-1].strip() or type(exc).__name__
-        sample["note"] = ("note: could not download MNIST (" + reason[:120] + "); training on the "
-                          "bundled 5,000-digit sample instead (expect about 98.6% test accuracy, "
-                          "not the 99.4%+ expected from full MNIST); " + _FULL_DATA_HINT)
-        return sample
+        return _sample_instead(str(exc).split(" -- ")[-1].strip() or type(exc).__name__)
     return dict(name="mnist", source="keras.datasets.mnist (60,000 training digits)",
                 x_train=check_images(x_train, "MNIST x_train"),
                 y_train=check_labels_array(y_train, len(x_train), 10, "MNIST y_train"),
                 x_test=check_images(x_test, "MNIST x_test"),
                 y_test=check_labels_array(y_test, len(x_test), 10, "MNIST y_test"),
                 labels=list(DIGITS))
+
+
+MNIST_HOST = "storage.googleapis.com"   # where keras.datasets.mnist downloads from
+
+
+def _mnist_cached() -> bool:
+    """Whether Keras' downloader would find mnist.npz in its cache (it then needs no network):
+    $KERAS_HOME or ~/.keras, or /tmp/.keras where that is not writable, as keras.utils.get_file."""
+    import os
+
+    home = Path(os.environ.get("KERAS_HOME") or Path.home() / ".keras")
+    return any((base / "datasets" / "mnist.npz").is_file() for base in (home, Path("/tmp/.keras")))
+
+
+def _reachable(host: str, timeout: float = 3.0) -> bool:
+    import socket
+
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+    except OSError:
+        return False
+    return True
+
+
+def _sample_instead(reason: str) -> dict:
+    sample = load_mnist_sample()
+    sample["note"] = ("note: could not download MNIST (" + reason[:120] + "); training on the "
+                      "bundled 5,000-digit sample instead (expect about 98.6% test accuracy, "
+                      "not the 99.4%+ expected from full MNIST); " + _FULL_DATA_HINT)
+    return sample
 
 
 def load_mnist_sample() -> dict:
@@ -56,6 +89,9 @@ def load_fashion() -> dict:
         fields = _read_idx_dir(DEBIAN_FASHION, num_classes=len(FASHION))
         source = f"{DEBIAN_FASHION} (Debian package dataset-fashion-mnist)"
     else:
+        from kerasml.libs import tensorflow
+
+        tensorflow()
         import keras
         try:
             (x_train, y_train), (x_test, y_test) = keras.datasets.fashion_mnist.load_data()

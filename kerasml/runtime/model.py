@@ -47,20 +47,7 @@ def _read_spec(path: Path):
     if not path.exists():
         raise KerasmlError(f"{path} does not exist; pass a .mlmodel file or an .mlpackage folder")
     if path.is_dir():
-        model_file = path / "Data" / "com.apple.CoreML" / "model.mlmodel"
-        manifest = path / "Manifest.json"
-        if manifest.is_file():
-            try:
-                info = json.loads(manifest.read_text())
-                entry = info["itemInfoEntries"][info["rootModelIdentifier"]]
-                model_file = path / "Data" / entry["path"]
-            except (ValueError, KeyError, TypeError):
-                raise KerasmlError(f"{manifest} is not a valid package manifest; convert the model again") from None
-        if not model_file.is_file():
-            raise KerasmlError(
-                f"{path} is not an .mlpackage (no {model_file.relative_to(path)}); pass a .mlmodel file or an .mlpackage folder"
-            )
-        path = model_file
+        path = package_model_file(path)
     spec = _proto.model_pb2().Model()
     try:
         spec.ParseFromString(path.read_bytes())
@@ -71,6 +58,27 @@ def _read_spec(path: Path):
             f"{path} is not a Core ML model (no specification version, type or inputs); convert the model again"
         )
     return spec, path.parent
+
+
+def package_model_file(package: Path) -> Path:
+    """The model file an .mlpackage's Manifest.json names, which must lie inside the package: a
+    manifest pointing elsewhere (`../../etc/passwd`) would make kerasml read any file."""
+    model_file = package / "Data" / "com.apple.CoreML" / "model.mlmodel"
+    manifest = package / "Manifest.json"
+    if manifest.is_file():
+        try:
+            info = json.loads(manifest.read_text())
+            entry = info["itemInfoEntries"][info["rootModelIdentifier"]]
+            model_file = package / "Data" / entry["path"]
+        except (ValueError, KeyError, TypeError):
+            raise KerasmlError(f"{manifest} is not a valid package manifest; convert the model again") from None
+        if not model_file.resolve().is_relative_to(package.resolve()):
+            raise KerasmlError(f"{manifest} points outside the package ({entry['path']}); kerasml reads "
+                               "nothing outside it: convert the model again")
+    if not model_file.is_file():
+        raise KerasmlError(f"{package} is not an .mlpackage (no {model_file.relative_to(package)}); "
+                           "pass a .mlmodel file or an .mlpackage folder")
+    return model_file
 
 
 def load_model(source) -> "CoreMLModel":

@@ -1,0 +1,91 @@
+"""Offline behaviour (quiet MNIST fallback for train and evaluate) and .mlpackage manifests that
+point outside their package."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from kerasml.data import sources
+from kerasml.errors import KerasmlError
+
+
+def _offline(monkeypatch):
+    monkeypatch.setattr(sources, "_mnist_cached", lambda: False)
+    monkeypatch.setattr(sources, "_reachable", lambda host, timeout=3.0: False)
+
+
+def test_offline_mnist_falls_back_quietly(monkeypatch, capsys):
+    _offline(monkeypatch)
+    fields = sources.load_mnist()
+    assert fields["name"] == "mnist-sample"
+    assert fields["note"].startswith("note: could not download MNIST (no network connection)")
+    printed = capsys.readouterr()
+    assert "Downloading" not in printed.out + printed.err
+
+
+def test_cached_mnist_is_tried_even_offline(monkeypatch):
+    """A cached mnist.npz needs no network: Keras' loader is asked, not the bundled sample."""
+    monkeypatch.setattr(sources, "_mnist_cached", lambda: True)
+    monkeypatch.setattr(sources, "_reachable", lambda host, timeout=3.0: pytest.fail("probed the network"))
+    import keras
+
+    digits = np.zeros((3, 28, 28), np.uint8)
+    labels = np.array([0, 1, 2], np.uint8)
+    monkeypatch.setattr(keras.datasets.mnist, "load_data", lambda: ((digits, labels), (digits, labels)))
+    assert sources.load_mnist()["name"] == "mnist"
+
+
+def test_cache_location_follows_keras_home(monkeypatch, tmp_path):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    if not sources.Path("/tmp/.keras/datasets/mnist.npz").is_file():
+        assert not sources._mnist_cached()
+    (tmp_path / "datasets").mkdir()
+    (tmp_path / "datasets" / "mnist.npz").write_bytes(b"")
+    assert sources._mnist_cached()
+
+
+def test_evaluate_without_data_offline_uses_the_sample_and_says_so(monkeypatch, tmp_path):
+    from kerasml.evaluate import _labelled_images
+
+    _offline(monkeypatch)
+    x, y, source = _labelled_images(None, (28, 28, 1))
+    assert x.shape == (5000, 28, 28, 1) and y.shape == (5000,)
+    assert "offline" in source and "pass --data" in source
+
+
+def _package_pointing_at(tmp_path, target: str):
+    package = tmp_path / "evil.mlpackage"
+    (package / "Data" / "com.apple.CoreML").mkdir(parents=True)
+    (tmp_path / "secret.txt").write_text("not for you\n")
+    manifest = {"fileFormatVersion": "1.0.0", "rootModelIdentifier": "m",
+                "itemInfoEntries": {"m": {"path": target, "name": "model.mlmodel", "author": "x",
+                                          "description": "y"}}}
+    (package / "Manifest.json").write_text(json.dumps(manifest))
+    return package
+
+
+def test_runtime_refuses_a_manifest_that_leaves_the_package(tmp_path):
+    from kerasml.runtime import load_model
+
+    package = _package_pointing_at(tmp_path, "../../secret.txt")
+    with pytest.raises(KerasmlError, match="points outside the package"):
+        load_model(package)
+
+
+def test_inspect_refuses_a_manifest_that_leaves_the_package(tmp_path):
+    from kerasml.inspect import load_spec
+
+    package = _package_pointing_at(tmp_path, "../../secret.txt")
+    with pytest.raises(KerasmlError, match="points outside the package"):
+        load_spec(package)
+
+
+def test_manifest_inside_the_package_is_followed(tmp_path):
+    from kerasml.runtime.model import package_model_file
+
+    package = _package_pointing_at(tmp_path, "com.apple.CoreML/model.mlmodel")
+    (package / "Data" / "com.apple.CoreML" / "model.mlmodel").write_bytes(b"")
+    assert package_model_file(package) == package / "Data" / "com.apple.CoreML" / "model.mlmodel"

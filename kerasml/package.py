@@ -43,8 +43,9 @@ class AppContract:
     labels: tuple[str, ...]
     metadata_keys: dict[str, str]
     minimum_confidence: float
-    line_width_divisor: int
-    raster_side: int
+    raster_side: int                # drawings are rasterised for the model at this side ...
+    stroke_divisor: int             # ... with strokes 1/stroke_divisor of the drawing's extent wide
+    minimum_stroke: float           # ... and at least this many pixels
 
 
 def load_contract(app_dir: Path = Path("ios_app")) -> AppContract:
@@ -58,8 +59,9 @@ def load_contract(app_dir: Path = Path("ios_app")) -> AppContract:
             ink=str(image["ink"]), labels=tuple(str(label) for label in model["labels"]),
             metadata_keys={str(k): str(v) for k, v in data["metadata_keys"].items()},
             minimum_confidence=float(data["reading"]["minimum_confidence"]),
-            line_width_divisor=int(data["drawing"]["line_width_divisor"]),
-            raster_side=int(data["drawing"]["raster_side"]))
+            raster_side=int(data["drawing"]["raster_side"]),
+            stroke_divisor=int(data["drawing"]["stroke_divisor"]),
+            minimum_stroke=float(data["drawing"]["minimum_stroke"]))
     except FileNotFoundError:
         raise KerasmlError(f"{path} is missing: the app folder must hold the contract its models are "
                            "checked against (ios_app/app-contract.json in a kerasml checkout)") from None

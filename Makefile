@@ -22,9 +22,14 @@ $(STAMP): pyproject.toml
 # The real MNIST test set, when this checkout sits beside ../shared: only ever evaluated on.
 MNIST_TEST := $(wildcard ../shared/data/mnist-test)
 
+# The model the app ships with says who made it on purpose, not the build machine's git user.
+DEMO_AUTHOR  := kerasml contributors
+DEMO_LICENSE := MIT (model weights); trained on MNIST, CC BY-SA 3.0
+
 demo: venv
 	$(KERASML) train --dataset mnist --out $(MODELS)/digits.keras --force $(if $(MNIST_TEST),--test-data $(MNIST_TEST))
-	$(KERASML) convert $(MODELS)/digits.keras --labels digits --out $(MODELS)/digits.mlmodel --force
+	$(KERASML) convert $(MODELS)/digits.keras --labels digits --out $(MODELS)/digits.mlmodel --force \
+		--author "$(DEMO_AUTHOR)" --license "$(DEMO_LICENSE)"
 	$(KERASML) verify $(MODELS)/digits.mlmodel --keras $(MODELS)/digits.keras $(if $(MNIST_TEST),--data $(MNIST_TEST))
 	$(KERASML) inspect $(MODELS)/digits.mlmodel
 	$(KERASML) package $(MODELS)/digits.mlmodel
@@ -34,12 +39,13 @@ test: venv pytest swift-test
 pytest: venv
 	$(PY) -m pytest -q
 
-# DigitKit's tests are XCTest; without the empty Swift Testing pass the run ends on XCTest's summary.
+# DigitKit (ios_app/DigitKit, the app's local Swift package) has XCTest tests only; without the
+# empty Swift Testing pass the run ends on XCTest's summary.
 swift-test:
 	@if command -v $(SWIFT) >/dev/null 2>&1; then \
-		cd ios_app && $(SWIFT) test --disable-swift-testing; \
+		cd ios_app/DigitKit && $(SWIFT) test --disable-swift-testing; \
 	else \
-		echo "swift not found: skipping 'swift test' in ios_app/ (install the Swift toolchain to run it)"; \
+		echo "swift not found: skipping 'swift test' in ios_app/DigitKit/ (install the Swift toolchain to run it)"; \
 	fi
 
 # Side-by-side figures for the README: writes bench/results.json and bench/results.md.

@@ -248,19 +248,20 @@ def predict(
     raw: Annotated[bool, typer.Option(help="Only resize, without MNIST-style cropping and centring.")] = False,
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")] = False,
 ) -> None:
-    """Classify image files: photos or drawings of digits are prepared the way MNIST digits were."""
+    """Classify image files: photos of digits on paper are prepared as the app prepares them (and it says how)."""
     import json
 
     from kerasml.predict import predict as predict_images
 
     results = predict_images(model, images, top=top, raw=raw)
     if json_output:
-        say(json.dumps([{"image": r.image, "classLabel": r.class_label,
+        say(json.dumps([{"image": r.image, "classLabel": r.class_label, "prepared": r.notes,
                          "top": [{"label": label, "probability": p} for label, p in r.top]}
                         for r in results], indent=2))
         return
     for result in results:
         say(f"{result.image}: {result.class_label}")
+        say(f"  prepared: {'; '.join(result.notes)}")
         for label, probability in result.top:
             say(f"  {label:<12} {probability:7.2%}  {'█' * round(probability * 30)}")
 

@@ -282,7 +282,7 @@ def _describe(mlmodel, source: Path, record: TrainingRecord | None, preprocessin
         elif record and record.validation.get("accuracy") is not None:
             description += f" {record.validation['accuracy']:.2%} validation accuracy."
         if record:
-            description += f" Trained by kerasml ({record.architecture}) on {record.dataset}."
+            description += f" Trained by kerasml on {record.dataset}: {_architecture_in_words(record.architecture)}."
     mlmodel.short_description = description
     mlmodel.author = options.author or _default_author()
     mlmodel.license = options.license or ("Model weights trained by kerasml; MNIST data CC BY-SA 3.0"
@@ -307,7 +307,8 @@ def _describe(mlmodel, source: Path, record: TrainingRecord | None, preprocessin
             METADATA_PREFIX + "dataset": record.dataset,
             METADATA_PREFIX + "architecture": record.architecture,
             METADATA_PREFIX + "training": json.dumps({
-                "dataset_source": record.dataset_source, "samples": record.samples,
+                # Folder names only: a model that ships must not carry its build machine's paths.
+                "dataset_source": _without_paths(record.dataset_source), "samples": record.samples,
                 "epochs_run": record.epochs_run, "batch_size": record.batch_size,
                 "seed": record.seed, "validation": record.validation, "status": record.status,
                 "created": record.created, "versions": record.versions}),
@@ -315,6 +316,25 @@ def _describe(mlmodel, source: Path, record: TrainingRecord | None, preprocessin
         if record.test_accuracy is not None:
             metadata[METADATA_PREFIX + "test_accuracy"] = f"{record.test_accuracy:.4f}"
     mlmodel.user_defined_metadata.update(metadata)
+
+
+def _architecture_in_words(name: str) -> str:
+    """"a small batch-normalised CNN, ... (the `kerasml` architecture)"; unknown names as they are."""
+    from kerasml.architectures import ARCHITECTURES
+
+    known = ARCHITECTURES.get(name)
+    if known is None:
+        return f"the {name!r} architecture" if name else "an unnamed architecture"
+    words = known.summary.split(" (default")[0]   # "(default for digits)" is about the CLI, not the model
+    return f"{words} (kerasml's {name!r} architecture)"
+
+
+def _without_paths(text: str) -> str:
+    """Every path-like word (it has a / or \\) replaced by its last part: "test: ../a/mnist-test" -> "test: mnist-test"."""
+    import re
+
+    return re.sub(r"[^\s;,()'\"]*[/\\][^\s;,()'\"]*",
+                  lambda m: m.group(0).replace("\\", "/").rstrip("/").rsplit("/", 1)[-1] or "/", text)
 
 
 def _resolve_labels(spec: str | None, record: TrainingRecord | None) -> list[str] | None:

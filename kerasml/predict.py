@@ -1,7 +1,8 @@
 """Classify image files with a Core ML model, on Linux, as the app would.
 
-Grayscale digit models get MNIST-style preparation by default (`preprocess.prepare_image`:
-invert dark-on-light, crop to the ink, fit into 20x20, centre by mass); `raw=True` only resizes.
+28x28 grayscale models get the app's photo preparation by default (`preprocess.prepare_photo`:
+grayscale, illumination corrected, dark ink inverted, largest ink component cropped, fitted into
+20x20 and centred by mass), and each result says what was done; `raw=True` only resizes.
 Colour models always get a plain resize to the model's input size.
 """
 
@@ -19,6 +20,7 @@ from kerasml.errors import KerasmlError
 class Prediction:
     image: str
     top: list[tuple[str, float]]     # (label, probability), most likely first
+    notes: list[str] = dataclasses.field(default_factory=list)   # how the image was prepared
 
     @property
     def class_label(self) -> str:
@@ -26,7 +28,7 @@ class Prediction:
 
 
 def predict(model_path: Path, images: list[Path], top: int = 3, raw: bool = False) -> list[Prediction]:
-    from kerasml.preprocess import prepare_image
+    from kerasml.preprocess import load_picture, prepare_image, prepare_photo
     from kerasml.runtime import load_model
 
     if not images:
@@ -38,14 +40,22 @@ def predict(model_path: Path, images: list[Path], top: int = 3, raw: bool = Fals
         raise KerasmlError(f"{model_path} is not an image classifier (it needs an image input and class labels)")
     size = (model.image.height, model.image.width)
     mnist_style = model.image.channels == 1 and size == (28, 28) and not raw
-    batch = np.stack([prepare_image(path, raw=not mnist_style, size=size) if model.image.channels == 1
-                      else _rgb(Path(path), size) for path in images])
-    probabilities = model.predict_probabilities(batch)
+    inputs, notes = [], []
+    for path in images:
+        if mnist_style:
+            prepared = prepare_photo(load_picture(path))
+            inputs.append(prepared.image)
+            notes.append(prepared.notes)
+        else:
+            inputs.append(prepare_image(path, raw=True, size=size) if model.image.channels == 1
+                          else _rgb(Path(path), size))
+            notes.append([f"resized to {size[1]}x{size[0]}"])
+    probabilities = model.predict_probabilities(np.stack(inputs))
     labels = [str(label) for label in model.labels]
     results = []
-    for path, row in zip(images, probabilities):
+    for path, row, said in zip(images, probabilities, notes):
         order = np.argsort(row)[::-1][:top]
-        results.append(Prediction(str(path), [(labels[i], float(row[i])) for i in order]))
+        results.append(Prediction(str(path), [(labels[i], float(row[i])) for i in order], said))
     return results
 
 

@@ -8,7 +8,10 @@ import numpy as np
 import pytest
 
 from kerasml.errors import KerasmlError
-from kerasml.package import MODEL_IN_APP, PROJECT, class_labels, next_steps, package_model
+from kerasml.package import CONTRACT, PROJECT, class_labels, load_contract, next_steps, package_model
+
+APP_DIR = Path(__file__).resolve().parents[1] / "ios_app"
+MODEL_IN_APP = load_contract(APP_DIR).model_file
 
 ct = pytest.importorskip("coremltools")
 
@@ -48,6 +51,7 @@ def _save(spec, path: Path) -> Path:
 def app(tmp_path) -> Path:
     app_dir = tmp_path / "app"
     (app_dir / PROJECT).mkdir(parents=True)
+    (app_dir / CONTRACT).write_text((APP_DIR / CONTRACT).read_text(encoding="utf-8"), encoding="utf-8")
     return app_dir
 
 
@@ -177,3 +181,51 @@ def test_drawings_are_recognised_by_a_packaged_kerasml_model(tmp_path, app, samp
     naive = [str(packaged.labels[i]) for i in packaged.predict_probabilities(np.stack(squashed)).argmax(axis=1)]
     print(f"squashing the canvas instead reads them as {dict(zip(drawn, naive))}")
     assert len(wrong) <= 1, f"misread drawings: {wrong} (expected {drawn})"
+
+
+def _edit_contract(app: Path, change) -> None:
+    import json
+
+    path = app / CONTRACT
+    data = json.loads(path.read_text(encoding="utf-8"))
+    change(data)
+    path.write_text(json.dumps(data), encoding="utf-8")
+
+
+def test_the_check_follows_the_app_contract(tmp_path, app):
+    """One file decides: a 32x32 app takes the 32x32 model and refuses the 28x28 one."""
+    def to_32(data):
+        data["model"]["input"].update(width=32, height=32)
+    _edit_contract(app, to_32)
+    with pytest.raises(KerasmlError, match="is 28x28, not 32x32"):
+        package_model(_save(_spec(), tmp_path / "small.mlmodel"), app)
+    assert package_model(_save(_spec(side=32), tmp_path / "big.mlmodel"), app) == app / MODEL_IN_APP
+
+    def letters(data):
+        data["model"]["labels"] = list("abcdefghij")
+    _edit_contract(app, letters)
+    with pytest.raises(KerasmlError, match="its labels are 0, 1, .*, not a, b, c"):
+        package_model(_save(_spec(side=32), tmp_path / "digits.mlmodel"), app)
+
+
+def test_a_missing_or_broken_contract_is_one_clear_error(tmp_path, app):
+    model = _save(_spec(), tmp_path / "digits.mlmodel")
+    (app / CONTRACT).write_text("{not json", encoding="utf-8")
+    with pytest.raises(KerasmlError, match="is not a valid app contract"):
+        package_model(model, app)
+    _edit_contract_text = '{"model": {"file": "x.mlmodel"}}'
+    (app / CONTRACT).write_text(_edit_contract_text, encoding="utf-8")
+    with pytest.raises(KerasmlError, match="is not a valid app contract .*KeyError"):
+        package_model(model, app)
+    (app / CONTRACT).unlink()
+    with pytest.raises(KerasmlError, match="app-contract.json is missing"):
+        package_model(model, app)
+    assert not (app / MODEL_IN_APP).exists()
+
+
+def test_the_repository_contract_says_what_the_app_was_built_for():
+    contract = load_contract(APP_DIR)
+    assert (contract.width, contract.height, contract.colour, contract.ink) == (28, 28, "grayscale", "white-on-black")
+    assert contract.labels == tuple("0123456789")
+    assert all(key.startswith("com.kerasml.") for key in contract.metadata_keys.values())
+    assert 0 < contract.minimum_confidence < 1

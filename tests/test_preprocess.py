@@ -15,7 +15,7 @@ from hypothesis.extra.numpy import arrays
 from PIL import Image
 
 from kerasml.errors import KerasmlError
-from kerasml.preprocess import normalize_digit, prepare_image, rasterize_strokes
+from kerasml.preprocess import model_stroke_width, normalize_digit, prepare_image, rasterize_sketch, rasterize_strokes
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests/fixtures/digits.json"
@@ -59,14 +59,37 @@ def test_fixtures_are_what_the_current_code_generates():
     assert generator.render(generator.build()) + "\n" == FIXTURES.read_text(encoding="utf-8")
 
 
-def test_stroke_fixtures_within_one_grey_level():
+def test_stroke_fixtures_are_drawn_as_the_app_draws_them():
+    """The drawings are rasterised by the app's rule (the contract's `drawing`), pixel for pixel."""
+    from kerasml.package import load_contract
+
+    drawing = json.loads((ROOT / "ios_app/app-contract.json").read_text(encoding="utf-8"))["drawing"]
+    contract = load_contract(ROOT / "ios_app")
+    assert (contract.raster_side, contract.stroke_divisor, contract.minimum_stroke) == (
+        drawing["raster_side"], drawing["stroke_divisor"], drawing["minimum_stroke"])
     cases = json.loads(FIXTURES.read_text(encoding="utf-8"))["stroke_cases"]
-    assert {"empty", "dot", "small_four_in_corner", "two_on_wide_canvas"} <= {c["name"] for c in cases}
+    names = {c["name"] for c in cases}
+    assert {"empty", "dot", "tiny_seven_top_left", "huge_three_filling_the_canvas", "five_in_points"} <= names
     for case in cases:
-        raster = rasterize_strokes(case["strokes"], tuple(case["canvas"]), case["line_width"])
-        assert raster.shape == (case["canvas"][1], case["canvas"][0])
+        raster = rasterize_sketch(case["strokes"], case["canvas_side"], contract.raster_side,
+                                  contract.stroke_divisor, contract.minimum_stroke)
+        assert raster.shape == (contract.raster_side, contract.raster_side)
         assert int((raster > 0).sum()) == case["ink_pixels"], case["name"]
-        _within_one_grey_level(normalize_digit(raster), case["expected"], case["name"])
+        assert np.array_equal(normalize_digit(raster), np.asarray(case["expected"], dtype=np.uint8)), case["name"]
+
+
+def test_tiny_and_huge_drawings_get_mnist_strokes():
+    """The model raster's stroke follows the drawing's size, so both come out 2-4 px wide."""
+    three = [(0.27, 0.2), (0.52, 0.16), (0.66, 0.31), (0.5, 0.47), (0.68, 0.64), (0.53, 0.81), (0.27, 0.77)]
+    tiny, huge = (normalize_digit(rasterize_sketch([[(x * scale + dx, y * scale + dx) for x, y in three]]))
+                  for scale, dx in ((0.12, 0.01), (1.3, -0.12)))
+    for out in (tiny, huge):
+        ink = out > 127
+        inner = ink[1:-1, 1:-1] & ink[:-2, 1:-1] & ink[2:, 1:-1] & ink[1:-1, :-2] & ink[1:-1, 2:]
+        width = 2 * ink.sum() / (ink.sum() - inner.sum())       # stroke width ~ 2 * area / boundary
+        assert 1.5 <= width <= 4, width
+    assert np.abs(tiny.astype(int) - huge.astype(int)).mean() < 12
+    assert model_stroke_width([]) == 2.0 and model_stroke_width([[(0, 0), (60, 30)]]) == 10.0
 
 
 def test_image_fixtures_within_one_grey_level():

@@ -2,7 +2,8 @@
 
 Nothing here builds the app (that needs Xcode on a Mac); it checks what can go wrong in a
 hand-written project file: dangling object references, files that are not on disk, a Swift file
-left out of the target, the model missing from the Sources phase, settings Xcode needs.
+left out of the target, the model missing from the Sources phase, the local DigitKit package not
+linked, the shared scheme missing, settings Xcode needs.
 """
 
 from __future__ import annotations
@@ -12,12 +13,14 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
-from kerasml.package import MODEL_IN_APP, PROJECT
+from kerasml.package import CONTRACT, PROJECT, load_contract
 
 openstep = pytest.importorskip("openstep_parser", reason="pip install -e '.[test]' for the plist parser")
 
 APP_DIR = Path(__file__).resolve().parents[1] / "ios_app"
 PBXPROJ = APP_DIR / PROJECT / "project.pbxproj"
+SCHEME = APP_DIR / PROJECT / "xcshareddata/xcschemes/DigitDemo.xcscheme"
+MODEL_IN_APP = load_contract(APP_DIR).model_file
 REFERENCE_FIELDS = ("children", "files", "fileRef", "buildPhases", "buildConfigurations",
                     "buildConfigurationList", "mainGroup", "productRefGroup", "targets",
                     "productReference", "dependencies", "packageProductDependencies",
@@ -71,7 +74,7 @@ def _phase_files(objects, target, isa: str, paths) -> set[PurePosixPath]:
 
 def test_header_and_root_object(project, objects):
     assert PBXPROJ.read_text(encoding="utf-8").startswith("// !$*UTF8*$!")
-    assert int(project["objectVersion"]) >= 56
+    assert int(project["objectVersion"]) >= 60          # XCLocalSwiftPackageReference needs Xcode 15
     assert objects[project["rootObject"]]["isa"] == "PBXProject"
     # The parser keeps the last of two objects with the same id: count them in the text too.
     assert PBXPROJ.read_text(encoding="utf-8").count("isa = ") == len(objects)
@@ -113,26 +116,68 @@ def test_model_is_compiled_in_the_sources_phase(objects, target, paths):
 
 def test_every_swift_source_of_the_app_is_in_the_target(objects, target, paths):
     sources = _phase_files(objects, target, "PBXSourcesBuildPhase", paths)
-    on_disk = {PurePosixPath(p.relative_to(APP_DIR).as_posix())
-               for folder in ("DigitDemo", "Sources/DigitKit") for p in (APP_DIR / folder).rglob("*.swift")}
+    on_disk = {PurePosixPath(p.relative_to(APP_DIR).as_posix()) for p in (APP_DIR / "DigitDemo").rglob("*.swift")}
     assert on_disk, "no Swift sources found"
     assert on_disk - sources == set(), "Swift files missing from the DigitDemo target"
     assert {p for p in sources if p.suffix == ".swift"} == on_disk, "the target compiles files outside the app"
 
 
-def test_app_code_does_not_import_digitkit_as_a_module():
-    """DigitKit's sources are compiled into the app, so `import DigitKit` would not resolve there."""
-    offenders = [p.name for p in (APP_DIR / "DigitDemo").rglob("*.swift")
-                 if any(line.strip() == "import DigitKit" for line in p.read_text(encoding="utf-8").splitlines())]
-    assert not offenders
+def test_digitkit_is_a_linked_local_package_not_loose_files(objects, project, target, paths):
+    """The app links the DigitKit product of ios_app/DigitKit, so `public` is what the app sees."""
+    root = objects[project["rootObject"]]
+    references = [objects[key] for key in root.get("packageReferences", [])]
+    assert [r["isa"] for r in references] == ["XCLocalSwiftPackageReference"]
+    assert (APP_DIR / references[0]["relativePath"] / "Package.swift").is_file()
+    package_swift = (APP_DIR / references[0]["relativePath"] / "Package.swift").read_text(encoding="utf-8")
+    assert '.library(name: "DigitKit"' in package_swift
+    products = [objects[key] for key in target["packageProductDependencies"]]
+    assert [(p["isa"], p["productName"]) for p in products] == [("XCSwiftPackageProductDependency", "DigitKit")]
+    assert objects[products[0]["package"]] is references[0]
+    frameworks = _phase(objects, target, "PBXFrameworksBuildPhase")["files"]
+    assert [objects[f].get("productRef") for f in frameworks] == target["packageProductDependencies"]
+    assert not any(str(path).startswith("DigitKit") for path in paths.values()), "DigitKit files compiled loose"
 
 
-def test_digitkit_stays_foundation_only():
-    allowed = {"import Foundation"}
-    for source in (APP_DIR / "Sources/DigitKit").glob("*.swift"):
-        imports = {line.strip() for line in source.read_text(encoding="utf-8").splitlines()
-                   if line.startswith("import ")}
-        assert imports <= allowed, f"{source.name} imports {imports - allowed}"
+def test_app_code_imports_digitkit_where_it_uses_it():
+    import re
+
+    public = {m.group(1) for p in (APP_DIR / "DigitKit/Sources/DigitKit").glob("*.swift")
+              for m in re.finditer(r"public (?:struct|enum|final class|class) (\w+)", p.read_text(encoding="utf-8"))}
+    assert {"Sketch", "GrayImage", "AppContract", "PhotoPreparer", "StrokeTracker"} <= public
+    for source in (APP_DIR / "DigitDemo").rglob("*.swift"):
+        code = [line for line in source.read_text(encoding="utf-8").splitlines() if not line.lstrip().startswith("//")]
+        used = {name for name in public if any(re.search(rf"\b{name}\b", line) for line in code)}
+        if used:
+            assert "import DigitKit" in code, f"{source.name} uses {sorted(used)} without importing DigitKit"
+
+
+def test_the_contract_is_bundled_and_matches_the_project(objects, target, paths, project):
+    resources = _phase_files(objects, target, "PBXResourcesBuildPhase", paths)
+    assert PurePosixPath(CONTRACT) in resources
+    contract = load_contract(APP_DIR)
+    root = objects[project["rootObject"]]
+    for key in objects[root["buildConfigurationList"]]["buildConfigurations"]:
+        assert float(objects[key]["buildSettings"]["IPHONEOS_DEPLOYMENT_TARGET"]) == contract.minimum_ios
+
+
+def test_shared_scheme_builds_and_runs_the_app(target, project):
+    """`xcodebuild -scheme DigitDemo` needs a shared scheme that names the app target."""
+    import xml.etree.ElementTree as ElementTree
+
+    scheme = ElementTree.parse(SCHEME).getroot()
+    blueprints = {(ref.get("BlueprintIdentifier"), ref.get("BlueprintName"), ref.get("ReferencedContainer"))
+                  for ref in scheme.iter("BuildableReference")}
+    key = next(k for k, o in project["objects"].items() if o is target)
+    assert blueprints == {(key, "DigitDemo", "container:DigitDemo.xcodeproj")}
+    assert scheme.find("LaunchAction/BuildableProductRunnable") is not None
+    root = project["objects"][project["rootObject"]]
+    assert int(root["attributes"]["LastUpgradeCheck"]) >= 1600
+    assert scheme.get("LastUpgradeVersion") == root["attributes"]["LastUpgradeCheck"]
+
+
+def test_camera_use_is_explained(objects, target):
+    for key in objects[target["buildConfigurationList"]]["buildConfigurations"]:
+        assert objects[key]["buildSettings"]["INFOPLIST_KEY_NSCameraUsageDescription"]
 
 
 def test_asset_catalog_has_app_icon_and_accent_colour(objects, target, paths):

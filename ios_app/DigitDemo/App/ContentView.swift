@@ -1,11 +1,16 @@
+import DigitKit
 import SwiftUI
 
-/// The one screen: canvas, Clear, the reading, and the model's metadata one tap away.
-///
-/// DigitKit's sources (ios_app/Sources/DigitKit) are compiled into this target, so its types
-/// (`Sketch`, `Reading`, `LabelFormat`, ...) need no import.
+/// The one screen: draw a digit or show one on paper, the reading, and the model's metadata one tap away.
 struct ContentView: View {
+    enum Source: String, CaseIterable, Identifiable {
+        case draw = "Draw"
+        case photo = "Photo"
+        var id: String { rawValue }
+    }
+
     @StateObject private var recognizer = DigitRecognizer()
+    @State private var source = Source.draw
     @State private var showsModelInfo = false
 
     var body: some View {
@@ -14,25 +19,24 @@ struct ContentView: View {
                 if case let .unavailable(message) = recognizer.modelState {
                     ModelMissingBanner(message: message)
                 }
-                DrawingCanvas(strokes: recognizer.sketch.strokes,
-                              lineWidthFraction: Sketch.lineWidthFraction,
-                              onDraw: { recognizer.draw(to: $0, startsStroke: $1) },
-                              onStrokeEnd: { recognizer.strokeEnded() })
-                    .frame(maxWidth: 420)
-                HStack {
-                    Button("Clear", role: .destructive) { recognizer.clear() }
-                        .buttonStyle(.bordered)
-                        .disabled(recognizer.sketch.isEmpty)
-                    Spacer()
-                    Text("Draw one digit, big or small, anywhere.")
-                        .font(.footnote)
-                        .foregroundStyle(.secondary)
+                Picker("Input", selection: $source) {
+                    ForEach(Source.allCases) { Text($0.rawValue).tag($0) }
                 }
+                .pickerStyle(.segmented)
                 .frame(maxWidth: 420)
-                PredictionView(reading: recognizer.reading, modelInput: recognizer.modelInput,
-                               minimumConfidence: recognizer.policy.minimumConfidence,
-                               failure: recognizer.failure)
-                    .frame(maxWidth: 420)
+                switch source {
+                case .draw: drawing
+                case .photo:
+                    PhotoInputView(steps: recognizer.photoSteps, notes: recognizer.photoNotes,
+                                   onPicture: { recognizer.read(photo: $0) })
+                        .frame(maxWidth: 420, alignment: .leading)
+                }
+                if case .ready = recognizer.modelState, source == .draw || recognizer.reading != .empty {
+                    PredictionView(reading: recognizer.reading, modelInput: recognizer.modelInput,
+                                   minimumConfidence: recognizer.policy.minimumConfidence,
+                                   failure: recognizer.failure)
+                        .frame(maxWidth: 420)
+                }
                 if case let .ready(card) = recognizer.modelState {
                     Button { showsModelInfo = true } label: {
                         Label(card.summaryLine, systemImage: "info.circle")
@@ -58,12 +62,33 @@ struct ContentView: View {
                 ModelInfoView(state: recognizer.modelState)
                     .presentationDetents([.medium, .large])
             }
+            .onChange(of: source) { _ in recognizer.clear() }
         }
         .task { await recognizer.loadModel() }
     }
+
+    private var drawing: some View {
+        VStack(spacing: 12) {
+            DrawingCanvas(strokes: recognizer.sketch.strokes,
+                          lineWidthFraction: Sketch.lineWidthFraction,
+                          onDraw: { recognizer.draw(to: $0, dragStart: $1) },
+                          onStrokeEnd: { recognizer.strokeEnded() })
+                .frame(maxWidth: 420)
+            HStack {
+                Button("Clear", role: .destructive) { recognizer.clear() }
+                    .buttonStyle(.bordered)
+                    .disabled(recognizer.sketch.isEmpty)
+                Spacer()
+                Text("Draw one digit, big or small, anywhere.")
+                    .font(.footnote)
+                    .foregroundStyle(.secondary)
+            }
+            .frame(maxWidth: 420)
+        }
+    }
 }
 
-/// Shown instead of a crash when the app has no usable model.
+/// Shown instead of a crash, and instead of any reading, when the app has no usable model.
 private struct ModelMissingBanner: View {
     let message: String
 

@@ -1,17 +1,24 @@
+import DigitKit
 import SwiftUI
 
 /// A square black canvas that draws white strokes with a finger or Apple Pencil.
 ///
 /// Points are reported in unit coordinates (0...1 across the canvas), so the drawing keeps its
-/// shape when the canvas changes size; the stroke width is a fixed fraction of the side, which is
-/// what makes the 28x28 image the model sees have MNIST-like 2-3 px strokes.
+/// shape when the canvas changes size; on screen the stroke width is a fixed fraction of the side.
+///
+/// Each report carries where its drag started (`startLocation`), so DigitKit's `StrokeTracker`
+/// begins a new stroke for a new drag even when the system cancelled the previous one without an
+/// `onEnded` (a notification, a second finger, Control Center). The end of a drag is observed
+/// through `@GestureState`, which SwiftUI resets both when the drag ends and when it is cancelled.
 struct DrawingCanvas: View {
     let strokes: [[Point]]
     let lineWidthFraction: Double
-    let onDraw: (Point, Bool) -> Void
+    /// (location, where this drag started), both in unit coordinates.
+    let onDraw: (Point, Point) -> Void
+    /// The drag ended or was cancelled.
     let onStrokeEnd: () -> Void
 
-    @State private var isDrawing = false
+    @GestureState private var dragStart: CGPoint?
 
     var body: some View {
         GeometryReader { proxy in
@@ -27,16 +34,16 @@ struct DrawingCanvas: View {
             .contentShape(Rectangle())
             .gesture(
                 DragGesture(minimumDistance: 0, coordinateSpace: .local)
+                    .updating($dragStart) { value, state, _ in state = value.startLocation }
                     .onChanged { value in
                         guard side > 0 else { return }
-                        onDraw(Point(x: value.location.x / side, y: value.location.y / side), !isDrawing)
-                        isDrawing = true
-                    }
-                    .onEnded { _ in
-                        isDrawing = false
-                        onStrokeEnd()
+                        onDraw(Point(x: value.location.x / side, y: value.location.y / side),
+                               Point(x: value.startLocation.x / side, y: value.startLocation.y / side))
                     }
             )
+            .onChange(of: dragStart) { start in
+                if start == nil { onStrokeEnd() }          // ended or cancelled: both reset the state
+            }
         }
         .aspectRatio(1, contentMode: .fit)
         .accessibilityElement()

@@ -1,3 +1,4 @@
+import DigitKit
 import SwiftUI
 
 /// The model's metadata: description, author, version, licence and the accuracy from training.

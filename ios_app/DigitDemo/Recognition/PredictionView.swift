@@ -1,3 +1,4 @@
+import DigitKit
 import SwiftUI
 
 /// The reading: a headline, the top-3 digits with confidence bars, and the image the model saw.
@@ -59,8 +60,8 @@ private struct ConfidenceBar: View {
     }
 }
 
-/// Draws a small grayscale image pixel by pixel, without smoothing.
-private struct GrayImageView: View {
+/// Draws a small grayscale image pixel by pixel, without smoothing (also the photo steps).
+struct GrayImageView: View {
     let image: GrayImage
 
     var body: some View {

@@ -16,17 +16,17 @@ final class NormalizationTests: XCTestCase {
     }
 
     func testPositionAndSizeOnTheCanvasDoNotMatter() {
+        // Drawn as the app draws: a Sketch, whose model raster scales the stroke with the drawing.
         let seven = [Point(x: 0, y: 0), Point(x: 16, y: 0), Point(x: 6, y: 19)]
         func drawn(scale: Double, dx: Double, dy: Double) -> GrayImage {
-            let strokes = [seven.map { Point(x: $0.x * scale + dx, y: $0.y * scale + dy) }]
-            return MNISTNormalizer.normalize(
-                StrokeRasterizer.rasterize(strokes, width: 280, height: 280, lineWidth: 2 * scale))
+            Sketch(canvasSide: 280, strokes: [seven.map { Point(x: $0.x * scale + dx, y: $0.y * scale + dy) }]).prepared()
         }
         let big = drawn(scale: 12, dx: 30, dy: 20)
-        let small = drawn(scale: 3, dx: 200, dy: 210)
+        let small = drawn(scale: 2, dx: 5, dy: 5)              // inside the top-left 15% of the canvas
         let difference = zip(big.pixels, small.pixels).map { abs(Int($0) - Int($1)) }
         XCTAssertLessThan(Double(difference.reduce(0, +)) / Double(difference.count), 12,
                           "a small digit in a corner should look like a big one in the middle")
+        XCTAssertEqual(small.inkBounds?.height, 20)
     }
 
     func testCentreOfMassLandsOnPixelFourteen() {
@@ -71,9 +71,11 @@ final class NormalizationTests: XCTestCase {
         sketch.extendStroke(to: Point(x: 70, y: 20))   // repeated points are dropped
         sketch.extendStroke(to: Point(x: 70, y: 120))
         XCTAssertEqual(sketch.strokes.first?.count, 2)
-        XCTAssertEqual(sketch.lineWidth, 140.0 / 15.0, accuracy: 1e-9)
+        XCTAssertEqual(sketch.lineWidth, 140.0 / 15.0, accuracy: 1e-9)   // on screen
         let bounds = sketch.rasterized().inkBounds
-        XCTAssertEqual(bounds?.y, 31)                 // 40 px on the 280 raster, minus the 9.3 px radius
+        // 40..240 px on the 280 raster; the model's stroke is 200 / 6 = 33.3 px wide (radius 16.7).
+        XCTAssertEqual(bounds?.y, 23)
+        XCTAssertEqual(Sketch.modelStrokeWidth([[Point(x: 3, y: 3)]]), 2)         // a dot: the minimum
         XCTAssertFalse(sketch.prepared().isBlank)
         sketch.clear()
         XCTAssertTrue(sketch.prepared().isBlank)

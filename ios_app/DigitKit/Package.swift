@@ -1,7 +1,8 @@
 // swift-tools-version:5.9
-// DigitKit: the demo app's drawing preparation, ranking and labels, in Foundation only so that
-// `swift test` checks it on Linux. The SwiftUI / Core ML app in DigitDemo/ is not part of this
-// package; DigitDemo.xcodeproj compiles these sources into the app target.
+// DigitKit: the demo app's drawing and photo preparation, app contract, ranking and labels, in
+// Foundation only so that `swift test` checks it on Linux. DigitDemo.xcodeproj references this
+// folder as a local Swift package (XCLocalSwiftPackageReference) and links the DigitKit product,
+// so the app sees only what is `public` here.
 import PackageDescription
 
 let package = Package(

@@ -30,9 +30,19 @@ public enum MNISTNormalizer {
 
     /// Scales `crop` so its longer side is `box`, by exact area averaging.
     static func fitBox(_ crop: GrayImage) -> GrayImage {
-        let h = crop.height, w = crop.width, longer = max(h, w)
-        let outH = max(1, (2 * box * h + longer) / (2 * longer))   // round(box * h / longer), half up
-        let outW = max(1, (2 * box * w + longer) / (2 * longer))
+        let (outW, outH) = fittedSize(width: crop.width, height: crop.height, side: box)
+        return resize(crop, width: outW, height: outH)
+    }
+
+    /// (width, height) with the longer side `side` and the shorter round(side * short / long), half up.
+    static func fittedSize(width w: Int, height h: Int, side: Int) -> (Int, Int) {
+        let longer = max(h, w)
+        return (max(1, (2 * side * w + longer) / (2 * longer)), max(1, (2 * side * h + longer) / (2 * longer)))
+    }
+
+    /// Exact area averaging to outW x outH, half up: `kerasml.preprocess._area_resize`.
+    static func resize(_ crop: GrayImage, width outW: Int, height outH: Int) -> GrayImage {
+        let h = crop.height, w = crop.width
         let rows = overlaps(input: h, output: outH)
         let cols = overlaps(input: w, output: outW)
         // First along y: partial[i][x] = sum over k of rows[i][k] * crop[x, k].

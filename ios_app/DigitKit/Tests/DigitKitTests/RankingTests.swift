@@ -23,7 +23,7 @@ final class RankingTests: XCTestCase {
     }
 
     func testConfidenceThreshold() {
-        let policy = ConfidencePolicy(minimumConfidence: 0.6)
+        let policy = ConfidencePolicy(minimumConfidence: 0.6, minimumInkExtent: 0.1)
         let sure = [Prediction(label: "3", confidence: 0.61), Prediction(label: "8", confidence: 0.3)]
         let unsure = [Prediction(label: "3", confidence: 0.45), Prediction(label: "8", confidence: 0.4)]
         XCTAssertEqual(policy.reading(for: sure), .digit(sure))
@@ -32,11 +32,11 @@ final class RankingTests: XCTestCase {
         XCTAssertTrue(policy.reading(for: sure).isDigit)
     }
 
-    func testEmptyAndTinyDrawingsNeverReachTheModel() {
-        let policy = ConfidencePolicy.standard
+    func testEmptyAndTinyDrawingsNeverReachTheModel() throws {
+        let policy = try RepositoryFiles.contract().policy
         var sketch = Sketch(canvasSide: 300)
         XCTAssertEqual(policy.precheck(sketch.rasterized()), .empty)
-        sketch.beginStroke(at: Point(x: 150, y: 150))             // a tap: a dot 1/15 of the side
+        sketch.beginStroke(at: Point(x: 150, y: 150))             // a tap: a dot
         XCTAssertEqual(policy.precheck(sketch.rasterized()), .tooSmall)
         sketch.extendStroke(to: Point(x: 150, y: 200))
         XCTAssertNil(policy.precheck(sketch.rasterized()))
@@ -57,8 +57,8 @@ final class RankingTests: XCTestCase {
         XCTAssertEqual(LabelFormat.headline(.empty), "Draw a digit")
     }
 
-    func testModelCardFromKerasmlMetadata() {
-        let card = ModelCard(summary: "Handwritten digit classifier", author: "kerasml", version: "1.0",
+    func testModelCardFromKerasmlMetadata() throws {
+        let card = ModelCard(contract: try RepositoryFiles.contract(), summary: "Handwritten digit classifier", author: "kerasml", version: "1.0",
                              license: "MIT", creatorDefined: [
                                 "com.kerasml.test_accuracy": "0.9912",
                                 "com.kerasml.dataset": "mnist",
@@ -73,8 +73,8 @@ final class RankingTests: XCTestCase {
         XCTAssertEqual(card.summaryLine, "Handwritten digit classifier · version 1.0 · 99.12% test accuracy")
     }
 
-    func testModelCardFromAnotherModel() {
-        let card = ModelCard(summary: "", creatorDefined: [
+    func testModelCardFromAnotherModel() throws {
+        let card = ModelCard(contract: try RepositoryFiles.contract(), summary: "", creatorDefined: [
             "com.kerasml.test_accuracy": "n/a",
             "com.kerasml.preprocessing": #"{"height":32,"width":32,"channels":3,"ink":"black-on-white"}"#,
         ])

@@ -31,12 +31,11 @@ public struct ConfidencePolicy: Equatable, Sendable {
     /// The ink's bounding box must span at least this fraction of the canvas side.
     public var minimumInkExtent: Double
 
-    public init(minimumConfidence: Double = 0.6, minimumInkExtent: Double = 0.1) {
+    /// The app takes its values from the contract (`AppContract.policy`), not from defaults here.
+    public init(minimumConfidence: Double, minimumInkExtent: Double) {
         self.minimumConfidence = minimumConfidence
         self.minimumInkExtent = minimumInkExtent
     }
-
-    public static let standard = ConfidencePolicy()
 
     /// Whether a drawing is worth asking the model about: `.empty`, `.tooSmall`, or nil (ask it).
     public func precheck(_ raster: GrayImage) -> Reading? {

@@ -2,8 +2,8 @@ import Foundation
 
 /// The model's metadata, as the app's info panel shows it.
 ///
-/// Read from the Core ML model's standard fields and from the keys `kerasml convert` writes
-/// (`com.kerasml.*`); models from elsewhere simply have fewer rows.
+/// Read from the Core ML model's standard fields and from the keys `kerasml convert` writes, named
+/// in the app contract (`metadata_keys`); models from elsewhere simply have fewer rows.
 public struct ModelCard: Equatable, Sendable {
     public var summary: String
     public var author: String
@@ -14,6 +14,8 @@ public struct ModelCard: Equatable, Sendable {
     public var architecture: String?
     public var kerasmlVersion: String?
     public var preprocessing: Preprocessing?
+    /// What the app gives the model, from the contract, for `warnings`.
+    public var appInput: AppContract.Input
 
     /// How the model expects its pixels (`com.kerasml.preprocessing`).
     public struct Preprocessing: Codable, Equatable, Sendable {
@@ -24,19 +26,19 @@ public struct ModelCard: Equatable, Sendable {
         public var ink: String?
     }
 
-    public init(summary: String = "", author: String = "", version: String = "", license: String = "",
-                creatorDefined: [String: String] = [:]) {
+    public init(contract: AppContract, summary: String = "", author: String = "", version: String = "",
+                license: String = "", creatorDefined: [String: String] = [:]) {
+        let keys = contract.metadataKeys
         self.summary = summary
         self.author = author
         self.version = version
         self.license = license
-        testAccuracy = creatorDefined["com.kerasml.test_accuracy"].flatMap { Double($0.trimmingCharacters(in: .whitespaces)) }
-        dataset = creatorDefined["com.kerasml.dataset"]
-        architecture = creatorDefined["com.kerasml.architecture"]
-        kerasmlVersion = creatorDefined["com.kerasml.kerasml_version"]
-        preprocessing = creatorDefined["com.kerasml.preprocessing"].flatMap {
-            try? JSONDecoder().decode(Preprocessing.self, from: Data($0.utf8))
-        }
+        appInput = contract.model.input
+        testAccuracy = creatorDefined[keys.testAccuracy].flatMap { Double($0.trimmingCharacters(in: .whitespaces)) }
+        dataset = creatorDefined[keys.dataset]
+        architecture = creatorDefined[keys.architecture]
+        kerasmlVersion = creatorDefined[keys.kerasmlVersion]
+        preprocessing = contract.preprocessing(in: creatorDefined)
     }
 
     /// One line of the info panel.
@@ -67,15 +69,17 @@ public struct ModelCard: Equatable, Sendable {
         return parts.joined(separator: " · ")
     }
 
-    /// Why the app's preparation (28x28 grayscale, white ink on black) may not suit this model.
+    /// Why the app's preparation (the contract's input) may not suit this model.
     public var warnings: [String] {
         guard let p = preprocessing else { return [] }
         var found: [String] = []
-        if p.width != MNISTNormalizer.side || p.height != MNISTNormalizer.side || p.channels != 1 {
-            found.append("The model expects \(p.width)x\(p.height) images with \(p.channels) channel(s); the app draws 28x28 grayscale.")
+        let channels = appInput.colour == "grayscale" ? 1 : 3
+        if p.width != appInput.width || p.height != appInput.height || p.channels != channels {
+            found.append("The model expects \(p.width)x\(p.height) images with \(p.channels) channel(s); "
+                         + "the app gives it \(appInput.width)x\(appInput.height) \(appInput.colour).")
         }
-        if let ink = p.ink, ink != "white-on-black" {
-            found.append("The model was trained on \(ink) images; the app draws white ink on black.")
+        if let ink = p.ink, ink != appInput.ink {
+            found.append("The model was trained on \(ink) images; the app gives it \(appInput.ink) images.")
         }
         return found
     }

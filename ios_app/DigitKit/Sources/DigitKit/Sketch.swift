@@ -2,10 +2,17 @@ import Foundation
 
 /// What the user drew on the square canvas, in the canvas's own coordinates (points).
 ///
-/// The app shows strokes `lineWidth` wide (1/15 of the canvas side) and hands the model the same
-/// strokes rasterised at 280x280 and normalised to 28x28, where they are 2-3 px wide like MNIST's.
+/// The screen shows strokes a fixed 1/15 of the canvas side wide. The model gets the same strokes
+/// rasterised at 280x280 with a width proportional to the drawing's extent (1/6 of it, at least
+/// 2 px), so after fitting into MNIST's 20x20 box they are MNIST's 2-3 px whether the digit filled
+/// the canvas or sat small in a corner (a fixed width would make a small digit a blob and a large
+/// one a hairline). These numbers are the app contract's `drawing` section, which the Python
+/// fixtures are drawn with; DigitKit's tests check the two agree.
 public struct Sketch: Equatable, Sendable {
     public static let rasterSide = 280
+    public static let strokeDivisor = 6
+    public static let minimumStroke = 2.0
+    /// Stroke width on screen, as a fraction of the canvas side.
     public static let lineWidthFraction = 1.0 / 15.0
 
     public private(set) var strokes: [[Point]] = []
@@ -31,13 +38,25 @@ public struct Sketch: Equatable, Sendable {
 
     public mutating func clear() { strokes.removeAll() }
 
-    /// The drawing as a 280x280 bitmap, whatever the size of the canvas on screen.
+    /// The drawing as the 280x280 bitmap the model's input is made from, whatever the canvas size.
     public func rasterized() -> GrayImage {
         let side = Double(Self.rasterSide)
         let scale = canvasSide > 0 ? side / canvasSide : 1
         let scaled = strokes.map { $0.map { Point(x: $0.x * scale, y: $0.y * scale) } }
         return StrokeRasterizer.rasterize(scaled, width: Self.rasterSide, height: Self.rasterSide,
-                                          lineWidth: side * Self.lineWidthFraction)
+                                          lineWidth: Self.modelStrokeWidth(scaled))
+    }
+
+    /// 1/6 of the longer side of the points' bounding box, at least 2 px (`kerasml.preprocess.model_stroke_width`).
+    static func modelStrokeWidth(_ strokes: [[Point]]) -> Double {
+        let points = strokes.joined()
+        guard let first = points.first else { return minimumStroke }
+        var minX = first.x, maxX = first.x, minY = first.y, maxY = first.y
+        for p in points {
+            minX = min(minX, p.x); maxX = max(maxX, p.x)
+            minY = min(minY, p.y); maxY = max(maxY, p.y)
+        }
+        return max(max(maxX - minX, maxY - minY) / Double(strokeDivisor), minimumStroke)
     }
 
     /// What the model sees: the drawing prepared like an MNIST digit, 28x28.

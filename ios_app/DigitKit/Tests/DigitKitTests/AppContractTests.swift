@@ -1,0 +1,73 @@
+import XCTest
+@testable import DigitKit
+
+/// The app contract (ios_app/app-contract.json) is the one statement of what a model must look
+/// like; these tests fail when it says something DigitKit cannot honour.
+final class AppContractTests: XCTestCase {
+    func testDigitKitMakesWhatTheContractPromisesTheModel() throws {
+        let contract = try RepositoryFiles.contract()
+        XCTAssertEqual(contract.model.input.width, MNISTNormalizer.side)
+        XCTAssertEqual(contract.model.input.height, MNISTNormalizer.side)
+        XCTAssertEqual(contract.model.input.colour, "grayscale")        // GrayImage is one channel
+        XCTAssertEqual(contract.model.input.ink, "white-on-black")      // what the normaliser makes
+        XCTAssertEqual(contract.drawing.rasterSide, Sketch.rasterSide)
+        XCTAssertEqual(contract.drawing.strokeDivisor, Sketch.strokeDivisor)
+        XCTAssertEqual(contract.drawing.minimumStroke, Sketch.minimumStroke)
+        XCTAssertEqual(contract.modelName, "DigitClassifier")
+        XCTAssertTrue(contract.model.file.hasSuffix(".mlmodel"))
+        XCTAssertEqual(contract.model.labels.count, 10)
+        XCTAssertGreaterThan(contract.reading.top, 0)
+        for key in [contract.metadataKeys.testAccuracy, contract.metadataKeys.dataset, contract.metadataKeys.preprocessing] {
+            XCTAssertTrue(key.hasPrefix("com.kerasml."), key)
+        }
+    }
+
+    func testTheThresholdsComeFromTheContract() throws {
+        let contract = try RepositoryFiles.contract()
+        XCTAssertEqual(contract.policy.minimumConfidence, contract.reading.minimumConfidence)
+        XCTAssertEqual(contract.policy.minimumInkExtent, contract.reading.minimumInkExtent)
+        let top = [Prediction(label: "3", confidence: contract.reading.minimumConfidence)]
+        XCTAssertTrue(contract.policy.reading(for: top).isDigit)
+    }
+
+    static func fitting(_ contract: AppContract) -> ModelTraits {
+        ModelTraits(inputCount: 1, imageInput: .init(width: 28, height: 28, colour: "grayscale"),
+                    labels: (0...9).map(String.init).reversed(), hasProbabilities: true,
+                    metadata: [contract.metadataKeys.preprocessing: #"{"height":28,"width":28,"channels":1,"ink":"white-on-black"}"#])
+    }
+
+    func testAModelLikeKerasmlsFits() throws {
+        let contract = try RepositoryFiles.contract()
+        XCTAssertEqual(contract.problems(with: Self.fitting(contract)), [])
+    }
+
+    func testEveryMismatchIsNamed() throws {
+        let contract = try RepositoryFiles.contract()
+        var traits = Self.fitting(contract)
+        traits.imageInput = .init(width: 32, height: 32, colour: "rgb")
+        traits.labels = ["cat", "dog"]
+        traits.hasProbabilities = false
+        traits.metadata[contract.metadataKeys.preprocessing] = #"{"height":32,"width":32,"channels":3,"ink":"black-on-white"}"#
+        let problems = contract.problems(with: traits)
+        XCTAssertEqual(problems.count, 5, "\(problems)")
+        XCTAssertTrue(problems[0].contains("32x32, not 28x28"))
+        XCTAssertTrue(problems[1].contains("rgb, not grayscale"))
+        XCTAssertTrue(problems[2].contains("cat, dog"))
+        XCTAssertTrue(problems[4].contains("black-on-white"))
+        traits.labels = nil
+        XCTAssertTrue(contract.problems(with: traits).contains("it is not a classifier (no class labels)"))
+        traits.inputCount = 2
+        XCTAssertEqual(contract.problems(with: traits), ["it must take exactly one image input"])
+    }
+
+    func testAChangedContractChangesTheCheck() throws {
+        var contract = try RepositoryFiles.contract()
+        contract.model.input.width = 32
+        XCTAssertEqual(contract.problems(with: Self.fitting(contract)), ["its input is 28x28, not 32x28"])
+    }
+
+    func testABrokenContractIsAnError() {
+        XCTAssertThrowsError(try AppContract(json: Data("{}".utf8)))
+        XCTAssertThrowsError(try AppContract(json: Data(#"{"model": 1}"#.utf8)))
+    }
+}

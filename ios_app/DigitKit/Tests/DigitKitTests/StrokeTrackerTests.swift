@@ -1,0 +1,42 @@
+import XCTest
+@testable import DigitKit
+
+final class StrokeTrackerTests: XCTestCase {
+    private let a = Point(x: 0.2, y: 0.2), b = Point(x: 0.3, y: 0.4), c = Point(x: 0.6, y: 0.6), d = Point(x: 0.7, y: 0.9)
+
+    func testOneDragIsOneStroke() {
+        var sketch = Sketch(canvasSide: 1), tracker = StrokeTracker()
+        tracker.dragChanged(to: a, dragStart: a, in: &sketch)
+        tracker.dragChanged(to: b, dragStart: a, in: &sketch)
+        tracker.dragFinished()
+        XCTAssertEqual(sketch.strokes, [[a, b]])
+        XCTAssertNil(tracker.activeDragStart)
+    }
+
+    func testACancelledDragDoesNotJoinTheNextStroke() {
+        var sketch = Sketch(canvasSide: 1), tracker = StrokeTracker()
+        tracker.dragChanged(to: a, dragStart: a, in: &sketch)
+        tracker.dragChanged(to: b, dragStart: a, in: &sketch)
+        // The system cancels the drag: no dragFinished(). The next touch starts elsewhere.
+        tracker.dragChanged(to: c, dragStart: c, in: &sketch)
+        tracker.dragChanged(to: d, dragStart: c, in: &sketch)
+        XCTAssertEqual(sketch.strokes, [[a, b], [c, d]])
+    }
+
+    func testANewDragFromTheSameSpotIsANewStrokeOnceTheOldOneFinished() {
+        var sketch = Sketch(canvasSide: 1), tracker = StrokeTracker()
+        tracker.dragChanged(to: a, dragStart: a, in: &sketch)
+        tracker.dragFinished()                          // ended, or cancelled and reset by SwiftUI
+        tracker.dragChanged(to: a, dragStart: a, in: &sketch)
+        tracker.dragChanged(to: b, dragStart: a, in: &sketch)
+        XCTAssertEqual(sketch.strokes, [[a], [a, b]])
+    }
+
+    func testClearingWhileDraggingStartsAFreshStroke() {
+        var sketch = Sketch(canvasSide: 1), tracker = StrokeTracker()
+        tracker.dragChanged(to: a, dragStart: a, in: &sketch)
+        sketch.clear()
+        tracker.dragChanged(to: b, dragStart: a, in: &sketch)
+        XCTAssertEqual(sketch.strokes, [[b]])
+    }
+}

@@ -1,0 +1,84 @@
+"""The FastAPI app: API routes, the static page, a request-body limit and one-line errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+
+from kerasml.errors import KerasmlError
+from kerasml.web.classifier import TryModel
+from kerasml.web.photo import ImageTooLarge
+from kerasml.web.routes import model_router, read_router
+from kerasml.web.schemas import MAX_UPLOAD_BYTES
+
+STATIC = Path(__file__).resolve().parent / "static"
+
+
+def create_app(model: TryModel) -> FastAPI:
+    # No /docs or /redoc: their pages load scripts from a CDN, and nothing here may use the internet.
+    app = FastAPI(title="kerasml try", docs_url=None, redoc_url=None)
+    app.state.model = model
+    app.include_router(model_router)
+    app.include_router(read_router)
+    app.add_middleware(BodyLimit, limit=MAX_UPLOAD_BYTES)
+    app.add_exception_handler(KerasmlError, _kerasml_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    # StaticFiles resolves every path inside STATIC and refuses anything outside it.
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/", include_in_schema=False)
+    def index() -> FileResponse:
+        return FileResponse(STATIC / "index.html")
+
+    return app
+
+
+class BodyTooLarge(HTTPException):
+    def __init__(self, limit: int):
+        super().__init__(413, f"the request is larger than {limit // (1024 * 1024)} MB; "
+                              "send a smaller image or fewer strokes")
+
+
+class BodyLimit:
+    """Refuses request bodies over `limit` bytes, by their Content-Length or while they stream in,
+    so an oversized upload is never held whole in memory (and never spooled to disk)."""
+
+    def __init__(self, app, limit: int):
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = dict(scope["headers"]).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > self.limit:
+            error = BodyTooLarge(self.limit)
+            response = JSONResponse({"detail": error.detail}, status_code=error.status_code)
+            return await response(scope, receive, send)
+        received = 0
+
+        async def limited_receive():
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.limit:
+                raise BodyTooLarge(self.limit)
+            return message
+
+        await self.app(scope, limited_receive, send)
+
+
+async def _kerasml_error(request: Request, exc: KerasmlError) -> JSONResponse:
+    return JSONResponse({"detail": str(exc)}, status_code=413 if isinstance(exc, ImageTooLarge) else 400)
+
+
+async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """The first problem as one line: 'strokes.0: List should have at least 1 item ...'."""
+    problem = exc.errors()[0]
+    where = ".".join(str(part) for part in problem.get("loc", ()) if part != "body")
+    return JSONResponse({"detail": f"{where}: {problem.get('msg', 'invalid')}" if where else problem.get("msg")},
+                        status_code=422)

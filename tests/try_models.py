@@ -3,6 +3,7 @@ coremltools (whose import pulls in TensorFlow: tens of seconds on a busy 2-core 
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -12,16 +13,17 @@ from kerasml.runtime import _proto
 GRAYSCALE, RGB = 10, 20
 
 
-def softmax_regression(steps: int = 150, rate: float = 2.0) -> tuple[np.ndarray, np.ndarray]:
-    """(W (10, 784), b (10,)): multinomial logistic regression on the 5,000 bundled digits, by plain
-    gradient descent; about 90% on its own training digits, confident enough to pass the 60% bar."""
+@functools.cache   # the same weights for every test module of one run
+def softmax_regression(steps: int = 100, rate: float = 2.0) -> tuple[np.ndarray, np.ndarray]:
+    """(W (10, 784), b (10,)): multinomial logistic regression on the 5,000 bundled digits by plain
+    gradient descent (about 2 s): 89.88% on the MNIST test set when measured, and confident enough
+    to pass the app's 60% bar on clear drawings."""
     from kerasml.data.sources import SAMPLE_PATH
 
     with np.load(SAMPLE_PATH, allow_pickle=False) as sample:
-        x = sample["x_train"].reshape(len(sample["x_train"]), -1).astype(np.float64) / 255.0
-        y = sample["y_train"].astype(np.int64)
-    onehot = np.eye(10)[y]
-    weights, bias = np.zeros((784, 10)), np.zeros(10)
+        x = sample["x_train"].reshape(len(sample["x_train"]), -1).astype(np.float32) / 255
+        onehot = np.eye(10, dtype=np.float32)[sample["y_train"]]
+    weights, bias = np.zeros((784, 10), np.float32), np.zeros(10, np.float32)
     for _ in range(steps):
         logits = x @ weights + bias
         p = np.exp(logits - logits.max(axis=1, keepdims=True))
@@ -29,7 +31,7 @@ def softmax_regression(steps: int = 150, rate: float = 2.0) -> tuple[np.ndarray,
         gradient = (p - onehot) / len(x)
         weights -= rate * (x.T @ gradient)
         bias -= rate * gradient.sum(axis=0)
-    return weights.T.astype(np.float32), bias.astype(np.float32)
+    return weights.T.copy(), bias
 
 
 def classifier_spec(side: int, colour: int, labels: list, weights: np.ndarray, bias: np.ndarray,
@@ -92,7 +94,7 @@ def digit_model(folder: Path) -> Path:
     spec = classifier_spec(28, GRAYSCALE, list(range(10)), weights, bias, {
         "shortDescription": "Reads a handwritten digit (test model: softmax regression)",
         "author": "kerasml tests", "license": "MIT", "versionString": "1.0",
-        "com.kerasml.test_accuracy": "0.9012", "com.kerasml.dataset": "mnist-sample",
+        "com.kerasml.test_accuracy": "0.8988", "com.kerasml.dataset": "mnist-sample",
         "com.kerasml.architecture": "softmax regression"})
     return save(spec, folder / "digits.mlmodel")
 

@@ -47,15 +47,19 @@ def make_server(model_path: Path, host: str = "127.0.0.1", port: int = 8000):
 
 
 def serve(model_path: Path, host: str, port: int, open_browser: bool, say: Callable[[str], None]) -> None:
-    """Serve until Ctrl-C; the browser opens once the server accepts connections."""
+    """Serve until Ctrl-C (a normal stop, exit code 0); the browser opens once the server accepts connections."""
     server, sock, url = make_server(model_path, host, port)
     if not ipaddress.ip_address(sock.getsockname()[0]).is_loopback:
         say(f"note: listening on {host}: anyone who can reach this machine can use the page")
     say(f"kerasml try: {url}  (Ctrl-C stops)")
     if open_browser:
         threading.Thread(target=_open_when_started, args=(server, url), daemon=True).start()
-    with sock:
-        server.run(sockets=[sock])
+    try:
+        with sock:
+            server.run(sockets=[sock])
+    except KeyboardInterrupt:        # uvicorn has shut down cleanly and passes Ctrl-C on: the usual way out
+        pass
+    say("kerasml try: stopped")
 
 
 def _open_when_started(server, url: str) -> None:

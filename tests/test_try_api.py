@@ -251,7 +251,7 @@ def test_a_colour_model_takes_photos_not_drawings(colour_client):
     green = np.zeros((30, 50, 3), np.uint8)
     green[..., 1] = 200
     answer = colour_client.post("/api/read/photo", content=png_bytes(green)).json()
-    assert answer["headline"] == "It's a green" and answer["kind"] == "answer"
+    assert answer["headline"] == "Best guess: green" and answer["kind"] == "answer"
     assert [step["name"] for step in answer["steps"]] == ["photo", "resized to 8x8"]
     assert pixels_of(answer["model_input"]).shape == (8, 8, 3)
 

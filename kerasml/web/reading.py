@@ -37,14 +37,15 @@ class Reading:
     predictions: list[tuple[str, float]] = dataclasses.field(default_factory=list)
 
     def headline(self, noun: str = "digit") -> str:
-        """DigitKit's `LabelFormat.headline`, with the model's own noun for non-digit models."""
+        """DigitKit's `LabelFormat.headline`; models of other things get their own noun."""
         if self.kind == EMPTY:
             return f"Draw a {noun}"
         if self.kind == TOO_SMALL:
             return f"No {noun}: draw it larger"
         if self.kind == UNSURE:
             return f"No {noun} recognised"
-        return f"It's a {self.predictions[0][0]}"
+        best = self.predictions[0][0]
+        return f"It's a {best}" if noun == "digit" else f"Best guess: {best}"
 
 
 def sketch_raster(strokes: Sequence[Sequence[Sequence[float]]], canvas_side: float) -> np.ndarray:

@@ -4,7 +4,7 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const state = { card: null, strokes: [], active: null, pending: null };
+const state = { card: null, strokes: [], active: null, pending: null, tab: "draw", photoReading: null };
 
 // ---------------------------------------------------------------------------------- the server
 async function call(path, options) {
@@ -25,8 +25,9 @@ async function call(path, options) {
   }
 }
 
-function showError(error) {
+function showError(error, headline = "Not read") {
   if (error.name === "AbortError") return;
+  showReading({ kind: "error", headline, predictions: [], model_input: null });
   $("error").textContent = error.message;
   $("error").hidden = false;
 }
@@ -45,6 +46,8 @@ function showReading(reading) {
   $("subline").textContent = reading.kind === "unsure"
     ? `The best guess is under ${percent(threshold)} confidence.` : "";
   const list = $("guesses");
+  const widest = Math.max(1, ...reading.predictions.map((guess) => guess.label.length));
+  list.style.setProperty("--label-width", `${(Math.min(widest, 16) * 1.2 + 0.5).toFixed(1)}ch`);
   list.replaceChildren(...reading.predictions.map((guess, i) => {
     const item = document.createElement("li");
     if (i === 0 && reading.kind === "answer") item.classList.add("answer");
@@ -63,11 +66,8 @@ function showEmpty() {
 }
 
 function emptyHeadline() {
-  const noun = state.card.noun;
-  return state.card.mode === "drawing" ? `Draw a ${noun}` : `Choose a photo of ${article(noun)}`;
+  return state.tab === "draw" ? `Draw a ${state.card.noun}` : "Choose a photo or an image file";
 }
-
-const article = (noun) => (/^[aeiou]/i.test(noun) ? `an ${noun}` : `a ${noun}`);
 
 // -------------------------------------------------------------------------------------- canvas
 const pad = $("pad");
@@ -145,7 +145,7 @@ async function readDrawing() {
       body: JSON.stringify({ canvas_side: 1, strokes: state.strokes }),
     }));
   } catch (error) {
-    showError(error);
+    showError(error, "The drawing was not read");
   }
 }
 
@@ -175,11 +175,13 @@ async function readPhoto(blob) {
       headers: { "Content-Type": blob.type || "application/octet-stream" },
       body: blob,
     });
+    state.photoReading = reading;
     showReading(reading);
     showSteps(reading.steps, reading.notes);
   } catch (error) {
+    state.photoReading = null;
     showSteps([], []);
-    showError(error);
+    showError(error, "The photo was not read");
   }
 }
 
@@ -234,12 +236,22 @@ $("camera-snap").addEventListener("click", () => {
 });
 
 // ------------------------------------------------------------------------------- tabs and card
+// Each tab shows its own reading: the drawing's (read again) or the last photo's.
 function selectTab(name) {
+  if (state.pending) state.pending.abort();
+  state.tab = name;
   for (const tab of ["draw", "photo"]) {
     $(`tab-${tab}`).setAttribute("aria-selected", String(tab === name));
     $(tab).hidden = tab !== name;
   }
-  if (name === "draw") fitCanvas();
+  if (name === "draw") {
+    fitCanvas();
+    readDrawing();
+  } else if (state.photoReading) {
+    showReading(state.photoReading);
+  } else {
+    showEmpty();
+  }
 }
 $("tab-draw").addEventListener("click", () => selectTab("draw"));
 $("tab-photo").addEventListener("click", () => selectTab("photo"));
@@ -278,7 +290,6 @@ async function start() {
     $("camera-note").hidden = false;
   }
   selectTab(state.card.mode === "drawing" ? "draw" : "photo");
-  showEmpty();
   window.addEventListener("resize", fitCanvas);
 }
 

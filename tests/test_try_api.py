@@ -25,7 +25,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 from kerasml.web import photo, reading  # noqa: E402
 from kerasml.web.app import STATIC, create_app  # noqa: E402
 from kerasml.web.classifier import TryModel  # noqa: E402
-from kerasml.web.schemas import MAX_POINTS_PER_STROKE, MAX_STROKES, MAX_UPLOAD_BYTES  # noqa: E402
+from kerasml.web.schemas import MAX_POINTS, MAX_POINTS_PER_STROKE, MAX_STROKES, MAX_UPLOAD_BYTES  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 DIGITKIT = REPO / "ios_app" / "Sources" / "DigitKit"
@@ -151,6 +151,7 @@ def test_an_unsure_model_says_no_digit(models):
 @pytest.mark.parametrize("body, problem", [
     ({"canvas_side": 1, "strokes": [[[0.5, 0.5]]] * (MAX_STROKES + 1)}, "strokes: List should have at most"),
     ({"canvas_side": 1, "strokes": [[[0.5, 0.5]] * (MAX_POINTS_PER_STROKE + 1)]}, "strokes.0: List should have at most"),
+    ({"canvas_side": 1, "strokes": [[[0.5, 0.5]] * 4000] * 6}, f"Value error, the drawing has 24,000 points; the limit is {MAX_POINTS:,}"),
     ({"canvas_side": 0, "strokes": []}, "canvas_side: Input should be greater than 0"),
     ({"canvas_side": 1, "strokes": [[]]}, "strokes.0: List should have at least 1"),
     ({"canvas_side": 1, "strokes": [[[0.5]]]}, "strokes.0.0.1: Field required"),
@@ -209,6 +210,7 @@ def test_transparent_and_blank_photos(client, tmp_path):
     assert np.array_equal(pixels_of(answer["model_input"]), prepare_image(tmp_path / "clear.png"))
     blank = client.post("/api/read/photo", content=png_bytes(np.full((40, 40), 255, np.uint8))).json()
     assert blank["kind"] == "empty" and "no ink found: the image is all paper" in blank["notes"]
+    assert blank["headline"] == "No digit found in the photo"
 
 
 def test_big_photos_are_shown_small_but_read_whole(client):

@@ -167,15 +167,27 @@ def test_a_photo_chosen_in_chromium_shows_its_preparation(browser, live, tmp_pat
     assert text_of(browser, "headline") != "Draw a digit"
 
 
+def raw_get(url: str, path: str, host: str | None = None) -> tuple[int, bytes]:
+    """A GET over a real socket, sent as written: no client-side normalisation of the path."""
+    address, port = url.split("//")[1].rstrip("/").split(":")
+    connection = http.client.HTTPConnection(address, int(port), timeout=10)
+    connection.request("GET", path, headers={"Host": host} if host else {})
+    response = connection.getresponse()
+    body = response.read()
+    connection.close()
+    return response.status, body
+
+
 @pytest.mark.parametrize("path", ["/static/../app.py", "/static/%2e%2e/app.py", "/static/..%2fapp.py",
                                   "/static/%2e%2e%2f%2e%2e%2fcli.py", "/static/..%5capp.py",
                                   "/static//etc/passwd", "/static/%2fetc%2fpasswd", "/../../pyproject.toml"])
 def test_no_file_outside_the_static_folder_is_served(live, path):
-    """Raw requests over a real socket: no client-side normalisation of the path."""
-    host, port = live.split("//")[1].rstrip("/").split(":")
-    connection = http.client.HTTPConnection(host, int(port), timeout=10)
-    connection.request("GET", path)
-    response = connection.getresponse()
-    body = response.read()
-    connection.close()
-    assert response.status == 404 and b"import" not in body and b"root:" not in body
+    status, body = raw_get(live, path)
+    assert status == 404 and b"import" not in body and b"root:" not in body
+
+
+def test_on_loopback_only_its_own_names_are_served(live):
+    """A web page elsewhere cannot reach the server by pointing a DNS name at 127.0.0.1."""
+    assert raw_get(live, "/api/model", host="attacker.example")[0] == 400
+    for name in ("localhost", "127.0.0.1"):
+        assert raw_get(live, "/api/model", host=name)[0] == 200

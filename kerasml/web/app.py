@@ -8,6 +8,7 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from kerasml.errors import KerasmlError
 from kerasml.web.classifier import TryModel
@@ -16,15 +17,20 @@ from kerasml.web.routes import model_router, read_router
 from kerasml.web.schemas import MAX_UPLOAD_BYTES
 
 STATIC = Path(__file__).resolve().parent / "static"
+LOOPBACK_NAMES = ["127.0.0.1", "localhost", "[::1]"]
 
 
-def create_app(model: TryModel) -> FastAPI:
+def create_app(model: TryModel, allowed_hosts: list[str] | None = None) -> FastAPI:
+    """`allowed_hosts`: the Host headers served (all when None). A server on loopback answers only
+    its own names, so a web page elsewhere cannot reach it by pointing a DNS name at 127.0.0.1."""
     # No /docs or /redoc: their pages load scripts from a CDN, and nothing here may use the internet.
     app = FastAPI(title="kerasml try", docs_url=None, redoc_url=None)
     app.state.model = model
     app.include_router(model_router)
     app.include_router(read_router)
     app.add_middleware(BodyLimit, limit=MAX_UPLOAD_BYTES)
+    if allowed_hosts is not None:
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts)
     app.add_exception_handler(KerasmlError, _kerasml_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     # StaticFiles resolves every path inside STATIC and refuses anything outside it.

@@ -36,10 +36,10 @@ class Reading:
     kind: str
     predictions: list[tuple[str, float]] = dataclasses.field(default_factory=list)
 
-    def headline(self, noun: str = "digit") -> str:
+    def headline(self, noun: str = "digit", photo: bool = False) -> str:
         """DigitKit's `LabelFormat.headline`; models of other things get their own noun."""
         if self.kind == EMPTY:
-            return f"Draw a {noun}"
+            return f"No {noun} found in the photo" if photo else f"Draw a {noun}"
         if self.kind == TOO_SMALL:
             return f"No {noun}: draw it larger"
         if self.kind == UNSURE:

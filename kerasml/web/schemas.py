@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, Optional
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 MAX_STROKES = 200            # far more than any digit; Undo and Clear keep a drawing small
 MAX_POINTS_PER_STROKE = 5_000
+MAX_POINTS = 20_000          # in all strokes: rasterising stays well under a second
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024   # photos and request bodies; larger ones get HTTP 413
 
 Coordinate = Annotated[float, Field(allow_inf_nan=False, ge=-1e5, le=1e5)]
@@ -20,6 +21,14 @@ class StrokesRequest(BaseModel):
 
     canvas_side: float = Field(gt=0, le=1e5, allow_inf_nan=False)
     strokes: list[Stroke] = Field(max_length=MAX_STROKES)
+
+    @model_validator(mode="after")
+    def _not_too_many_points(self) -> "StrokesRequest":
+        points = sum(map(len, self.strokes))
+        if points > MAX_POINTS:
+            raise ValueError(f"the drawing has {points:,} points; the limit is {MAX_POINTS:,}, so clear it "
+                             "and draw again")
+        return self
 
 
 class Guess(BaseModel):
@@ -56,6 +65,7 @@ class Policy(BaseModel):
 class Limits(BaseModel):
     max_strokes: int
     max_points_per_stroke: int
+    max_points: int
     max_upload_bytes: int
 
 

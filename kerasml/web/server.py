@@ -37,11 +37,13 @@ def make_server(model_path: Path, host: str = "127.0.0.1", port: int = 8000):
     """(uvicorn.Server, listening socket, page URL): every check done, nothing served yet."""
     import uvicorn
 
-    from kerasml.web.app import create_app
+    from kerasml.web.app import LOOPBACK_NAMES, create_app
     from kerasml.web.classifier import TryModel
 
-    app = create_app(TryModel(Path(model_path)))
+    model = TryModel(Path(model_path))
     sock = listen(host, port)
+    loopback = ipaddress.ip_address(sock.getsockname()[0]).is_loopback
+    app = create_app(model, allowed_hosts=LOOPBACK_NAMES if loopback else None)
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
     return server, sock, page_url(sock)
 

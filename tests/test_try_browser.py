@@ -88,14 +88,17 @@ def wait_for(condition, what: str, timeout: float = 15.0):
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def draw(driver, points):
-    """One stroke with the mouse: pointerdown, pointermoves, pointerup, as a user's drag."""
+def draw(driver, points, kind: str = "mouse"):
+    """One stroke with a mouse, pen or finger ("mouse", "pen", "touch"): pointerdown, pointermoves,
+    pointerup, as a hand would make them."""
     from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.actions.pointer_input import PointerInput
 
     pad = driver.find_element("id", "pad")
     side = pad.rect["width"]
     offsets = [(round((x - 0.5) * side), round((y - 0.5) * side)) for x, y in points]   # from the centre
-    actions = ActionChains(driver, duration=10).move_to_element_with_offset(pad, *offsets[0]).click_and_hold()
+    actions = ActionChains(driver, duration=10, devices=[PointerInput(kind, kind)])
+    actions.move_to_element_with_offset(pad, *offsets[0]).click_and_hold()
     for (x0, y0), (x1, y1) in zip(offsets, offsets[1:]):
         for step in range(1, 5):                 # several moves per segment, as a hand would make
             actions.move_to_element_with_offset(pad, x0 + (x1 - x0) * step // 4, y0 + (y1 - y0) * step // 4)
@@ -142,8 +145,15 @@ def test_a_digit_drawn_in_chromium_is_read_as_kerasml_reads_it(browser, live, mo
 
     browser.find_element("id", "undo").click()
     wait_for(lambda: text_of(browser, "headline") == "Draw a digit", "Undo to empty the canvas")
-    draw(browser, [(0.5, 0.5), (0.51, 0.5)])
+    draw(browser, [(0.5, 0.5), (0.51, 0.5)], kind="touch")
     wait_for(lambda: text_of(browser, "headline") == "No digit: draw it larger", "a tap to be refused")
+    draw(browser, [(0.5, 0.2), (0.5, 0.8)], kind="pen")                   # a tap and a "1"
+    wait_for(lambda: text_of(browser, "headline") not in ("No digit: draw it larger", ""), "the pen stroke")
+    strokes = browser.execute_script("return window.kerasmlTry.strokes()")
+    assert len(strokes) == 2
+    both = normalize_digit(rasterize_strokes([[(x * 280, y * 280) for x, y in s] for s in strokes], 280, 280 / 15))
+    wait_for(lambda: np.array_equal(decode_png(browser.find_element("id", "model-input").get_attribute("src")), both),
+             "the preview of both strokes")
     browser.find_element("id", "clear").click()
     wait_for(lambda: text_of(browser, "headline") == "Draw a digit", "Clear")
     assert not browser.find_elements("css selector", "#guesses li")

@@ -88,3 +88,8 @@ def test_help_is_instant_and_light():
                             env={**os.environ, "COLUMNS": "100"})
     assert result.returncode == 0 and result.stdout.strip().endswith("LIGHT"), result.stderr
     assert "--no-browser" in result.stdout
+
+
+def test_missing_server_libraries_are_one_line(models, monkeypatch):
+    monkeypatch.setitem(sys.modules, "uvicorn", None)          # as if uvicorn were not installed
+    assert_one_error_line(kerasml_try(models["digits"]), "needs uvicorn", "pip install fastapi uvicorn")

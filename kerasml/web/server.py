@@ -35,9 +35,13 @@ def page_url(sock: socket.socket) -> str:
 
 def make_server(model_path: Path, host: str = "127.0.0.1", port: int = 8000):
     """(uvicorn.Server, listening socket, page URL): every check done, nothing served yet."""
-    import uvicorn
+    try:
+        import uvicorn
 
-    from kerasml.web.app import LOOPBACK_NAMES, create_app
+        from kerasml.web.app import LOOPBACK_NAMES, create_app
+    except ImportError as exc:
+        raise KerasmlError(f"kerasml try needs {exc.name or 'fastapi and uvicorn'}, which is not installed; "
+                           "run `pip install fastapi uvicorn` (or reinstall kerasml)") from None
     from kerasml.web.classifier import TryModel
 
     model = TryModel(Path(model_path))

@@ -155,6 +155,14 @@ $("undo").addEventListener("click", () => {
   readDrawing();
 });
 
+// Ctrl-Z (Cmd-Z on a Mac) undoes the last stroke, as in any drawing program.
+document.addEventListener("keydown", (event) => {
+  if (state.tab === "draw" && (event.ctrlKey || event.metaKey) && event.key === "z") {
+    event.preventDefault();
+    $("undo").click();
+  }
+});
+
 $("clear").addEventListener("click", () => {
   if (state.pending) state.pending.abort();
   state.strokes = [];
@@ -227,6 +235,14 @@ $("camera-start").addEventListener("click", async () => {
     $("camera-note").hidden = false;
   }
 });
+function stopCamera() {
+  if (!video.srcObject) return;
+  for (const track of video.srcObject.getTracks()) track.stop();
+  video.srcObject = null;
+  video.hidden = $("camera-snap").hidden = true;
+  $("camera-start").hidden = false;
+}
+
 $("camera-snap").addEventListener("click", () => {
   const frame = document.createElement("canvas");
   frame.width = video.videoWidth;
@@ -239,6 +255,7 @@ $("camera-snap").addEventListener("click", () => {
 // Each tab shows its own reading: the drawing's (read again) or the last photo's.
 function selectTab(name) {
   if (state.pending) state.pending.abort();
+  if (name !== "photo") stopCamera();
   state.tab = name;
   for (const tab of ["draw", "photo"]) {
     $(`tab-${tab}`).setAttribute("aria-selected", String(tab === name));

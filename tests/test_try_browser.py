@@ -57,7 +57,7 @@ def live(model_path):
 @pytest.fixture(scope="module")
 def browser():
     if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
-        pytest.skip("headless browser test: no /usr/bin/chromium and /usr/bin/chromedriver "
+        pytest.skip(f"headless browser test: needs {CHROMIUM} and {CHROMEDRIVER} "
                     "(apt-get install chromium chromium-driver)")
     webdriver = pytest.importorskip("selenium.webdriver", reason="the browser test needs selenium")
     from selenium.webdriver.chrome.service import Service

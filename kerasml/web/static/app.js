@@ -42,9 +42,8 @@ function percent(p) {                                    // DigitKit's LabelForm
 function showReading(reading) {
   $("error").hidden = true;
   $("headline").textContent = reading.headline;
-  const threshold = state.card.policy.minimum_confidence;
   $("subline").textContent = reading.kind === "unsure"
-    ? `The best guess is under ${percent(threshold)} confidence.` : "";
+    ? `The best guess is under ${percent(state.card.policy.minimum_confidence)} confidence.` : "";
   const list = $("guesses");
   const widest = Math.max(1, ...reading.predictions.map((guess) => guess.label.length));
   list.style.setProperty("--label-width", `${(Math.min(widest, 16) * 1.2 + 0.5).toFixed(1)}ch`);
@@ -296,8 +295,7 @@ async function start() {
   try {
     state.card = await call("/api/model");
   } catch (error) {
-    $("headline").textContent = "The model could not be loaded";
-    return showError(error);
+    return showError(error, "The model could not be loaded");
   }
   showCard(state.card);
   if (state.card.mode === "photo") $("tab-draw").hidden = true;

@@ -176,6 +176,18 @@ def test_a_photo_chosen_in_chromium_shows_its_preparation(browser, live, tmp_pat
     assert "inverted to white on black" in text_of(browser, "notes")
     assert text_of(browser, "headline") != "Draw a digit"
 
+    damaged = tmp_path / "damaged.png"
+    damaged.write_bytes(path.read_bytes()[:100])
+    browser.find_element("id", "file").send_keys(str(damaged))
+    wait_for(lambda: text_of(browser, "headline") == "The photo was not read", "the damaged file's error")
+    assert "damaged image" in text_of(browser, "error")
+    assert not browser.find_elements("css selector", "#steps figure")
+
+    huge = tmp_path / "huge.png"
+    huge.write_bytes(b"\0" * (11 * 1024 * 1024))
+    browser.find_element("id", "file").send_keys(str(huge))
+    wait_for(lambda: "the limit is 10 MB" in text_of(browser, "error"), "the size limit, before sending")
+
 
 def raw_get(url: str, path: str, host: str | None = None) -> tuple[int, bytes]:
     """A GET over a real socket, sent as written: no client-side normalisation of the path."""

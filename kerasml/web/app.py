@@ -24,14 +24,16 @@ def create_app(model: TryModel, allowed_hosts: list[str] | None = None) -> FastA
     """`allowed_hosts`: the Host headers served (all when None). A server on loopback answers only
     its own names, so a web page elsewhere cannot reach it by pointing a DNS name at 127.0.0.1."""
     # No /docs or /redoc: their pages load scripts from a CDN, and nothing here may use the internet.
-    app = FastAPI(title="kerasml try", docs_url=None, redoc_url=None)
+    # max_body_size: larger requests are refused by their Content-Length or while they stream in,
+    # so an oversized upload is never held whole in memory.
+    app = FastAPI(title="kerasml try", docs_url=None, redoc_url=None, max_body_size=MAX_UPLOAD_BYTES)
     app.state.model = model
     app.include_router(model_router)
     app.include_router(read_router)
-    app.add_middleware(BodyLimit, limit=MAX_UPLOAD_BYTES)
     if allowed_hosts is not None:
         app.add_middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts)
     app.add_exception_handler(KerasmlError, _kerasml_error)
+    app.add_exception_handler(413, _too_large)
     app.add_exception_handler(RequestValidationError, _validation_error)
     # StaticFiles resolves every path inside STATIC and refuses anything outside it.
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
@@ -43,39 +45,12 @@ def create_app(model: TryModel, allowed_hosts: list[str] | None = None) -> FastA
     return app
 
 
-class BodyTooLarge(HTTPException):
-    def __init__(self, limit: int):
-        super().__init__(413, f"the request is larger than {limit // (1024 * 1024)} MB; "
-                              "send a smaller image or fewer strokes")
-
-
-class BodyLimit:
-    """Refuses request bodies over `limit` bytes, by their Content-Length or while they stream in,
-    so an oversized upload is never held whole in memory (and never spooled to disk)."""
-
-    def __init__(self, app, limit: int):
-        self.app = app
-        self.limit = limit
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        declared = dict(scope["headers"]).get(b"content-length", b"")
-        if declared.isdigit() and int(declared) > self.limit:
-            error = BodyTooLarge(self.limit)
-            response = JSONResponse({"detail": error.detail}, status_code=error.status_code)
-            return await response(scope, receive, send)
-        received = 0
-
-        async def limited_receive():
-            nonlocal received
-            message = await receive()
-            received += len(message.get("body", b""))
-            if received > self.limit:
-                raise BodyTooLarge(self.limit)
-            return message
-
-        await self.app(scope, limited_receive, send)
+async def _too_large(request: Request, exc: HTTPException) -> JSONResponse:
+    """A body found too large while it streams in: say what the limit is and what to do. (One refused
+    by its Content-Length before any route runs gets FastAPI's plain "Content Too Large"; the page
+    checks a file's size before sending it.)"""
+    return JSONResponse({"detail": f"the request is larger than {MAX_UPLOAD_BYTES // (1024 * 1024)} MB; "
+                                   "send a smaller image or fewer strokes"}, status_code=413)
 
 
 async def _kerasml_error(request: Request, exc: KerasmlError) -> JSONResponse:

@@ -46,7 +46,7 @@ def read_strokes(body: StrokesRequest, model: TryModel = Depends(tried_model)) -
                   openapi_extra={"requestBody": {"content": {"image/*": {}}, "required": True}})
 async def read_photo(request: Request, model: TryModel = Depends(tried_model)) -> PhotoResponse:
     """The request body is the image file itself (PNG, JPEG, ...); it is decoded in memory only."""
-    data = await request.body()          # at most MAX_UPLOAD_BYTES: the app's body limit stops more
+    data = await request.body()          # at most MAX_UPLOAD_BYTES: FastAPI's max_body_size stops more
     return await run_in_threadpool(_photo_response, model, data)     # decoding is slow work: off the loop
 
 

@@ -14,7 +14,13 @@ async function call(path, options) {
   $("result").classList.add("busy");
   try {
     const response = await fetch(path, { ...options, signal: controller.signal });
-    const body = await response.json().catch(() => ({ detail: `server error ${response.status}` }));
+    const text = await response.text();
+    let body;
+    try {
+      body = JSON.parse(text);
+    } catch {
+      body = { detail: `server error ${response.status}: ${text || response.statusText}` };
+    }
     if (!response.ok) throw new Error(body.detail || `server error ${response.status}`);
     return body;
   } finally {

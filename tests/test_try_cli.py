@@ -54,7 +54,8 @@ def test_a_missing_or_damaged_model(tmp_path):
 def test_a_port_in_use(models):
     with socket.create_server(("127.0.0.1", 0)) as taken:
         port = taken.getsockname()[1]
-        assert_one_error_line(kerasml_try(models["digits"], "--port", port), f"127.0.0.1:{port}", "--port")
+        assert_one_error_line(kerasml_try(models["digits"], "--port", port), f"127.0.0.1:{port} is in use",
+                              "--port")
 
 
 def test_bad_port_and_host(models):

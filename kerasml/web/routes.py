@@ -10,9 +10,9 @@ from starlette.concurrency import run_in_threadpool
 
 from kerasml.web import photo, reading
 from kerasml.web.classifier import TryModel
-from kerasml.web.schemas import (MAX_POINTS, MAX_POINTS_PER_STROKE, MAX_STROKES, MAX_UPLOAD_BYTES, ErrorResponse, Guess,
-                                 Limits, ModelCard, PhotoResponse, Policy, ReadingResponse, Step,
-                                 StrokesRequest)
+from kerasml.web.schemas import (MAX_POINTS, MAX_POINTS_PER_STROKE, MAX_STROKES, MAX_UPLOAD_BYTES,
+                                 ErrorResponse, Guess, Limits, ModelCard, PhotoResponse, Policy,
+                                 ReadingResponse, Step, StrokesRequest)
 
 ERRORS = {status: {"model": ErrorResponse} for status in (400, 413, 422)}
 

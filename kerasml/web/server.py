@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import socket
 import threading
@@ -22,8 +23,11 @@ def listen(host: str, port: int) -> socket.socket:
     except socket.gaierror:
         raise KerasmlError(f"--host {host} is not an address of this machine; use 127.0.0.1") from None
     except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise KerasmlError(f"{host}:{port} is in use (another server?); pick another with --port, "
+                               "or --port 0 for any free one") from None
         raise KerasmlError(f"cannot listen on {host}:{port} ({exc.strerror or exc}); "
-                           "the port may be in use: pick another with --port") from None
+                           "pick another --port or --host") from None
 
 
 def page_url(sock: socket.socket) -> str:
@@ -48,7 +52,8 @@ def make_server(model_path: Path, host: str = "127.0.0.1", port: int = 8000):
     sock = listen(host, port)
     loopback = ipaddress.ip_address(sock.getsockname()[0]).is_loopback
     app = create_app(model, allowed_hosts=LOOPBACK_NAMES if loopback else None)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
+    # A browser tab holding a connection open must not keep Ctrl-C from stopping the server.
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=3))
     return server, sock, page_url(sock)
 
 

@@ -331,6 +331,21 @@ def report(
         say(line)
 
 
+# ------------------------------------------------------------------------------------------- try
+@app.command("try")
+@handle_errors
+def try_model(
+    model: Annotated[Path, typer.Argument(help="A Core ML image classifier (.mlmodel or .mlpackage).")],
+    port: Annotated[int, typer.Option(help="Port to serve the page on (0: any free port).")] = 8000,
+    host: Annotated[str, typer.Option(help="Address to listen on; the default keeps the page on this machine.")] = "127.0.0.1",
+    no_browser: Annotated[bool, typer.Option("--no-browser", help="Do not open a browser; just print the address.")] = False,
+) -> None:
+    """Draw on the model in a web page (or give it a photo), read the way the iOS app reads."""
+    from kerasml.web.server import serve
+
+    serve(model, host=host, port=port, open_browser=not no_browser, say=say)
+
+
 # ------------------------------------------------------------------------------------ entry point
 def main() -> None:
     """Run the CLI. Usage errors are Typer's (exit 2); anything unexpected is still one line."""

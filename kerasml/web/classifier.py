@@ -1,0 +1,81 @@
+"""The model behind the page: loaded once, checked, described, and run through kerasml's runtime."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from kerasml.errors import KerasmlError
+from kerasml.web import photo, reading
+
+DIGITS = [str(d) for d in range(10)]
+
+
+class TryModel:
+    """A Core ML image classifier, ready to read drawings and photos as the app would."""
+
+    def __init__(self, path: Path):
+        from kerasml.runtime import load_model
+
+        self.path = Path(path)
+        self.model = load_model(self.path)
+        image = self.model.image
+        if image is None or self.model.labels is None:
+            raise KerasmlError(f"{self.path} is not an image classifier (it needs an image input and class "
+                               "labels); kerasml try shows image classifiers only")
+        self.image = image
+        self.labels = [str(label) for label in self.model.labels]
+        # As `kerasml predict`: 28x28 grayscale models get MNIST-style preparation, so they can be drawn on.
+        self.drawing = image.channels == 1 and (image.height, image.width) == (28, 28)
+        self.noun = "digit" if sorted(self.labels) == DIGITS else ("drawing" if self.drawing else "image")
+        self._lock = threading.Lock()   # one prediction at a time: the page reads after every stroke
+        self.classify(np.zeros((image.height, image.width, image.channels), np.uint8))  # fails now, not later
+
+    def classify(self, image: np.ndarray) -> reading.Reading:
+        """The app's reading of one prepared image: top three, then the confidence threshold."""
+        with self._lock:
+            probabilities = self.model.predict_probabilities(image[np.newaxis])[0]
+        return reading.judge(reading.rank(probabilities, self.labels))
+
+    def read_strokes(self, strokes, canvas_side: float) -> tuple[reading.Reading, np.ndarray | None]:
+        """(reading, 28x28 model input or None when the model was not asked)."""
+        if not self.drawing:
+            raise KerasmlError(f"this model takes {self.describe_input()} images, not drawings; "
+                               "send a photo or image file instead")
+        early, prepared = reading.prepare_sketch(strokes, canvas_side)
+        return (early, None) if early else (self.classify(prepared), prepared)
+
+    def read_photo(self, data: bytes) -> tuple[reading.Reading, photo.PhotoPreparation]:
+        picture = photo.open_upload(data)
+        prepared = photo.prepare_upload(picture, self.image.height, self.image.width, self.image.channels)
+        if self.drawing and not prepared.image.any():
+            return reading.Reading(reading.EMPTY), prepared
+        return self.classify(prepared.image), prepared
+
+    def describe_input(self) -> str:
+        return f"{self.image.width}x{self.image.height} {self.image.colour}"
+
+    def card(self) -> dict:
+        """The model card: Core ML's standard metadata and the `com.kerasml.*` keys convert writes."""
+        metadata = self.model.spec.description.metadata
+        user = dict(metadata.userDefined)
+        try:
+            accuracy = float(user.get("com.kerasml.test_accuracy", ""))
+        except ValueError:
+            accuracy = None
+        return {
+            "name": self.path.name,
+            "description": metadata.shortDescription,
+            "author": metadata.author,
+            "license": metadata.license,
+            "version": metadata.versionString,
+            "labels": self.labels,
+            "input": f"{self.image.name}: {self.describe_input()}",
+            "test_accuracy": accuracy,
+            "dataset": user.get("com.kerasml.dataset") or None,
+            "architecture": user.get("com.kerasml.architecture") or None,
+            "mode": "drawing" if self.drawing else "photo",
+            "noun": self.noun,
+        }

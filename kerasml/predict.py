@@ -28,7 +28,7 @@ class Prediction:
 
 
 def predict(model_path: Path, images: list[Path], top: int = 3, raw: bool = False) -> list[Prediction]:
-    from kerasml.preprocess import load_picture, prepare_image, prepare_photo
+    from kerasml.preprocess import open_picture, prepare_picture
     from kerasml.runtime import load_model
 
     if not images:
@@ -38,18 +38,12 @@ def predict(model_path: Path, images: list[Path], top: int = 3, raw: bool = Fals
     model = load_model(Path(model_path))
     if model.image is None or model.labels is None:
         raise KerasmlError(f"{model_path} is not an image classifier (it needs an image input and class labels)")
-    size = (model.image.height, model.image.width)
-    mnist_style = model.image.channels == 1 and size == (28, 28) and not raw
+    shape = (model.image.height, model.image.width, model.image.channels)
     inputs, notes = [], []
     for path in images:
-        if mnist_style:
-            prepared = prepare_photo(load_picture(path))
-            inputs.append(prepared.image)
-            notes.append(prepared.notes)
-        else:
-            inputs.append(prepare_image(path, raw=True, size=size) if model.image.channels == 1
-                          else _rgb(Path(path), size))
-            notes.append([f"resized to {size[1]}x{size[0]}"])
+        prepared = prepare_picture(open_picture(path), *shape, raw=raw)
+        inputs.append(prepared.image)
+        notes.append(prepared.notes)
     probabilities = model.predict_probabilities(np.stack(inputs))
     labels = [str(label) for label in model.labels]
     results = []
@@ -57,16 +51,3 @@ def predict(model_path: Path, images: list[Path], top: int = 3, raw: bool = Fals
         order = np.argsort(row)[::-1][:top]
         results.append(Prediction(str(path), [(labels[i], float(row[i])) for i in order], said))
     return results
-
-
-def _rgb(path: Path, size: tuple[int, int]) -> np.ndarray:
-    from PIL import Image, ImageOps, UnidentifiedImageError
-
-    if not path.is_file():
-        raise KerasmlError(f"{path} does not exist or is not a file; give a PNG or JPEG image")
-    try:
-        with Image.open(path) as opened:
-            picture = ImageOps.exif_transpose(opened).convert("RGB")
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise KerasmlError(f"cannot read {path} as an image ({exc}); give a PNG or JPEG file") from None
-    return np.asarray(picture.resize((size[1], size[0]), Image.Resampling.BILINEAR), dtype=np.uint8)

@@ -177,11 +177,8 @@ def _centring_offset(digit: np.ndarray) -> tuple[int, int]:
     return min(max(top, 0), FIELD - h), min(max(left, 0), FIELD - w)
 
 
-def load_picture(path: Path | str) -> np.ndarray:
-    """A PNG/JPEG as (H, W) or (H, W, 3) uint8, upright (EXIF orientation applied).
-
-    Transparent pixels become the paper colour that contrasts with the ink, in grayscale.
-    """
+def open_picture(path: Path | str):
+    """A PNG/JPEG file as a decoded PIL image, upright (EXIF orientation applied)."""
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     path = Path(path)
@@ -190,9 +187,40 @@ def load_picture(path: Path | str) -> np.ndarray:
     try:
         with Image.open(path) as opened:
             opened.load()
-            picture = ImageOps.exif_transpose(opened)
+            return ImageOps.exif_transpose(opened)
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise KerasmlError(f"cannot read {path} as an image ({exc}); give a PNG or JPEG file") from None
+
+
+def load_picture(path: Path | str) -> np.ndarray:
+    """A PNG/JPEG as (H, W) or (H, W, 3) uint8, upright (EXIF orientation applied).
+
+    Transparent pixels become the paper colour that contrasts with the ink, in grayscale.
+    """
+    return picture_pixels(open_picture(path))
+
+
+def prepare_picture(picture, height: int, width: int, channels: int, raw: bool = False) -> "PhotoPreparation":
+    """A decoded PIL image → the input of a model taking height x width x channels images, as
+    `kerasml predict` and the `kerasml try` page prepare it: 28x28 grayscale models get the app's
+    photo preparation (unless `raw`), other grayscale models `prepare_raw`, colour models a plain
+    bilinear resize."""
+    from PIL import Image
+
+    if channels == 3:
+        rgb = np.asarray(picture.convert("RGB"), dtype=np.uint8)
+        image = np.asarray(Image.fromarray(rgb).resize((width, height), Image.Resampling.BILINEAR), dtype=np.uint8)
+        return PhotoPreparation(image, [("photo", rgb), (f"resized to {width}x{height}", image)],
+                                [f"resized to {width}x{height}"])
+    pixels = picture_pixels(picture)
+    if not raw and (height, width) == (FIELD, FIELD):
+        return prepare_photo(pixels)
+    return prepare_raw(pixels, height, width)
+
+
+def picture_pixels(picture) -> np.ndarray:
+    """A decoded, upright PIL image as (H, W) or (H, W, 3) uint8: grayscale when it has no colour
+    or has transparency (which becomes paper), RGB otherwise."""
     if "A" in picture.getbands() or "transparency" in picture.info or picture.mode in ("L", "1", "I", "I;16", "F"):
         return _grayscale(picture)
     return np.asarray(picture.convert("RGB"), dtype=np.uint8)
@@ -212,15 +240,25 @@ def prepare_image(path: Path | str, raw: bool = False, size: tuple[int, int] = (
         raise KerasmlError(f"MNIST-style preparation makes 28x28 images, not {height}x{width}; "
                            "pass raw=True (--raw) to only resize")
     pixels = load_picture(path)
-    if not raw:
-        return prepare_photo(pixels).image
+    return (prepare_raw(pixels, height, width) if raw else prepare_photo(pixels)).image
+
+
+def prepare_raw(pixels: np.ndarray, height: int, width: int) -> "PhotoPreparation":
+    """`--raw`: grayscale, dark ink on light paper (judged from the border) inverted, then only
+    resized to height x width by area averaging."""
     from PIL import Image
 
     gray = _photo_grayscale(pixels)
+    steps, notes = [("grayscale", gray)], []
     border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
     if np.median(border) > 127:                 # light paper, dark ink: make it white-on-black
         gray = 255 - gray
-    return np.asarray(Image.fromarray(gray).resize((width, height), Image.Resampling.BOX), dtype=np.uint8)
+        steps.append(("inverted", gray))
+        notes.append("inverted: dark ink on light paper")
+    image = np.asarray(Image.fromarray(gray).resize((width, height), Image.Resampling.BOX), dtype=np.uint8)
+    steps.append((f"resized to {width}x{height}", image))
+    notes.append(f"resized to {width}x{height}")
+    return PhotoPreparation(image, steps, notes)
 
 
 def _grayscale(picture) -> np.ndarray:

@@ -47,3 +47,29 @@ def test_the_app_model_reads_the_fixtures(read, kind):
              if (readings[c["name"]][0] != c["label"] or readings[c["name"]][1] < read.threshold)
              and c["name"] not in KNOWN_MISREADINGS}
     assert not wrong, f"misread or unsure (below {read.threshold:.0%}): {wrong}"
+
+
+def test_the_shipped_model_says_who_made_it_and_how_without_machine_paths():
+    ct = pytest.importorskip("coremltools")
+    if not APP_MODEL.is_file():
+        pytest.skip("no model packaged into the app")
+    spec = ct.utils.load_spec(str(APP_MODEL))
+    meta = spec.description.metadata
+    assert meta.author == "kerasml contributors"                      # as the Makefile's demo passes it
+    assert "MIT" in meta.license and "CC BY-SA 3.0" in meta.license
+    assert "small batch-normalised CNN" in meta.shortDescription and "kerasml (kerasml)" not in meta.shortDescription
+    training = json.loads(meta.userDefined["com.kerasml.training"])
+    for key, value in meta.userDefined.items():
+        if key != "com.github.apple.coremltools.source":             # "tensorflow==2.21.0" is no path
+            assert "/" not in value.replace("CC BY-SA", "") and "\\" not in value, (key, value)
+    assert training["dataset_source"].endswith("test: mnist-test")
+
+
+def test_paths_and_architecture_names_in_the_metadata():
+    from kerasml.convert import _architecture_in_words, _without_paths
+
+    assert _without_paths("sample; test: ../shared/data/mnist-test") == "sample; test: mnist-test"
+    assert _without_paths(r"C:\Users\ada\digits.npz (folders)") == "digits.npz (folders)"
+    assert _without_paths("/home/ada/data/") == "data"
+    assert "(kerasml's 'tutorial' architecture)" in _architecture_in_words("tutorial")
+    assert _architecture_in_words("mine") == "the 'mine' architecture"

@@ -190,7 +190,9 @@ CASES = [
     ("evaluate not a model", "evaluate {garbage_mlmodel} --data {idx_test_only} --plot {out}/c.png", "Core ML model"),
     ("predict not an image", "predict {good_mlmodel} {not_an_image_png}", "cannot read"),
     ("predict missing image", "predict {good_mlmodel} {out}/missing.png", "does not exist"),
-    ("package an RGB model", "package {rgb_mlmodel} --app {out}", "does not fit the demo app"),
+    # The app folder holds the contract a model is checked against; an RGB model into a real app
+    # folder is refused in tests/test_package.py (test_refuses_models_that_do_not_fit).
+    ("package into a folder without the app", "package {rgb_mlmodel} --app {out}", "has no DigitDemo.xcodeproj"),
 ]
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import io
 import json
-import math
 import re
 from pathlib import Path
 
@@ -15,7 +14,7 @@ import pytest
 
 import try_models
 from kerasml.errors import KerasmlError
-from kerasml.preprocess import normalize_digit, prepare_image, rasterize_strokes
+from kerasml.preprocess import normalize_digit, prepare_image, rasterize_sketch
 
 pytest.importorskip("fastapi", reason="kerasml try needs fastapi (pip install fastapi uvicorn)")
 pytest.importorskip("httpx2", reason="FastAPI's TestClient needs httpx2")
@@ -28,7 +27,7 @@ from kerasml.web.classifier import TryModel  # noqa: E402
 from kerasml.web.schemas import MAX_POINTS, MAX_POINTS_PER_STROKE, MAX_STROKES, MAX_UPLOAD_BYTES  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-DIGITKIT = REPO / "ios_app" / "Sources" / "DigitKit"
+CONTRACT = REPO / "ios_app" / "app-contract.json"
 FIXTURES = json.loads((REPO / "tests" / "fixtures" / "digits.json").read_text())
 VERTICAL_ONE = [[[0.5, 0.15], [0.5, 0.85]]]
 
@@ -77,18 +76,20 @@ def strokes_request(client, strokes, side=1.0):
 
 
 # ------------------------------------------------------------------------- the app's policy, once
-def test_policy_is_the_one_digitkit_defines():
-    """The thresholds and stroke rule are DigitKit's; this fails when either side changes alone."""
-    if not DIGITKIT.is_dir():
-        pytest.skip("ios_app/Sources/DigitKit is not in this checkout")
-    policy = (DIGITKIT / "Reading.swift").read_text()
-    sketch = (DIGITKIT / "Sketch.swift").read_text()
-    found = re.search(r"init\(minimumConfidence: Double = ([\d.]+), minimumInkExtent: Double = ([\d.]+)\)", policy)
-    assert found, "ConfidencePolicy's initialiser changed shape; update reading.py and this test"
-    assert float(found[1]) == reading.MINIMUM_CONFIDENCE and float(found[2]) == reading.MINIMUM_INK_EXTENT
-    assert int(re.search(r"rasterSide = (\d+)", sketch)[1]) == reading.RASTER_SIDE
-    numerator, denominator = re.search(r"lineWidthFraction = ([\d.]+) / ([\d.]+)", sketch).groups()
-    assert float(numerator) / float(denominator) == reading.LINE_WIDTH_FRACTION
+def test_policy_is_the_app_contracts():
+    """The thresholds and stroke rule are the app's (DigitKit decodes the same file); this fails
+    when the contract changes and the page does not."""
+    import inspect
+
+    from kerasml.preprocess import rasterize_sketch
+
+    if not CONTRACT.is_file():
+        pytest.skip("ios_app/app-contract.json is not in this checkout")
+    contract = json.loads(CONTRACT.read_text())
+    assert contract["reading"] == {"minimum_confidence": reading.MINIMUM_CONFIDENCE,
+                                   "minimum_ink_extent": reading.MINIMUM_INK_EXTENT, "top": reading.TOP}
+    defaults = {name: parameter.default for name, parameter in inspect.signature(rasterize_sketch).parameters.items()}
+    assert {key: defaults[key] for key in contract["drawing"]} == contract["drawing"]
 
 
 def test_ranking_is_digitkits():
@@ -99,12 +100,10 @@ def test_ranking_is_digitkits():
     assert reading.judge([]).kind == reading.UNSURE
 
 
-@pytest.mark.parametrize("case", [c for c in FIXTURES["stroke_cases"] if c["canvas"][0] == c["canvas"][1]],
-                         ids=lambda case: case["name"])
+@pytest.mark.parametrize("case", FIXTURES["stroke_cases"], ids=lambda case: case["name"])
 def test_drawings_are_prepared_as_the_shared_fixtures_say(client, case):
     """DigitKit's `swift test` checks the same fixtures: the page's model input is the app's."""
-    side = case["canvas"][0]
-    assert math.isclose(case["line_width"], side * reading.LINE_WIDTH_FRACTION)
+    side = case["canvas_side"]
     answer = strokes_request(client, case["strokes"], side).json()
     expected = np.array(case["expected"], np.uint8)
     if answer["kind"] in ("empty", "too_small"):
@@ -130,7 +129,7 @@ def test_a_drawn_digit_is_read_with_the_runtime(client, models):
     from kerasml.runtime import load_model
 
     answer = strokes_request(client, VERTICAL_ONE).json()
-    expected_input = normalize_digit(rasterize_strokes([[(140.0, 42.0), (140.0, 238.0)]], 280, 280 / 15))
+    expected_input = normalize_digit(rasterize_sketch(VERTICAL_ONE))
     assert np.array_equal(pixels_of(answer["model_input"]), expected_input)
     probabilities = load_model(models["digits"]).predict_probabilities(expected_input[None])[0]
     best = [str(i) for i in np.argsort(-probabilities)[:3]]
@@ -199,7 +198,7 @@ def test_a_photo_is_prepared_as_kerasml_predict_prepares_it(client, tmp_path):
     data = png_bytes(paper)
     answer = client.post("/api/read/photo", content=data, headers={"Content-Type": "image/png"}).json()
     names = [step["name"] for step in answer["steps"]]
-    assert in_order(names, ["grayscale", "inverted", "cropped", "centred"]), names
+    assert in_order(names, ["grayscale", "illumination corrected", "cropped", "centred"]), names
     assert any("inverted" in note for note in answer["notes"]), answer["notes"]
     (tmp_path / "one.png").write_bytes(data)
     assert np.array_equal(pixels_of(answer["model_input"]), prepare_image(tmp_path / "one.png"))

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 import try_models
-from kerasml.preprocess import normalize_digit, rasterize_strokes
+from kerasml.preprocess import normalize_digit, rasterize_sketch
 
 pytest.importorskip("fastapi", reason="kerasml try needs fastapi (pip install fastapi uvicorn)")
 pytest.importorskip("uvicorn", reason="kerasml try needs uvicorn (pip install uvicorn)")
@@ -126,8 +126,8 @@ def test_a_digit_drawn_in_chromium_is_read_as_kerasml_reads_it(browser, live, mo
     for x, y in SEVEN:                            # the page recorded the drag where it happened
         assert min(abs(px - x) + abs(py - y) for px, py in strokes[0]) < 2.5 / side
 
-    # What kerasml.preprocess makes of the same strokes, as DigitKit's Sketch does (280 px, 1/15 wide).
-    expected = normalize_digit(rasterize_strokes([[(x * 280, y * 280) for x, y in strokes[0]]], 280, 280 / 15))
+    # What kerasml.preprocess makes of the same strokes, as DigitKit's Sketch does.
+    expected = normalize_digit(rasterize_sketch([strokes[0]]))
     preview = decode_png(browser.find_element("id", "model-input").get_attribute("src"))
     assert np.array_equal(preview, expected)
 
@@ -151,7 +151,7 @@ def test_a_digit_drawn_in_chromium_is_read_as_kerasml_reads_it(browser, live, mo
     wait_for(lambda: text_of(browser, "headline") not in ("No digit: draw it larger", ""), "the pen stroke")
     strokes = browser.execute_script("return window.kerasmlTry.strokes()")
     assert len(strokes) == 2
-    both = normalize_digit(rasterize_strokes([[(x * 280, y * 280) for x, y in s] for s in strokes], 280, 280 / 15))
+    both = normalize_digit(rasterize_sketch(strokes))
     wait_for(lambda: np.array_equal(decode_png(browser.find_element("id", "model-input").get_attribute("src")), both),
              "the preview of both strokes")
     browser.find_element("id", "clear").click()
@@ -172,7 +172,7 @@ def test_a_photo_chosen_in_chromium_shows_its_preparation(browser, live, tmp_pat
     browser.find_element("id", "file").send_keys(str(path))
     names = wait_for(lambda: [f.text for f in browser.find_elements("css selector", "#steps figcaption")],
                      "the preparation steps")
-    assert names[0] == "grayscale" and names[-1] == "centred" and "inverted" in names, names
+    assert names[0] == "grayscale" and names[-1] == "centred" and "cropped" in names, names
     assert "inverted" in text_of(browser, "notes")
     assert text_of(browser, "headline") != "Draw a digit"
 

@@ -1,11 +1,12 @@
 """What the iOS app shows for a drawing, computed the way DigitKit computes it.
 
-The policy is DigitKit's (`ios_app/Sources/DigitKit`): `Sketch` rasterises the strokes at 280x280
-with a line 1/15 of the canvas side wide; `ConfidencePolicy.standard` says "no digit" for an empty
+The policy is the app's (`ios_app/app-contract.json`, which DigitKit's `AppContract` decodes):
+strokes are rasterised for the model by `kerasml.preprocess.rasterize_sketch` (DigitKit's
+`Sketch.rasterized`, with the contract's `drawing` values as its defaults); "no digit" for an empty
 canvas, for ink spanning under a tenth of the canvas (a tap) and for a best guess under 60%;
-`Ranking.top` orders by probability, ties to the smaller label. Python had no copy of this policy,
-so it is written here once, as data, and `tests/test_try_api.py` reads the Swift sources to prove
-both sides hold the same numbers.
+`Ranking.top` orders by probability, ties to the smaller label. kerasml installed from a wheel has
+no ios_app/, so the numbers are written here once and `tests/test_try_api.py` checks them against
+the contract.
 """
 
 from __future__ import annotations
@@ -17,13 +18,12 @@ from typing import Sequence
 
 import numpy as np
 
-from kerasml.preprocess import normalize_digit, rasterize_strokes
+from kerasml.preprocess import normalize_digit, rasterize_sketch
 
-RASTER_SIDE = 280               # DigitKit Sketch.rasterSide: strokes are rasterised at 280x280
-LINE_WIDTH_FRACTION = 1 / 15    # DigitKit Sketch.lineWidthFraction: MNIST-like 2-3 px strokes in 28x28
-MINIMUM_CONFIDENCE = 0.6        # DigitKit ConfidencePolicy.standard.minimumConfidence
-MINIMUM_INK_EXTENT = 0.1        # DigitKit ConfidencePolicy.standard.minimumInkExtent
-TOP = 3                         # the app shows three guesses
+LINE_WIDTH_FRACTION = 1 / 15    # DigitKit Sketch.lineWidthFraction: the stroke on screen, not the model's
+MINIMUM_CONFIDENCE = 0.6        # app-contract.json reading.minimum_confidence
+MINIMUM_INK_EXTENT = 0.1        # app-contract.json reading.minimum_ink_extent
+TOP = 3                         # app-contract.json reading.top: the app shows three guesses
 
 EMPTY, TOO_SMALL, UNSURE, ANSWER = "empty", "too_small", "unsure", "answer"
 _INTEGER = re.compile(r"[+-]?[0-9]+\Z")   # what Swift's Int(String) accepts
@@ -50,10 +50,7 @@ class Reading:
 
 def sketch_raster(strokes: Sequence[Sequence[Sequence[float]]], canvas_side: float) -> np.ndarray:
     """DigitKit's `Sketch.rasterized`: strokes in canvas units -> 280x280 uint8, white ink on black."""
-    side = float(RASTER_SIDE)
-    scale = side / canvas_side if canvas_side > 0 else 1.0
-    scaled = [[(float(x) * scale, float(y) * scale) for x, y in stroke] for stroke in strokes]
-    return rasterize_strokes(scaled, RASTER_SIDE, side * LINE_WIDTH_FRACTION)
+    return rasterize_sketch(strokes, canvas_side)
 
 
 def precheck(raster: np.ndarray) -> Reading | None:

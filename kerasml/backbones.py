@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import warnings
 from pathlib import Path
 from typing import Callable
 
@@ -108,7 +109,10 @@ def load_backbone(backbone: Backbone, image_shape: tuple[int, int, int], weights
                            f"saved from a {backbone.name} backbone")
     model = make(weights=None, **kwargs)
     try:
-        model.load_weights(str(path))
+        with warnings.catch_warnings():
+            # Keras only warns when it skips layers the file has no weights for; that is a mismatch too.
+            warnings.simplefilter("error", UserWarning)
+            model.load_weights(str(path))
     except Exception as exc:  # Keras raises ValueError, KeyError, OSError... for foreign files
         reason = " ".join(str(exc).split())[:200] or type(exc).__name__
         raise KerasmlError(f"--weights {path} does not fit the {backbone.name} backbone at this size and "

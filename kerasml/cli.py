@@ -122,6 +122,8 @@ def train(
         quiet=quiet, image_size=image_size, normalize=normalize, width=width, dropout=dropout,
         weights=weights, distribute=distribute, mixed_precision=mixed_precision), say=say)
     record = result.record
+    if record is None:   # a multi-worker worker other than the chief, which writes and reports
+        return
     validation = record.validation.get("accuracy", 0.0)
     summary = f"validation accuracy {validation:.2%}"
     if record.test_accuracy is not None:

@@ -49,6 +49,27 @@ class Distribution:
                 "batch_per_replica": per_replica, "global_batch": self.global_batch(per_replica),
                 "mixed_precision": self.mixed_precision}
 
+    def prepare(self, model) -> None:
+        """Multi-worker only: two work-arounds for Keras 3 (keras-team/keras#20585,
+        tensorflow/tensorflow#72388), which cannot fit with MultiWorkerMirroredStrategy as is:
+        - its eager "symbolic build" before the first step reduces a batch of PerReplica values,
+          which the collective ops refuse; without a strategy recorded on the model Keras builds
+          while tracing the first step instead, under the strategy's scope that `fit` runs in;
+        - it averages each step's metrics with `strategy.reduce("MEAN", value, axis=0)`, which
+          fails on scalars; metrics of shape [1] give the same global mean over all replicas,
+          identical on every worker (so early stopping and the best epoch agree everywhere)."""
+        if self.mode != "multiworker" or getattr(model, "_kerasml_multiworker", False):
+            return
+        from kerasml.libs import tensorflow
+        tf = tensorflow()
+
+        model._distribute_strategy = None
+        for name in ("train_step", "test_step"):
+            step = getattr(model, name)
+            setattr(model, name, lambda data, step=step: {key: tf.reshape(value, [1])
+                                                         for key, value in step(data).items()})
+        model._kerasml_multiworker = True
+
     def shard(self, dataset):
         """Multi-worker: each worker reads every file and keeps its share of the batches (the
         data are local arrays or file lists, not files split per worker)."""
@@ -101,7 +122,8 @@ def setup(mode: str, mixed_precision: bool, say: Callable[[str], None] = print) 
     replicas = int(strategy.num_replicas_in_sync)
     if mode == "mirrored" and replicas == 1:
         say("note: --distribute mirrored found one device only, so it trains as without it")
-    return Distribution(strategy, mode, type(strategy).__name__, replicas, is_chief, worker, mixed_precision)
+    name = "MultiWorkerMirroredStrategy" if mode == "multiworker" else type(strategy).__name__
+    return Distribution(strategy, mode, name, replicas, is_chief, worker, mixed_precision)
 
 
 @contextlib.contextmanager
@@ -121,10 +143,10 @@ def precision_policy(enabled: bool):
         keras.mixed_precision.set_global_policy(previous)
 
 
-def float32_copy(model, build: Callable[[], object]):
-    """A float32 twin of a mixed-precision model (`build` makes the same network under the
-    float32 policy), so the saved model computes what Core ML computes in float32. Its weights
-    are the trained ones: mixed precision keeps its variables in float32 anyway."""
+def local_copy(model, build: Callable[[], object]):
+    """The trained model as a plain one-device float32 model (`build` makes the same network),
+    to evaluate and save: outside any strategy, with float32 maths as Core ML computes it.
+    Mixed precision keeps its variables in float32 anyway, so the weights carry over exactly."""
     twin = build()
     twin.set_weights(model.get_weights())
     return twin

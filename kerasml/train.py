@@ -73,7 +73,7 @@ MAX_IMAGE_SIZE = 1024
 @dataclasses.dataclass
 class TrainResult:
     model_path: Path
-    record: TrainingRecord
+    record: TrainingRecord | None      # None on multi-worker workers other than the chief
     written: list[Path]
 
 
@@ -118,6 +118,7 @@ def train(options: TrainOptions, say: Callable[[str], None] = print,
 
     with distribute.precision_policy(dist.mixed_precision), dist.strategy.scope():
         model = build()
+    dist.prepare(model)
     phases = plan_phases(arch, epochs, learning_rate, pretrained=weights != "none")
 
     # Train, keeping the weights of the best validation epoch.
@@ -135,14 +136,18 @@ def train(options: TrainOptions, say: Callable[[str], None] = print,
     if best.weights is None:
         raise KerasmlError("training stopped before the first epoch ended; no model was written")
     model.set_weights(best.weights)
-    if dist.mixed_precision:   # save float32, as Core ML computes it
-        model = distribute.float32_copy(model, build)
+    if dist.mixed_precision or dist.replicas > 1:   # evaluate and save on one device, in float32
+        model = distribute.local_copy(model, build)
+        compile_model(model, arch, learning_rate, epochs, steps)   # the same loss and metrics
+    if not dist.is_chief:   # multi-worker: the chief alone evaluates and writes the model
+        say(f"{dist.worker}: done; the chief writes the model")
+        return TrainResult(out, None, [])
 
     # Evaluate on the test split, when there is one.
     test_metrics: dict[str, float] = {}
     predictions = None
     if data.y_test is not None:
-        test_data = dist.shard(data.batches("test", global_batch))
+        test_data = data.batches("test", global_batch)
         with decoding_errors(dataset):
             loss, accuracy = model.evaluate(test_data, verbose=0)
             probabilities = model.predict(test_data, verbose=0)
@@ -178,9 +183,13 @@ def train(options: TrainOptions, say: Callable[[str], None] = print,
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         extra=extra,
     )
-    if not dist.is_chief:   # multi-worker: the chief alone writes the model and its record
+    model.set_weights(best.weights)
+    if dist.mixed_precision or dist.replicas > 1:   # evaluate and save on one device, in float32
+        model = distribute.local_copy(model, build)
+        compile_model(model, arch, learning_rate, epochs, steps)   # the same loss and metrics
+    if not dist.is_chief:   # multi-worker: the chief alone evaluates and writes the model
         say(f"{dist.worker}: done; the chief writes the model")
-        return TrainResult(out, record, [])
+        return TrainResult(out, None, [])
     return TrainResult(out, record, _write_outputs(model, out, record, history, predictions, data.y_test,
                                                    dataset.labels, options.force))
 
@@ -212,7 +221,7 @@ def _fit_phases(model, arch, phases: list[Phase], dist, train_data, val_data, st
                 # Photos learn in steps: halve the rate when the validation loss stalls (the snack tutorial's recipe).
                 callbacks.append(keras.callbacks.ReduceLROnPlateau(
                     monitor="val_loss", factor=0.5, patience=2, min_lr=phase.learning_rate / 64))
-            with decoding_errors(data.dataset):
+            with decoding_errors(data.dataset), dist.strategy.scope():
                 model.fit(train_data, validation_data=val_data, epochs=epoch + phase.epochs,
                           initial_epoch=epoch, callbacks=callbacks, verbose=verbose,
                           shuffle=False)  # the pipeline shuffles (seeded) by itself

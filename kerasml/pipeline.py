@@ -8,11 +8,13 @@ here, on training batches only, so none of it ends up in the converted model.
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import numpy as np
 
 from kerasml.architectures import Augmentation
+from kerasml.errors import KerasmlError
 from kerasml.libs import tensorflow
 from kerasml.record import Preprocessing
 
@@ -88,3 +90,18 @@ def random_affine(images, augment: Augmentation, photos: bool = False, flip: boo
         mirrored = tf.random.uniform([count, 1, 1, 1]) < 0.5
         images = tf.where(mirrored, tf.reverse(images, axis=[2]), images)
     return images
+
+
+@contextlib.contextmanager
+def decoding_errors(dataset):
+    """An image that passed the header check but cannot be decoded (truncated, damaged) stops
+    with one line naming the file instead of a TensorFlow traceback."""
+    try:
+        yield
+    except tf.errors.OpError:
+        if dataset.folders is None:
+            raise
+        damaged = dataset.folders.find_damaged()
+        if damaged is None:
+            raise
+        raise KerasmlError(f"cannot decode {damaged[0]} ({damaged[1]}); remove or re-save that image") from None

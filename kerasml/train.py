@@ -11,7 +11,6 @@ tf.data (see kerasml/data/folders.py) and are never held whole.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import math
@@ -30,13 +29,13 @@ import keras  # noqa: E402  (after the quiet TensorFlow import above)
 
 from kerasml import distribute  # noqa: E402
 from kerasml.architectures import Augmentation, Phase, default_architecture, get_architecture, plan_phases
-from kerasml.backbones import (build_transfer_model, default_image_size, input_preprocessing, resolve_weights, transfer_record,
-                               unfreeze_top)
+from kerasml.backbones import (build_transfer_model, default_image_size, input_preprocessing,
+                               resolve_weights, transfer_record, unfreeze_top)
 from kerasml.data import Dataset, load_dataset
 from kerasml.data.labels import preset_name
 from kerasml.errors import KerasmlError
 from kerasml.files import atomic_output, check_output, write_text_atomic
-from kerasml.pipeline import array_batches, image_batches
+from kerasml.pipeline import array_batches, decoding_errors, image_batches  # noqa: F401 (report, tests)
 from kerasml.record import (Preprocessing, TrainingRecord, library_versions, model_stem,
                             write_record)
 
@@ -378,21 +377,6 @@ def compile_model(model, arch, learning_rate: float, epochs: int, steps_per_epoc
     model.compile(optimizer=optimizer,
                   loss=keras.losses.CategoricalCrossentropy(label_smoothing=arch.label_smoothing),
                   metrics=["accuracy"])
-
-
-@contextlib.contextmanager
-def decoding_errors(dataset: Dataset):
-    """An image that passed the header check but cannot be decoded (truncated, damaged) stops
-    with one line naming the file instead of a TensorFlow traceback."""
-    try:
-        yield
-    except tf.errors.OpError:
-        if dataset.folders is None:
-            raise
-        damaged = dataset.folders.find_damaged()
-        if damaged is None:
-            raise
-        raise KerasmlError(f"cannot decode {damaged[0]} ({damaged[1]}); remove or re-save that image") from None
 
 
 def _with_test_split(dataset: Dataset, test: Dataset) -> Dataset:

@@ -128,3 +128,25 @@ def test_mixed_precision_is_refused_without_a_gpu():
         pytest.skip("a GPU is visible: mixed precision is allowed here")
     with pytest.raises(KerasmlError, match="needs a GPU"):
         distribute.setup("none", mixed_precision=True)
+
+
+def test_mixed_precision_model_is_saved_as_a_float32_copy():
+    """What --mixed-precision does after training, checked on the CPU with a tiny model: the
+    policy is only in force inside its block, and the copy computes in float32 with the same weights."""
+    import keras
+    import numpy as np
+
+    from kerasml import distribute
+    from kerasml.architectures import get_architecture
+
+    def build():
+        return get_architecture("chollet").build((28, 28, 1), 10)
+
+    with distribute.precision_policy(True):
+        mixed = build()
+    assert keras.mixed_precision.global_policy().name == "float32"
+    assert mixed.layers[0].compute_dtype == "float16" and mixed.layers[-1].compute_dtype == "float32"
+    twin = distribute.local_copy(mixed, build)
+    assert all(layer.compute_dtype == "float32" for layer in twin.layers)
+    for a, b in zip(mixed.get_weights(), twin.get_weights()):
+        np.testing.assert_array_equal(a, b)

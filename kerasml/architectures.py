@@ -8,8 +8,10 @@ lives in Core ML's image preprocessing, not in the graph, so Xcode feeds raw pix
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Callable
 
+from kerasml.backbones import BACKBONES, FINE_TUNE_RATE, Backbone, recipe_text
 from kerasml.errors import KerasmlError
 
 
@@ -35,6 +37,43 @@ class Architecture:
     label_smoothing: float = 0.0
     schedule: str = "constant"  # "constant" (Keras' Adam as in the tutorials) or "cosine" (AdamW)
     warmup: bool = False        # cosine only: one epoch of linear warm-up first
+    backbone: Backbone | None = None   # transfer learning: a keras.applications network (backbones.py)
+
+    def recipe(self) -> str:
+        """The training recipe in one line, for --list-archs."""
+        if self.backbone is not None:
+            head, tune = split_epochs(self.epochs)
+            return recipe_text(self.backbone, head, tune, self.learning_rate) + f", batch {self.batch_size}"
+        return f"{self.epochs} epochs, batch {self.batch_size}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Phase:
+    """One stretch of training with a fixed set of trainable layers: every architecture has one;
+    a pretrained backbone has two (the head alone, then its top blocks too)."""
+
+    name: str
+    epochs: int
+    learning_rate: float
+    unfreeze: Backbone | None = None   # open this backbone's top blocks before the phase
+
+
+def split_epochs(epochs: int) -> tuple[int, int]:
+    """A transfer recipe's epochs: the first half (rounded up) head only, the rest fine-tuning."""
+    head = math.ceil(epochs / 2)
+    return head, epochs - head
+
+
+def plan_phases(arch: Architecture, epochs: int, learning_rate: float, pretrained: bool) -> list[Phase]:
+    """The phases `epochs` are spent in. Random backbone weights are trained whole in one phase:
+    freezing random features would teach the head nothing useful."""
+    if arch.backbone is None or not pretrained:
+        return [Phase("train", epochs, learning_rate)]
+    head, tune = split_epochs(epochs)
+    phases = [Phase("head", head, learning_rate)]
+    if tune:
+        phases.append(Phase("fine-tune", tune, learning_rate * FINE_TUNE_RATE, unfreeze=arch.backbone))
+    return phases
 
 
 def tutorial(input_shape: tuple[int, int, int], num_classes: int):
@@ -54,7 +93,7 @@ def tutorial(input_shape: tuple[int, int, int], num_classes: int):
         layers.Dropout(0.2),
         layers.Flatten(),
         layers.Dense(128, activation="relu"),
-        layers.Dense(num_classes, activation="softmax"),
+        layers.Dense(num_classes, activation="softmax", dtype="float32"),  # float32 under mixed precision
     ], name="tutorial")
 
 
@@ -70,7 +109,7 @@ def chollet(input_shape: tuple[int, int, int], num_classes: int):
         layers.MaxPooling2D(pool_size=(2, 2)),
         layers.Flatten(),
         layers.Dropout(0.5),
-        layers.Dense(num_classes, activation="softmax"),
+        layers.Dense(num_classes, activation="softmax", dtype="float32"),  # float32 under mixed precision
     ], name="chollet")
 
 
@@ -107,7 +146,8 @@ def _small_bn_net(input_shape, num_classes, filters: tuple[int, int], padding: s
     x = layers.BatchNormalization(momentum=BN_MOMENTUM)(x)
     x = layers.ReLU()(x)
     x = layers.Dropout(dropout)(x)
-    outputs = layers.Dense(num_classes, activation="softmax")(x)
+    # float32 output: under mixed precision a float16 softmax loses small probabilities.
+    outputs = layers.Dense(num_classes, activation="softmax", dtype="float32")(x)
     return models.Model(inputs, outputs, name=name)
 
 
@@ -136,7 +176,8 @@ def vgg(input_shape: tuple[int, int, int], num_classes: int):
     x = _conv_bn_relu(x, 128)
     x = layers.GlobalAveragePooling2D()(x)
     x = layers.Dropout(0.3)(x)
-    outputs = layers.Dense(num_classes, activation="softmax")(x)
+    # float32 output: under mixed precision a float16 softmax loses small probabilities.
+    outputs = layers.Dense(num_classes, activation="softmax", dtype="float32")(x)
     return models.Model(inputs, outputs, name="vgg")
 
 
@@ -154,6 +195,19 @@ ARCHITECTURES = {arch.name: arch for arch in [
     Architecture("chollet", "model_c from the keras-io simple MNIST convnet example",
                  chollet, epochs=15, batch_size=128, learning_rate=1e-3),
 ]}
+# Photos of the user's own: a pretrained backbone, fine-tuned (see backbones.py). The builder is
+# only called with random weights (kerasml tune); train passes --weights to build_transfer_model.
+for _backbone in BACKBONES.values():
+    ARCHITECTURES[_backbone.name] = Architecture(
+        _backbone.name, f"keras.applications {_backbone.application} backbone, new head, two-phase fine-tuning",
+        lambda shape, classes, backbone=_backbone: _transfer(backbone, shape, classes),
+        epochs=10, batch_size=32, learning_rate=1e-3, augment=Augmentation(rotation=10, shift=0.1),
+        label_smoothing=0.1, backbone=_backbone)
+
+
+def _transfer(backbone: Backbone, shape, classes: int):
+    from kerasml.backbones import build_transfer_model
+    return build_transfer_model(backbone, shape, classes, weights="none")
 DEFAULT_ARCHITECTURE = "kerasml"
 
 

@@ -95,10 +95,13 @@ def train(
     learning_rate: Annotated[Optional[float], typer.Option(help="Peak learning rate (default: the architecture's).")] = None,
     val_split: Annotated[float, typer.Option(help="Fraction of the training images held out for validation.")] = 0.1,
     seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same model.")] = 42,
-    image_size: Annotated[Optional[int], typer.Option(help="Image folders: train at N x N pixels (default: the images' median size, 28-224).", min=8, max=1024)] = None,
+    image_size: Annotated[Optional[int], typer.Option(help="Image folders: train at N x N pixels (default: a backbone's 224, else the images' median size, 28-224).", min=8, max=1024)] = None,
     normalize: Annotated[str, typer.Option(help="Pixel scaling, recorded for Core ML: unit (x/255) or symmetric (x/127.5 - 1).")] = "unit",
-    width: Annotated[float, typer.Option(help="Multiply every hidden layer's filters and units (kerasml tune searches this).")] = 1.0,
+    width: Annotated[float, typer.Option(help="Multiply every hidden layer's filters and units (kerasml tune searches this); the MobileNets' alpha.")] = 1.0,
     dropout: Annotated[Optional[float], typer.Option(help="Set every Dropout layer's rate (default: the architecture's).")] = None,
+    weights: Annotated[Optional[str], typer.Option(help="Backbones (mobilenetv2, ...): imagenet (Keras' download and cache; the default), none (random) or a local weights file.")] = None,
+    distribute: Annotated[str, typer.Option(help="auto (mirrored when several GPUs are visible), none, mirrored (every local GPU) or multiworker (machines listed in TF_CONFIG).")] = "auto",
+    mixed_precision: Annotated[bool, typer.Option("--mixed-precision", help="Compute in float16 with float32 weights (GPU only).")] = False,
     out: Annotated[Path, typer.Option(help="Where to save the Keras model (.keras).")] = Path("models/digits.keras"),
     force: Annotated[bool, typer.Option(help="Overwrite existing outputs.")] = False,
     quiet: Annotated[bool, typer.Option(help="No progress bars.")] = False,
@@ -109,16 +112,18 @@ def train(
         from kerasml.architectures import ARCHITECTURES, DEFAULT_ARCHITECTURE
         for name, architecture in ARCHITECTURES.items():
             marker = "*" if name == DEFAULT_ARCHITECTURE else " "
-            say(f"{marker} {name:<10} {architecture.summary}; {architecture.epochs} epochs, "
-                f"batch {architecture.batch_size}")
+            say(f"{marker} {name:<16} {architecture.summary}; {architecture.recipe()}")
         return
     from kerasml.train import TrainOptions, train as train_model
 
     result = train_model(TrainOptions(
         dataset=dataset, data=data, test_data=test_data, arch=arch, epochs=epochs, batch_size=batch_size,
         learning_rate=learning_rate, val_split=val_split, seed=seed, out=out, force=force,
-        quiet=quiet, image_size=image_size, normalize=normalize, width=width, dropout=dropout), say=say)
+        quiet=quiet, image_size=image_size, normalize=normalize, width=width, dropout=dropout,
+        weights=weights, distribute=distribute, mixed_precision=mixed_precision), say=say)
     record = result.record
+    if record is None:   # a multi-worker worker other than the chief, which writes and reports
+        return
     validation = record.validation.get("accuracy", 0.0)
     summary = f"validation accuracy {validation:.2%}"
     if record.test_accuracy is not None:

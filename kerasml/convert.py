@@ -212,7 +212,8 @@ def convert_keras_model(model, fmt: str = "mlmodel", precision: str = "fp32",
     target = _deployment_target(ct, min_target, fmt, precision)
     if target is not None:
         kwargs["minimum_deployment_target"] = target
-    colour = ct.colorlayout.GRAYSCALE if preprocessing.channels == 1 else ct.colorlayout.RGB
+    colour = {"grayscale": ct.colorlayout.GRAYSCALE, "rgb": ct.colorlayout.RGB,
+              "bgr": ct.colorlayout.BGR}[preprocessing.colour]   # bgr: caffe-style backbones (ResNet50)
     bias = preprocessing.bias if preprocessing.channels == 3 else preprocessing.bias[0]
     try:
         with quiet_output():
@@ -387,7 +388,9 @@ def _resolve_preprocessing(options: ConvertOptions, record: TrainingRecord | Non
         if len(values) not in (1, channels):
             raise KerasmlError(f"--bias has {len(values)} values for {channels} channels")
         bias = values * channels if len(values) == 1 else values
-    return Preprocessing(height=height, width=width, channels=channels, scale=scale, bias=bias, ink=ink)
+    order = record.preprocessing.channel_order if record else "rgb"
+    return Preprocessing(height=height, width=width, channels=channels, scale=scale, bias=bias, ink=ink,
+                         channel_order=order)
 
 
 def _core_ml_labels(labels: list[str]) -> list:

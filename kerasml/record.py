@@ -28,15 +28,28 @@ class Preprocessing:
     scale: float = 1 / 255.0
     bias: list[float] = dataclasses.field(default_factory=lambda: [0.0])
     ink: str = "white-on-black"             # MNIST convention: bright strokes on a dark ground
+    # The order of the colour channels the network takes: "rgb", or "bgr" for caffe-style
+    # backbones (ResNet50's ImageNet weights); `bias` is listed in that order.
+    channel_order: str = "rgb"
 
     @property
     def colour(self) -> str:
-        return "grayscale" if self.channels == 1 else "rgb"
+        return "grayscale" if self.channels == 1 else self.channel_order
 
     def describe(self) -> str:
         bias = self.bias[0] if len(set(self.bias)) == 1 else self.bias
         return (f"{self.width}x{self.height} {self.colour}, {self.ink}, "
                 f"pixels 0-255 scaled by {self.scale:.6g} plus bias {bias}")
+
+    def apply(self, pixels):
+        """Raw 0-255 pixels (N, H, W, C) in RGB order → what the network takes, as Core ML's
+        image preprocessing computes it: channels reordered, then `pixel * scale + bias`."""
+        import numpy as np
+
+        x = np.asarray(pixels, dtype=np.float32)
+        if self.channels == 3 and self.channel_order == "bgr":
+            x = x[..., ::-1]
+        return x * np.float32(self.scale) + np.asarray(self.bias, dtype=np.float32)
 
 
 @dataclasses.dataclass

@@ -144,7 +144,7 @@ def _write_figures(folder: Path, model: Path, keras_model, matrix: np.ndarray, l
 
 
 def _scaled(x: np.ndarray, preprocessing: Preprocessing) -> np.ndarray:
-    return x.astype(np.float32) * np.float32(preprocessing.scale) + np.asarray(preprocessing.bias, np.float32)
+    return preprocessing.apply(x)   # channel order (BGR backbones), scale and bias, as Core ML does
 
 
 def _keep_worst(heap: list, x: np.ndarray, y: np.ndarray, p: np.ndarray, offset: int) -> None:

@@ -11,7 +11,6 @@ tf.data (see kerasml/data/folders.py) and are never held whole.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import math
@@ -28,11 +27,15 @@ from kerasml.libs import tensorflow
 tf = tensorflow()
 import keras  # noqa: E402  (after the quiet TensorFlow import above)
 
-from kerasml.architectures import Augmentation, default_architecture, get_architecture
+from kerasml import distribute  # noqa: E402
+from kerasml.architectures import Augmentation, Phase, default_architecture, get_architecture, plan_phases
+from kerasml.backbones import (build_transfer_model, default_image_size, input_preprocessing,
+                               resolve_weights, transfer_record, unfreeze_top)
 from kerasml.data import Dataset, load_dataset
 from kerasml.data.labels import preset_name
 from kerasml.errors import KerasmlError
 from kerasml.files import atomic_output, check_output, write_text_atomic
+from kerasml.pipeline import array_batches, decoding_errors, image_batches  # noqa: F401 (report, tests)
 from kerasml.record import (Preprocessing, TrainingRecord, library_versions, model_stem,
                             write_record)
 
@@ -57,6 +60,9 @@ class TrainOptions:
     width: float = 1.0                 # multiplies every hidden layer's filters and units
     dropout: float | None = None       # every Dropout layer's rate (None: the architecture's)
     extra: dict | None = None          # more provenance for the record (kerasml tune's summary)
+    weights: str | None = None         # backbones: imagenet (default), none or a weights file
+    distribute: str = "auto"           # auto, none, mirrored or multiworker (see distribute.py)
+    mixed_precision: bool = False      # mixed_float16 (GPU only)
 
 
 NORMALIZATIONS = {"unit": (1 / 255.0, 0.0), "symmetric": (1 / 127.5, -1.0)}  # (scale, bias)
@@ -66,7 +72,7 @@ MAX_IMAGE_SIZE = 1024
 @dataclasses.dataclass
 class TrainResult:
     model_path: Path
-    record: TrainingRecord
+    record: TrainingRecord | None      # None on multi-worker workers other than the chief
     written: list[Path]
 
 
@@ -79,52 +85,48 @@ def train(options: TrainOptions, say: Callable[[str], None] = print,
         raise KerasmlError(f"--out {out} must end in .keras (or .h5 for Keras 2 tools)")
     check_output(out, options.force)
     check_options(options)
-    if options.arch is not None:
-        get_architecture(options.arch)  # an unknown name fails before the data loads
+    distribute.check_mode(options.distribute, options.mixed_precision)
+    if options.arch is not None:  # an unknown name or weights file fails before the data loads
+        resolve_weights(get_architecture(options.arch).backbone, options.weights)
     started = time.perf_counter()
+    # Before any other TensorFlow work: a multi-worker strategy sets up the runtime itself.
+    dist = distribute.setup(options.distribute, options.mixed_precision, say)
 
     # Prepare the data: a seeded split of the training images into training and validation.
     data = data or prepare_data(options, say)
-    dataset, preprocessing = data.dataset, data.preprocessing
+    dataset = data.dataset
     arch = get_architecture(options.arch or default_architecture(dataset.name, data.streamed))
     epochs = options.epochs or arch.epochs
     batch_size = options.batch_size or arch.batch_size
     learning_rate = options.learning_rate or arch.learning_rate
     if epochs < 1 or batch_size < 1 or learning_rate <= 0:
         raise KerasmlError("--epochs and --batch-size must be at least 1 and --learning-rate positive")
+    weights = resolve_weights(arch.backbone, options.weights)
+    if arch.backbone is not None:   # the backbone's own pixel scaling, recorded for Core ML
+        data = dataclasses.replace(data, preprocessing=input_preprocessing(arch.backbone, data.preprocessing))
+    preprocessing = data.preprocessing
+    global_batch = dist.global_batch(batch_size)
+    if dist.replicas > 1 or dist.mode in ("mirrored", "multiworker"):
+        say(dist.describe(batch_size))
 
     keras.utils.set_random_seed(options.seed)
 
-    # Build the model.
-    model = build_model(arch, data.image_shape, dataset.num_classes, options.width, options.dropout)
-    compile_model(model, arch, learning_rate, epochs, math.ceil(data.counts["train"] / batch_size))
+    # Build the model, inside the strategy's scope so its variables are mirrored.
+    def build():
+        return build_model(arch, data.image_shape, dataset.num_classes, options.width, options.dropout, weights)
+
+    with distribute.precision_policy(dist.mixed_precision), dist.strategy.scope():
+        model = build()
+    dist.prepare(model)
+    phases = plan_phases(arch, epochs, learning_rate, pretrained=weights != "none")
 
     # Train, keeping the weights of the best validation epoch.
-    train_data = data.batches("train", batch_size, options.seed, augment=arch.augment)
-    val_data = data.batches("validation", batch_size)
-    best = _BestWeights()
-    callbacks = [best, keras.callbacks.TerminateOnNaN()]
-    if arch.schedule == "constant":
-        # A cosine schedule is planned to its last epoch (its rate is still high mid-way, so
-        # validation accuracy wobbles); a constant rate stops once validation stops improving.
-        callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=options.patience))
-    if data.streamed and arch.schedule == "constant":
-        # Photos learn in steps: halve the rate when the validation loss stalls (the snack tutorial's recipe).
-        callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=2,
-                                                           min_lr=learning_rate / 64))
-    interrupted = False
+    train_data = dist.shard(data.batches("train", global_batch, options.seed, augment=arch.augment))
+    val_data = dist.shard(data.batches("validation", global_batch))
+    steps = math.ceil(data.counts["train"] / global_batch)
     fit_started = time.perf_counter()
-    try:
-        # One line per epoch when the output is a log file rather than a terminal.
-        verbose = 0 if options.quiet else (1 if sys.stdout.isatty() else 2)
-        with decoding_errors(dataset):
-            model.fit(train_data, validation_data=val_data, epochs=epochs, callbacks=callbacks,
-                      verbose=verbose, shuffle=False)  # the pipeline shuffles (seeded) by itself
-    except KeyboardInterrupt:
-        # First Ctrl-C: keep what was learned so far. A second one during saving aborts
-        # (Python raises KeyboardInterrupt again and the atomic writers clean up).
-        interrupted = True
-        say("\ninterrupted: saving the best model so far (press Ctrl-C again to abort)")
+    with distribute.precision_policy(dist.mixed_precision):
+        best, interrupted = _fit_phases(model, arch, phases, dist, train_data, val_data, steps, options, data, say)
     fit_time = time.perf_counter() - fit_started
     history = best.history
     if any(not math.isfinite(loss) for loss in history.get("loss", [])):
@@ -133,12 +135,18 @@ def train(options: TrainOptions, say: Callable[[str], None] = print,
     if best.weights is None:
         raise KerasmlError("training stopped before the first epoch ended; no model was written")
     model.set_weights(best.weights)
+    if dist.mixed_precision or dist.replicas > 1:   # evaluate and save on one device, in float32
+        model = distribute.local_copy(model, build)
+        compile_model(model, arch, learning_rate, epochs, steps)   # the same loss and metrics
+    if not dist.is_chief:   # multi-worker: the chief alone evaluates and writes the model
+        say(f"{dist.worker}: done; the chief writes the model")
+        return TrainResult(out, None, [])
 
     # Evaluate on the test split, when there is one.
     test_metrics: dict[str, float] = {}
     predictions = None
     if data.y_test is not None:
-        test_data = data.batches("test", batch_size)
+        test_data = data.batches("test", global_batch)
         with decoding_errors(dataset):
             loss, accuracy = model.evaluate(test_data, verbose=0)
             probabilities = model.predict(test_data, verbose=0)
@@ -154,6 +162,10 @@ def train(options: TrainOptions, say: Callable[[str], None] = print,
     if options.test_data is not None:  # so `kerasml report` finds the same test set again
         extra["test_data"] = str(Path(options.test_data).resolve())
     extra.update(options.extra or {})
+    extra["distribute"] = dist.record(batch_size)
+    if arch.backbone is not None:
+        extra.pop("normalize", None)   # the backbone decides the scaling
+        extra["transfer"] = transfer_record(arch.backbone, weights, phases)
     record = TrainingRecord(
         preprocessing=preprocessing, labels=list(dataset.labels),
         label_preset=preset_name(list(dataset.labels)),
@@ -170,8 +182,57 @@ def train(options: TrainOptions, say: Callable[[str], None] = print,
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         extra=extra,
     )
+    model.set_weights(best.weights)
+    if dist.mixed_precision or dist.replicas > 1:   # evaluate and save on one device, in float32
+        model = distribute.local_copy(model, build)
+        compile_model(model, arch, learning_rate, epochs, steps)   # the same loss and metrics
+    if not dist.is_chief:   # multi-worker: the chief alone evaluates and writes the model
+        say(f"{dist.worker}: done; the chief writes the model")
+        return TrainResult(out, None, [])
     return TrainResult(out, record, _write_outputs(model, out, record, history, predictions, data.y_test,
                                                    dataset.labels, options.force))
+
+
+def _fit_phases(model, arch, phases: list[Phase], dist, train_data, val_data, steps: int,
+                options: TrainOptions, data: "PreparedData", say: Callable[[str], None]):
+    """model.fit once per phase (one for most recipes; head, then fine-tuning, for backbones),
+    compiled inside the strategy's scope. Returns the best-epoch keeper and whether Ctrl-C stopped it."""
+    best = _BestWeights()
+    epoch = 0
+    # One line per epoch when the output is a log file rather than a terminal.
+    verbose = 0 if options.quiet else (1 if sys.stdout.isatty() else 2)
+    try:
+        for phase in phases:
+            if phase.unfreeze is not None:
+                model.set_weights(best.weights)     # fine-tune from the best head
+                opened = unfreeze_top(model, phase.unfreeze)
+                say(f"{phase.name}: {opened} layers of the backbone train now, at rate {phase.learning_rate:g}")
+            elif len(phases) > 1:
+                say(f"{phase.name}: the backbone is frozen, the new head trains at rate {phase.learning_rate:g}")
+            with dist.strategy.scope():
+                compile_model(model, arch, phase.learning_rate, phase.epochs, steps)
+            callbacks = [best, keras.callbacks.TerminateOnNaN()]
+            if arch.schedule == "constant":
+                # A cosine schedule is planned to its last epoch (its rate is still high mid-way, so
+                # validation accuracy wobbles); a constant rate stops once validation stops improving.
+                callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=options.patience))
+            if data.streamed and arch.schedule == "constant":
+                # Photos learn in steps: halve the rate when the validation loss stalls (the snack tutorial's recipe).
+                callbacks.append(keras.callbacks.ReduceLROnPlateau(
+                    monitor="val_loss", factor=0.5, patience=2, min_lr=phase.learning_rate / 64))
+            with decoding_errors(data.dataset), dist.strategy.scope():
+                model.fit(train_data, validation_data=val_data, epochs=epoch + phase.epochs,
+                          initial_epoch=epoch, callbacks=callbacks, verbose=verbose,
+                          shuffle=False)  # the pipeline shuffles (seeded) by itself
+            epoch = len(best.history.get("loss", []))
+            if best.weights is None or not all(math.isfinite(loss) for loss in best.history.get("loss", [])):
+                break   # NaN loss, or nothing learned to fine-tune from
+    except KeyboardInterrupt:
+        # First Ctrl-C: keep what was learned so far. A second one during saving aborts
+        # (Python raises KeyboardInterrupt again and the atomic writers clean up).
+        say("\ninterrupted: saving the best model so far (press Ctrl-C again to abort)")
+        return best, True
+    return best, False
 
 
 def check_options(options: TrainOptions) -> None:
@@ -217,10 +278,10 @@ class PreparedData:
             x, y = self.splits[split]
             if split != "train":
                 batch_size = 1000   # arrays: large evaluation batches, as before
-            return _pipeline(x, y, num_classes, self.preprocessing, batch_size, shuffle_seed, augment)
-        folders = self.dataset.folders
-        images = folders.dataset(self.splits[split], self.size, shuffle_seed)
-        return _batched(images, num_classes, self.preprocessing, batch_size, shuffle_seed, augment)
+            return array_batches(x, y, num_classes, self.preprocessing, batch_size, shuffle_seed, augment)
+        folders, files = self.dataset.folders, self.splits[split]
+        images = folders.dataset(files, self.size, shuffle_seed, cache=folders.fits_in_memory(files, self.size))
+        return image_batches(images, num_classes, self.preprocessing, batch_size, augment)
 
 
 def prepare_data(options: TrainOptions, say: Callable[[str], None] = print) -> PreparedData:
@@ -255,7 +316,7 @@ def _prepare_folders(options: TrainOptions, dataset: Dataset, scale: float, bias
     if options.test_data is not None:
         raise KerasmlError("--test-data works with array data; for image folders put the test "
                            "images in a test/ folder beside train/")
-    size = options.image_size or folders.default_size
+    size = options.image_size or default_image_size(options.arch, folders.default_size)
     train_files, val_files = folders.split_validation(options.val_split, options.seed)
     if folders.val is not None and options.val_split != TrainOptions.val_split:
         say(f"note: {folders.root} has a val/ folder, so --val-split is not used")
@@ -278,8 +339,11 @@ def _prepare_folders(options: TrainOptions, dataset: Dataset, scale: float, bias
 
 
 def build_model(arch, image_shape: tuple[int, int, int], num_classes: int, width: float = 1.0,
-                dropout: float | None = None):
-    """The architecture's network, its hidden layers `width` times as wide, its dropout rates set."""
+                dropout: float | None = None, weights: str = "none"):
+    """The architecture's network, its hidden layers `width` times as wide, its dropout rates set;
+    a backbone with `weights`, `width` its alpha."""
+    if arch.backbone is not None:
+        return build_transfer_model(arch.backbone, image_shape, num_classes, weights, width, dropout)
     model = arch.build(image_shape, num_classes)
     if width == 1.0 and dropout is None:
         return model
@@ -315,21 +379,6 @@ def compile_model(model, arch, learning_rate: float, epochs: int, steps_per_epoc
                   metrics=["accuracy"])
 
 
-@contextlib.contextmanager
-def decoding_errors(dataset: Dataset):
-    """An image that passed the header check but cannot be decoded (truncated, damaged) stops
-    with one line naming the file instead of a TensorFlow traceback."""
-    try:
-        yield
-    except tf.errors.OpError:
-        if dataset.folders is None:
-            raise
-        damaged = dataset.folders.find_damaged()
-        if damaged is None:
-            raise
-        raise KerasmlError(f"cannot decode {damaged[0]} ({damaged[1]}); remove or re-save that image") from None
-
-
 def _with_test_split(dataset: Dataset, test: Dataset) -> Dataset:
     x, y = (test.x_test, test.y_test) if test.x_test is not None else (test.x_train, test.y_train)
     if x.shape[1:] != dataset.image_shape:
@@ -351,67 +400,6 @@ def split_validation(dataset: Dataset, val_split: float, seed: int):
         raise KerasmlError(f"{dataset.source} has only {len(x)} training images; need at least 2")
     val, tr = order[:n_val], order[n_val:]
     return x[tr], y[tr], x[val], y[val]
-
-
-def _pipeline(x, y, num_classes: int, preprocessing: Preprocessing, batch_size: int,
-              shuffle_seed: int | None = None, augment: Augmentation | None = None):
-    """Arrays to tf.data: scale pixels as the record says, one-hot labels, cache in memory,
-    augment in training only."""
-    data = tf.data.Dataset.from_tensor_slices((x, y))
-    data = data.map(_scaler(num_classes, preprocessing), num_parallel_calls=tf.data.AUTOTUNE).cache()
-    if shuffle_seed is not None:
-        data = data.shuffle(len(x), seed=shuffle_seed, reshuffle_each_iteration=True)
-    data = data.batch(batch_size)
-    if augment:
-        data = data.map(lambda images, labels: (_random_affine(images, augment), labels),
-                        num_parallel_calls=tf.data.AUTOTUNE)
-    return data.prefetch(tf.data.AUTOTUNE)
-
-
-def _batched(images, num_classes: int, preprocessing: Preprocessing, batch_size: int,
-             shuffle_seed: int | None = None, augment: Augmentation | None = None):
-    """Streamed (uint8 image, label) pairs, already shuffled, to scaled batches; nothing cached."""
-    data = images.map(_scaler(num_classes, preprocessing), num_parallel_calls=tf.data.AUTOTUNE)
-    data = data.batch(batch_size)
-    if augment:
-        flip = preprocessing.channels == 3
-        data = data.map(lambda images, labels: (_random_affine(images, augment, photos=True, flip=flip), labels),
-                        num_parallel_calls=tf.data.AUTOTUNE)
-    return data.prefetch(tf.data.AUTOTUNE)
-
-
-def _scaler(num_classes: int, preprocessing: Preprocessing):
-    scale = np.float32(preprocessing.scale)
-    bias = np.asarray(preprocessing.bias, dtype=np.float32)
-    return lambda image, label: (tf.cast(image, tf.float32) * scale + bias, tf.one_hot(label, num_classes))
-
-
-def _random_affine(images, augment: Augmentation, photos: bool = False, flip: bool = False):
-    """Per image, a random rotation, zoom and shift, as handwriting varies, done as one projective
-    transform (one resampling, not three). Training batches only, so none of it is in the converted
-    model. Photos fill the edges by reflection rather than black and, in colour, are also mirrored
-    left to right (a cat facing left is still a cat)."""
-    count = tf.shape(images)[0]
-    height = tf.cast(tf.shape(images)[1], tf.float32)
-    width = tf.cast(tf.shape(images)[2], tf.float32)
-    angle = tf.random.uniform([count], -1.0, 1.0) * (augment.rotation * math.pi / 180.0)
-    scale = 1.0 + tf.random.uniform([count], -augment.zoom, augment.zoom)   # > 1 enlarges
-    shift_x = tf.random.uniform([count], -1.0, 1.0) * augment.shift * width
-    shift_y = tf.random.uniform([count], -1.0, 1.0) * augment.shift * height
-    centre_x, centre_y = (width - 1.0) / 2.0, (height - 1.0) / 2.0
-    # The transform maps output pixels to input pixels: the inverse rotation and zoom about the centre.
-    cos, sin = tf.cos(angle) / scale, tf.sin(angle) / scale
-    zeros = tf.zeros([count])
-    transforms = tf.stack([cos, -sin, centre_x - cos * centre_x + sin * centre_y - shift_x,
-                           sin, cos, centre_y - sin * centre_x - cos * centre_y - shift_y,
-                           zeros, zeros], axis=1)
-    images = tf.raw_ops.ImageProjectiveTransformV3(
-        images=images, transforms=transforms, output_shape=tf.shape(images)[1:3], fill_value=0.0,
-        interpolation="BILINEAR", fill_mode="REFLECT" if photos else "CONSTANT")
-    if flip:
-        mirrored = tf.random.uniform([count, 1, 1, 1]) < 0.5
-        images = tf.where(mirrored, tf.reverse(images, axis=[2]), images)
-    return images
 
 
 class _BestWeights(keras.callbacks.Callback):

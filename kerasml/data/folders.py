@@ -26,6 +26,9 @@ GRAY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"}
 MIN_SIZE, MAX_SIZE = 28, 224                     # bounds of the default --image-size
 COLOUR_SAMPLE = 200                              # RGB files decoded to tell colour from gray
 EXIF_ORIENTATION = 0x0112
+# Decoded training images are cached in memory when a split's pixels fit in this many bytes (the
+# training split's shuffle buffer holds as much again); larger splits are decoded every epoch.
+CACHE_BUDGET = 1 << 30
 
 
 @dataclasses.dataclass
@@ -79,9 +82,16 @@ class ImageFolders:
             raise KerasmlError(f"{self.root} has only {len(self.train)} training images; need at least 2")
         return self.train.subset(keep), self.train.subset(np.sort(held_out))
 
-    def dataset(self, files: ImageFiles, size: int | None = None, shuffle_seed: int | None = None):
-        """tf.data of (uint8 image (size, size, channels), class number), decoded as it streams."""
-        return image_dataset(files, size or self.default_size, self.channels, shuffle_seed)
+    def dataset(self, files: ImageFiles, size: int | None = None, shuffle_seed: int | None = None,
+                cache: bool = False):
+        """tf.data of (uint8 image (size, size, channels), class number), decoded as it streams;
+        with `cache`, decoded once and kept in memory for the following epochs."""
+        return image_dataset(files, size or self.default_size, self.channels, shuffle_seed, cache)
+
+    def fits_in_memory(self, files: ImageFiles, size: int | None = None) -> bool:
+        """Whether the decoded pixels of `files` fit in CACHE_BUDGET."""
+        size = size or self.default_size
+        return len(files) * size * size * self.channels <= CACHE_BUDGET
 
     def arrays(self, files: ImageFiles, size: int | None = None, limit: int | None = None,
                seed: int = 0):
@@ -157,13 +167,15 @@ def load_image_folders(path: Path) -> dict:
                 labels=labels, folders=folders, note=note)
 
 
-def image_dataset(files: ImageFiles, size: int, channels: int, shuffle_seed: int | None = None):
-    """The streaming decoder: paths → (uint8 image, label), shuffled (seeded) before decoding."""
+def image_dataset(files: ImageFiles, size: int, channels: int, shuffle_seed: int | None = None,
+                  cache: bool = False):
+    """The decoder: paths → (uint8 image, label), decoded in parallel and shuffled (seeded):
+    streamed, the paths are shuffled before decoding; cached, the decoded images after the cache."""
     from kerasml.libs import tensorflow
     tf = tensorflow()
 
     data = tf.data.Dataset.from_tensor_slices((files.paths, files.native, files.labels))
-    if shuffle_seed is not None:
+    if shuffle_seed is not None and not cache:
         data = data.shuffle(len(files), seed=shuffle_seed, reshuffle_each_iteration=True)
 
     def with_tensorflow(path):
@@ -180,7 +192,12 @@ def image_dataset(files: ImageFiles, size: int, channels: int, shuffle_seed: int
         image = tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
         return image, label
 
-    return data.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    data = data.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    if cache:
+        data = data.cache()
+        if shuffle_seed is not None:
+            data = data.shuffle(len(files), seed=shuffle_seed, reshuffle_each_iteration=True)
+    return data
 
 
 def _pillow_pixels(path: bytes, channels: int) -> np.ndarray:

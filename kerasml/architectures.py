@@ -21,6 +21,9 @@ class Augmentation:
     rotation: float = 10.0     # degrees, either way
     shift: float = 2.0 / 28    # fraction of the image side, either way
     zoom: float = 0.1          # fraction, either way
+    elastic: float = 0.0       # pixels: the largest elastic displacement (0: none; see kerasml/augment.py)
+    elastic_sigma: float = 4.0  # pixels: how smooth the elastic displacement field is
+    mirror: bool = False       # flip half the images left to right (garments, not digits)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -281,7 +281,7 @@ class PreparedData:
             return array_batches(x, y, num_classes, self.preprocessing, batch_size, shuffle_seed, augment)
         folders, files = self.dataset.folders, self.splits[split]
         images = folders.dataset(files, self.size, shuffle_seed, cache=folders.fits_in_memory(files, self.size))
-        return image_batches(images, num_classes, self.preprocessing, batch_size, augment)
+        return image_batches(images, num_classes, self.preprocessing, batch_size, shuffle_seed, augment)
 
 
 def prepare_data(options: TrainOptions, say: Callable[[str], None] = print) -> PreparedData:

@@ -1,0 +1,129 @@
+"""Random changes to training images: an affine move and, for handwriting, an elastic distortion.
+
+Handwriting varies in two ways. The whole digit is rotated, shifted or resized (an affine map),
+and the strokes themselves bend and wobble: an elastic distortion, a smooth random displacement
+of every pixel (Simard, Steinkraus & Platt, "Best practices for convolutional neural networks
+applied to visual document analysis", 2003, the classic win on small MNIST training sets).
+
+Both work on whole batches inside the tf.data pipeline, on training batches only, so none of it
+ends up in the converted model. Every batch gets its own stateless seed (a pair of integers): the
+same seed gives the same images, and the pipeline draws a fresh seed for every batch of every
+epoch (see `augment_batches`).
+"""
+
+from __future__ import annotations
+
+import math
+
+from kerasml.architectures import Augmentation
+from kerasml.libs import tensorflow
+
+tf = tensorflow()
+
+
+def augment_batches(batches, augment: Augmentation, seed: int | None, photos: bool = False,
+                    flip: bool = False):
+    """Distort the images of a tf.data dataset of (images, labels) batches; labels pass unchanged.
+
+    `tf.data.Dataset.random` supplies one seed pair per batch; re-randomised every epoch, so the
+    network never sees the same distortion twice, yet a run with the same `seed` repeats exactly."""
+    seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+    return tf.data.Dataset.zip(batches, seeds).map(
+        lambda batch, batch_seed: (distort(batch[0], augment, batch_seed, photos, flip), batch[1]),
+        num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def distort(images, augment: Augmentation, seed, photos: bool = False, flip: bool = False):
+    """One batch (N, H, W, C) of float images, each moved by its own random affine map and, when
+    `augment.elastic` is above zero, elastically distorted, with one resampling for both (each
+    bilinear resampling blurs thin strokes a little, so they are not done one after the other).
+
+    Photos fill the edges by reflection rather than black and, in colour, are also mirrored left
+    to right (a cat facing left is still a cat)."""
+    images = tf.convert_to_tensor(images, tf.float32)
+    affine_seed, elastic_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 3))
+    transforms = random_affine_transforms(tf.shape(images), augment, affine_seed)
+    fill_mode = "REFLECT" if photos else "CONSTANT"
+    if augment.elastic > 0:
+        field = random_displacement_field(tf.shape(images), augment.elastic, augment.elastic_sigma,
+                                          elastic_seed)
+        images = resample(images, transforms, field, fill_mode.lower())
+    elif augment.rotation or augment.shift or augment.zoom:
+        # No elastic part: TensorFlow's own projective transform kernel is the fastest resampler.
+        images = tf.raw_ops.ImageProjectiveTransformV3(
+            images=images, transforms=transforms, output_shape=tf.shape(images)[1:3], fill_value=0.0,
+            interpolation="BILINEAR", fill_mode=fill_mode)
+    if flip or augment.mirror:
+        mirrored = tf.random.stateless_uniform(tf.shape(images)[:1], flip_seed) < 0.5
+        images = tf.where(mirrored[:, None, None, None], tf.reverse(images, axis=[2]), images)
+    return images
+
+
+def random_affine_transforms(shape, augment: Augmentation, seed):
+    """Per image, a random rotation, zoom and shift about the centre, as the 8 numbers of a
+    projective transform (TensorFlow's convention) that map each output pixel to the input pixel
+    it is read from, hence the inverse rotation and zoom."""
+    count = shape[0]
+    height, width = tf.cast(shape[1], tf.float32), tf.cast(shape[2], tf.float32)
+    seeds = tf.unstack(tf.random.experimental.stateless_split(seed, 4))
+
+    def uniform(index, limit):   # one draw per image in [-limit, limit]
+        return tf.random.stateless_uniform([count], seeds[index], -1.0, 1.0) * limit
+
+    angle = uniform(0, augment.rotation * math.pi / 180.0)
+    scale = 1.0 + uniform(1, augment.zoom)        # above 1 enlarges
+    shift_x = uniform(2, augment.shift * width)
+    shift_y = uniform(3, augment.shift * height)
+    centre_x, centre_y = (width - 1.0) / 2.0, (height - 1.0) / 2.0
+    cos, sin = tf.cos(angle) / scale, tf.sin(angle) / scale
+    zeros = tf.zeros([count])
+    return tf.stack([cos, -sin, centre_x - cos * centre_x + sin * centre_y - shift_x,
+                     sin, cos, centre_y - sin * centre_x - cos * centre_y - shift_y,
+                     zeros, zeros], axis=1)
+
+
+def random_displacement_field(shape, strength: float, sigma: float, seed):
+    """(N, H, W, 2) pixel displacements (dy, dx): uniform noise smoothed by a Gaussian of width
+    `sigma` pixels, so neighbouring pixels move together and strokes bend instead of tearing, then
+    scaled per image so its largest displacement is exactly `strength` pixels (Simard et al. scale
+    by a constant instead; a fixed peak keeps the strength the same whatever sigma is)."""
+    noise = tf.random.stateless_uniform([shape[0], 2, shape[1], shape[2]], seed, -1.0, 1.0)
+    # The Gaussian blur is separable, and at 28x28 it is cheapest as two small matrix products
+    # (blur down the columns, then along the rows); TensorFlow's depthwise convolution is ten
+    # times slower on CPU.
+    field = _gaussian_matrix(shape[1], sigma) @ noise @ tf.transpose(_gaussian_matrix(shape[2], sigma))
+    peak = tf.reduce_max(tf.abs(field), axis=[1, 2, 3], keepdims=True)
+    field = field * (strength / tf.maximum(peak, 1e-12))
+    return tf.transpose(field, [0, 2, 3, 1])
+
+
+def _gaussian_matrix(size, sigma: float):
+    """(size, size): row i holds the Gaussian weights that blur position i; weights that would fall
+    outside the image are dropped, as with zero padding. Unnormalised: the field is rescaled to
+    its peak afterwards."""
+    positions = tf.range(size, dtype=tf.float32)
+    return tf.exp(-0.5 * tf.square((positions[:, None] - positions[None, :]) / sigma))
+
+
+def resample(images, transforms, field, fill_mode: str):
+    """Read every output pixel from input position affine(pixel + displacement), bilinearly,
+    with Keras' `map_coordinates` (one image at a time, vectorised over the batch)."""
+    import keras
+
+    shape = tf.shape(images)
+    rows, cols = tf.meshgrid(tf.range(shape[1], dtype=tf.float32), tf.range(shape[2], dtype=tf.float32),
+                             indexing="ij")
+    y = rows[None] + field[..., 0]
+    x = cols[None] + field[..., 1]
+    a = [tf.reshape(transforms[:, i], [-1, 1, 1]) for i in range(6)]  # per image, broadcast over pixels
+    source_x = a[0] * x + a[1] * y + a[2]
+    source_y = a[3] * x + a[4] * y + a[5]
+    coordinates = tf.stack([source_y, source_x], axis=1)          # (N, 2, H, W)
+
+    def one_image(image_and_coordinates):
+        image, where = image_and_coordinates
+        channels = [keras.ops.image.map_coordinates(image[..., c], where, order=1, fill_mode=fill_mode)
+                    for c in range(images.shape[-1])]
+        return tf.stack(channels, axis=-1)
+
+    return tf.vectorized_map(one_image, (images, coordinates))

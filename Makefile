@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 MODELS := models
 SWIFT  ?= swift
 
-.PHONY: venv demo test pytest swift-test bench clean
+.PHONY: venv demo test pytest swift-test bench conformance clean
 
 venv: $(STAMP)
 
@@ -45,6 +45,11 @@ swift-test:
 # Side-by-side figures for the README: writes bench/results.json and bench/results.md.
 bench: venv
 	$(PY) bench/run.py
+
+# coremltools' own op tests with kerasml's runtime standing in for Core ML (about an hour on 2 cores):
+# prints and writes bench/conformance.md and .json. A subset: make conformance ARGS="iOS14/test_activation.py -k relu"
+conformance: venv
+	PYTHONPATH=$(CURDIR) $(PY) tests/conformance/run.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info bench/out

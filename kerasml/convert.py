@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Callable
 
 from kerasml import __version__
+from kerasml import conversion_fixes as fixes
 from kerasml.data.labels import DIGITS, parse_labels
 from kerasml.errors import KerasmlError
 from kerasml.files import atomic_output, check_output, path_size
@@ -192,7 +193,10 @@ def convert_keras_model(model, fmt: str = "mlmodel", precision: str = "fp32",
     if not isinstance(model, LoadedModel):
         from kerasml.keras_models import _from_keras
         model = _from_keras(Path(getattr(model, "name", "model")), "keras3", model)
-    preprocessing = preprocessing or Preprocessing(*image_shape_for(model, None))
+    if preprocessing is None:
+        height, width, channels = image_shape_for(model, None)
+        preprocessing = Preprocessing(height, width, channels, bias=[0.0] * channels)
+    function = fixes.rebuilt_function(model)
     labels = labels if labels is not None else list(DIGITS)
     image_shape = (1, preprocessing.height, preprocessing.width, preprocessing.channels)
     model_shape = (1, *model.input_shape)
@@ -201,8 +205,14 @@ def convert_keras_model(model, fmt: str = "mlmodel", precision: str = "fp32",
     def serve(image):
         # Core ML hands over the scaled image (N, H, W, C); flat models get it row by row.
         x = image if model_shape == image_shape else tf.reshape(image, model_shape)
-        y = model.function(x)
+        y = function(x)
         return tf.nn.softmax(y) if add_softmax else y
+
+    graph = fixes.inline_function_calls(serve.get_concrete_function())
+    refusal = fixes.refusal(graph, fmt)
+    if refusal:
+        raise KerasmlError(f"{model.path}: {refusal}")
+    fixes.register_missing_tf_ops()
 
     convert_to = FORMATS[fmt]
     kwargs = {}
@@ -217,7 +227,7 @@ def convert_keras_model(model, fmt: str = "mlmodel", precision: str = "fp32",
     try:
         with quiet_output():
             mlmodel = ct.convert(
-                [serve.get_concrete_function()], source="tensorflow", convert_to=convert_to,
+                graph, source="tensorflow", convert_to=convert_to,
                 inputs=[ct.ImageType(name=INPUT_NAME, shape=image_shape, scale=preprocessing.scale,
                                      bias=bias, color_layout=colour)],
                 classifier_config=ct.ClassifierConfig(_core_ml_labels(labels)),

@@ -1,0 +1,175 @@
+"""What coremltools 9's TensorFlow frontend needs to convert every Keras image layer, in one list.
+
+Three kinds of fix, each one function that says which Keras layer needs it and why:
+
+- graph preparation: `inline_function_calls` freezes the traced model and inlines the nested
+  function calls Keras leaves in the graph (coremltools has no converter for the call ops);
+- TensorFlow ops coremltools lacks, registered with its own extension API (`register_tf_op`,
+  composite MIL ops built with `mb.*`): see `register_missing_tf_ops`;
+- Keras layers rebuilt in an equivalent form that converts, with the same weights:
+  see `rebuild_for_conversion`.
+
+`refusal` says, in one line, when a format cannot express a layer at all.
+`convert.py` applies all of this; nothing here is a converter of its own.
+"""
+
+from __future__ import annotations
+
+import functools
+
+from kerasml.libs import coremltools, tensorflow
+
+# ---------------------------------------------------------------------------------------------
+# Graph preparation
+
+# Function-call attributes that stop TensorFlow's inliner. Keras 3 runs grouped convolutions
+# (Conv2D(groups>1), ConvNeXt's depthwise 7x7) in a nested `jit_compile=True` function, which
+# TensorFlow marks "must compile with XLA, never inline"; Core ML needs the plain Conv2D inside.
+_NOINLINE_ATTRIBUTES = ("_noinline", "_XlaMustCompile")
+
+
+def inline_function_calls(concrete_function):
+    """A frozen GraphDef of `concrete_function` with no `(Stateful)PartitionedCall` left.
+
+    Needed by: Conv2D(groups>1) and ConvNeXt* (nested XLA function), and anything else Keras
+    wraps in a nested tf.function. Freezes variables into constants, clears the attributes that
+    forbid inlining, then runs TensorFlow's own grappler function inliner and constant folding.
+    """
+    tf = tensorflow()
+    from tensorflow.lite.python.util import get_grappler_config, run_graph_optimizations
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+    frozen = convert_variables_to_constants_v2(concrete_function, lower_control_flow=False,
+                                               aggressive_inlining=True)
+    graph_def = frozen.graph.as_graph_def(add_shapes=True)
+    for function in graph_def.library.function:
+        for key in _NOINLINE_ATTRIBUTES:
+            if key in function.attr:
+                del function.attr[key]
+    for node in graph_def.node:
+        for key in _NOINLINE_ATTRIBUTES:
+            if key in node.attr:
+                del node.attr[key]
+    inputs = [t for t in frozen.inputs if t.dtype != tf.resource]
+    with frozen.graph.as_default():
+        optimised = run_graph_optimizations(
+            graph_def, inputs, frozen.outputs,
+            config=get_grappler_config(["function", "constfold", "dependency", "debug_stripper"]),
+            graph=frozen.graph)
+    return optimised
+
+
+def remaining_calls(graph_def) -> list[str]:
+    """Call ops still in the graph (the prepared graph should have none)."""
+    return [node.name for node in graph_def.node if node.op in ("PartitionedCall", "StatefulPartitionedCall")]
+
+
+# ---------------------------------------------------------------------------------------------
+# TensorFlow ops coremltools 9 has no converter for
+
+@functools.cache
+def register_missing_tf_ops() -> None:
+    """Registers, once per process, a converter for each TF op below with coremltools' registry."""
+    coremltools()
+    from coremltools.converters.mil.frontend.tensorflow.tf_op_registry import _TF_OPS_REGISTRY, register_tf_op
+    from coremltools.converters.mil.mil import Builder as mb
+
+    def missing(name):
+        """Register only what coremltools lacks, so a later coremltools that adds it wins."""
+        def decorate(func):
+            if name not in _TF_OPS_REGISTRY:
+                func.__name__ = name
+                register_tf_op(func)
+            return func
+        return decorate
+
+    @missing("Erfc")
+    def erfc(context, node):
+        # Keras 3 `activation="gelu"` (exact) is 0.5·x·erfc(-x/√2); erfc(x) = 1 - erf(x).
+        x = context[node.inputs[0]]
+        context.add(node.name, mb.sub(x=1.0, y=mb.erf(x=x), name=node.name))
+
+
+# ---------------------------------------------------------------------------------------------
+# Keras layers rebuilt in an equivalent form that converts
+
+# Recurrent layers traced as a `tf.while_loop` over the time steps make coremltools' TF frontend
+# fail ("list index out of range"); over the fixed number of steps an image has, Keras' own
+# `unroll=True` computes the same cells step by step with plain ops that convert.
+_RECURRENT = ("LSTM", "GRU", "SimpleRNN")
+
+
+def _unrolled_config(config: dict) -> dict:
+    """A layer config with every recurrent layer in it (Bidirectional's too) set to unroll."""
+    config = dict(config)
+    if config.get("class_name") in _RECURRENT and "config" in config:
+        config["config"] = {**config["config"], "unroll": True}
+        return config
+    for key, value in config.items():
+        if isinstance(value, dict):
+            config[key] = _unrolled_config(value)
+    return config
+
+
+def _needs_unrolling(layer) -> bool:
+    kind = type(layer).__name__
+    if kind in _RECURRENT:
+        return not layer.unroll
+    if kind == "Bidirectional":
+        return not (layer.forward_layer.unroll and layer.backward_layer.unroll)
+    return False
+
+
+def rebuild_for_conversion(keras_model):
+    """The model with every layer that has a convertible equivalent rebuilt that way (same
+    weights), or the model itself when nothing needs it.
+
+    Needed by: LSTM, GRU, SimpleRNN, Bidirectional(...) — unrolled over their fixed steps.
+    """
+    import keras
+
+    layers = getattr(keras_model, "layers", None)
+    if not layers or not any(_needs_unrolling(layer) for layer in _all_layers(keras_model)):
+        return keras_model
+
+    def clone(layer):
+        if not _needs_unrolling(layer):
+            return layer.__class__.from_config(layer.get_config())
+        if type(layer).__name__ == "Bidirectional":
+            config = layer.get_config()
+            config["layer"] = _unrolled_config(config["layer"])
+            if config.get("backward_layer"):
+                config["backward_layer"] = _unrolled_config(config["backward_layer"])
+            return keras.layers.deserialize({"class_name": "Bidirectional", "config": config,
+                                             "module": "keras.layers"})
+        return layer.__class__.from_config({**layer.get_config(), "unroll": True})
+
+    rebuilt = keras.models.clone_model(keras_model, clone_function=clone)
+    rebuilt.set_weights(keras_model.get_weights())
+    return rebuilt
+
+
+def _all_layers(model):
+    for layer in model.layers:
+        if hasattr(layer, "layers") and type(layer).__name__ in ("Sequential", "Functional"):
+            yield from _all_layers(layer)
+        else:
+            yield layer
+
+
+# ---------------------------------------------------------------------------------------------
+# What a format cannot express
+
+def refusal(graph_def, fmt: str) -> str | None:
+    """One line when the NeuralNetwork format cannot express an op of the prepared graph."""
+    return None
+
+
+def rebuilt_function(model):
+    """The function to trace for `model` (a LoadedModel): its Keras model rebuilt where needed."""
+    if model.keras_model is None or not hasattr(model.keras_model, "layers"):
+        return model.function
+    rebuilt = rebuild_for_conversion(model.keras_model)
+    if rebuilt is model.keras_model:
+        return model.function
+    return lambda x: rebuilt(x, training=False)

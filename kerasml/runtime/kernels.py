@@ -264,6 +264,27 @@ def sample_grid(n_in: int, n_out: int, mode: str) -> np.ndarray:
     return np.clip(pos, 0, n_in - 1)
 
 
+def box_grid(start: float, end: float, n_out: int, mode: str) -> np.ndarray:
+    """`n_out` positions inside the box edge [start, end] (pixel units, end < start allowed for the
+    corner modes), the box read as the interval [0, X - 1] of `sample_grid` with X - 1 = end - start."""
+    span = end - start
+    i = np.arange(n_out, dtype=np.float64)
+    if mode in ("align_corners", "align_endpoints"):
+        if n_out == 1:
+            return np.array([start if mode == "align_corners" else start + span / 2])
+        return start + i * span / (n_out - 1)
+    if span < 0:
+        raise ValueError(f"a box from {start} to {end} runs backwards, which {mode} sampling does not allow")
+    if mode == "asymmetric":
+        pos = i * (span + 1) / n_out
+    elif mode == "roi_align":
+        spacing = max(1.0, span) / n_out
+        pos = 0.5 * spacing + i * spacing
+    else:
+        raise ValueError(f"grid mode {mode!r} cannot sample a box")
+    return start + np.minimum(pos, span)
+
+
 def _linear_weights(pos: np.ndarray, n_in: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     lo = np.clip(np.floor(pos), 0, n_in - 1).astype(np.int64)
     hi = np.minimum(lo + 1, n_in - 1)

@@ -123,27 +123,22 @@ def compile_expandDims(layer, name: str) -> Run:
 
 
 def compile_concatND(layer, name: str) -> Run:
-    axis = layer.concatND.axis
+    axis, interleave = layer.concatND.axis, layer.concatND.interleave
 
     def run(inputs):
         arrays = _align(list(inputs))
-        return [np.concatenate(arrays, axis=_axis(axis, arrays[0]))]
+        a = _axis(axis, arrays[0])
+        if not interleave:
+            return [np.concatenate(arrays, axis=a)]
+        if any(x.shape != arrays[0].shape for x in arrays):  # the spec requires identical shapes
+            raise ValueError(f"interleaved concatenation needs equal shapes, got {[x.shape[1:] for x in arrays]}")
+        # output[i::k] = input i along the axis: stack just after the axis, then merge the two
+        stacked = np.stack(arrays, axis=a + 1)
+        shape = list(arrays[0].shape)
+        shape[a] *= len(arrays)
+        return [stacked.reshape(shape)]
 
     return run
-
-
-def _broadcastable(op) -> Callable[..., Run]:
-    def compile_(layer, name: str) -> Run:
-        def run(inputs):
-            arrays = _align(list(inputs))
-            out = arrays[0]
-            for x in arrays[1:]:
-                out = op(out, x)
-            return [out]
-
-        return run
-
-    return compile_
 
 
 def compile_loadConstantND(layer, name: str) -> Run:
@@ -151,17 +146,6 @@ def compile_loadConstantND(layer, name: str) -> Run:
     shape = tuple(p.shape)
     value = weights.decode(p.data, shape, f"layer '{name}' data")[None]  # a batch of one: broadcasts
     return lambda inputs: [value]
-
-
-def compile_reduceMean(layer, name: str) -> Run:
-    p = layer.reduceMean
-
-    def run(inputs):
-        x = inputs[0]
-        axes = tuple(range(1, x.ndim)) if p.reduceAll else tuple(_axis(a, x) for a in p.axes)
-        return [x.mean(axis=axes, keepdims=p.keepDims, dtype=np.float32)]
-
-    return run
 
 
 def compile_tile(layer, name: str) -> Run:
@@ -193,17 +177,6 @@ def compile_sliceStatic(layer, name: str) -> Run:
     return run
 
 
-def compile_reduceMax(layer, name: str) -> Run:
-    p = layer.reduceMax
-
-    def run(inputs):
-        x = inputs[0]
-        axes = tuple(range(1, x.ndim)) if p.reduceAll else tuple(_axis(a, x) for a in p.axes)
-        return [x.max(axis=axes, keepdims=p.keepDims)]
-
-    return run
-
-
 LAYERS_ND: dict[str, Callable[..., Run]] = {
     "transpose": compile_transpose,
     "reshapeStatic": compile_reshapeStatic,
@@ -213,12 +186,7 @@ LAYERS_ND: dict[str, Callable[..., Run]] = {
     "squeeze": compile_squeeze,
     "expandDims": compile_expandDims,
     "concatND": compile_concatND,
-    "addBroadcastable": _broadcastable(np.add),
-    "multiplyBroadcastable": _broadcastable(np.multiply),
-    "subtractBroadcastable": _broadcastable(np.subtract),
     "loadConstantND": compile_loadConstantND,
-    "reduceMean": compile_reduceMean,
     "tile": compile_tile,
     "sliceStatic": compile_sliceStatic,
-    "reduceMax": compile_reduceMax,
 }

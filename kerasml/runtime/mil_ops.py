@@ -401,5 +401,6 @@ def tile(args: Args) -> list:
     return [np.tile(x, ([1] if b else []) + args.ints("reps"))]
 
 
-# The compressed-weight ops live in their own module; importing it registers them here.
-from kerasml.runtime import mil_constexpr  # noqa: E402, F401
+# More ops live in their own modules; importing them registers them here (later ones replace
+# the simpler versions above: mil_conv's conv and pooling take 1-D and 3-D too).
+from kerasml.runtime import mil_activation, mil_constexpr, mil_conv, mil_elementwise, mil_gather, mil_norm, mil_recurrent, mil_reduce, mil_resize, mil_tensor  # noqa: E402, F401

@@ -403,4 +403,16 @@ def tile(args: Args) -> list:
 
 # More ops live in their own modules; importing them registers them here (later ones replace
 # the simpler versions above: mil_conv's conv and pooling take 1-D and 3-D too).
-from kerasml.runtime import mil_activation, mil_constexpr, mil_conv, mil_elementwise, mil_gather, mil_norm, mil_recurrent, mil_reduce, mil_resize, mil_tensor  # noqa: E402, F401
+from kerasml.runtime import (  # noqa: E402, F401
+    mil_activation,
+    mil_constexpr,
+    mil_conv,
+    mil_elementwise,
+    mil_gather,
+    mil_linear,
+    mil_norm,
+    mil_recurrent,
+    mil_reduce,
+    mil_resize,
+    mil_tensor,
+)

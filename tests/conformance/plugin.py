@@ -18,6 +18,7 @@ sorted into passed / refused / wrong / crashed / skipped / no-prediction and, wi
 from __future__ import annotations
 
 import json
+import re
 import sys
 
 import numpy as np
@@ -27,6 +28,7 @@ REFUSED = "kerasml refused: "
 FAKE_MACOS = (15, 2)  # new enough for every test gated on a macOS version
 
 _state = {"predictions": 0}
+_config: dict[str, object] = {}
 _models: dict[int, object] = {}  # id(MLModel) -> loaded kerasml model, for tests that predict repeatedly
 
 
@@ -67,6 +69,7 @@ def pytest_configure(config):
     ct_model.MLModel.predict = _predict
     ct_model.MLModel.make_state = _make_state
     config._conformance_out = config.getoption("--conformance-out")
+    _config["config"] = config
 
 
 def _make_state(self):
@@ -110,9 +113,29 @@ def pytest_runtest_makereport(item, call):
         report.user_properties.append(("conformance", category))
         path = item.config._conformance_out
         if path:
-            record = {"nodeid": item.nodeid, "file": _test_file(item), "category": category, "message": message}
-            with open(path, "a") as out:
-                out.write(json.dumps(record) + "\n")
+            seconds = round(sum(r.duration for r in getattr(item, "_conformance_reports", [])) + report.duration, 2)
+            _write(path, {"nodeid": item.nodeid, "file": _test_file(item), "category": category,
+                          "message": message, "seconds": seconds})
+    elif report.when == "setup":
+        item._conformance_reports = [report]
+
+
+def pytest_collectreport(report):
+    """A test file that cannot even be imported (e.g. it needs PyTorch) is recorded as such."""
+    path = report.nodeid
+    if report.failed and path.endswith(".py"):
+        text = str(report.longrepr)
+        missing = re.search(r"No module named '([\w.]+)'", text)
+        message = f"needs {missing.group(1)} (not installed)" if missing else (text.strip().splitlines() or [""])[-1][:300]
+        config = _config.get("config")
+        if config is not None and config._conformance_out:
+            _write(config._conformance_out, {"nodeid": path, "file": "/".join(path.split("/")[-2:]),
+                                              "category": "collection-error", "message": message, "seconds": 0})
+
+
+def _write(path: str, record: dict) -> None:
+    with open(path, "a") as out:
+        out.write(json.dumps(record) + "\n")
 
 
 def _classify(report, call) -> tuple[str, str]:

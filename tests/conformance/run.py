@@ -3,8 +3,8 @@
     python tests/conformance/run.py                      # every file (tens of minutes on 2 cores)
     python tests/conformance/run.py iOS14/test_activation.py iOS17 -k relu
 
-Each test file runs in its own pytest process (`--jobs` at a time) with tests/conformance/plugin.py
-loaded. Results are merged by file into bench/conformance.json, so running a few files updates just
+The files are shared out over `--jobs` pytest processes with tests/conformance/plugin.py loaded
+(one process imports TensorFlow and coremltools once for all its files). Results are merged by file into bench/conformance.json, so running a few files updates just
 their rows; bench/conformance.md is written from the merged results and printed.
 """
 
@@ -18,7 +18,6 @@ import re
 import subprocess
 import sys
 import tempfile
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -50,38 +49,39 @@ def select_files(root: Path, names: list[str]) -> list[Path]:
     return chosen
 
 
-def run_file(path: Path, keyword: str | None, timeout: int) -> dict:
-    """One file's results: counts, the wrong/crashed/refused details, and its time."""
-    name = f"{path.parent.name}/{path.name}"
+def run_group(paths: list[Path], keyword: str | None, timeout: int, per_class: int = 0) -> dict[str, dict]:
+    """Results per file ('iOS14/test_x.py') of one pytest process over `paths`."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "results.jsonl"
-        cmd = [sys.executable, "-m", "pytest", "-c", str(INI), str(path), "--conformance-out", str(out)]
+        cmd = [sys.executable, "-m", "pytest", "-c", str(INI), *map(str, paths), "--conformance-out", str(out),
+               "--continue-on-collection-errors"]
         cmd += ["-k", keyword] if keyword else []
+        cmd += ["--conformance-slice", str(per_class)] if per_class else []
         env = dict(os.environ, PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="3", PYTHONWARNINGS="ignore")
-        start = time.monotonic()
         try:
-            proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
-            tail, timed_out = (proc.stdout + proc.stderr)[-3000:], False
-        except subprocess.TimeoutExpired as exc:
-            tail, timed_out = str(exc.stdout or "")[-3000:], True
-        seconds = time.monotonic() - start
+            subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
+            timed_out = False
+        except subprocess.TimeoutExpired:
+            timed_out = True
         records = [json.loads(line) for line in out.read_text().splitlines()] if out.exists() else []
-    counts = Counter(r["category"] for r in records)
-    result = {"file": name, "seconds": round(seconds, 1), "counts": {c: counts.get(c, 0) for c in CATEGORIES}}
-    result["details"] = [r for r in records if r["category"] in ("wrong", "crashed", "refused", "skipped")]
-    if timed_out:
-        result["error"] = f"timed out after {timeout} s (results so far are counted)"
-    elif not records:
-        result["error"] = _collection_error(tail)
-    return result
-
-
-def _collection_error(tail: str) -> str:
-    missing = re.search(r"No module named '([\w.]+)'", tail)
-    if missing:
-        return f"skipped: the file needs {missing.group(1)} (not installed)"
-    lines = [ln for ln in tail.splitlines() if ln.startswith("E ") or "Error" in ln]
-    return "no test ran: " + (lines[-1].strip() if lines else "see pytest output")
+    results = {}
+    for path in paths:
+        name = f"{path.parent.name}/{path.name}"
+        mine = [r for r in records if r["file"] == name]
+        cases = [r for r in mine if r["category"] in CATEGORIES]
+        counts = Counter(r["category"] for r in cases)
+        result = {"file": name, "seconds": round(sum(r["seconds"] for r in mine), 1),
+                  "counts": {c: counts.get(c, 0) for c in CATEGORIES}}
+        result["details"] = [r for r in cases if r["category"] in ("wrong", "crashed", "refused", "skipped")]
+        errors = [r["message"] for r in mine if r["category"] == "collection-error"]
+        if errors:
+            result["error"] = "skipped: " + errors[0] if errors[0].startswith("needs ") else "not collected: " + errors[0]
+        elif timed_out and not cases:
+            result["error"] = f"not reached: the run timed out after {timeout} s"
+        elif timed_out:
+            result["error"] = f"the run timed out after {timeout} s; results so far are counted"
+        results[name] = result
+    return results
 
 
 def _key(message: str) -> str:
@@ -152,24 +152,26 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("files", nargs="*", help="test files or folders, e.g. iOS14/test_activation.py or iOS17")
     parser.add_argument("-k", dest="keyword", help="pytest -k expression, to run a subset")
-    parser.add_argument("--jobs", type=int, default=2, help="files run at once (default 2)")
-    parser.add_argument("--timeout", type=int, default=1800, help="seconds per file (default 1800)")
+    parser.add_argument("--slice", type=int, default=0, help="only N smoke tests per test class (a quick look)")
+    parser.add_argument("--jobs", type=int, default=2, help="pytest processes, each taking a share of the files (default 2)")
+    parser.add_argument("--timeout", type=int, default=5400, help="seconds per process (default 5400)")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "conformance", help="writes OUT.json and OUT.md")
     args = parser.parse_args(argv)
     files = select_files(tests_root(), args.files)
     json_path, md_path = args.out.with_suffix(".json"), args.out.with_suffix(".md")
     merged = json.loads(json_path.read_text())["files"] if json_path.exists() else {}
     print(f"running {len(files)} coremltools op test file(s), {args.jobs} at a time", flush=True)
-    with concurrent.futures.ThreadPoolExecutor(max(1, args.jobs)) as pool:
-        futures = {pool.submit(run_file, f, args.keyword, args.timeout): f for f in files}
+    groups = [files[i :: max(1, args.jobs)] for i in range(max(1, args.jobs))]
+    with concurrent.futures.ThreadPoolExecutor(len(groups)) as pool:
+        futures = [pool.submit(run_group, g, args.keyword, args.timeout, args.slice) for g in groups if g]
         for future in concurrent.futures.as_completed(futures):
-            r = future.result()
-            merged[r["file"]] = r
-            c = r["counts"]
-            print(f"  {r['file']}: {c['passed']} passed, {c['refused']} refused, {c['wrong']} wrong, "
-                  f"{c['crashed']} crashed, {c['skipped']} skipped ({r['seconds']:.0f} s){' ' + r['error'] if r.get('error') else ''}",
-                  flush=True)
-    command = "make conformance" if not args.files and not args.keyword else "python tests/conformance/run.py " + " ".join(sys.argv[1:] if argv is None else argv)
+            for name, r in future.result().items():
+                merged[name] = r
+                c = r["counts"]
+                print(f"  {name}: {c['passed']} passed, {c['refused']} refused, {c['wrong']} wrong, "
+                      f"{c['crashed']} crashed, {c['skipped']} skipped ({r['seconds']:.0f} s)"
+                      f"{' ' + r['error'] if r.get('error') else ''}", flush=True)
+    command = "make conformance" if not (args.files or args.keyword or args.slice) else "python tests/conformance/run.py " + " ".join(sys.argv[1:] if argv is None else argv)
     text = render(merged, command)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     _atomic_write(json_path, json.dumps({"command": command, "files": merged}, indent=1) + "\n")

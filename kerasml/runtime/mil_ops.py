@@ -411,6 +411,7 @@ from kerasml.runtime import (  # noqa: E402, F401
     mil_gather,
     mil_linear,
     mil_norm,
+    mil_quantize,
     mil_recurrent,
     mil_reduce,
     mil_resize,

@@ -295,3 +295,16 @@ def slice_update(args: Args) -> list:
     )
     x.flat[np.ravel(positions)] = np.ravel(np.broadcast_to(args.get("update"), positions.shape))
     return [x]
+
+
+@op("reshape_like")
+@per_prediction
+def reshape_like(args: Args) -> list:
+    """The output shape is the concatenation of ref_tensors[i].shape[begins[i]:ends[i]] (to the end
+    where end_masks[i])."""
+    refs = args.many("ref_tensors")
+    begins, ends, masks = args.ints("begins"), args.ints("ends"), np.ravel(args.get("end_masks"))
+    shape = []
+    for ref, b, e, m in zip(refs, begins, ends, masks):
+        shape += list(np.shape(ref)[b:] if m else np.shape(ref)[b:e])
+    return [np.reshape(args.get("x"), shape)]

@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 MODELS := models
 SWIFT  ?= swift
 
-.PHONY: venv demo test pytest swift-test bench conformance clean
+.PHONY: venv demo test pytest swift-test bench conformance zoo clean
 
 venv: $(STAMP)
 
@@ -50,6 +50,12 @@ bench: venv
 # prints and writes bench/conformance.md and .json. A subset: make conformance ARGS="iOS14/test_activation.py -k relu"
 conformance: venv
 	PYTHONPATH=$(CURDIR) $(PY) tests/conformance/run.py $(ARGS)
+
+# Every zoo case (bench/zoo_cases.py: single unusual layers and every keras.applications family,
+# random weights, nothing downloaded) converted in both formats and verified: writes bench/zoo.md,
+# bench/zoo.json and the README's zoo table. Long (tens of minutes); `make test` runs its fast subset.
+zoo: venv
+	$(PY) bench/zoo.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info bench/out

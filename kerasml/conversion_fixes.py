@@ -9,7 +9,8 @@ Three kinds of fix, each one function that says which Keras layer needs it and w
 - Keras layers rebuilt in an equivalent form that converts, with the same weights:
   see `rebuild_for_conversion`.
 
-`refusal` says, in one line, when a format cannot express a layer at all.
+`explain_failure` turns a refusal into one line: the layer, and `--format mlpackage` when only the
+NeuralNetwork format cannot express it.
 `convert.py` applies all of this; nothing here is a converter of its own.
 """
 
@@ -89,6 +90,28 @@ def register_missing_tf_ops() -> None:
         x = context[node.inputs[0]]
         context.add(node.name, mb.sub(x=1.0, y=mb.erf(x=x), name=node.name))
 
+    @missing("ResizeArea")
+    def resize_area(context, node):
+        # Keras Resizing(interpolation="area") by a whole factor: shrinking averages each block
+        # (average pooling), enlarging repeats each pixel (nearest-neighbour upsampling).
+        x = context[node.inputs[0]]
+        size = context[node.inputs[1]].val
+        height, width = x.shape[1], x.shape[2]
+        if size is None or node.attr.get("align_corners"):
+            raise NotImplementedError("area resizing needs a fixed output size and no align_corners")
+        out_h, out_w = int(size[0]), int(size[1])
+        channels_first = mb.transpose(x=x, perm=[0, 3, 1, 2])
+        if height % out_h == 0 and width % out_w == 0:
+            kernel = [height // out_h, width // out_w]
+            y = mb.avg_pool(x=channels_first, kernel_sizes=kernel, strides=kernel, pad_type="valid")
+        elif out_h % height == 0 and out_w % width == 0:
+            y = mb.upsample_nearest_neighbor(x=channels_first, scale_factor_height=out_h // height,
+                                             scale_factor_width=out_w // width)
+        else:
+            raise NotImplementedError(f"area resizing from {height}x{width} to {out_h}x{out_w} is not "
+                                      "by a whole factor; Core ML has no area resampling")
+        context.add(node.name, mb.transpose(x=y, perm=[0, 2, 3, 1], name=node.name))
+
 
 # ---------------------------------------------------------------------------------------------
 # Keras layers rebuilt in an equivalent form that converts
@@ -157,14 +180,6 @@ def _all_layers(model):
             yield layer
 
 
-# ---------------------------------------------------------------------------------------------
-# What a format cannot express
-
-def refusal(graph_def, fmt: str) -> str | None:
-    """One line when the NeuralNetwork format cannot express an op of the prepared graph."""
-    return None
-
-
 def rebuilt_function(model):
     """The function to trace for `model` (a LoadedModel): its Keras model rebuilt where needed."""
     if model.keras_model is None or not hasattr(model.keras_model, "layers"):
@@ -173,3 +188,49 @@ def rebuilt_function(model):
     if rebuilt is model.keras_model:
         return model.function
     return lambda x: rebuilt(x, training=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# When coremltools still refuses
+
+def explain_failure(error: Exception, graph_def, fmt: str, source, ml_program_converts) -> str:
+    """One line for a conversion coremltools refused: which layer, which format can take it, what to do.
+
+    When a NeuralNetwork conversion fails but the same graph converts to an ML Program, the limit
+    is the format's (ops only ML Programs have, such as `affine`), and the line names
+    `--format mlpackage`. Otherwise it names the layer and what to use instead.
+    """
+    import re
+
+    reason = " ".join(str(error).split())[:200] or type(error).__name__
+    missing = re.search(r"TF op '(\w+)' not implemented", reason)
+    layer = _layer_of(graph_def, missing.group(1)) if missing else None
+    where = f" in layer '{layer}'" if layer else ""
+    if fmt == "mlmodel" and ml_program_converts():
+        return (f"the NeuralNetwork format (.mlmodel) cannot express {source}{where}: {reason}; "
+                "convert with --format mlpackage (ML Program, iOS 15+), which can")
+    if missing:
+        instead = _WAYS_OUT.get(missing.group(1), "replace that layer with built-in Keras layers that "
+                                                   "convert (see the README's conversion table)")
+        return (f"Core ML cannot express TensorFlow op '{missing.group(1)}'{where} of {source} in "
+                f"either format; {instead}")
+    return (f"coremltools could not convert {source}{where}: {reason}; replace the layer it names "
+            "with built-in Keras layers that convert (see the README's conversion table)")
+
+
+# What to use instead, for ops neither Core ML format has.
+_WAYS_OUT = {
+    "ResizeBicubic": "use Resizing/UpSampling2D with interpolation='bilinear' or 'nearest'",
+    "ResizeArea": "use interpolation='bilinear', or AveragePooling2D when the size divides evenly",
+    "ScaleAndTranslate": "use interpolation='bilinear' or 'nearest' (lanczos, gaussian and "
+                         "mitchellcubic resizing have no Core ML equivalent)",
+}
+
+
+def _layer_of(graph_def, op_type: str) -> str | None:
+    """The Keras layer a TF op came from, read off its node name (model/layer/op)."""
+    for node in graph_def.node:
+        if node.op == op_type:
+            parts = [p for p in node.name.split("/") if p not in ("StatefulPartitionedCall", "")]
+            return "/".join(parts[:2]) if len(parts) > 1 else node.name
+    return None

@@ -209,9 +209,6 @@ def convert_keras_model(model, fmt: str = "mlmodel", precision: str = "fp32",
         return tf.nn.softmax(y) if add_softmax else y
 
     graph = fixes.inline_function_calls(serve.get_concrete_function())
-    refusal = fixes.refusal(graph, fmt)
-    if refusal:
-        raise KerasmlError(f"{model.path}: {refusal}")
     fixes.register_missing_tf_ops()
 
     convert_to = FORMATS[fmt]
@@ -224,18 +221,25 @@ def convert_keras_model(model, fmt: str = "mlmodel", precision: str = "fp32",
         kwargs["minimum_deployment_target"] = target
     colour = ct.colorlayout.GRAYSCALE if preprocessing.channels == 1 else ct.colorlayout.RGB
     bias = preprocessing.bias if preprocessing.channels == 3 else preprocessing.bias[0]
-    try:
+
+    def run(target: str, options: dict):
         with quiet_output():
-            mlmodel = ct.convert(
-                graph, source="tensorflow", convert_to=convert_to,
+            return ct.convert(
+                graph, source="tensorflow", convert_to=target,
                 inputs=[ct.ImageType(name=INPUT_NAME, shape=image_shape, scale=preprocessing.scale,
                                      bias=bias, color_layout=colour)],
-                classifier_config=ct.ClassifierConfig(_core_ml_labels(labels)),
-                **kwargs)
+                classifier_config=ct.ClassifierConfig(_core_ml_labels(labels)), **options)
+
+    try:
+        mlmodel = run(convert_to, kwargs)
     except Exception as exc:  # coremltools raises many types for graphs it cannot map (ops, shapes)
-        reason = " ".join(str(exc).split())[:300] or type(exc).__name__
-        raise KerasmlError(f"coremltools could not convert {model.path}: {reason}; an unsupported layer "
-                           "(e.g. grouped convolution, gelu) may need replacing") from None
+        def ml_program_converts() -> bool:
+            try:
+                run("mlprogram", {"compute_precision": ct.precision.FLOAT32})
+            except Exception:  # the ML Program cannot express it either
+                return False
+            return True
+        raise KerasmlError(fixes.explain_failure(exc, graph, fmt, model.path, ml_program_converts)) from None
     mlmodel = _rename_probabilities(ct, mlmodel)
     if precision != "fp32" and convert_to == "neuralnetwork":
         from coremltools.models.neural_network import quantization_utils

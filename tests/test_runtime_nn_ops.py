@@ -227,3 +227,38 @@ def test_unimplemented_attributes_are_refused():
     nn.spec.neuralNetwork.layers[0].resizeBilinear.mode.samplingMethod = 7
     with pytest.raises(UnsupportedModelError, match="sampling method 7"):
         load_model(nn.spec)
+
+
+def test_embeddings_look_up_rows():
+    table, bias = rand(4, 6), rand(4)  # (size, vocabulary) as the spec stores it
+    ids = np.float32([[[0], [5], [2]]])
+    nn = builder((3, 1))
+    nn.add_embedding_nd("e", "data", "out", vocab_size=6, embedding_size=4, W=table, b=bias)
+    np.testing.assert_allclose(run(nn, ids), table.T[[0, 5, 2]][None] + bias, atol=1e-6)
+    with pytest.raises(Exception, match="whole numbers in 0..5"):
+        run(nn, np.float32([[[0], [6], [1]]]))
+
+
+def test_cumsum_topk_argsort_band_and_windows():
+    x = np.float32([[4, 6, 7]])
+    for exclusive, reverse, expected in [(False, False, [4, 10, 17]), (True, False, [0, 4, 10]),
+                                         (False, True, [17, 13, 7]), (True, True, [13, 7, 0])]:
+        nn = builder((3,))
+        nn.add_cumsum("c", ["data"], "out", axis=0, reverse=reverse, exclusive=exclusive)
+        np.testing.assert_array_equal(run(nn, x)[0], expected)  # the spec's example
+    nn = builder((3,), outputs=("v", "i"))
+    nn.add_topk("t", ["data"], ["v", "i"], k=2, axis=0)
+    got = load_model(nn.spec).predict({"data": x})
+    np.testing.assert_array_equal(got["v"][0], [7, 6])
+    np.testing.assert_array_equal(got["i"][0], [2, 1])
+    nn = builder((5,))
+    nn.add_argsort("a", "data", "out", axis=0, descending=True)
+    np.testing.assert_array_equal(run(nn, np.float32([[3.1, 5.4, 32.9, 3.2, 77.0]]))[0], [4, 2, 1, 3, 0])
+    m = rand(1, 4, 4)
+    nn = builder((4, 4))
+    nn.add_matrix_band_part("b", "data", "out", num_lower=1, num_upper=0)
+    np.testing.assert_array_equal(run(nn, m)[0], np.tril(m[0]) - np.tril(m[0], -2))
+    seq = np.arange(7, dtype=np.float32)[None]
+    nn = builder((7,))
+    nn.add_sliding_windows("w", "data", "out", axis=0, window_size=3, step=2)
+    np.testing.assert_array_equal(run(nn, seq)[0], [[0, 1, 2], [2, 3, 4], [4, 5, 6]])

@@ -99,7 +99,8 @@ def test_reorder_gates():
 
 @pytest.mark.parametrize(
     "strides,padding,dilation,output_padding",
-    [((2, 2), "valid", (1, 1), None), ((2, 1), "same", (1, 1), None), ((3, 2), "same", (1, 1), None), ((2, 2), "valid", (1, 1), (1, 1))],
+    [((2, 2), "valid", (1, 1), None), ((2, 1), "same", (1, 1), None), ((3, 2), "same", (1, 1), None),
+     ((2, 2), "valid", (1, 1), (1, 1))],
 )
 def test_conv_transpose_matches_keras(strides, padding, dilation, output_padding):
     x = rand(2, 5, 4, 3)  # NHWC for Keras

@@ -60,25 +60,24 @@ def _activations(acts, count: int, name: str, kind: str) -> tuple:
     return tuple(recurrent_activation_fn(a, name, kind) for a in acts)
 
 
+def _stacked(msg, gates, suffix: str, shape: tuple[int, ...], name: str) -> np.ndarray:
+    """The per-gate matrices or vectors `<gate><suffix>` of `msg`, stacked in `gates` order."""
+    return np.concatenate(
+        [weights.decode(getattr(msg, f"{g}{suffix}"), shape, f"layer '{name}' {g}{suffix}") for g in gates]
+    )
+
+
 def _lstm_direction(wp, p, size: int, hidden: int, name: str) -> dict:
     """The kernels.lstm arguments of one direction (gate order i, f, z, o)."""
     gates = ("inputGate", "forgetGate", "blockInput", "outputGate")
-    w_x = np.concatenate([_matrix(getattr(wp, f"{g}WeightMatrix"), hidden, size, f"layer '{name}' {g} W") for g in gates])
-    w_h = np.concatenate(
-        [_matrix(getattr(wp, f"{g}RecursionMatrix"), hidden, hidden, f"layer '{name}' {g} R") for g in gates]
-    )
-    if p.hasBiasVectors:
-        bias = np.concatenate([weights.vector(getattr(wp, f"{g}BiasVector"), hidden, f"layer '{name}' {g} b") for g in gates])
-    else:
-        bias = np.zeros(4 * hidden, np.float32)
+    w_x = _stacked(wp, gates, "WeightMatrix", (hidden, size), name)
+    w_h = _stacked(wp, gates, "RecursionMatrix", (hidden, hidden), name)
+    bias = _stacked(wp, gates, "BiasVector", (hidden,), name) if p.hasBiasVectors else np.zeros(4 * hidden, np.float32)
     if p.forgetBias:
         bias[hidden : 2 * hidden] += 1
     peephole = None
     if p.hasPeepholeVectors:
-        peephole = np.concatenate(
-            [weights.vector(getattr(wp, f"{g}PeepholeVector"), hidden, f"layer '{name}' {g} peephole")
-             for g in ("inputGate", "forgetGate", "outputGate")]
-        )
+        peephole = _stacked(wp, ("inputGate", "forgetGate", "outputGate"), "PeepholeVector", (hidden,), name)
     return {"w_x": w_x, "w_h": w_h, "bias": bias, "peephole": peephole}
 
 
@@ -100,8 +99,9 @@ def compile_uniDirectionalLSTM(layer, name: str) -> Run:
         x, rank = _sequence(inputs[0], size)
         n = inputs[0].shape[0]
         h0, c0 = (_state(inputs, i, n, x.shape[1] // n, hidden) for i in (1, 2))
-        y, h, c = kernels.lstm(x[::-1] if q.reverseInput else x, args["w_x"], args["w_h"], args["bias"], h0, c0,
-                               peephole=args["peephole"], **options)
+        steps = x[::-1] if q.reverseInput else x
+        y, h, c = kernels.lstm(steps, args["w_x"], args["w_h"], args["bias"], h0, c0, peephole=args["peephole"],
+                               **options)
         seq = y if p.sequenceOutput else y[-1:]
         return [_blob(seq, n, rank), _blob(h[None], n, rank), _blob(c[None], n, rank)][:n_out]
 
@@ -125,7 +125,9 @@ def compile_biDirectionalLSTM(layer, name: str) -> Run:
         b = x.shape[1] // n
         hf, cf, hb, cb = (_state(inputs, i, n, b, hidden) for i in (1, 2, 3, 4))
         yf, hf, cf = kernels.lstm(x, fwd["w_x"], fwd["w_h"], fwd["bias"], hf, cf, peephole=fwd["peephole"], **fwd_opts)
-        yb, hb, cb = kernels.lstm(x[::-1], bwd["w_x"], bwd["w_h"], bwd["bias"], hb, cb, peephole=bwd["peephole"], **bwd_opts)
+        yb, hb, cb = kernels.lstm(
+            x[::-1], bwd["w_x"], bwd["w_h"], bwd["bias"], hb, cb, peephole=bwd["peephole"], **bwd_opts
+        )
         if p.sequenceOutput:
             seq = np.concatenate([yf, yb[::-1]], axis=-1)  # backward outputs back at their input positions
         else:
@@ -141,11 +143,9 @@ def compile_gru(layer, name: str) -> Run:
     size, hidden = q.inputVectorSize, q.outputVectorSize
     acts = _activations(q.activations, 2, name, "gru")
     gates = ("updateGate", "resetGate", "outputGate")
-    w_x = np.concatenate([_matrix(getattr(q, f"{g}WeightMatrix"), hidden, size, f"layer '{name}' {g} W") for g in gates])
-    w_h = np.concatenate([_matrix(getattr(q, f"{g}RecursionMatrix"), hidden, hidden, f"layer '{name}' {g} R") for g in gates])
-    bias = None
-    if q.hasBiasVectors:
-        bias = np.concatenate([weights.vector(getattr(q, f"{g}BiasVector"), hidden, f"layer '{name}' {g} b") for g in gates])
+    w_x = _stacked(q, gates, "WeightMatrix", (hidden, size), name)
+    w_h = _stacked(q, gates, "RecursionMatrix", (hidden, hidden), name)
+    bias = _stacked(q, gates, "BiasVector", (hidden,), name) if q.hasBiasVectors else None
     n_out = len(layer.output)
 
     def run(inputs):

@@ -3,8 +3,10 @@ NeuralNetwork layers).
 
 MIL stores LSTM gates as i, f, o, z (peepholes i, f, o) and GRU gates as r, o, z (coremltools'
 ops/defs/iOS15/recurrent.py); both are reordered into the kernels' canonical orders. x is
-(seq, batch, input); `reverse` runs the sequence backwards and reports outputs in input order;
-`bidirectional` concatenates forward and backward features (initial states split the same way).
+(seq, batch, input); `reverse` runs the sequence backwards and reports its outputs in the order
+it computed them (as coremltools' tests expect, from PyTorch on the flipped input); `bidirectional`
+concatenates forward and backward features, the backward ones aligned with the input's steps
+(initial states split the same way).
 The LSTM `clip` bounds the cell state. iOS 18's gru adds `reset_after` and a separate `input_bias`.
 """
 
@@ -59,7 +61,7 @@ def _run(args: Args, cell, states: list[np.ndarray]) -> list:
     for d, (suffix, backwards) in enumerate(directions):
         xs = x[::-1] if backwards else x
         seq, *last = cell(xs, suffix, *[p[d] for p in parts])
-        seqs.append(seq[::-1] if backwards else seq)
+        seqs.append(seq[::-1] if backwards and len(directions) == 2 else seq)
         finals.append(last)
     out = np.concatenate(seqs, axis=-1)
     if not args.scalar("output_sequence", False):

@@ -4,7 +4,8 @@ Sampling positions come from `kernels.sample_grid`/`box_grid` (shared with the N
 layers). MIL's sampling modes (ops/defs/iOS15/image_resizing.py, resize_bilinear's notes) map onto
 the grids: STRICT_ALIGN_CORNERS = align_corners, ALIGN_CORNERS = align_endpoints (one output sits
 in the middle), DEFAULT = asymmetric (i * Xin / Xout), OFFSET_CORNERS = roi_align and
-UNALIGN_CORNERS = half_pixel. Nearest-neighbour resizing reads floor(i * Xin / Xout).
+UNALIGN_CORNERS = half_pixel. Nearest-neighbour resizing reads floor(i * Xin / Xout), except in
+iOS 17's `resize`, which reads the pixel under each output pixel's centre.
 """
 
 from __future__ import annotations
@@ -86,7 +87,9 @@ def resize(args: Args) -> list:
     if mode == "NEAREST_NEIGHBOR":
         if args.scalar("sampling_mode", "DEFAULT") not in ("DEFAULT",):
             raise args.unsupported(f"nearest-neighbour resizing with sampling_mode '{args.scalar('sampling_mode')}'")
-        y = kernels.resize_nearest(x4, out)
+        # Core ML reads the pixel under each output pixel's centre here: 2 -> 3 rows gives 0, 1, 1
+        # (coremltools' iOS 17 resize test), not resize_nearest_neighbor's floor(i * Xin / Xout)
+        y = kernels.resize_nearest(x4, out, half_pixel=True)
     elif mode == "LINEAR":
         y = kernels.resize_bilinear(x4, out, _mode(args))
     else:

@@ -303,8 +303,9 @@ def reshape_like(args: Args) -> list:
     """The output shape is the concatenation of ref_tensors[i].shape[begins[i]:ends[i]] (to the end
     where end_masks[i])."""
     refs = args.many("ref_tensors")
-    begins, ends, masks = args.ints("begins"), args.ints("ends"), np.ravel(args.get("end_masks"))
+    # tuples arrive as one binding per element
+    begins, ends, masks = ([np.ravel(v)[0] for v in args.many(p)] for p in ("begins", "ends", "end_masks"))
     shape = []
     for ref, b, e, m in zip(refs, begins, ends, masks):
-        shape += list(np.shape(ref)[b:] if m else np.shape(ref)[b:e])
+        shape += list(np.shape(ref)[int(b) :] if m else np.shape(ref)[int(b) : int(e)])
     return [np.reshape(args.get("x"), shape)]

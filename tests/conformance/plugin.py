@@ -27,7 +27,7 @@ import pytest
 REFUSED = "kerasml refused: "
 FAKE_MACOS = (15, 2)  # new enough for every test gated on a macOS version
 
-_state = {"predictions": 0}
+_state = {"predictions": 0, "asked": 0}
 _config: dict[str, object] = {}
 _models: dict[int, object] = {}  # id(MLModel) -> loaded kerasml model, for tests that predict repeatedly
 
@@ -38,38 +38,26 @@ def pytest_addoption(parser):
         "--conformance-slice",
         type=int,
         default=0,
-        help="keep only N smoke tests per test class, spread over its parameters (the fast slice)",
+        help="keep only N tests per file, spread over its smoke tests (the fast slice)",
     )
 
 
 def pytest_collection_modifyitems(config, items):
-    per_class = config.getoption("--conformance-slice")
-    if not per_class:
+    """--conformance-slice N: N tests per file, spread evenly over its smoke tests (its tests, when
+    none is called smoke), so every op class of a file gets its turn across files and runs."""
+    per_file = config.getoption("--conformance-slice")
+    if not per_file:
         return
-    groups: dict[tuple, list] = {}
+    by_file: dict[str, list] = {}
     for item in items:
-        if "smoke" in getattr(item, "originalname", item.name):
-            key = (str(item.fspath), item.cls.__name__ if getattr(item, "cls", None) else "")
-            groups.setdefault(key, []).append(item)
+        by_file.setdefault(str(item.fspath), []).append(item)
     kept = set()
-    for group in groups.values():
-        step = max(1, -(-len(group) // per_class))
-        kept.update(id(item) for item in group[::step][:per_class])
+    for group in by_file.values():
+        smoke = [i for i in group if "smoke" in getattr(i, "originalname", i.name)] or group
+        step = len(smoke) / per_file
+        kept.update(id(smoke[int(k * step)]) for k in range(min(per_file, len(smoke))))
     config.hook.pytest_deselected(items=[item for item in items if id(item) not in kept])
     items[:] = [item for item in items if id(item) in kept]
-
-
-def pytest_configure(config):
-    from coremltools.converters.mil import testing_utils
-    from coremltools.models import model as ct_model
-    from coremltools.models import utils as ct_utils
-
-    testing_utils._IS_MACOS = True
-    ct_utils._macos_version = lambda: FAKE_MACOS
-    ct_model.MLModel.predict = _predict
-    ct_model.MLModel.make_state = _make_state
-    config._conformance_out = config.getoption("--conformance-out")
-    _config["config"] = config
 
 
 def _make_state(self):
@@ -86,6 +74,7 @@ def _predict(self, data, state=None):
 
     if state is not None:
         pytest.skip("stateful model: needs Core ML itself (macOS 15); the kerasml runtime has no state")
+    _state["asked"] += 1
     try:
         model = _models.get(id(self))
         if model is None:
@@ -99,7 +88,7 @@ def _predict(self, data, state=None):
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_protocol(item, nextitem):
-    _state["predictions"] = 0
+    _state["predictions"] = _state["asked"] = 0
     _models.clear()
     yield
 
@@ -160,12 +149,12 @@ def _classify(report, call) -> tuple[str, str]:
 
 
 def _failure(exc) -> tuple[str, str]:
-    if isinstance(exc, (NameError, ImportError)) and "torch" in str(exc) and not _state["predictions"]:
+    if isinstance(exc, (NameError, ImportError)) and "torch" in str(exc) and not _state["asked"]:
         return "skipped", "the test computes its expected output with PyTorch, which is not installed"
     first_line = (str(exc).strip().splitlines() or [""])[0][:300] if exc is not None else ""
     if isinstance(exc, AssertionError) and _state["predictions"]:
         return "wrong", _mismatch_summary(str(exc)) or first_line
-    where = "" if _state["predictions"] else " (before any prediction)"
+    where = "" if _state["asked"] else " (in the test, before it asked for a prediction)"
     return "crashed", f"{type(exc).__name__}{where}: {first_line}"
 
 

@@ -152,7 +152,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("files", nargs="*", help="test files or folders, e.g. iOS14/test_activation.py or iOS17")
     parser.add_argument("-k", dest="keyword", help="pytest -k expression, to run a subset")
-    parser.add_argument("--slice", type=int, default=0, help="only N smoke tests per test class (a quick look)")
+    parser.add_argument("--slice", type=int, default=0, help="only N tests per file, spread over its smoke tests (a quick look)")
     parser.add_argument("--jobs", type=int, default=2, help="pytest processes, each taking a share of the files (default 2)")
     parser.add_argument("--timeout", type=int, default=5400, help="seconds per process (default 5400)")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "conformance", help="writes OUT.json and OUT.md")

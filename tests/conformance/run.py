@@ -22,7 +22,7 @@ from collections import Counter
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-INI = REPO / "tests" / "conformance" / "pytest.ini"
+INI = REPO / "tests" / "conformance" / "conformance.ini"
 CATEGORIES = ("passed", "refused", "wrong", "crashed", "skipped", "no-prediction")
 RUN = ("passed", "refused", "wrong", "crashed")  # cases where the runtime was asked for a prediction
 

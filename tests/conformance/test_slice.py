@@ -40,7 +40,7 @@ def test_conformance_slice_has_no_wrong_or_crashed_case(tmp_path):
     if not paths:
         pytest.skip("this coremltools wheel ships no op tests")
     out = tmp_path / "slice.jsonl"
-    cmd = [sys.executable, "-m", "pytest", "-c", str(REPO / "tests" / "conformance" / "pytest.ini"), *paths,
+    cmd = [sys.executable, "-m", "pytest", "-c", str(REPO / "tests" / "conformance" / "conformance.ini"), *paths,
            "--conformance-out", str(out), "--conformance-slice", str(PER_FILE), "-p", "no:randomly"]
     env = dict(os.environ, PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="3")
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)

@@ -262,3 +262,16 @@ def test_cumsum_topk_argsort_band_and_windows():
     nn = builder((7,))
     nn.add_sliding_windows("w", "data", "out", axis=0, window_size=3, step=2)
     np.testing.assert_array_equal(run(nn, seq)[0], [[0, 1, 2], [2, 3, 4], [4, 5, 6]])
+
+
+def test_flexible_input_shapes_take_any_shape_in_range():
+    nn = builder((1, 3))
+    nn.add_reduce_sum("r", "data", "out", axes=[-1], keepdims=True)
+    ranges = nn.spec.description.input[0].type.multiArrayType.shapeRange.sizeRanges
+    for lo, hi in [(1, -1), (3, 3)]:
+        ranges.add(lowerBound=lo, upperBound=hi)
+    model = load_model(nn.spec)
+    x = rand(1, 4, 3)
+    np.testing.assert_allclose(model.predict({"data": x})["out"], x.sum(axis=-1, keepdims=True), rtol=1e-6)
+    with pytest.raises(Exception, match="does not allow the shape"):
+        model.predict({"data": rand(1, 4, 2)})

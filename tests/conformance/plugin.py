@@ -60,6 +60,19 @@ def pytest_collection_modifyitems(config, items):
     items[:] = [item for item in items if id(item) in kept]
 
 
+def pytest_configure(config):
+    from coremltools.converters.mil import testing_utils
+    from coremltools.models import model as ct_model
+    from coremltools.models import utils as ct_utils
+
+    testing_utils._IS_MACOS = True
+    ct_utils._macos_version = lambda: FAKE_MACOS
+    ct_model.MLModel.predict = _predict
+    ct_model.MLModel.make_state = _make_state
+    config._conformance_out = config.getoption("--conformance-out")
+    _config["config"] = config
+
+
 def _make_state(self):
     pytest.skip("stateful model: needs Core ML itself (macOS 15); the kerasml runtime has no state")
 

@@ -72,14 +72,14 @@ def run_case(case: Case, fmt: str, keras_path: Path, parameters: int, samples: i
     out = keras_path.with_suffix("." + fmt)
     started = time.perf_counter()
     try:
-        convert(ConvertOptions(model=keras_path, labels=LABELS, out=out, format=fmt, unsafe=case.unsafe,
+        convert(ConvertOptions(model=keras_path, labels=LABELS, out=out, format=fmt,
                                force=True), say=lambda m: None, warn=lambda m: None)
     except KerasmlError as exc:
         row.status, row.detail = "refused", str(exc)
         return row
     row.convert_seconds = time.perf_counter() - started
     try:
-        result = verify(out, keras_path, samples=samples, unsafe=case.unsafe)
+        result = verify(out, keras_path, samples=samples)
     except UnsupportedModelError as exc:
         row.status, row.detail = "runtime", str(exc)
         return row
@@ -92,17 +92,17 @@ def run_case(case: Case, fmt: str, keras_path: Path, parameters: int, samples: i
     if not result.passed:
         row.detail = "; ".join(c.detail for c in result.checks if not c.passed)
     if timings:
-        row.runtime_seconds, row.keras_seconds = _timings(out, keras_path, case.unsafe, samples)
+        row.runtime_seconds, row.keras_seconds = _timings(out, keras_path, samples)
     return row
 
 
-def _timings(coreml_path: Path, keras_path: Path, unsafe: bool, samples: int) -> tuple[float, float]:
+def _timings(coreml_path: Path, keras_path: Path, samples: int) -> tuple[float, float]:
     """Seconds for `samples` images: kerasml's runtime and Keras `predict`, each after a warm-up."""
     from kerasml.keras_models import load_keras_model
     from kerasml.runtime import load_model
 
     coreml = load_model(coreml_path)
-    keras_model = load_keras_model(keras_path, unsafe=unsafe)
+    keras_model = load_keras_model(keras_path)
     image = coreml.image
     images = np.random.default_rng(1).integers(0, 256, (samples, image.height, image.width, image.channels),
                                                dtype=np.uint8)

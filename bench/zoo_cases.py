@@ -10,6 +10,7 @@ converts, verifies and times it.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Callable
 
 CLASSES = 10
@@ -21,7 +22,6 @@ class Case:
     kind: str                      # "layer" (one unusual layer) or "model" (keras.applications)
     build: Callable                # () -> keras.Model, weights seeded
     fast: bool = False             # part of `make test`'s subset
-    unsafe: bool = False           # holds a Lambda layer (loading it runs its code)
 
 
 def _keras():
@@ -44,13 +44,13 @@ def _classifier(input_shape, *body, flatten=True):
     return keras.Sequential(layers)
 
 
-def _layer_case(name, input_shape, *body_factories, fast=True, unsafe=False, flatten=True):
+def _layer_case(name, input_shape, *body_factories, fast=True, flatten=True):
     """A case whose body layers are made when the case is built (so keras loads lazily)."""
     def build():
         keras = _keras()
         keras.utils.set_random_seed(7)
         return _classifier(input_shape, *(make(keras) for make in body_factories), flatten=flatten)
-    return Case(name, "layer", build, fast=fast, unsafe=unsafe)
+    return Case(name, "layer", build, fast=fast)
 
 
 def _rows(keras):
@@ -58,17 +58,42 @@ def _rows(keras):
     return keras.layers.Reshape((12, 12))
 
 
-def _gelu_tanh(keras):
-    import keras as k
+@functools.cache
+def _custom_layers():
+    """Two computations Keras has only as functions, wrapped as small layers (registered, so a saved
+    model loads again in this process without running stored code)."""
+    keras = _keras()
+    import tensorflow as tf
 
-    return keras.layers.Lambda(lambda x: k.activations.gelu(x, approximate=True), name="gelu_tanh")
+    @keras.saving.register_keras_serializable(package="kerasml_zoo")
+    class GeluTanh(keras.layers.Layer):
+        def call(self, x):
+            return keras.activations.gelu(x, approximate=True)
+
+    @keras.saving.register_keras_serializable(package="kerasml_zoo")
+    class ResizeAlignCorners(keras.layers.Layer):
+        def __init__(self, size, **kwargs):
+            super().__init__(**kwargs)
+            self.size = tuple(size)
+
+        def call(self, x):
+            return tf.compat.v1.image.resize_bilinear(x, self.size, align_corners=True)
+
+        def compute_output_shape(self, shape):
+            return (shape[0], *self.size, shape[3])
+
+        def get_config(self):
+            return {**super().get_config(), "size": self.size}
+
+    return GeluTanh, ResizeAlignCorners
+
+
+def _gelu_tanh(keras):
+    return _custom_layers()[0]()
 
 
 def _resize_align_corners(keras):
-    import tensorflow as tf
-
-    return keras.layers.Lambda(
-        lambda x: tf.compat.v1.image.resize_bilinear(x, (18, 18), align_corners=True), name="resize_ac")
+    return _custom_layers()[1]((18, 18))
 
 
 def _broadcasting_merges():
@@ -123,7 +148,7 @@ def _application(name, size, channels=3, **kwargs):
 
 LAYER_CASES = [
     _layer_case("gelu", (12, 12, 1), lambda k: k.layers.Conv2D(4, 3), lambda k: k.layers.Activation("gelu")),
-    _layer_case("gelu-tanh", (12, 12, 1), lambda k: k.layers.Conv2D(4, 3), _gelu_tanh, unsafe=True),
+    _layer_case("gelu-tanh", (12, 12, 1), lambda k: k.layers.Conv2D(4, 3), _gelu_tanh),
     _layer_case("dense-gelu", (12, 12, 1), lambda k: k.layers.Flatten(),
                 lambda k: k.layers.Dense(16, activation="gelu")),
     _layer_case("conv-groups", (12, 12, 3), lambda k: k.layers.Conv2D(4, 1),
@@ -142,7 +167,7 @@ LAYER_CASES = [
     _layer_case("resize-bilinear-fractional", (12, 12, 1), lambda k: k.layers.Resizing(18, 15, "bilinear")),
     _layer_case("resize-area-shrink", (12, 12, 1), lambda k: k.layers.Resizing(4, 6, "area")),
     _layer_case("resize-area-enlarge", (6, 6, 1), lambda k: k.layers.Resizing(12, 18, "area")),
-    _layer_case("resize-bilinear-align-corners", (12, 12, 1), _resize_align_corners, unsafe=True),
+    _layer_case("resize-bilinear-align-corners", (12, 12, 1), _resize_align_corners),
     _layer_case("layer-norm", (12, 12, 1), lambda k: k.layers.Reshape((12, 12)),
                 lambda k: k.layers.LayerNormalization()),
     _layer_case("lstm", (12, 12, 1), _rows, lambda k: k.layers.LSTM(8), flatten=False),

@@ -164,6 +164,7 @@ LAYER_CASES = [
     _layer_case("upsample-nearest", (8, 8, 1), lambda k: k.layers.UpSampling2D(2)),
     _layer_case("upsample-bilinear", (8, 8, 1), lambda k: k.layers.UpSampling2D((2, 3), interpolation="bilinear")),
     _layer_case("resize-nearest-fractional", (12, 12, 1), lambda k: k.layers.Resizing(18, 18, "nearest")),
+    _layer_case("resize-nearest-shrink", (12, 12, 1), lambda k: k.layers.Resizing(8, 5, "nearest")),
     _layer_case("resize-bilinear-fractional", (12, 12, 1), lambda k: k.layers.Resizing(18, 15, "bilinear")),
     _layer_case("resize-area-shrink", (12, 12, 1), lambda k: k.layers.Resizing(4, 6, "area")),
     _layer_case("resize-area-enlarge", (6, 6, 1), lambda k: k.layers.Resizing(12, 18, "area")),

@@ -112,6 +112,43 @@ def register_missing_tf_ops() -> None:
                                       "by a whole factor; Core ML has no area resampling")
         context.add(node.name, mb.transpose(x=y, perm=[0, 2, 3, 1], name=node.name))
 
+    original_nearest = _TF_OPS_REGISTRY.get("ResizeNearestNeighbor")
+
+    @functools.wraps(original_nearest)
+    def resize_nearest_neighbor(context, node):
+        # Keras Resizing(interpolation="nearest") by a fractional factor (12 → 18 rows): Core ML's
+        # nearest resampling is specified for whole factors only, so TensorFlow's rounding
+        # (half-pixel centres, or align_corners) is spelt out as a gather of the source rows and
+        # columns, which both formats compute exactly. Whole factors keep coremltools' upsample.
+        x = context[node.inputs[0]]
+        size = context[node.inputs[1]].val
+        height, width = x.shape[1], x.shape[2]
+        align = bool(node.attr.get("align_corners", False))
+        if size is None or (not align and size[0] % height == 0 and size[1] % width == 0):
+            return original_nearest(context, node)
+        rows = _nearest_sources(height, int(size[0]), align, bool(node.attr.get("half_pixel_centers")))
+        columns = _nearest_sources(width, int(size[1]), align, bool(node.attr.get("half_pixel_centers")))
+        y = mb.gather(x=x, indices=rows, axis=1)
+        context.add(node.name, mb.gather(x=y, indices=columns, axis=2, name=node.name))
+
+    register_tf_op(resize_nearest_neighbor, override=True)
+
+
+def _nearest_sources(size_in: int, size_out: int, align_corners: bool, half_pixel: bool):
+    """The source index of every output pixel, as TensorFlow's ResizeNearestNeighbor picks it."""
+    import numpy as np
+
+    # float32 arithmetic and round-half-up, as TensorFlow's kernel computes them
+    out = np.arange(size_out, dtype=np.float32)
+    if align_corners:
+        scale = np.float32(size_in - 1) / np.float32(size_out - 1) if size_out > 1 else np.float32(0)
+        source = np.floor(out * scale + np.float32(0.5))
+    elif half_pixel:
+        source = np.floor((out + np.float32(0.5)) * (np.float32(size_in) / np.float32(size_out)))
+    else:
+        source = np.floor(out * (np.float32(size_in) / np.float32(size_out)))
+    return np.minimum(source, size_in - 1).astype(np.int32)
+
 
 # ---------------------------------------------------------------------------------------------
 # Keras layers rebuilt in an equivalent form that converts

@@ -226,7 +226,6 @@ def convert_keras_model(model, fmt: str = "mlmodel", precision: str = "fp32",
     `precision` and `sparsity` name a `compress` scheme (`calibration`: images for w8a8);
     `uncompressed(mlmodel)` sees the model before it is compressed.
     """
-    tf = tensorflow()
     ct = coremltools()
     if not isinstance(model, LoadedModel):
         from kerasml.keras_models import _from_keras
@@ -234,19 +233,9 @@ def convert_keras_model(model, fmt: str = "mlmodel", precision: str = "fp32",
     if preprocessing is None:
         height, width, channels = image_shape_for(model, None)
         preprocessing = Preprocessing(height, width, channels, bias=[0.0] * channels)
-    function = fixes.rebuilt_function(model)
     labels = labels if labels is not None else list(DIGITS)
     image_shape = (1, preprocessing.height, preprocessing.width, preprocessing.channels)
-    model_shape = (1, *model.input_shape)
-
-    @tf.function(input_signature=[tf.TensorSpec(image_shape, tf.float32, name=INPUT_NAME)])
-    def serve(image):
-        # Core ML hands over the scaled image (N, H, W, C); flat models get it row by row.
-        x = image if model_shape == image_shape else tf.reshape(image, model_shape)
-        y = function(x)
-        return tf.nn.softmax(y) if add_softmax else y
-
-    graph = fixes.inline_function_calls(serve.get_concrete_function())
+    graph = _traced_graph(model, image_shape, add_softmax)
     fixes.register_missing_tf_ops()
 
     convert_to = FORMATS[fmt]
@@ -283,6 +272,23 @@ def convert_keras_model(model, fmt: str = "mlmodel", precision: str = "fp32",
     if uncompressed is not None:
         uncompressed(mlmodel)
     return compress.apply(mlmodel, fmt, precision, sparsity=sparsity, calibration=calibration, notes=notes)
+
+
+def _traced_graph(model: LoadedModel, image_shape: tuple, add_softmax: bool):
+    """The model traced for a (1, H, W, C) image as a frozen GraphDef coremltools can take: layers
+    rebuilt and nested calls inlined as `conversion_fixes` says."""
+    tf = tensorflow()
+    function = fixes.rebuilt_function(model)
+    model_shape = (1, *model.input_shape)
+
+    @tf.function(input_signature=[tf.TensorSpec(image_shape, tf.float32, name=INPUT_NAME)])
+    def serve(image):
+        # Core ML hands over the scaled image (N, H, W, C); flat models get it row by row.
+        x = image if model_shape == image_shape else tf.reshape(image, model_shape)
+        y = function(x)
+        return tf.nn.softmax(y) if add_softmax else y
+
+    return fixes.inline_function_calls(serve.get_concrete_function())
 
 
 def _rename_probabilities(ct, mlmodel):

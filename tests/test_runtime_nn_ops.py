@@ -275,3 +275,21 @@ def test_flexible_input_shapes_take_any_shape_in_range():
     np.testing.assert_allclose(model.predict({"data": x})["out"], x.sum(axis=-1, keepdims=True), rtol=1e-6)
     with pytest.raises(Exception, match="does not allow the shape"):
         model.predict({"data": rand(1, 4, 2)})
+
+
+def test_l2_pooling_and_3d_layers():
+    x = rand(1, 2, 5, 5)
+    nn = builder((2, 5, 5), rank_n=False)
+    nn.add_pooling("p", 3, 3, 2, 2, "L2", padding_type="VALID", input_name="data", output_name="out")
+    win = np.stack([x[:, :, i : i + 3, j : j + 3] for i in (0, 2) for j in (0, 2)], axis=2)
+    np.testing.assert_allclose(run(nn, x), np.sqrt((win**2).sum(axis=(-2, -1))).reshape(1, 2, 2, 2), atol=1e-5)
+    v = np.arange(1, 19, dtype=np.float32).reshape(1, 1, 1, 2, 3, 3)  # the spec's pooling3d example
+    nn = builder((1, 1, 2, 3, 3))
+    nn.add_pooling3d("p3", "data", "out", "MAX", 2, 2, 2, 1, 1, 1, padding_mode="VALID")
+    np.testing.assert_array_equal(run(nn, v)[0, 0, 0, 0], [[14, 15], [17, 18]])
+    w, b = rand(3, 1, 2, 2, 2), rand(3)
+    nn = builder((1, 1, 2, 3, 3))
+    nn.add_convolution3d("c3", 1, 3, 2, 2, 2, w, b, True, 1, input_name="data", output_name="out")
+    win = np.stack([v[0, 0, 0, :, i : i + 2, j : j + 2] for i in (0, 1) for j in (0, 1)])  # (4, 2, 2, 2)
+    expected = np.einsum("kxyz,oxyz->ok", win, w[:, 0]).reshape(3, 1, 2, 2) + b[:, None, None, None]
+    np.testing.assert_allclose(run(nn, v)[0, 0], expected, atol=1e-4)

@@ -16,6 +16,7 @@ from kerasml.runtime.nn_activations import LAYERS_ACTIVATION
 from kerasml.runtime.nn_data import LAYERS_DATA
 from kerasml.runtime.nn_elementwise import LAYERS_ELEMENTWISE
 from kerasml.runtime.nn_layers import LAYERS
+from kerasml.runtime.nn_layers_3d import LAYERS_3D
 from kerasml.runtime.nn_layers_nd import LAYERS_ND
 from kerasml.runtime.nn_norm import LAYERS_NORM
 from kerasml.runtime.nn_recurrent import LAYERS_RECURRENT
@@ -24,7 +25,7 @@ from kerasml.runtime.nn_resize import LAYERS_RESIZE
 
 TABLE = {
     **LAYERS, **LAYERS_ACTIVATION, **LAYERS_ELEMENTWISE, **LAYERS_ND, **LAYERS_NORM, **LAYERS_RECURRENT,
-    **LAYERS_REDUCE, **LAYERS_RESIZE, **LAYERS_DATA,
+    **LAYERS_REDUCE, **LAYERS_RESIZE, **LAYERS_DATA, **LAYERS_3D,
 }
 _RUNTIME_ERRORS = (ValueError, IndexError, TypeError, ArithmeticError)
 _OWN_OUTPUT = {"convolution", "innerProduct", "batchedMatmul", "batchnorm", "pooling"}

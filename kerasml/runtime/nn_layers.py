@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Callable
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 from kerasml.runtime import kernels, numerics, weights
 from kerasml.runtime.errors import UnsupportedModelError
@@ -138,11 +139,22 @@ def _pool_geometry(p, h: int, w: int, kernel, stride, name: str):
     return pads, (out_h, numerics.pool_out_size(w, kernel[1], stride[1], pads[2], pads[3], ceil=False))
 
 
+def _l2_pool(x: np.ndarray, kernel, stride, pads, out) -> np.ndarray:
+    """sqrt of the sum of squares in each window; padding, and any overhang past it, adds zeros."""
+    (kh, kw), (sh, sw), (oh, ow) = kernel, stride, out
+    pt, pb, pl, pr = pads
+    extra_b = max((oh - 1) * sh + kh - (pt + x.shape[2] + pb), 0)
+    extra_r = max((ow - 1) * sw + kw - (pl + x.shape[3] + pr), 0)
+    sq = np.pad(x * x, ((0, 0), (0, 0), (pt, pb + extra_b), (pl, pr + extra_r)))
+    windows = sliding_window_view(sq, (kh, kw), axis=(2, 3))[:, :, : (oh - 1) * sh + 1 : sh, : (ow - 1) * sw + 1 : sw]
+    return np.sqrt(windows.sum(axis=(-2, -1), dtype=np.float32))
+
+
 def compile_pooling(layer, name: str) -> Run:
     p = layer.pooling
-    kinds = {0: "max", 1: "avg"}
+    kinds = {0: "max", 1: "avg", 2: "l2"}
     if p.type not in kinds:
-        raise _unsupported(name, "pooling", "L2 pooling")
+        raise _unsupported(name, "pooling", f"pooling type {p.type}")
     kind = kinds[p.type]
     kernel, stride = _pair(p.kernelSize, 3), _pair(p.stride, 1)
     ws = numerics.Workspace()
@@ -150,9 +162,13 @@ def compile_pooling(layer, name: str) -> Run:
     def make_run(floor: float | None) -> Run:
         def run(inputs):
             x, lead = _as_images(inputs[0])
-            if p.globalPooling:
+            if p.globalPooling and kind == "l2":
+                y = np.sqrt(np.sum(x * x, axis=(2, 3), keepdims=True, dtype=np.float32))
+            elif p.globalPooling:
                 y = x.max(axis=(2, 3), keepdims=True) if kind == "max" else x.mean(axis=(2, 3), keepdims=True)
                 y = y if floor is None else np.maximum(y, floor)
+            elif kind == "l2":
+                y = _l2_pool(x, kernel, stride, *_pool_geometry(p, x.shape[2], x.shape[3], kernel, stride, name))
             else:
                 pads, out = _pool_geometry(p, x.shape[2], x.shape[3], kernel, stride, name)
                 y = numerics.pool2d(

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from kerasml import compress
 from kerasml.errors import KerasmlError
 
 # Default tolerances by weight precision: max |Δ probability| and the least top-1 agreement.
@@ -100,6 +101,9 @@ def verify(coreml_path: Path, keras_path: Path, data: Path | None = None, sample
 
     precision = coreml.weight_precision
     default_atol, min_agreement = TOLERANCES.get(precision, TOLERANCES["lut"])
+    scheme = compress.parse_label(coreml.spec.description.metadata.userDefined.get("com.kerasml.precision", ""))
+    if scheme is not None:  # kerasml's own compression scheme, written by convert: its tolerance
+        precision, (default_atol, min_agreement) = compress.label(*scheme), compress.tolerance(*scheme)
     atol = default_atol if atol is None else atol
     difference = np.abs(actual.astype(np.float64) - expected.astype(np.float64))
     max_diff, mean_diff = float(difference.max()), float(difference.mean())

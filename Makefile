@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 MODELS := models
 SWIFT  ?= swift
 
-.PHONY: venv demo test pytest swift-test bench conformance zoo clean
+.PHONY: venv demo test pytest swift-test bench conformance zoo compression clean
 
 venv: $(STAMP)
 
@@ -56,6 +56,12 @@ conformance: venv
 # bench/zoo.json and the README's zoo table. Long (tens of minutes); `make test` runs its fast subset.
 zoo: venv
 	$(PY) bench/zoo.py
+
+# Every compression scheme x format of the digit model (models/digits.keras, else trained on the
+# bundled sample) on the real MNIST test digits: size, share of fp32, accuracy, points lost.
+# Writes bench/compression.md and .json (about 12 minutes on 2 cores).
+compression: venv
+	PYTHONPATH=$(CURDIR) $(PY) bench/compression.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info bench/out

@@ -156,70 +156,52 @@ def _nearest_sources(size_in: int, size_out: int, align_corners: bool, half_pixe
 # Recurrent layers traced as a `tf.while_loop` over the time steps make coremltools' TF frontend
 # fail ("list index out of range"); over the fixed number of steps an image has, Keras' own
 # `unroll=True` computes the same cells step by step with plain ops that convert.
-_RECURRENT = ("LSTM", "GRU", "SimpleRNN")
-
-
-def _unrolled_config(config: dict) -> dict:
-    """A layer config with every recurrent layer in it (Bidirectional's too) set to unroll."""
-    config = dict(config)
-    if config.get("class_name") in _RECURRENT and "config" in config:
-        config["config"] = {**config["config"], "unroll": True}
-        return config
-    for key, value in config.items():
-        if isinstance(value, dict):
-            config[key] = _unrolled_config(value)
-    return config
-
 
 def _needs_unrolling(layer) -> bool:
-    kind = type(layer).__name__
-    if kind in _RECURRENT:
-        return not layer.unroll
-    if kind == "Bidirectional":
+    """Any Keras RNN (LSTM, GRU, SimpleRNN, ConvLSTM*, RNN(cell)) or Bidirectional not unrolled."""
+    import keras
+
+    if isinstance(layer, keras.layers.Bidirectional):
         return not (layer.forward_layer.unroll and layer.backward_layer.unroll)
-    return False
+    return isinstance(layer, keras.layers.RNN) and not layer.unroll
+
+
+def _unrolled(layer):
+    """A new, unbuilt copy of a recurrent or Bidirectional layer with `unroll=True`."""
+    import keras
+
+    config = layer.get_config()
+    if isinstance(layer, keras.layers.Bidirectional):
+        for key in ("layer", "backward_layer"):
+            if config.get(key):
+                config[key] = {**config[key], "config": {**config[key]["config"], "unroll": True}}
+        return keras.layers.Bidirectional.from_config(config)
+    return layer.__class__.from_config({**config, "unroll": True})
 
 
 def rebuild_for_conversion(keras_model):
     """The model with every layer that has a convertible equivalent rebuilt that way (same
     weights), or the model itself when nothing needs it.
 
-    Needed by: LSTM, GRU, SimpleRNN, Bidirectional(...) — unrolled over their fixed steps.
+    Needed by: LSTM, GRU, SimpleRNN, ConvLSTM*, Bidirectional(...) — unrolled over their fixed
+    steps, in nested models too.
     """
     import keras
 
-    layers = getattr(keras_model, "layers", None)
-    if not layers or not any(_needs_unrolling(layer) for layer in _all_layers(keras_model)):
+    if not any(_needs_unrolling(layer) for layer in keras_model._flatten_layers(include_self=False)):
         return keras_model
 
     def clone(layer):
-        if not _needs_unrolling(layer):
-            return layer.__class__.from_config(layer.get_config())
-        if type(layer).__name__ == "Bidirectional":
-            config = layer.get_config()
-            config["layer"] = _unrolled_config(config["layer"])
-            if config.get("backward_layer"):
-                config["backward_layer"] = _unrolled_config(config["backward_layer"])
-            return keras.layers.deserialize({"class_name": "Bidirectional", "config": config,
-                                             "module": "keras.layers"})
-        return layer.__class__.from_config({**layer.get_config(), "unroll": True})
+        return _unrolled(layer) if _needs_unrolling(layer) else layer.__class__.from_config(layer.get_config())
 
-    rebuilt = keras.models.clone_model(keras_model, clone_function=clone)
+    rebuilt = keras.models.clone_model(keras_model, clone_function=clone, recursive=True)
     rebuilt.set_weights(keras_model.get_weights())
     return rebuilt
 
 
-def _all_layers(model):
-    for layer in model.layers:
-        if hasattr(layer, "layers") and type(layer).__name__ in ("Sequential", "Functional"):
-            yield from _all_layers(layer)
-        else:
-            yield layer
-
-
 def rebuilt_function(model):
     """The function to trace for `model` (a LoadedModel): its Keras model rebuilt where needed."""
-    if model.keras_model is None or not hasattr(model.keras_model, "layers"):
+    if model.keras_model is None or not hasattr(model.keras_model, "_flatten_layers"):
         return model.function
     rebuilt = rebuild_for_conversion(model.keras_model)
     if rebuilt is model.keras_model:

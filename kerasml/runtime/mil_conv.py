@@ -116,14 +116,15 @@ def conv_transpose(args: Args) -> list:
         crops = [(0, 0)] * k
     elif pad_type == "custom":
         crops = [(pads[2 * i], pads[2 * i + 1]) for i in range(k)]
-    elif pad_type == "same":
-        totals = [f - n * s for f, n, s in zip(full, xs.shape[2:], strides)]
+    elif pad_type == "same":  # output n * stride; as TensorFlow, the odd row is cut at the end, and a
+        # result shorter than that (stride above the kernel's extent) is extended with zeros
+        totals = [max(f - n * s, 0) for f, n, s in zip(full, xs.shape[2:], strides)]
         crops = [(t // 2, t - t // 2) for t in totals]
     else:
         raise args.unsupported(f"pad_type '{pad_type}'")
-    if any(a < 0 or b < 0 for a, b in crops):
-        raise args.unsupported("a transposed convolution whose 'same' output is larger than its full result")
     sizes = [f - a - b for f, (a, b) in zip(full, crops)]
+    if pad_type == "same":
+        sizes = [n * s for n, s in zip(xs.shape[2:], strides)]
     if args.has("output_shape") and args.get("output_shape") is not None:
         sizes = args.ints("output_shape")[-k:]
     bias = args.f32("bias", None)

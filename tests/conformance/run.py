@@ -23,7 +23,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 INI = REPO / "tests" / "conformance" / "conformance.ini"
-CATEGORIES = ("passed", "refused", "wrong", "crashed", "skipped", "no-prediction")
+CATEGORIES = ("passed", "refused", "wrong", "crashed", "skipped", "no-prediction", "test-error")
 RUN = ("passed", "refused", "wrong", "crashed")  # cases where the runtime was asked for a prediction
 
 
@@ -72,7 +72,7 @@ def run_group(paths: list[Path], keyword: str | None, timeout: int, per_class: i
         counts = Counter(r["category"] for r in cases)
         result = {"file": name, "seconds": round(sum(r["seconds"] for r in mine), 1),
                   "counts": {c: counts.get(c, 0) for c in CATEGORIES}}
-        result["details"] = [r for r in cases if r["category"] in ("wrong", "crashed", "refused", "skipped")]
+        result["details"] = [r for r in cases if r["category"] in ("wrong", "crashed", "refused", "skipped", "test-error")]
         errors = [r["message"] for r in mine if r["category"] == "collection-error"]
         if errors:
             result["error"] = "skipped: " + errors[0] if errors[0].startswith("needs ") else "not collected: " + errors[0]
@@ -111,10 +111,11 @@ def render(results: dict, command: str) -> str:
         "Run cases are those that asked the runtime for a prediction: passed, refused (a clean "
         "UnsupportedModelError naming the op), wrong (the prediction differs from the expected output) and "
         "crashed (any other exception). Skipped tests (with the reason below) and tests that pass without "
-        "asking for a prediction are not counted in the rate.",
+        "asking for a prediction are not counted in the rate; nor are test errors (coremltools' test failed on its "
+        "own before it asked for a prediction, e.g. a timing check on a loaded machine).",
         "",
-        "| file | passed | refused | wrong | crashed | skipped | no prediction | seconds |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| file | passed | refused | wrong | crashed | skipped | no prediction | test error | seconds |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name in sorted(results):
         r = results[name]
@@ -122,11 +123,12 @@ def render(results: dict, command: str) -> str:
         note = f" ({r['error']})" if r.get("error") else ""
         lines.append(
             f"| {name}{note} | {c['passed']} | {c['refused']} | {c['wrong']} | {c['crashed']} | {c['skipped']} "
-            f"| {c['no-prediction']} | {r['seconds']:.0f} |"
+            f"| {c['no-prediction']} | {c.get('test-error', 0)} | {r['seconds']:.0f} |"
         )
     lines.append(
         f"| **all** | {totals['passed']} | {totals['refused']} | {totals['wrong']} | {totals['crashed']} "
-        f"| {totals['skipped']} | {totals['no-prediction']} | {sum(r['seconds'] for r in results.values()):.0f} |"
+        f"| {totals['skipped']} | {totals['no-prediction']} | {totals['test-error']} "
+        f"| {sum(r['seconds'] for r in results.values()):.0f} |"
     )
     lines += _details(results)
     return "\n".join(lines) + "\n"
@@ -134,7 +136,7 @@ def render(results: dict, command: str) -> str:
 
 def _details(results: dict) -> list[str]:
     out = []
-    for category in ("wrong", "crashed"):
+    for category in ("wrong", "crashed", "test-error"):
         rows = [(n, d) for n, r in sorted(results.items()) for d in r["details"] if d["category"] == category]
         if rows:
             out += ["", f"## {category} ({len(rows)})", ""]

@@ -3,12 +3,14 @@
 For each case and format: the Keras model is built with seeded random weights and saved, converted
 with `kerasml.convert`, checked with `kerasml.verify` (kerasml's NumPy runtime against Keras on 64
 seeded random images), and timed: the runtime on those 64 images against Keras `predict` on the
-same images (each timed on its second call, after tracing and warm-up). Writes bench/zoo.json, bench/zoo.md and the table in the
-README between its zoo markers.
+same images (each timed on its second call, after tracing and warm-up). bench/zoo.json keeps the
+latest row of every case and format, so a run of a few cases updates their rows; bench/zoo.md and
+the README's table (between its zoo markers) are written from it.
 
     python bench/zoo.py                 # everything
     python bench/zoo.py --fast          # the subset `make test` runs
-    python bench/zoo.py --cases gelu,ConvNeXtTiny --no-write
+    python bench/zoo.py --cases gelu,ConvNeXtTiny     # re-measure two cases
+    python bench/zoo.py --fast --no-write             # print only
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import platform
 import sys
 import tempfile
@@ -50,6 +53,7 @@ class Row:
     near_ties: int | None = None
     runtime_seconds: float | None = None
     keras_seconds: float | None = None
+    measured: str = ""                # UTC time of the run that made this row
 
 
 def build(case: Case, folder: Path) -> tuple[Path, int]:
@@ -68,7 +72,8 @@ def run_case(case: Case, fmt: str, keras_path: Path, parameters: int, samples: i
     from kerasml.runtime.errors import UnsupportedModelError
     from kerasml.verify import verify
 
-    row = Row(case.name, case.kind, parameters, fmt, "error")
+    row = Row(case.name, case.kind, parameters, fmt, "error",
+              measured=f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC")
     out = keras_path.with_suffix("." + fmt)
     started = time.perf_counter()
     try:
@@ -145,6 +150,17 @@ def _short(text: str, limit: int = 140) -> str:
     return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
+def merged(rows: list[Row]) -> list[Row]:
+    """bench/zoo.json's rows with these replacing theirs (same case and format), in case order: a
+    run of a few cases updates the table instead of shrinking it to them."""
+    path = REPO / "bench" / "zoo.json"
+    previous = [Row(**row) for row in json.loads(path.read_text())] if path.is_file() else []
+    latest = {(row.case, row.format): row for row in previous + rows}
+    order = {case.name: number for number, case in enumerate(CASES)}
+    return sorted((row for row in latest.values() if row.case in order and row.format in FORMATS),
+                  key=lambda row: (order[row.case], FORMATS.index(row.format)))
+
+
 def _write_json(rows: list[Row]) -> None:
     (REPO / "bench" / "zoo.json").write_text(json.dumps([dataclasses.asdict(r) for r in rows], indent=1) + "\n")
 
@@ -180,20 +196,19 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"[zoo] {number}/{len(cases)} {case.name} {fmt}: {row.status}"
                       f"{'' if row.status == 'verified' else ' - ' + _short(row.detail, 200)}", flush=True)
             if not args.no_write:  # rows so far, so an interrupted run still leaves its figures
-                _write_json(rows)
+                _write_json(merged(rows))
     minutes = (time.perf_counter() - started) / 60
-    header = (f"Measured {datetime.now(timezone.utc):%Y-%m-%d} on {platform.machine()} "
-              f"({platform.system()}, Python {platform.python_version()}) in {minutes:.1f} min: "
-              f"`python bench/zoo.py{' ' + ' '.join(argv or sys.argv[1:]) if (argv or sys.argv[1:]) else ''}`. "
-              f"Random weights, {SAMPLES} seeded random images; top-1 agreement counts images whose best "
-              "Keras class leads by more than the tolerance (near-ties in brackets).")
-    table = markdown(rows, header)
-    print(table)
+    command = " ".join(["python bench/zoo.py", *(sys.argv[1:] if argv is None else argv)])
+    print(markdown(rows, f"This run: `{command}`, {minutes:.1f} min."))
     if not args.no_write:
-        _write_json(rows)
+        table = markdown(merged(rows), (
+            f"Measured on {platform.machine()} ({platform.system()}, Python {platform.python_version()}, "
+            f"{os.cpu_count()} cores); each row from the latest run of its case (times in bench/zoo.json), "
+            f"the last `{command}` ({minutes:.1f} min). Random weights, {SAMPLES} seeded random images; "
+            "top-1 agreement counts images whose best Keras class leads by more than the tolerance "
+            "(near-ties in brackets)."))
         (REPO / "bench" / "zoo.md").write_text("# Model zoo: convert and verify\n\n" + table)
-        if names is None and not args.fast:
-            update_readme(table)
+        update_readme(table)
     return 0 if all(r.status in ("verified", "runtime") for r in rows) else 1
 
 

@@ -312,7 +312,7 @@ class Trial:
     def line(self, reference_size: int) -> str:
         mark = "  <- kept" if self.kept else ""
         return (f"  {self.precision:<18} {self.size_bytes / 1024:9.1f} KiB {self.size_bytes / reference_size:7.1%}"
-                f" {self.accuracy:8.2%} {-self.drop_points:+7.2f}{mark}")
+                f" {self.accuracy:8.2%} {0.0 - self.drop_points + 0.0:+7.2f}{mark}")
 
 
 def auto_candidates(fmt: str, target: str | None) -> list[str]:

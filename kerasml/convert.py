@@ -202,6 +202,9 @@ def _convert_compressed(model: LoadedModel, options: ConvertOptions, record: Tra
                                   preprocessing, add_softmax=add_softmax, min_target=target,
                                   sparsity=None if auto else options.sparsity, calibration=calibration,
                                   uncompressed=keep_uncompressed if not auto else None, notes=notes)
+    if fp16_program and options.precision == "fp16":
+        notes.append("note: an fp16 ML Program is converted in float16 directly, so there is no fp32 model "
+                     "to compare its size with (convert with --precision fp32 for that)")
     if not auto:
         return mlmodel, options, reference
     _describe(mlmodel, Path(options.model), record, preprocessing, labels, dataclasses.replace(options, precision="fp32"))

@@ -79,3 +79,21 @@ def test_random_ops_and_unknown_modes_are_refused():
     assert "random_uniform" not in OPS
     with pytest.raises(UnsupportedModelError, match="pad mode"):
         call("pad", x=np.zeros((1, 2, 2), np.float32), pad=np.array([1, 1]), mode="wrap")
+
+
+@pytest.mark.parametrize(
+    "sampling,padding,coords,align,expected",
+    [  # each value worked by hand from the op's definition (and coremltools' test of it)
+        ("bilinear", "constant", "normalized_minus_one_to_one", True, [8.585, 6.17, 27.5, 6.17]),
+        ("nearest", "border", "unnormalized", False, [11, 11, 11, 44]),
+        ("bilinear", "reflection", "normalized_zero_to_one", True, [22, 36.3, 11, 34.1]),
+        ("nearest", "symmetric", "normalized_zero_to_one", False, [22, 33, 11, 33]),
+    ],
+)
+def test_resample_reads_past_the_edges_through_the_padding_mode(sampling, padding, coords, align, expected):
+    x = np.array([11.0, 22.0, 33.0, 44.0], np.float32).reshape(1, 1, 1, 2, 2)
+    points = np.array([-1.0, -2.0, -3.7, -1.0, 0.0, 0.0, 3.5, 1.2], np.float32).reshape(1, 1, 2, 2, 2)
+    (y,) = call("resample", batched=("x", "coordinates"), x=x, coordinates=points, sampling_mode=sampling,
+                padding_mode=padding, padding_value=np.float32(6.17), coordinates_mode=coords,
+                align_corners=np.bool_(align))
+    np.testing.assert_allclose(y.ravel(), expected, atol=1e-4)

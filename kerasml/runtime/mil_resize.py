@@ -156,3 +156,62 @@ def _crop(args, image, coords, th, tw, mode, pad) -> np.ndarray:
         raise args.unsupported(f"crop_resize with sampling mode {args.scalar('sampling_mode')}")
     rows, cols = kernels.box_grid(h0, h1, th, mode), kernels.box_grid(w0, w1, tw, mode)
     return _sample_padded(image, rows, cols, pad)
+
+
+def _padded_index(i: np.ndarray, n: int, mode: str) -> tuple[np.ndarray, np.ndarray]:
+    """Where index i of an axis of length n reads from once the image is padded by `mode`, and
+    whether it lies inside the image (constant padding reads the padding value elsewhere)."""
+    inside = (i >= 0) & (i < n)
+    if mode == "border":
+        return np.clip(i, 0, n - 1), np.ones_like(inside)
+    if mode == "reflection":  # |1 2 3| -> 2 3 2 1 2 3 2 1 2: the edge is not repeated
+        period = max(2 * (n - 1), 1)
+        m = np.mod(i, period)
+        return np.where(m >= n, period - m, m), np.ones_like(inside)
+    if mode == "symmetric":  # |1 2 3| -> 3 2 1 1 2 3 3 2 1: the edge is repeated
+        m = np.mod(i, 2 * n)
+        return np.where(m >= n, 2 * n - 1 - m, m), np.ones_like(inside)
+    return np.clip(i, 0, n - 1), inside
+
+
+def _pixels(c: np.ndarray, n: int, mode: str, align: bool) -> np.ndarray:
+    if mode == "unnormalized":
+        return c
+    if mode == "normalized_minus_one_to_one":
+        return (c + 1) / 2 * (n - 1) if align else ((c + 1) * n - 1) / 2
+    if mode == "normalized_zero_to_one":
+        return c * (n - 1) if align else c * n - 0.5
+    raise ValueError(f"coordinates_mode {mode!r}")
+
+
+@op("resample")
+@per_prediction
+def resample(args: Args) -> list:
+    """Samples x (B, C, H, W) at coordinates (B, H2, W2, 2) given as (x, y), reading past the edges
+    through the padding mode (coremltools' iOS15 image_resizing.resample definition)."""
+    x = np.asarray(args.f32("x"), np.float32)
+    coords = np.asarray(args.get("coordinates"), np.float64)
+    sampling, padding = str(args.scalar("sampling_mode")), str(args.scalar("padding_mode"))
+    coord_mode, align = str(args.scalar("coordinates_mode")), bool(args.scalar("align_corners"))
+    if sampling not in ("bilinear", "nearest") or padding not in ("constant", "border", "reflection", "symmetric"):
+        raise args.unsupported(f"sampling_mode '{sampling}' with padding_mode '{padding}'")
+    if coord_mode not in ("unnormalized", "normalized_minus_one_to_one", "normalized_zero_to_one"):
+        raise args.unsupported(f"coordinates_mode '{coord_mode}'")
+    h, w = x.shape[-2:]
+    px, py = _pixels(coords[..., 0], w, coord_mode, align), _pixels(coords[..., 1], h, coord_mode, align)
+    fill = np.float32(args.scalar("padding_value", 0.0))
+    batch = np.arange(x.shape[0])[:, None, None]
+
+    def tap(rows, cols):  # (B, H2, W2) integer taps -> (B, C, H2, W2)
+        r, r_in = _padded_index(rows, h, padding)
+        c, c_in = _padded_index(cols, w, padding)
+        values = x[batch, :, r, c]  # (B, H2, W2, C)
+        return np.where((r_in & c_in)[..., None], values, fill).transpose(0, 3, 1, 2)
+
+    if sampling == "nearest":  # halves round up: 2.5 reads pixel 3 (coremltools' test values)
+        return [tap(np.floor(py + 0.5).astype(np.int64), np.floor(px + 0.5).astype(np.int64))]
+    r0, c0 = np.floor(py).astype(np.int64), np.floor(px).astype(np.int64)
+    fy, fx = (py - r0)[:, None].astype(np.float32), (px - c0)[:, None].astype(np.float32)
+    top = tap(r0, c0) * (1 - fx) + tap(r0, c0 + 1) * fx
+    bottom = tap(r0 + 1, c0) * (1 - fx) + tap(r0 + 1, c0 + 1) * fx
+    return [top * (1 - fy) + bottom * fy]

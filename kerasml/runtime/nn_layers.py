@@ -186,8 +186,6 @@ def compile_pooling(layer, name: str) -> Run:
 
 def _channel_axis(x: np.ndarray, kind: str) -> int:
     """The 'C' axis: third from last for (..., C, 1, 1) blobs, otherwise the last (rank-N vectors)."""
-    if kind == "innerProduct" and x.ndim >= 4 and x.shape[-2:] != (1, 1):
-        raise ValueError(f"innerProduct needs a (C, 1, 1) input per prediction, got {x.shape[1:]}; add a flatten")
     return x.ndim - 3 if x.ndim >= 4 else x.ndim - 1
 
 
@@ -200,15 +198,23 @@ def compile_innerProduct(layer, name: str) -> Run:
     bias = weights.vector(p.bias, p.outputChannels, f"layer '{name}' bias") if p.hasBias else None
 
     def run(inputs):
+        # The spec: ranks 1-3 multiply along the last axis; ranks 4-5 flatten the last three axes
+        # (C, H, W) into C_in and give (..., C_out, 1, 1). A rank-3 (C_in, 1, 1) blob, or one that does
+        # not end in C_in, is a rank-5-mapping (C, H, W) blob, which flattens like rank 5.
         x = inputs[0]
-        axis = _channel_axis(x, "innerProduct")
-        if x.shape[axis] != p.inputChannels:
-            raise ValueError(f"input has {x.shape[axis]} channels, the weights expect {p.inputChannels}")
-        flat = x.reshape(x.shape[: axis + 1])
+        rank = x.ndim - 1
+        chw = rank == 3 and (x.shape[-2:] == (1, 1) and x.shape[-3] == p.inputChannels or x.shape[-1] != p.inputChannels)
+        if rank >= 4 or chw:
+            lead, flat = x.shape[:-3], x.reshape(x.shape[:-3] + (-1,))
+        else:
+            lead, flat = x.shape[:-1], x
+        if flat.shape[-1] != p.inputChannels:
+            raise ValueError(f"input of shape {x.shape[1:]} has {flat.shape[-1]} values per vector, "
+                             f"the weights expect {p.inputChannels}")
         y = flat @ wt
         if bias is not None:
             y += bias
-        return [y.reshape(y.shape + x.shape[axis + 1 :])]
+        return [y.reshape(lead + (p.outputChannels, 1, 1)) if flat is not x else y]
 
     return run
 

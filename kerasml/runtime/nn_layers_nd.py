@@ -78,8 +78,7 @@ def compile_batchedMatmul(layer, name: str) -> Run:
     # Stored as (columns, rows), one row per output channel, like innerProduct's weights.
     w = np.ascontiguousarray(weights.decode(p.weights, (cols, rows), f"layer '{name}' weights").T)
     bias = weights.vector(p.bias, cols, f"layer '{name}' bias") if p.hasBias else None
-    if p.transposeA:
-        raise _unsupported(name, "batchedMatmul", "transposeA with constant weights")
+    # transposeA / transposeB: the spec says both "are ignored when there is one input"
 
     def run(inputs):
         x = inputs[0]

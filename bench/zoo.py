@@ -176,13 +176,29 @@ def update_readme(table: str) -> None:
     readme.write_text(f"{before}{README_START}\n{table}{README_END}{after}")
 
 
+def write_tables(rows: list[Row], command: str, minutes: float | None) -> None:
+    took = "" if minutes is None else f" ({minutes:.1f} min)"
+    table = markdown(rows, (
+        f"Measured on {platform.machine()} ({platform.system()}, Python {platform.python_version()}, "
+        f"{os.cpu_count()} cores); each row from the latest run of its case (times in bench/zoo.json), "
+        f"the last `{command}`{took}. Random weights, {SAMPLES} seeded random images; top-1 agreement "
+        "counts images whose best Keras class leads by more than the tolerance (near-ties in brackets)."))
+    (REPO / "bench" / "zoo.md").write_text("# Model zoo: convert and verify\n\n" + table)
+    update_readme(table)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", help="comma-separated case names (default: all)")
     parser.add_argument("--fast", action="store_true", help="only the cases `make test` runs")
     parser.add_argument("--formats", default=",".join(FORMATS))
     parser.add_argument("--no-write", action="store_true", help="print the table, write no files")
+    parser.add_argument("--table-only", action="store_true",
+                        help="write bench/zoo.md and the README table from bench/zoo.json, run nothing")
     args = parser.parse_args(argv)
+    if args.table_only:
+        write_tables(merged([]), "python bench/zoo.py --table-only", None)
+        return 0
     cases = [case_named(name) for name in args.cases.split(",")] if args.cases else CASES  # in that order
     cases = [case for case in cases if case.fast or not args.fast]
     rows: list[Row] = []
@@ -201,14 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     command = " ".join(["python bench/zoo.py", *(sys.argv[1:] if argv is None else argv)])
     print(markdown(rows, f"This run: `{command}`, {minutes:.1f} min."))
     if not args.no_write:
-        table = markdown(merged(rows), (
-            f"Measured on {platform.machine()} ({platform.system()}, Python {platform.python_version()}, "
-            f"{os.cpu_count()} cores); each row from the latest run of its case (times in bench/zoo.json), "
-            f"the last `{command}` ({minutes:.1f} min). Random weights, {SAMPLES} seeded random images; "
-            "top-1 agreement counts images whose best Keras class leads by more than the tolerance "
-            "(near-ties in brackets)."))
-        (REPO / "bench" / "zoo.md").write_text("# Model zoo: convert and verify\n\n" + table)
-        update_readme(table)
+        write_tables(merged(rows), command, minutes)
     return 0 if all(r.status in ("verified", "runtime") for r in rows) else 1
 
 

@@ -147,17 +147,46 @@ def compile_loadConstantND(layer, name: str) -> Run:
     return lambda inputs: [value]
 
 
+def _per_prediction(inputs: list, fn) -> np.ndarray:
+    """fn(x, *params) for each prediction, where parameters arrive as blobs of their own."""
+    return np.stack([fn(x[None], *(p.ravel() for p in params)) for x, *params in zip(*inputs)])[:, 0]
+
+
 def compile_tile(layer, name: str) -> Run:
-    reps = list(layer.tile.reps)
-    if len(layer.input) != 1:
-        raise _unsupported(name, "tile", "repetitions given as a second input")
+    fixed = list(layer.tile.reps)
 
-    def run(inputs):
-        x = inputs[0]
+    def tile(x, reps):
+        reps = [int(r) for r in reps]
         lead = max(x.ndim - 1 - len(reps), 0)
-        return [np.tile(x, [1] + [1] * lead + reps)]
+        return np.tile(x, [1] + [1] * lead + reps)
 
-    return run
+    if len(layer.input) == 2:  # the repetitions arrive as a second input
+        return lambda inputs: [_per_prediction(inputs, tile)]
+    return lambda inputs: [tile(inputs[0], fixed)]
+
+
+def compile_sliceDynamic(layer, name: str) -> Run:
+    p = layer.sliceDynamic
+    count = len(layer.input)
+
+    def slice_one(x, begin, *given):
+        rank = x.ndim - 1
+        params = [list(p.endIds), list(p.strides), list(p.beginMasks), list(p.endMasks), list(p.squeezeMasks)]
+        for i, value in enumerate(given):  # inputs 3-7 replace the matching parameter
+            params[i] = [int(v) for v in value]
+        end, strides, begin_mask, end_mask, squeeze = params
+        begin_mask = begin_mask or [False] * rank
+        end_mask = end_mask or [False] * rank
+        squeeze = squeeze or [False] * rank
+        if len(end) != rank and not all(end_mask):
+            raise ValueError(f"slice of rank {len(end)} on an input of rank {rank}")
+        end = end or [0] * rank
+        return numerics.strided_slice(x, [int(b) for b in begin], end, strides or [1] * rank,
+                                      begin_mask, end_mask, squeeze, lead=1)
+
+    if count < 2:
+        raise ValueError(f"layer '{name}' (sliceDynamic) needs the begin indices as a second input")
+    return lambda inputs: [_per_prediction(inputs, slice_one)]
 
 
 def compile_sliceStatic(layer, name: str) -> Run:
@@ -188,4 +217,5 @@ LAYERS_ND: dict[str, Callable[..., Run]] = {
     "loadConstantND": compile_loadConstantND,
     "tile": compile_tile,
     "sliceStatic": compile_sliceStatic,
+    "sliceDynamic": compile_sliceDynamic,
 }

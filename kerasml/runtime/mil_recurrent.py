@@ -25,6 +25,7 @@ _ACTIVATIONS = {
     "linear": lambda x: x,
     "hard_sigmoid": lambda x: np.clip(np.float32(0.2) * x + np.float32(0.5), 0, 1),
     "sigmoid_hard": lambda x: np.clip(np.float32(0.2) * x + np.float32(0.5), 0, 1),
+    "scaled_tanh": np.tanh,  # with the op's default alpha = beta = 1 (the cell takes no parameters)
 }
 
 

@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 MODELS := models
 SWIFT  ?= swift
 
-.PHONY: venv demo test pytest swift-test bench clean
+.PHONY: venv demo test pytest swift-test bench conformance zoo compression clean
 
 venv: $(STAMP)
 
@@ -51,6 +51,23 @@ swift-test:
 # Side-by-side figures for the README: writes bench/results.json and bench/results.md.
 bench: venv
 	$(PY) bench/run.py
+
+# coremltools' own op tests with kerasml's runtime standing in for Core ML (about an hour on 2 cores):
+# prints and writes bench/conformance.md and .json. A subset: make conformance ARGS="iOS14/test_activation.py -k relu"
+conformance: venv
+	PYTHONPATH=$(CURDIR) $(PY) tests/conformance/run.py $(ARGS)
+
+# Every zoo case (bench/zoo_cases.py: single unusual layers and every keras.applications family,
+# random weights, nothing downloaded) converted in both formats and verified: writes bench/zoo.md,
+# bench/zoo.json and the README's zoo table. Long (tens of minutes); `make test` runs its fast subset.
+zoo: venv
+	$(PY) bench/zoo.py
+
+# Every compression scheme x format of the digit model (models/digits.keras, else trained on the
+# bundled sample) on the real MNIST test digits: size, share of fp32, accuracy, points lost.
+# Writes bench/compression.md and .json (about 12 minutes on 2 cores).
+compression: venv
+	PYTHONPATH=$(CURDIR) $(PY) bench/compression.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info bench/out

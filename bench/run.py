@@ -233,7 +233,7 @@ def markdown(results: dict) -> str:
         if "status" in row:
             lines.append(f"| default model | | {row['status']} | | | | |")
             continue
-        ratio = f"{row['size_ratio']:.1%}" if "size_ratio" in row else "100%"
+        ratio = f"{row['size_ratio']:.1%}" if "size_ratio" in row else "100%" if row["precision"] == "fp32" else "n/a"
         lines.append(f"| {row['format']} | {row['precision']} | {row['size_bytes'] / 1024:.1f} KiB | {ratio} | "
                      f"{row['max_abs_diff']:.2e} | {row['top1_agreement']:.2%} | "
                      f"{pct(row['keras_accuracy'])} → {pct(row['coreml_accuracy'])} |")

@@ -148,7 +148,9 @@ def convert(
     labels: Annotated[Optional[str], typer.Option(help="digits, fashion, auto (from the training record), @labels.txt or a,b,c.")] = None,
     out: Annotated[Optional[Path], typer.Option(help="Output path (default: beside the model).")] = None,
     format: Annotated[str, typer.Option("--format", help="mlmodel (NeuralNetwork, as the tutorial) or mlpackage (ML Program).")] = "mlmodel",
-    precision: Annotated[str, typer.Option(help="Weight precision: fp32, fp16 or int8.")] = "fp32",
+    precision: Annotated[str, typer.Option(help="Weights: fp32, fp16, int8, palette4/6/8 (k-means look-up tables), int4 and w8a8 (ML Program only; w8a8 needs --data), or auto (smallest within --max-drop).")] = "fp32",
+    sparsity: Annotated[Optional[float], typer.Option(help="Prune this fraction of the weights (e.g. 0.5) and store them sparse; ML Program only, combines with --precision.")] = None,
+    max_drop: Annotated[Optional[float], typer.Option(help="With --precision auto: accuracy points the chosen scheme may lose on --data (or the record's test set).")] = None,
     author: Annotated[Optional[str], typer.Option(help="Author shown in Xcode (default: git user.name, else your login).")] = None,
     license: Annotated[Optional[str], typer.Option("--license", help="Licence shown in Xcode.")] = None,
     description: Annotated[Optional[str], typer.Option(help="Short description shown in Xcode (default: written from the training record).")] = None,
@@ -159,7 +161,7 @@ def convert(
     input_shape: Annotated[Optional[str], typer.Option(help="Image shape for flat-input models, e.g. 28x28 or 28x28x1.")] = None,
     no_softmax: Annotated[bool, typer.Option("--no-softmax", help="Keep logits when the model has no softmax.")] = False,
     unsafe: Annotated[bool, typer.Option(help="Allow Lambda layers and custom code inside the model file to run.")] = False,
-    data: Annotated[Optional[Path], typer.Option(help="Labelled test images (.npz or IDX folder): with --precision fp16/int8, measure the accuracy they cost.")] = None,
+    data: Annotated[Optional[Path], typer.Option(help="Labelled test images (.npz or IDX folder): measure the accuracy compression costs; calibrates w8a8.")] = None,
     force: Annotated[bool, typer.Option(help="Overwrite an existing output.")] = False,
 ) -> None:
     """Convert a Keras model to Core ML with full metadata."""
@@ -169,7 +171,7 @@ def convert(
         model=model, labels=labels, out=out, format=format, precision=precision, author=author,
         license=license, description=description, version=version, min_target=min_target,
         scale=scale, bias=bias, input_shape=input_shape, add_softmax=not no_softmax,
-        unsafe=unsafe, force=force, data=data), say=say, warn=warn)
+        unsafe=unsafe, force=force, data=data, sparsity=sparsity, max_drop=max_drop), say=say, warn=warn)
     for line in result.summary_lines():
         say(line)
 

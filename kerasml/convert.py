@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Callable
 
 from kerasml import __version__
+from kerasml import compress
+from kerasml import conversion_fixes as fixes
 from kerasml.data.labels import DIGITS, parse_labels
 from kerasml.errors import KerasmlError
 from kerasml.files import atomic_output, check_output, path_size
@@ -27,7 +29,7 @@ from kerasml.libs import coremltools, quiet_output, tensorflow
 from kerasml.record import Preprocessing, TrainingRecord, model_stem, read_record
 
 FORMATS = {"mlmodel": "neuralnetwork", "mlpackage": "mlprogram"}
-PRECISIONS = ("fp32", "fp16", "int8")
+PRECISIONS = compress.NAMES
 INPUT_NAME = "image"
 LABEL_OUTPUT = "classLabel"
 PROBABILITY_OUTPUT = "labelProbabilities"
@@ -52,7 +54,9 @@ class ConvertOptions:
     add_softmax: bool = True
     unsafe: bool = False
     force: bool = False
-    data: Path | None = None          # labelled images to measure what fp16/int8 weights cost
+    data: Path | None = None          # labelled images: what compression costs, w8a8 calibration, auto
+    sparsity: float | None = None     # fraction of weights pruned to zero and stored sparse
+    max_drop: float | None = None     # --precision auto: accuracy points the smallest scheme may lose
 
 
 @dataclasses.dataclass
@@ -70,6 +74,7 @@ class ConvertResult:
     notes: list[str]
     fp32_size_bytes: int | None = None
     accuracy: dict | None = None      # Keras fp32 against this model, when --data was given
+    reference_precision: str = "fp32"  # what fp32_size_bytes measured (w8a8 compresses an fp16 program)
 
     def summary_lines(self) -> list[str]:
         kind = "NeuralNetwork (.mlmodel)" if self.format == "mlmodel" else "ML Program (.mlpackage)"
@@ -81,7 +86,7 @@ class ConvertResult:
                      f"{', ...' if len(self.labels) > 10 else ''})")
         if self.fp32_size_bytes:
             lines.append(f"  size:    {_human_size(self.size_bytes)} = {self.size_bytes / self.fp32_size_bytes:.1%} "
-                         f"of the fp32 model ({_human_size(self.fp32_size_bytes)})")
+                         f"of the {self.reference_precision} model ({_human_size(self.fp32_size_bytes)})")
         if self.accuracy:
             a = self.accuracy
             lines.append(f"  accuracy: Keras fp32 {a['keras_accuracy']:.2%}, Core ML {self.precision} "
@@ -99,8 +104,8 @@ def convert(options: ConvertOptions, say: Callable[[str], None] = print,
     started = time.perf_counter()
     if options.format not in FORMATS:
         raise KerasmlError(f"unknown --format {options.format!r}; use mlmodel or mlpackage")
-    if options.precision not in PRECISIONS:
-        raise KerasmlError(f"unknown --precision {options.precision!r}; use {', '.join(PRECISIONS)}")
+    compress.check(options.format, options.precision, options.sparsity, options.data is not None,
+                   options.max_drop)
     source = Path(options.model)
     out = Path(options.out) if options.out else source.with_name(model_stem(source) + "." + options.format)
     if out.suffix != "." + options.format:
@@ -140,108 +145,154 @@ def convert(options: ConvertOptions, say: Callable[[str], None] = print,
             notes.append("note: keeping the model's logits (--no-softmax): labelProbabilities holds "
                          "scores, not probabilities")
 
-    say(f"converting {source} to {options.format} ({options.precision}) ...")
-    mlmodel = convert_keras_model(model, options.format, options.precision, label_list,
-                                  preprocessing, add_softmax=add_softmax, min_target=options.min_target)
+    say(f"converting {source} to {options.format} ({compress.label(options.precision, options.sparsity)}) ...")
+    mlmodel, options, reference = _convert_compressed(model, options, record, label_list, preprocessing,
+                                                      add_softmax, notes, say)
     _describe(mlmodel, source, record, preprocessing, label_list, options)
     with atomic_output(out, force=options.force) as temporary:
         mlmodel.save(str(temporary))
     spec = mlmodel.get_spec()
-    fp32_size = accuracy = None
-    if options.precision != "fp32":
-        say("measuring what the lower precision costs ...")
-        fp32_size = _fp32_size(model, options, label_list, preprocessing, add_softmax)
-        if options.data is not None:
-            from kerasml.verify import accuracy_change
-            accuracy = accuracy_change(out, source, options.data, unsafe=options.unsafe)
+    accuracy = None
+    if options.data is not None and (options.precision != "fp32" or options.sparsity):
+        from kerasml.verify import accuracy_change
+        say("measuring what the compression costs ...")
+        accuracy = accuracy_change(out, source, options.data, unsafe=options.unsafe)
     return ConvertResult(
-        path=out, source=source, format=options.format, precision=options.precision,
+        path=out, source=source, format=options.format, precision=compress.label(options.precision, options.sparsity),
         spec_version=spec.specificationVersion, size_bytes=path_size(out),
         input=f"{INPUT_NAME}: {width}x{height} {preprocessing.colour} image, "
               f"scale {preprocessing.scale:.6g}, bias {_bias_text(preprocessing.bias)}",
         outputs=[f"{LABEL_OUTPUT}: {'Int64' if _int_labels(label_list) else 'String'} predicted label",
                  f"{PROBABILITY_OUTPUT}: dictionary label → probability"],
         labels=_core_ml_labels(label_list), seconds=time.perf_counter() - started, notes=notes,
-        fp32_size_bytes=fp32_size, accuracy=accuracy)
+        fp32_size_bytes=reference.get("size"), accuracy=accuracy,
+        reference_precision=reference.get("precision", "fp32"))
 
 
-def _fp32_size(model: LoadedModel, options: ConvertOptions, labels: list[str],
-               preprocessing: Preprocessing, add_softmax: bool) -> int:
-    """The size the same model has with float32 weights, for the size ratio in the summary."""
+def _convert_compressed(model: LoadedModel, options: ConvertOptions, record: TrainingRecord | None,
+                        labels: list[str], preprocessing: Preprocessing, add_softmax: bool,
+                        notes: list[str], say: Callable[[str], None]):
+    """(compressed model, options naming the precision used, {"size", "precision"} of the same
+    conversion before compression). One conversion: the uncompressed model is saved to a temporary
+    folder only to measure its size, and `--precision auto` compresses it once per scheme tried."""
     import tempfile
 
-    reference = convert_keras_model(model, options.format, "fp32", labels, preprocessing,
-                                    add_softmax=add_softmax, min_target=options.min_target)
-    _describe(reference, Path(options.model), read_record(Path(options.model)), preprocessing, labels,
-              dataclasses.replace(options, precision="fp32"))
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / f"reference.{options.format}"
-        reference.save(str(path))
-        return path_size(path)
+    reference: dict = {}
+    fp16_program = options.format == "mlpackage" and compress.computes_in_fp16(options.precision)
+
+    def keep_uncompressed(uncompressed) -> None:
+        if options.precision == "fp32" and not options.sparsity or options.precision == "fp16" and fp16_program:
+            return                                     # nothing to compare against
+        _describe(uncompressed, Path(options.model), record, preprocessing, labels,
+                  dataclasses.replace(options, precision="fp32"))  # same metadata, so sizes compare
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / f"reference.{options.format}"
+            uncompressed.save(str(path))
+            reference.update(size=path_size(path), precision="fp16" if fp16_program else "fp32")
+
+    auto = options.precision == "auto"
+    calibration = None
+    if not auto and compress.scheme(options.precision).activations:
+        images, _, _ = compress.labelled_images(options.data, None, preprocessing)
+        calibration = compress.calibration_images(images)
+        notes.append(f"note: 8-bit activation ranges measured on {len(calibration)} images from {options.data} "
+                     "with kerasml's runtime")
+    target = options.min_target or ("iOS16" if auto and options.format == "mlpackage" else None)
+    mlmodel = convert_keras_model(model, options.format, "fp32" if auto else options.precision, labels,
+                                  preprocessing, add_softmax=add_softmax, min_target=target,
+                                  sparsity=None if auto else options.sparsity, calibration=calibration,
+                                  uncompressed=keep_uncompressed if not auto else None, notes=notes)
+    if fp16_program and options.precision == "fp16":
+        notes.append("note: an fp16 ML Program is converted in float16 directly, so there is no fp32 model "
+                     "to compare its size with (convert with --precision fp32 for that)")
+    if not auto:
+        return mlmodel, options, reference
+    _describe(mlmodel, Path(options.model), record, preprocessing, labels, dataclasses.replace(options, precision="fp32"))
+    images, truth, source = compress.labelled_images(options.data, record, preprocessing)
+    chosen, compressed, trials = compress.choose(mlmodel, options.format, images, truth, options.max_drop,
+                                                 options.sparsity, target, say)
+    notes.extend(compress.trial_table(trials, len(images), source, options.max_drop))
+    if target == "iOS16" and options.min_target is None:
+        notes.append("note: auto tried what runs on iOS 16; pass --min-target iOS18 to let it try int4 too")
+    reference.update(size=trials[0].size_bytes, precision="fp32")
+    return compressed, dataclasses.replace(options, precision=chosen), reference
 
 
 def convert_keras_model(model, fmt: str = "mlmodel", precision: str = "fp32",
                         labels: list[str] | None = None, preprocessing: Preprocessing | None = None,
-                        add_softmax: bool = False, min_target: str | None = None):
+                        add_softmax: bool = False, min_target: str | None = None,
+                        sparsity: float | None = None, calibration=None, uncompressed=None,
+                        notes: list[str] | None = None):
     """The conversion itself: a traced model → a named Core ML classifier (no metadata, not saved).
 
     `model` is a `LoadedModel` or a Keras model object; returns a `coremltools.models.MLModel`.
+    `precision` and `sparsity` name a `compress` scheme (`calibration`: images for w8a8);
+    `uncompressed(mlmodel)` sees the model before it is compressed.
     """
-    tf = tensorflow()
     ct = coremltools()
     if not isinstance(model, LoadedModel):
         from kerasml.keras_models import _from_keras
         model = _from_keras(Path(getattr(model, "name", "model")), "keras3", model)
-    preprocessing = preprocessing or Preprocessing(*image_shape_for(model, None))
+    if preprocessing is None:
+        height, width, channels = image_shape_for(model, None)
+        preprocessing = Preprocessing(height, width, channels, bias=[0.0] * channels)
     labels = labels if labels is not None else list(DIGITS)
     image_shape = (1, preprocessing.height, preprocessing.width, preprocessing.channels)
+    graph = _traced_graph(model, image_shape, add_softmax)
+    fixes.register_missing_tf_ops()
+
+    convert_to = FORMATS[fmt]
+    kwargs = {}
+    if convert_to == "mlprogram":
+        # ML Programs default to float16 compute; fp32 keeps exact parity with Keras.
+        kwargs["compute_precision"] = (ct.precision.FLOAT16 if compress.computes_in_fp16(precision)
+                                       else ct.precision.FLOAT32)
+    target = _deployment_target(ct, min_target, fmt, precision, sparsity)
+    if target is not None:
+        kwargs["minimum_deployment_target"] = target
+    colour = {"grayscale": ct.colorlayout.GRAYSCALE, "rgb": ct.colorlayout.RGB,
+              "bgr": ct.colorlayout.BGR}[preprocessing.colour]   # bgr: caffe-style backbones (ResNet50)
+    bias = preprocessing.bias if preprocessing.channels == 3 else preprocessing.bias[0]
+
+    def run(target: str, options: dict):
+        with quiet_output():
+            return ct.convert(
+                graph, source="tensorflow", convert_to=target,
+                inputs=[ct.ImageType(name=INPUT_NAME, shape=image_shape, scale=preprocessing.scale,
+                                     bias=bias, color_layout=colour)],
+                classifier_config=ct.ClassifierConfig(_core_ml_labels(labels)), **options)
+
+    try:
+        mlmodel = run(convert_to, kwargs)
+    except Exception as exc:  # coremltools raises many types for graphs it cannot map (ops, shapes)
+        def ml_program_converts() -> bool:
+            try:
+                run("mlprogram", {"compute_precision": ct.precision.FLOAT32})
+            except Exception:  # the ML Program cannot express it either
+                return False
+            return True
+        raise KerasmlError(fixes.explain_failure(exc, graph, fmt, model.path, ml_program_converts)) from None
+    mlmodel = _rename_probabilities(ct, mlmodel)
+    if uncompressed is not None:
+        uncompressed(mlmodel)
+    return compress.apply(mlmodel, fmt, precision, sparsity=sparsity, calibration=calibration, notes=notes)
+
+
+def _traced_graph(model: LoadedModel, image_shape: tuple, add_softmax: bool):
+    """The model traced for a (1, H, W, C) image as a frozen GraphDef coremltools can take: layers
+    rebuilt and nested calls inlined as `conversion_fixes` says."""
+    tf = tensorflow()
+    function = fixes.rebuilt_function(model)
     model_shape = (1, *model.input_shape)
 
     @tf.function(input_signature=[tf.TensorSpec(image_shape, tf.float32, name=INPUT_NAME)])
     def serve(image):
         # Core ML hands over the scaled image (N, H, W, C); flat models get it row by row.
         x = image if model_shape == image_shape else tf.reshape(image, model_shape)
-        y = model.function(x)
+        y = function(x)
         return tf.nn.softmax(y) if add_softmax else y
 
-    convert_to = FORMATS[fmt]
-    kwargs = {}
-    if convert_to == "mlprogram":
-        # ML Programs default to float16 compute; fp32 keeps exact parity with Keras.
-        kwargs["compute_precision"] = ct.precision.FLOAT16 if precision == "fp16" else ct.precision.FLOAT32
-    target = _deployment_target(ct, min_target, fmt, precision)
-    if target is not None:
-        kwargs["minimum_deployment_target"] = target
-    colour = {"grayscale": ct.colorlayout.GRAYSCALE, "rgb": ct.colorlayout.RGB,
-              "bgr": ct.colorlayout.BGR}[preprocessing.colour]   # bgr: caffe-style backbones (ResNet50)
-    bias = preprocessing.bias if preprocessing.channels == 3 else preprocessing.bias[0]
-    try:
-        with quiet_output():
-            mlmodel = ct.convert(
-                [serve.get_concrete_function()], source="tensorflow", convert_to=convert_to,
-                inputs=[ct.ImageType(name=INPUT_NAME, shape=image_shape, scale=preprocessing.scale,
-                                     bias=bias, color_layout=colour)],
-                classifier_config=ct.ClassifierConfig(_core_ml_labels(labels)),
-                **kwargs)
-    except Exception as exc:  # coremltools raises many types for graphs it cannot map (ops, shapes)
-        reason = " ".join(str(exc).split())[:300] or type(exc).__name__
-        raise KerasmlError(f"coremltools could not convert {model.path}: {reason}; an unsupported layer "
-                           "(e.g. grouped convolution, gelu) may need replacing") from None
-    mlmodel = _rename_probabilities(ct, mlmodel)
-    if precision != "fp32" and convert_to == "neuralnetwork":
-        from coremltools.models.neural_network import quantization_utils
-        with quiet_output():
-            mlmodel = quantization_utils.quantize_weights(
-                mlmodel, nbits=16 if precision == "fp16" else 8, quantization_mode="linear")
-    elif precision == "int8":
-        import coremltools.optimize.coreml as cto
-        # Per-channel symmetric int8; tensors of 512+ weights too (coremltools' default skips those
-        # under 2,048, which leaves a small model's first and last layers in float32).
-        config = cto.OptimizationConfig(global_config=cto.OpLinearQuantizerConfig(
-            mode="linear_symmetric", dtype="int8", granularity="per_channel", weight_threshold=512))
-        with quiet_output():
-            mlmodel = cto.linear_quantize_weights(mlmodel, config)
-    return mlmodel
+    return fixes.inline_function_calls(serve.get_concrete_function())
 
 
 def _rename_probabilities(ct, mlmodel):
@@ -255,14 +306,16 @@ def _rename_probabilities(ct, mlmodel):
     return mlmodel
 
 
-def _deployment_target(ct, name: str | None, fmt: str, precision: str):
+def _deployment_target(ct, name: str | None, fmt: str, precision: str, sparsity: float | None = None):
     if name is None:
         if fmt == "mlmodel":
             return None                       # coremltools picks the oldest spec that fits
-        return ct.target.iOS16 if precision == "int8" else ct.target.iOS15
+        return getattr(ct.target, compress.required_target(precision, sparsity))
     normalized = name.strip().replace(" ", "")
     for target in ct.target:
         if target.name.lower() == normalized.lower():
+            if fmt == "mlpackage":
+                compress.check_target(target.name, precision, sparsity)
             return target
     choices = ", ".join(t.name for t in ct.target if t.name.startswith("iOS"))
     raise KerasmlError(f"unknown --min-target {name!r}; use one of {choices} (or macOS13 and the like)")

@@ -170,6 +170,10 @@ def _from_keras(path: Path, flavour: str, model) -> LoadedModel:
     tf = tensorflow()
     inputs = getattr(model, "inputs", None) or []
     outputs = getattr(model, "outputs", None) or []
+    if not inputs and type(model).__name__ == "Sequential":
+        raise KerasmlError(f"Keras could not rebuild the layers of {path} from the file (a Lambda layer "
+                           "whose output shape Keras cannot infer does this); give each Lambda an "
+                           "output_shape=... and save the model again")
     if len(inputs) != 1 or len(outputs) != 1:
         raise KerasmlError(f"{path} has {len(inputs)} inputs and {len(outputs)} outputs; kerasml "
                            "converts image classifiers with one image input and one output")

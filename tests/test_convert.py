@@ -117,9 +117,10 @@ def test_lower_precision_reports_size_and_accuracy_cost(trained_digits, small_di
     result = convert(ConvertOptions(model=trained_digits.model_path, labels="digits", format=fmt,
                                     precision=precision, data=small_digits_npz,
                                     out=tmp_path / f"q.{fmt}"), say=lambda m: None, warn=lambda m: None)
-    assert result.fp32_size_bytes and result.size_bytes < 0.6 * result.fp32_size_bytes
+    fp16_program = (fmt, precision) == ("mlpackage", "fp16")  # converted in float16: no fp32 model to compare
+    assert result.fp32_size_bytes is None if fp16_program else result.size_bytes < 0.6 * result.fp32_size_bytes
     assert result.accuracy["samples"] == 200
     assert abs(result.accuracy["points_change"]) <= 2.0
     from kerasml.runtime import load_model
     assert load_model(result.path).weight_precision == weights
-    assert any("of the fp32 model" in line for line in result.summary_lines())
+    assert any("of the fp32 model" in line for line in result.summary_lines()) != fp16_program

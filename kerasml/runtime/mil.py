@@ -54,7 +54,7 @@ class ProgramEngine:
         self.inputs = {}
         for i in function.inputs:
             t = i.type.tensorType
-            self.inputs[i.name] = (mil_values.numpy_dtype(t.dataType), mil_values.tensor_shape(t))
+            self.inputs[i.name] = (mil_values.numpy_dtype(t.dataType), _declared_shape(t))
         self.outputs = list(block.outputs)
         self.consts: dict[str, object] = {}
         self.steps: list[_Step] = []
@@ -167,6 +167,10 @@ class ProgramEngine:
 
     def prepare_array(self, name: str, x: np.ndarray) -> np.ndarray:
         dtype, shape = self.inputs[name]
+        if None in shape:  # a flexible input: each prediction's array keeps its own sizes
+            if x.ndim - 1 != len(shape) or any(d is not None and d != n for d, n in zip(shape, x.shape[1:])):
+                raise KerasmlError(f"input '{name}' takes {shape} per prediction (None: any size), got {x.shape[1:]}")
+            return np.ascontiguousarray(x, dtype=dtype)
         if x[0].size != int(np.prod(shape)):
             raise KerasmlError(f"input '{name}' takes {shape} per prediction, got {x.shape[1:]}")
         return np.ascontiguousarray(x.reshape((len(x),) + shape), dtype=dtype)
@@ -228,3 +232,10 @@ class ProgramEngine:
                     if isinstance(value, np.ndarray) and value.ndim >= 2:
                         found.add("float16" if value.dtype == np.float16 else "float32")
         return found
+
+
+def _declared_shape(tensor_type) -> tuple:
+    """An input's shape, None for each dimension whose size is left open (flexible inputs)."""
+    return tuple(
+        int(d.constant.size) if d.WhichOneof("dimension") == "constant" else None for d in tensor_type.dimensions
+    )

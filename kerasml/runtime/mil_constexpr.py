@@ -61,11 +61,63 @@ def constexpr_lut_to_dense(args: Args) -> list:
         count = int(np.prod(shape))
         flat = indices if nbits == 8 else unpack_bits(indices, nbits, count, signed=False)
         return [lut[flat[:count].astype(np.int64)].reshape(shape)]
-    # iOS 18: lut is (*blocks, palette size, vector size); one table per block of the output
-    if lut.ndim != indices.ndim + 2 or lut.shape[-1] != 1:
-        raise args.unsupported("vector palettization")
+    return [_lut_to_dense(args, lut, indices)]
+
+
+def _lut_to_dense(args: Args, lut: np.ndarray, indices: np.ndarray) -> np.ndarray:
+    """iOS 18: lut is (*blocks, palette size, vector size), one palette per block of the indices.
+    A vector size V > 1 (vector palettization) writes each entry's V values consecutively along
+    `vector_axis`, which grows V times."""
+    if lut.ndim != indices.ndim + 2:
+        raise ValueError(f"a palette of rank {lut.ndim} does not fit indices of rank {indices.ndim}")
     shape = indices.shape
     if any(s % b for s, b in zip(shape, lut.shape)):
         raise ValueError(f"palettes of shape {lut.shape} do not tile weights of shape {shape}")
     block_index = np.ix_(*[np.arange(s) // (s // b) for s, b in zip(shape, lut.shape)])
-    return [lut[block_index + (indices.astype(np.int64), 0)]]
+    vectors = lut[block_index + (indices.astype(np.int64),)]  # shape + (V,)
+    size = lut.shape[-1]
+    if size == 1:
+        return vectors[..., 0]
+    axis = int(args.scalar("vector_axis")) % indices.ndim
+    out_shape = list(shape)
+    out_shape[axis] *= size
+    return np.moveaxis(vectors, -1, axis + 1).reshape(out_shape)
+
+
+def _vector_mask(args: Args, mask: np.ndarray, lut: np.ndarray) -> np.ndarray:
+    size = lut.shape[-1]
+    if size == 1:
+        return mask
+    return np.repeat(mask, size, axis=int(args.scalar("vector_axis")) % mask.ndim)
+
+
+@op("constexpr_sparse_to_dense")
+def constexpr_sparse_to_dense(args: Args) -> list:
+    data, mask = args.get("nonzero_data"), args.get("mask")
+    if args.has("shape"):  # iOS 16: a flat bitmask (one bit per element, least significant first)
+        shape = tuple(args.ints("shape"))
+        mask = unpack_bits(np.asarray(mask, np.uint8), 1, int(np.prod(shape)), signed=False).reshape(shape)
+    dense = np.zeros(mask.shape, dtype=data.dtype)
+    dense[mask != 0] = data
+    return [dense]
+
+
+@op("constexpr_lut_to_sparse")
+def constexpr_lut_to_sparse(args: Args) -> list:
+    mask, lut = args.get("indices_mask"), args.get("lut")
+    indices = np.zeros(mask.shape, np.int64)
+    indices[mask != 0] = args.get("indices_nonzero_data")
+    out_mask = _vector_mask(args, mask, lut)
+    return [out_mask, _lut_to_dense(args, lut, indices)[out_mask != 0]]
+
+
+@op("constexpr_sparse_blockwise_shift_scale")
+def constexpr_sparse_blockwise_shift_scale(args: Args) -> list:
+    mask = args.get("data_mask")
+    data = np.zeros(mask.shape, np.float32)
+    data[mask != 0] = args.get("nonzero_data")
+    offset = args.get("offset", None)
+    if offset is not None:
+        data = data - _blockwise(offset, data.shape)
+    data = data * _blockwise(args.get("scale"), data.shape)
+    return [mask, data[mask != 0]]

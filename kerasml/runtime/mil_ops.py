@@ -118,20 +118,6 @@ for _name, _fn in {
     OPS[_name] = _unary(_fn)
 
 
-@op("gelu")
-def gelu(args: Args) -> list:
-    x, mode = args.f32("x"), args.scalar("mode", "EXACT")
-    if mode == "TANH_APPROXIMATION":
-        return [0.5 * x * (1 + np.tanh(np.float32(0.7978845608) * (x + np.float32(0.044715) * x**3)))]
-    if mode == "SIGMOID_APPROXIMATION":
-        return [x / (1 + np.exp(np.float32(-1.702) * x))]
-    try:
-        from scipy.special import erf
-    except ImportError:
-        raise args.unsupported("exact gelu without scipy installed") from None
-    return [(0.5 * x * (1 + erf(x / np.float32(np.sqrt(2))))).astype(np.float32)]
-
-
 def _binary(fn):
     def run(args: Args) -> list:
         x, y = args.f32("x"), args.f32("y")
@@ -151,82 +137,6 @@ for _name, _fn in {
     "pow": np.power,
 }.items():
     OPS[_name] = _binary(_fn)
-
-
-# -- convolution and pooling ----------------------------------------------------------------------
-def _spatial_pads(args: Args, x: np.ndarray, kernel, strides, dilations) -> tuple[int, int, int, int]:
-    pad_type = args.scalar("pad_type", "valid")
-    if pad_type == "valid":
-        return (0, 0, 0, 0)
-    if pad_type == "custom":
-        pads = args.ints("pad")
-        if len(pads) != 4:
-            raise ValueError(f"pad {pads} must have 4 values for a 2-D op")
-        return tuple(pads)
-    if pad_type in ("same", "same_lower"):
-        lower = pad_type == "same_lower"
-        return numerics.same_pads(
-            x.shape[-2], kernel[0], strides[0], dilations[0], top_heavy=lower
-        ) + numerics.same_pads(x.shape[-1], kernel[1], strides[1], dilations[1], top_heavy=lower)
-    raise args.unsupported(f"pad_type '{pad_type}'")
-
-
-def _images(args: Args, x: np.ndarray) -> np.ndarray:
-    if x.ndim - args.batched("x") != 4:
-        raise args.unsupported(f"a rank-{x.ndim - args.batched('x')} input (only 2-D images are implemented)")
-    return x.reshape((-1,) + x.shape[-3:])
-
-
-@op("conv")
-def conv(args: Args) -> list:
-    x = args.f32("x")
-    w = args.f32("weight")
-    if args.batched("weight") or w.ndim != 4:
-        raise args.unsupported("computed or non-2-D weights")
-    strides = args.ints("strides", None) or [1, 1]
-    dilations = args.ints("dilations", None) or [1, 1]
-    bias = args.f32("bias", None)
-    pads = _spatial_pads(args, x, w.shape[2:], strides, dilations)
-    y = numerics.conv2d(
-        _images(args, x),
-        w,
-        None if bias is None else bias.astype(np.float32),
-        stride=tuple(strides),
-        dilation=tuple(dilations),
-        pads=pads,
-        groups=int(args.scalar("groups", 1)),
-        ws=args.ws,
-    )
-    return [y.reshape(x.shape[:-3] + y.shape[1:])]
-
-
-def _pool(kind: str):
-    def run(args: Args) -> list:
-        x = args.f32("x")
-        kernel, strides = args.ints("kernel_sizes"), args.ints("strides", None) or [1, 1]
-        if len(kernel) != 2:
-            raise args.unsupported(f"{len(kernel)}-D pooling")
-        pads = _spatial_pads(args, x, kernel, strides, (1, 1))
-        h, w = x.shape[-2:]
-        if args.scalar("pad_type", "valid") in ("same", "same_lower"):
-            out = (-(-h // strides[0]), -(-w // strides[1]))
-        else:
-            ceil = bool(args.scalar("ceil_mode", False))
-            out = (
-                numerics.pool_out_size(h, kernel[0], strides[0], pads[0], pads[1], ceil=ceil),
-                numerics.pool_out_size(w, kernel[1], strides[1], pads[2], pads[3], ceil=ceil),
-            )
-        exclude = bool(args.scalar("exclude_padding_from_average", False))
-        y = numerics.pool2d(
-            _images(args, x), kind, tuple(kernel), tuple(strides), pads, out, exclude_padding=exclude, ws=args.ws
-        )
-        return [y.reshape(x.shape[:-3] + y.shape[1:])]
-
-    return run
-
-
-OPS["max_pool"] = _pool("max")
-OPS["avg_pool"] = _pool("avg")
 
 
 # -- dense ----------------------------------------------------------------------------------------
@@ -255,14 +165,6 @@ def matmul(args: Args) -> list:
 
 
 # -- shapes ---------------------------------------------------------------------------------------
-@op("reshape")
-def reshape(args: Args) -> list:
-    x, b = args.get("x"), args.batched("x")
-    example = x.shape[1:] if b else x.shape
-    target = [example[i] if s == 0 else s for i, s in enumerate(args.ints("shape"))]
-    return [x.reshape(((x.shape[0],) if b else ()) + tuple(target))]
-
-
 @op("transpose")
 def transpose(args: Args) -> list:
     x, b = args.get("x"), args.batched("x")
@@ -293,38 +195,6 @@ def flatten2d(args: Args) -> list:
     axis = _axis(args.scalar("axis", 1), np.empty(x.shape + (1,)), b) if args.has("axis") else 1 + b
     lead = x.shape[:b]
     return [x.reshape(lead + (int(np.prod(x.shape[b:axis])), -1))]
-
-
-@op("concat")
-def concat(args: Args) -> list:
-    if args.scalar("interleave", False):
-        raise args.unsupported("interleaved concatenation")
-    values, flags = args.many("values"), list(args._flags.get("values", []))
-    n = next((v.shape[0] for v, f in zip(values, flags) if f), None)
-    if n is not None:
-        values = [v if f else np.broadcast_to(v, (n,) + v.shape) for v, f in zip(values, flags)]
-    return [np.concatenate(values, axis=_axis(args.scalar("axis"), values[0], n is not None))]
-
-
-@op("pad")
-def pad(args: Args) -> list:
-    x = args.f32("x")
-    amounts = args.ints("pad")
-    mode = {"constant": "constant", "reflect": "reflect", "replicate": "edge"}.get(args.scalar("mode", "constant"))
-    if mode is None:
-        raise args.unsupported(f"pad mode '{args.scalar('mode')}'")
-    pairs = [(amounts[i], amounts[i + 1]) for i in range(0, len(amounts), 2)]
-    width = [(0, 0)] * (x.ndim - len(pairs)) + pairs
-    extra = {"constant_values": args.scalar("constant_val", 0.0)} if mode == "constant" else {}
-    return [np.pad(x, width, mode=mode, **extra)]
-
-
-@op("upsample_nearest_neighbor")
-def upsample_nearest_neighbor(args: Args) -> list:
-    fh, fw = args.scalar("scale_factor_height", 1), args.scalar("scale_factor_width", 1)
-    if int(fh) != fh or int(fw) != fw:
-        raise args.unsupported("fractional scale factors")
-    return [numerics.upsample_nearest(args.get("x"), int(fh), int(fw))]
 
 
 # -- normalisation and reductions -----------------------------------------------------------------
@@ -383,23 +253,20 @@ def slice_by_index(args: Args) -> list:
     ]
 
 
-@op("upsample_bilinear")
-def upsample_bilinear(args: Args) -> list:
-    x = args.f32("x")
-    fh, fw = args.scalar("scale_factor_height", 1), args.scalar("scale_factor_width", 1)
-    if args.scalar("half_pixel_centers", None) is not None and args.scalar("half_pixel_centers") != (
-        not args.scalar("align_corners", True)
-    ):
-        raise args.unsupported("half_pixel_centers that differs from align_corners")
-    align = bool(args.scalar("align_corners", True))
-    return [numerics.resize_bilinear(x, int(x.shape[-2] * fh), int(x.shape[-1] * fw), align_corners=align)]
-
-
-@op("tile")
-def tile(args: Args) -> list:
-    x, b = args.get("x"), args.batched("x")
-    return [np.tile(x, ([1] if b else []) + args.ints("reps"))]
-
-
-# The compressed-weight ops live in their own module; importing it registers them here.
-from kerasml.runtime import mil_constexpr  # noqa: E402, F401
+# The other ops live in their own modules (convolution and pooling, tensor transformations,
+# resizing, recurrent, ...); importing them registers them here. mil_linear wraps the batched
+# matmul and linear above for the cases they leave out.
+from kerasml.runtime import (  # noqa: E402, F401
+    mil_activation,
+    mil_constexpr,
+    mil_conv,
+    mil_elementwise,
+    mil_gather,
+    mil_linear,
+    mil_norm,
+    mil_quantize,
+    mil_recurrent,
+    mil_reduce,
+    mil_resize,
+    mil_tensor,
+)

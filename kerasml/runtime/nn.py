@@ -12,13 +12,38 @@ import numpy as np
 
 from kerasml.errors import KerasmlError
 from kerasml.runtime.errors import UnsupportedModelError
+from kerasml.runtime.nn_activations import LAYERS_ACTIVATION
+from kerasml.runtime.nn_data import LAYERS_DATA
+from kerasml.runtime.nn_elementwise import LAYERS_ELEMENTWISE
 from kerasml.runtime.nn_layers import LAYERS
-from kerasml.runtime.nn_layers_more import LAYERS_MORE
+from kerasml.runtime.nn_layers_3d import LAYERS_3D
 from kerasml.runtime.nn_layers_nd import LAYERS_ND
+from kerasml.runtime.nn_norm import LAYERS_NORM
+from kerasml.runtime.nn_recurrent import LAYERS_RECURRENT
+from kerasml.runtime.nn_reduce import LAYERS_REDUCE
+from kerasml.runtime.nn_resize import LAYERS_RESIZE
 
-TABLE = {**LAYERS, **LAYERS_MORE, **LAYERS_ND}
+TABLE = {
+    **LAYERS, **LAYERS_ACTIVATION, **LAYERS_ELEMENTWISE, **LAYERS_ND, **LAYERS_NORM, **LAYERS_RECURRENT,
+    **LAYERS_REDUCE, **LAYERS_RESIZE, **LAYERS_DATA, **LAYERS_3D,
+}
 _RUNTIME_ERRORS = (ValueError, IndexError, TypeError, ArithmeticError)
 _OWN_OUTPUT = {"convolution", "innerProduct", "batchedMatmul", "batchnorm", "pooling"}
+
+
+def _allowed_shapes(array_type):
+    """An input's fixed shape, or for a flexible input a test `shape -> bool` of its ranges or
+    enumerated shapes (spec 3+: `shapeRange` / `enumeratedShapes`)."""
+    flexibility = array_type.WhichOneof("ShapeFlexibility")
+    if flexibility == "shapeRange":
+        ranges = [(r.lowerBound, r.upperBound) for r in array_type.shapeRange.sizeRanges]
+        return lambda shape: len(shape) == len(ranges) and all(
+            lo <= d and (hi < 0 or d <= hi) for d, (lo, hi) in zip(shape, ranges)
+        )
+    if flexibility == "enumeratedShapes":
+        shapes = {tuple(int(d) for d in s.shape) for s in array_type.enumeratedShapes.shapes}
+        return lambda shape: tuple(shape) in shapes
+    return tuple(int(d) for d in array_type.shape)
 
 
 def _then(run, in_place):
@@ -63,7 +88,7 @@ class NeuralNetworkEngine:
         self.rank4_images = net.imageInputShapeMapping == 1
         self.exact_arrays = net.arrayInputShapeMapping == 1
         self.array_shapes = {
-            f.name: tuple(int(d) for d in f.type.multiArrayType.shape)
+            f.name: _allowed_shapes(f.type.multiArrayType)
             for f in spec.description.input
             if f.type.WhichOneof("Type") == "multiArrayType"
         }
@@ -135,7 +160,10 @@ class NeuralNetworkEngine:
         """(N, *shape) multiarray → the blob the network sees (rank-5 mapping pads vectors to (C, 1, 1))."""
         x = x.astype(np.float32, copy=False)
         shape = self.array_shapes.get(name)
-        if shape:
+        if callable(shape):  # a flexible input: the shape given must be one the model allows
+            if not shape(x.shape[1:]):
+                raise KerasmlError(f"input '{name}' does not allow the shape {x.shape[1:]} per prediction")
+        elif shape:
             if x[0].size != int(np.prod(shape)):
                 raise KerasmlError(f"input '{name}' takes {shape} per prediction, got {x.shape[1:]}")
             x = x.reshape((len(x),) + shape)

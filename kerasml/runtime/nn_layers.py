@@ -10,8 +10,9 @@ from __future__ import annotations
 from typing import Callable
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
-from kerasml.runtime import numerics, weights
+from kerasml.runtime import kernels, numerics, weights
 from kerasml.runtime.errors import UnsupportedModelError
 
 Run = Callable[[list], list]
@@ -46,15 +47,56 @@ def _pair(values, default: int) -> tuple[int, int]:
     return (values[0], values[1]) if values else (default, default)
 
 
+def _deconvolution_crop(p, name: str, full: tuple[int, int], out: tuple[int, int]) -> tuple[int, int, int, int]:
+    """Rows and columns cut from each edge of a deconvolution's full result to leave `out`."""
+    if p.WhichOneof("ConvolutionPaddingType") == "same":
+        crops = []
+        for total in (full[0] - out[0], full[1] - out[1]):
+            small = max(total, 0) // 2
+            crops += [max(total, 0) - small, small] if p.same.asymmetryMode == 1 else [small, max(total, 0) - small]
+        return tuple(crops)
+    return _border(p.valid.paddingAmounts, name)
+
+
+def _compile_deconvolution(p, name: str, kernel: tuple[int, int], stride: tuple[int, int], groups: int) -> Run:
+    if _pair(p.dilationFactor, 1) != (1, 1):  # the spec says Core ML ignores it: refuse rather than guess
+        raise _unsupported(name, "convolution", "a dilation factor on a deconvolution")
+    kh, kw = kernel
+    w = weights.decode(
+        p.weights, (p.kernelChannels, p.outputChannels // groups, kh, kw), f"layer '{name}' weights"
+    )
+    bias = weights.vector(p.bias, p.outputChannels, f"layer '{name}' bias") if p.hasBias else None
+    fixed_out = _pair(p.outputShape, 0) if list(p.outputShape) else None
+
+    def run(inputs):
+        x, lead = _as_images(inputs[0])
+        h, wd = x.shape[2:]
+        full = ((h - 1) * stride[0] + kh, (wd - 1) * stride[1] + kw)
+        if fixed_out is not None:
+            out = fixed_out
+        elif p.WhichOneof("ConvolutionPaddingType") == "same":
+            out = (h * stride[0], wd * stride[1])
+        else:
+            top, bottom, left, right = _border(p.valid.paddingAmounts, name)
+            out = (full[0] - top - bottom, full[1] - left - right)
+        crop = _deconvolution_crop(p, name, full, out)
+        y = kernels.conv_transpose2d(x, w, bias, stride=stride, crop=crop, out_size=out, groups=groups)
+        return [y.reshape(lead + y.shape[1:])]
+
+    return run
+
+
 def compile_convolution(layer, name: str) -> Run:
     p = layer.convolution
-    if p.isDeconvolution:
-        raise _unsupported(name, "convolution", "deconvolution")
-    if len(layer.input) != 1:
-        raise _unsupported(name, "convolution", "weights given as a second input")
     kh, kw = _pair(p.kernelSize, 3)
     stride, dilation, groups = _pair(p.stride, 1), _pair(p.dilationFactor, 1), p.nGroups or 1
-    w = weights.decode(p.weights, (p.outputChannels, p.kernelChannels, kh, kw), f"layer '{name}' weights")
+    if p.isDeconvolution:
+        if len(layer.input) != 1:
+            raise _unsupported(name, "convolution", "deconvolution weights given as a second input")
+        return _compile_deconvolution(p, name, (kh, kw), stride, groups)
+    shape = (p.outputChannels, p.kernelChannels, kh, kw)
+    dynamic = len(layer.input) == 2  # spec 4+: the weights arrive as a second input
+    w = None if dynamic else weights.decode(p.weights, shape, f"layer '{name}' weights")
     bias = weights.vector(p.bias, p.outputChannels, f"layer '{name}' bias") if p.hasBias else None
     padding = p.WhichOneof("ConvolutionPaddingType")
     fixed = _border(p.valid.paddingAmounts, name) if padding == "valid" else None
@@ -63,12 +105,18 @@ def compile_convolution(layer, name: str) -> Run:
 
     def run(inputs):
         x, lead = _as_images(inputs[0])
+        kernel = w
+        if dynamic:
+            kernel = inputs[1].reshape(inputs[1].shape[-4:]) if inputs[1].shape[0] == 1 else None
+            if kernel is None or kernel.shape != shape:
+                raise ValueError(f"weights input of shape {inputs[1].shape[1:]}, expected {shape}")
+            kernel = np.ascontiguousarray(kernel, np.float32)
         if fixed is None:
             pads = numerics.same_pads(x.shape[2], kh, stride[0], dilation[0], top_heavy=top_heavy)
             pads += numerics.same_pads(x.shape[3], kw, stride[1], dilation[1], top_heavy=top_heavy)
         else:
             pads = fixed
-        y = numerics.conv2d(x, w, bias, stride=stride, dilation=dilation, pads=pads, groups=groups, ws=ws)
+        y = numerics.conv2d(x, kernel, bias, stride=stride, dilation=dilation, pads=pads, groups=groups, ws=ws)
         return [y.reshape(lead + y.shape[1:])]
 
     return run
@@ -91,11 +139,22 @@ def _pool_geometry(p, h: int, w: int, kernel, stride, name: str):
     return pads, (out_h, numerics.pool_out_size(w, kernel[1], stride[1], pads[2], pads[3], ceil=False))
 
 
+def _l2_pool(x: np.ndarray, kernel, stride, pads, out) -> np.ndarray:
+    """sqrt of the sum of squares in each window; padding, and any overhang past it, adds zeros."""
+    (kh, kw), (sh, sw), (oh, ow) = kernel, stride, out
+    pt, pb, pl, pr = pads
+    extra_b = max((oh - 1) * sh + kh - (pt + x.shape[2] + pb), 0)
+    extra_r = max((ow - 1) * sw + kw - (pl + x.shape[3] + pr), 0)
+    sq = np.pad(x * x, ((0, 0), (0, 0), (pt, pb + extra_b), (pl, pr + extra_r)))
+    windows = sliding_window_view(sq, (kh, kw), axis=(2, 3))[:, :, : (oh - 1) * sh + 1 : sh, : (ow - 1) * sw + 1 : sw]
+    return np.sqrt(windows.sum(axis=(-2, -1), dtype=np.float32))
+
+
 def compile_pooling(layer, name: str) -> Run:
     p = layer.pooling
-    kinds = {0: "max", 1: "avg"}
+    kinds = {0: "max", 1: "avg", 2: "l2"}
     if p.type not in kinds:
-        raise _unsupported(name, "pooling", "L2 pooling")
+        raise _unsupported(name, "pooling", f"pooling type {p.type}")
     kind = kinds[p.type]
     kernel, stride = _pair(p.kernelSize, 3), _pair(p.stride, 1)
     ws = numerics.Workspace()
@@ -103,9 +162,13 @@ def compile_pooling(layer, name: str) -> Run:
     def make_run(floor: float | None) -> Run:
         def run(inputs):
             x, lead = _as_images(inputs[0])
-            if p.globalPooling:
+            if p.globalPooling and kind == "l2":
+                y = np.sqrt(np.sum(x * x, axis=(2, 3), keepdims=True, dtype=np.float32))
+            elif p.globalPooling:
                 y = x.max(axis=(2, 3), keepdims=True) if kind == "max" else x.mean(axis=(2, 3), keepdims=True)
                 y = y if floor is None else np.maximum(y, floor)
+            elif kind == "l2":
+                y = _l2_pool(x, kernel, stride, *_pool_geometry(p, x.shape[2], x.shape[3], kernel, stride, name))
             else:
                 pads, out = _pool_geometry(p, x.shape[2], x.shape[3], kernel, stride, name)
                 y = numerics.pool2d(
@@ -121,57 +184,8 @@ def compile_pooling(layer, name: str) -> Run:
     return run
 
 
-def _activation_fn(p, name: str) -> Callable[[np.ndarray], np.ndarray]:
-    kind = p.WhichOneof("NonlinearityType")
-    if kind == "ReLU":
-        return lambda x: np.maximum(x, 0)
-    if kind == "leakyReLU":
-        a = np.float32(p.leakyReLU.alpha)
-        return lambda x: np.where(x >= 0, x, x * a)
-    if kind == "sigmoid":
-        return lambda x: 1 / (1 + np.exp(-x))
-    if kind == "tanh":
-        return np.tanh
-    if kind == "linear":
-        a, b = np.float32(p.linear.alpha), np.float32(p.linear.beta)
-        return lambda x: a * x + b
-    if kind == "scaledTanh":
-        a, b = np.float32(p.scaledTanh.alpha), np.float32(p.scaledTanh.beta)
-        return lambda x: a * np.tanh(b * x)
-    if kind == "sigmoidHard":
-        a, b = np.float32(p.sigmoidHard.alpha), np.float32(p.sigmoidHard.beta)
-        return lambda x: np.clip(a * x + b, 0, 1)
-    if kind == "ELU":
-        a = np.float32(p.ELU.alpha)
-        return lambda x: np.where(x > 0, x, a * np.expm1(np.minimum(x, 0)))
-    if kind == "thresholdedReLU":
-        a = np.float32(p.thresholdedReLU.alpha)
-        return lambda x: np.where(x > a, x, 0).astype(np.float32)
-    if kind == "softsign":
-        return lambda x: x / (1 + np.abs(x))
-    if kind == "softplus":
-        return lambda x: np.logaddexp(x, 0).astype(np.float32)
-    raise _unsupported(name, "activation", f"the {kind} activation")
-
-
-def compile_activation(layer, name: str) -> Run:
-    fn = _activation_fn(layer.activation, name)
-    if layer.activation.WhichOneof("NonlinearityType") == "ReLU":
-        ws = numerics.Workspace()  # the most common layer after convolutions: reuse its buffer
-
-        def relu(inputs):
-            return [np.maximum(inputs[0], 0, out=ws.like("out", inputs[0]))]
-
-        relu.in_place = lambda x: np.maximum(x, 0, out=x)  # see NeuralNetworkEngine._fuse
-        relu.floor = 0.0
-        return relu
-    return lambda inputs: [fn(inputs[0]).astype(np.float32, copy=False)]
-
-
 def _channel_axis(x: np.ndarray, kind: str) -> int:
     """The 'C' axis: third from last for (..., C, 1, 1) blobs, otherwise the last (rank-N vectors)."""
-    if kind == "innerProduct" and x.ndim >= 4 and x.shape[-2:] != (1, 1):
-        raise ValueError(f"innerProduct needs a (C, 1, 1) input per prediction, got {x.shape[1:]}; add a flatten")
     return x.ndim - 3 if x.ndim >= 4 else x.ndim - 1
 
 
@@ -184,15 +198,23 @@ def compile_innerProduct(layer, name: str) -> Run:
     bias = weights.vector(p.bias, p.outputChannels, f"layer '{name}' bias") if p.hasBias else None
 
     def run(inputs):
+        # The spec: ranks 1-3 multiply along the last axis; ranks 4-5 flatten the last three axes
+        # (C, H, W) into C_in and give (..., C_out, 1, 1). A rank-3 (C_in, 1, 1) blob, or one that does
+        # not end in C_in, is a rank-5-mapping (C, H, W) blob, which flattens like rank 5.
         x = inputs[0]
-        axis = _channel_axis(x, "innerProduct")
-        if x.shape[axis] != p.inputChannels:
-            raise ValueError(f"input has {x.shape[axis]} channels, the weights expect {p.inputChannels}")
-        flat = x.reshape(x.shape[: axis + 1])
+        rank = x.ndim - 1
+        chw = rank == 3 and (x.shape[-2:] == (1, 1) and x.shape[-3] == p.inputChannels or x.shape[-1] != p.inputChannels)
+        if rank >= 4 or chw:
+            lead, flat = x.shape[:-3], x.reshape(x.shape[:-3] + (-1,))
+        else:
+            lead, flat = x.shape[:-1], x
+        if flat.shape[-1] != p.inputChannels:
+            raise ValueError(f"input of shape {x.shape[1:]} has {flat.shape[-1]} values per vector, "
+                             f"the weights expect {p.inputChannels}")
         y = flat @ wt
         if bias is not None:
             y += bias
-        return [y.reshape(y.shape + x.shape[axis + 1 :])]
+        return [y.reshape(lead + (p.outputChannels, 1, 1)) if flat is not x else y]
 
     return run
 
@@ -307,8 +329,14 @@ def compile_multiply(layer, name: str) -> Run:
 
 
 def compile_concat(layer, name: str) -> Run:
-    if layer.concat.sequenceConcat:
-        raise _unsupported(name, "concat", "sequence concatenation")
+    if layer.concat.sequenceConcat:  # along axis -5, the sequence axis of rank-5 blobs
+
+        def run_sequence(inputs):
+            if inputs[0].ndim < 6:
+                raise ValueError(f"sequence concatenation needs rank-5 inputs, got shape {inputs[0].shape[1:]}")
+            return [np.concatenate(inputs, axis=-5)]
+
+        return run_sequence
     return lambda inputs: [np.concatenate(inputs, axis=_channel_axis(inputs[0], "concat"))]
 
 
@@ -327,28 +355,9 @@ def compile_padding(layer, name: str) -> Run:
     return run
 
 
-def compile_upsample(layer, name: str) -> Run:
-    p = layer.upsample
-    if list(p.fractionalScalingFactor):
-        raise _unsupported(name, "upsample", "fractional scaling factors")
-    fh, fw = _pair(p.scalingFactor, 1)
-    if p.mode == 0:
-        return lambda inputs: [numerics.upsample_nearest(inputs[0], fh, fw)]
-    if p.linearUpsampleMode == 0:
-        raise _unsupported(name, "upsample", "bilinear upsampling in the DEFAULT corner mode")
-    align = p.linearUpsampleMode == 1
-
-    def run(inputs):
-        x = inputs[0]
-        return [numerics.resize_bilinear(x, x.shape[-2] * fh, x.shape[-1] * fw, align_corners=align)]
-
-    return run
-
-
 LAYERS: dict[str, Callable[..., Run]] = {
     "convolution": compile_convolution,
     "pooling": compile_pooling,
-    "activation": compile_activation,
     "innerProduct": compile_innerProduct,
     "softmax": compile_softmax,
     "flatten": compile_flatten,
@@ -359,5 +368,4 @@ LAYERS: dict[str, Callable[..., Run]] = {
     "multiply": compile_multiply,
     "concat": compile_concat,
     "padding": compile_padding,
-    "upsample": compile_upsample,
 }

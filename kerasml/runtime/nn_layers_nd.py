@@ -78,8 +78,7 @@ def compile_batchedMatmul(layer, name: str) -> Run:
     # Stored as (columns, rows), one row per output channel, like innerProduct's weights.
     w = np.ascontiguousarray(weights.decode(p.weights, (cols, rows), f"layer '{name}' weights").T)
     bias = weights.vector(p.bias, cols, f"layer '{name}' bias") if p.hasBias else None
-    if p.transposeA:
-        raise _unsupported(name, "batchedMatmul", "transposeA with constant weights")
+    # transposeA / transposeB: the spec says both "are ignored when there is one input"
 
     def run(inputs):
         x = inputs[0]
@@ -123,27 +122,22 @@ def compile_expandDims(layer, name: str) -> Run:
 
 
 def compile_concatND(layer, name: str) -> Run:
-    axis = layer.concatND.axis
+    axis, interleave = layer.concatND.axis, layer.concatND.interleave
 
     def run(inputs):
         arrays = _align(list(inputs))
-        return [np.concatenate(arrays, axis=_axis(axis, arrays[0]))]
+        a = _axis(axis, arrays[0])
+        if not interleave:
+            return [np.concatenate(arrays, axis=a)]
+        if any(x.shape != arrays[0].shape for x in arrays):  # the spec requires identical shapes
+            raise ValueError(f"interleaved concatenation needs equal shapes, got {[x.shape[1:] for x in arrays]}")
+        # output[i::k] = input i along the axis: stack just after the axis, then merge the two
+        stacked = np.stack(arrays, axis=a + 1)
+        shape = list(arrays[0].shape)
+        shape[a] *= len(arrays)
+        return [stacked.reshape(shape)]
 
     return run
-
-
-def _broadcastable(op) -> Callable[..., Run]:
-    def compile_(layer, name: str) -> Run:
-        def run(inputs):
-            arrays = _align(list(inputs))
-            out = arrays[0]
-            for x in arrays[1:]:
-                out = op(out, x)
-            return [out]
-
-        return run
-
-    return compile_
 
 
 def compile_loadConstantND(layer, name: str) -> Run:
@@ -153,28 +147,46 @@ def compile_loadConstantND(layer, name: str) -> Run:
     return lambda inputs: [value]
 
 
-def compile_reduceMean(layer, name: str) -> Run:
-    p = layer.reduceMean
-
-    def run(inputs):
-        x = inputs[0]
-        axes = tuple(range(1, x.ndim)) if p.reduceAll else tuple(_axis(a, x) for a in p.axes)
-        return [x.mean(axis=axes, keepdims=p.keepDims, dtype=np.float32)]
-
-    return run
+def _per_prediction(inputs: list, fn) -> np.ndarray:
+    """fn(x, *params) for each prediction, where parameters arrive as blobs of their own."""
+    return np.stack([fn(x[None], *(p.ravel() for p in params)) for x, *params in zip(*inputs)])[:, 0]
 
 
 def compile_tile(layer, name: str) -> Run:
-    reps = list(layer.tile.reps)
-    if len(layer.input) != 1:
-        raise _unsupported(name, "tile", "repetitions given as a second input")
+    fixed = list(layer.tile.reps)
 
-    def run(inputs):
-        x = inputs[0]
+    def tile(x, reps):
+        reps = [int(r) for r in reps]
         lead = max(x.ndim - 1 - len(reps), 0)
-        return [np.tile(x, [1] + [1] * lead + reps)]
+        return np.tile(x, [1] + [1] * lead + reps)
 
-    return run
+    if len(layer.input) == 2:  # the repetitions arrive as a second input
+        return lambda inputs: [_per_prediction(inputs, tile)]
+    return lambda inputs: [tile(inputs[0], fixed)]
+
+
+def compile_sliceDynamic(layer, name: str) -> Run:
+    p = layer.sliceDynamic
+    count = len(layer.input)
+
+    def slice_one(x, begin, *given):
+        rank = x.ndim - 1
+        params = [list(p.endIds), list(p.strides), list(p.beginMasks), list(p.endMasks), list(p.squeezeMasks)]
+        for i, value in enumerate(given):  # inputs 3-7 replace the matching parameter
+            params[i] = [int(v) for v in value]
+        end, strides, begin_mask, end_mask, squeeze = params
+        begin_mask = begin_mask or [False] * rank
+        end_mask = end_mask or [False] * rank
+        squeeze = squeeze or [False] * rank
+        if len(end) != rank and not all(end_mask):
+            raise ValueError(f"slice of rank {len(end)} on an input of rank {rank}")
+        end = end or [0] * rank
+        return numerics.strided_slice(x, [int(b) for b in begin], end, strides or [1] * rank,
+                                      begin_mask, end_mask, squeeze, lead=1)
+
+    if count < 2:
+        raise ValueError(f"layer '{name}' (sliceDynamic) needs the begin indices as a second input")
+    return lambda inputs: [_per_prediction(inputs, slice_one)]
 
 
 def compile_sliceStatic(layer, name: str) -> Run:
@@ -193,17 +205,6 @@ def compile_sliceStatic(layer, name: str) -> Run:
     return run
 
 
-def compile_reduceMax(layer, name: str) -> Run:
-    p = layer.reduceMax
-
-    def run(inputs):
-        x = inputs[0]
-        axes = tuple(range(1, x.ndim)) if p.reduceAll else tuple(_axis(a, x) for a in p.axes)
-        return [x.max(axis=axes, keepdims=p.keepDims)]
-
-    return run
-
-
 LAYERS_ND: dict[str, Callable[..., Run]] = {
     "transpose": compile_transpose,
     "reshapeStatic": compile_reshapeStatic,
@@ -213,12 +214,8 @@ LAYERS_ND: dict[str, Callable[..., Run]] = {
     "squeeze": compile_squeeze,
     "expandDims": compile_expandDims,
     "concatND": compile_concatND,
-    "addBroadcastable": _broadcastable(np.add),
-    "multiplyBroadcastable": _broadcastable(np.multiply),
-    "subtractBroadcastable": _broadcastable(np.subtract),
     "loadConstantND": compile_loadConstantND,
-    "reduceMean": compile_reduceMean,
     "tile": compile_tile,
     "sliceStatic": compile_sliceStatic,
-    "reduceMax": compile_reduceMax,
+    "sliceDynamic": compile_sliceDynamic,
 }

@@ -1,0 +1,225 @@
+"""`make zoo`: every case of bench/zoo_cases.py built, converted in both formats, verified, timed.
+
+For each case and format: the Keras model is built with seeded random weights and saved, converted
+with `kerasml.convert`, checked with `kerasml.verify` (kerasml's NumPy runtime against Keras on 64
+seeded random images), and timed: the runtime on those 64 images against Keras `predict` on the
+same images (each timed on its second call, after tracing and warm-up). bench/zoo.json keeps the
+latest row of every case and format, so a run of a few cases updates their rows; bench/zoo.md and
+the README's table (between its zoo markers) are written from it.
+
+    python bench/zoo.py                 # everything
+    python bench/zoo.py --fast          # the subset `make test` runs
+    python bench/zoo.py --cases gelu,ConvNeXtTiny     # re-measure two cases
+    python bench/zoo.py --fast --no-write             # print only
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(REPO), str(REPO / "bench")]
+
+from zoo_cases import CASES, CLASSES, Case, case_named  # noqa: E402
+
+FORMATS = ("mlmodel", "mlpackage")
+SAMPLES = 64
+LABELS = ",".join(f"class{i}" for i in range(CLASSES))
+README_START, README_END = "<!-- zoo:start -->", "<!-- zoo:end -->"
+
+
+@dataclasses.dataclass
+class Row:
+    case: str
+    kind: str
+    parameters: int
+    format: str
+    status: str                       # "verified", "failed", "refused", "runtime", "error"
+    detail: str = ""
+    convert_seconds: float | None = None
+    max_abs_diff: float | None = None
+    top1_agreement: float | None = None
+    near_ties: int | None = None
+    runtime_seconds: float | None = None
+    keras_seconds: float | None = None
+    measured: str = ""                # UTC time of the run that made this row
+
+
+def build(case: Case, folder: Path) -> tuple[Path, int]:
+    """The case's Keras model saved to `folder`, and its parameter count."""
+    model = case.build()
+    path = folder / f"{case.name}.keras"
+    model.save(path)
+    return path, int(model.count_params())
+
+
+def run_case(case: Case, fmt: str, keras_path: Path, parameters: int, samples: int = SAMPLES,
+             timings: bool = True) -> Row:
+    """Convert, verify and time one case in one format; failures become the row's status."""
+    from kerasml.convert import ConvertOptions, convert
+    from kerasml.errors import KerasmlError
+    from kerasml.runtime.errors import UnsupportedModelError
+    from kerasml.verify import verify
+
+    row = Row(case.name, case.kind, parameters, fmt, "error",
+              measured=f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC")
+    out = keras_path.with_suffix("." + fmt)
+    started = time.perf_counter()
+    try:
+        convert(ConvertOptions(model=keras_path, labels=LABELS, out=out, format=fmt,
+                               force=True), say=lambda m: None, warn=lambda m: None)
+    except KerasmlError as exc:
+        row.status, row.detail = "refused", str(exc)
+        return row
+    row.convert_seconds = time.perf_counter() - started
+    try:
+        result = verify(out, keras_path, samples=samples)
+    except UnsupportedModelError as exc:
+        row.status, row.detail = "runtime", str(exc)
+        return row
+    except KerasmlError as exc:
+        row.status, row.detail = "error", str(exc)
+        return row
+    row.status = "verified" if result.passed else "failed"
+    row.max_abs_diff, row.top1_agreement, row.near_ties = (result.max_abs_diff, result.top1_agreement,
+                                                           result.near_ties)
+    if not result.passed:
+        row.detail = "; ".join(c.detail for c in result.checks if not c.passed)
+    if timings:
+        row.runtime_seconds, row.keras_seconds = _timings(out, keras_path, samples)
+    return row
+
+
+def _timings(coreml_path: Path, keras_path: Path, samples: int) -> tuple[float, float]:
+    """Seconds for `samples` images: kerasml's runtime and Keras `predict`, each after a warm-up."""
+    from kerasml.keras_models import load_keras_model
+    from kerasml.runtime import load_model
+
+    coreml = load_model(coreml_path)
+    keras_model = load_keras_model(keras_path)
+    image = coreml.image
+    images = np.random.default_rng(1).integers(0, 256, (samples, image.height, image.width, image.channels),
+                                               dtype=np.uint8)
+    inputs = (images.astype(np.float32) * np.float32(image.scale)
+              + np.asarray(image.bias, np.float32)).reshape((samples, *keras_model.input_shape))
+    coreml.predict_probabilities(images)
+    started = time.perf_counter()
+    coreml.predict_probabilities(images)
+    runtime_seconds = time.perf_counter() - started
+    keras_model.predict(inputs)       # the first call traces Keras' predict function
+    started = time.perf_counter()
+    keras_model.predict(inputs)
+    return runtime_seconds, time.perf_counter() - started
+
+
+def markdown(rows: list[Row], header: str) -> str:
+    lines = [header, "",
+             "| case | parameters | format | result | convert s | max \\|Δp\\| | top-1 agree (near-ties) "
+             "| runtime s / 64 | Keras s / 64 |",
+             "|---|---:|---|---|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        agree = ("-" if r.top1_agreement is None and r.near_ties is None else
+                 f"all ties ({r.near_ties})" if r.top1_agreement is None else
+                 f"{r.top1_agreement:.1%} ({r.near_ties})")
+        result = r.status if r.status == "verified" else f"{r.status}: {_short(r.detail)}"
+        lines.append(f"| {r.case} | {r.parameters:,} | {r.format} | {result} | {_num(r.convert_seconds, '.1f')} "
+                     f"| {_num(r.max_abs_diff, '.1e')} | {agree} | {_num(r.runtime_seconds, '.3f')} "
+                     f"| {_num(r.keras_seconds, '.3f')} |")
+    counts = {s: sum(r.status == s for r in rows) for s in ("verified", "failed", "refused", "runtime", "error")}
+    lines += ["", ", ".join(f"{n} {s}" for s, n in counts.items() if n) + f" of {len(rows)} conversions."]
+    return "\n".join(lines) + "\n"
+
+
+def _num(value, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def _short(text: str, limit: int = 140) -> str:
+    text = " ".join(text.split()).replace("|", "/")
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def merged(rows: list[Row]) -> list[Row]:
+    """bench/zoo.json's rows with these replacing theirs (same case and format), in case order: a
+    run of a few cases updates the table instead of shrinking it to them."""
+    path = REPO / "bench" / "zoo.json"
+    previous = [Row(**row) for row in json.loads(path.read_text())] if path.is_file() else []
+    latest = {(row.case, row.format): row for row in previous + rows}
+    order = {case.name: number for number, case in enumerate(CASES)}
+    return sorted((row for row in latest.values() if row.case in order and row.format in FORMATS),
+                  key=lambda row: (order[row.case], FORMATS.index(row.format)))
+
+
+def _write_json(rows: list[Row]) -> None:
+    (REPO / "bench" / "zoo.json").write_text(json.dumps([dataclasses.asdict(r) for r in rows], indent=1) + "\n")
+
+
+def update_readme(table: str) -> None:
+    readme = REPO / "README.md"
+    text = readme.read_text()
+    if README_START not in text or README_END not in text:
+        print(f"[zoo] README has no {README_START} ... {README_END} markers; table not copied there")
+        return
+    before, rest = text.split(README_START, 1)
+    after = rest.split(README_END, 1)[1]
+    readme.write_text(f"{before}{README_START}\n{table}{README_END}{after}")
+
+
+def write_tables(rows: list[Row], command: str, minutes: float | None) -> None:
+    took = "" if minutes is None else f" ({minutes:.1f} min)"
+    table = markdown(rows, (
+        f"Measured on {platform.machine()} ({platform.system()}, Python {platform.python_version()}, "
+        f"{os.cpu_count()} cores); each row from the latest run of its case (times in bench/zoo.json), "
+        f"the last `{command}`{took}. Random weights, {SAMPLES} seeded random images; top-1 agreement "
+        "counts images whose best Keras class leads by more than the tolerance (near-ties in brackets)."))
+    (REPO / "bench" / "zoo.md").write_text("# Model zoo: convert and verify\n\n" + table)
+    update_readme(table)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cases", help="comma-separated case names (default: all)")
+    parser.add_argument("--fast", action="store_true", help="only the cases `make test` runs")
+    parser.add_argument("--formats", default=",".join(FORMATS))
+    parser.add_argument("--no-write", action="store_true", help="print the table, write no files")
+    parser.add_argument("--table-only", action="store_true",
+                        help="write bench/zoo.md and the README table from bench/zoo.json, run nothing")
+    args = parser.parse_args(argv)
+    if args.table_only:
+        write_tables(merged([]), "python bench/zoo.py --table-only", None)
+        return 0
+    cases = [case_named(name) for name in args.cases.split(",")] if args.cases else CASES  # in that order
+    cases = [case for case in cases if case.fast or not args.fast]
+    rows: list[Row] = []
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory() as folder:
+        for number, case in enumerate(cases, 1):
+            path, parameters = build(case, Path(folder))
+            for fmt in args.formats.split(","):
+                row = run_case(case, fmt, path, parameters)
+                rows.append(row)
+                print(f"[zoo] {number}/{len(cases)} {case.name} {fmt}: {row.status}"
+                      f"{'' if row.status == 'verified' else ' - ' + _short(row.detail, 200)}", flush=True)
+            if not args.no_write:  # rows so far, so an interrupted run still leaves its figures
+                _write_json(merged(rows))
+    minutes = (time.perf_counter() - started) / 60
+    command = " ".join(["python bench/zoo.py", *(sys.argv[1:] if argv is None else argv)])
+    print(markdown(rows, f"This run: `{command}`, {minutes:.1f} min."))
+    if not args.no_write:
+        write_tables(merged(rows), command, minutes)
+    return 0 if all(r.status in ("verified", "runtime") for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

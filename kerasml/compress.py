@@ -1,0 +1,409 @@
+"""Smaller Core ML models: the weight-compression schemes `convert --precision` offers, all through
+`coremltools.optimize` (and, for the NeuralNetwork format, coremltools' own weight quantizer).
+
+The module reads as its table, `SCHEMES`: one entry per scheme with the formats that can store it,
+the oldest iOS that runs it (ML Program), whether the program computes in float16, the coremltools
+configuration and the tolerance `kerasml verify` allows against Keras. `apply` compresses a
+converted, uncompressed MLModel; `check` refuses a bad combination in one line before any work.
+Magnitude pruning (`--sparsity`) combines with every ML Program scheme through coremltools' joint
+compression (iOS 18), which stores the pruned weights as sparse and the rest palettized or quantized.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable
+
+import numpy as np
+
+from kerasml.errors import KerasmlError
+
+WEIGHT_THRESHOLD = 256    # tensors with fewer values stay float (a few hundred bytes)
+BLOCK_SIZES = (64, 32, 16, 8)  # int4: one scale per 64 input values; smaller blocks where 64 does not divide
+CALIBRATION_IMAGES = 256   # w8a8: images whose activation ranges set the 8-bit activation scales
+TARGET_ORDER = ("iOS15", "iOS16", "iOS17", "iOS18")
+
+
+@dataclasses.dataclass(frozen=True)
+class Scheme:
+    name: str
+    what: str
+    formats: tuple[str, ...]                  # "mlmodel" (NeuralNetwork), "mlpackage" (ML Program)
+    min_target: str                           # oldest iOS that runs it as an ML Program
+    bits: int                                 # bits per stored weight, for ordering `auto`
+    tolerance: tuple[float, float]            # verify: max |Δ probability|, least top-1 agreement
+    program_config: Callable | None = None    # cto module → OpCompressorConfig (ML Program weights)
+    fallbacks: tuple[Callable, ...] = ()      # configs for the tensors the first one cannot split
+    nn_quantize: dict | None = None           # quantization_utils.quantize_weights arguments (NeuralNetwork)
+    computes_in_fp16: bool = False
+    activations: bool = False                 # also 8-bit activations, calibrated on images
+    kind: str = "float"                       # which coremltools pass stores it: float, linear, palette
+
+    def supports(self, fmt: str) -> bool:
+        return fmt in self.formats
+
+
+def _linear(dtype: str, granularity: str, **extra):
+    return lambda cto: cto.OpLinearQuantizerConfig(mode="linear_symmetric", dtype=dtype, granularity=granularity,
+                                                   weight_threshold=WEIGHT_THRESHOLD, **extra)
+
+
+def _palette(nbits: int):
+    # One table per tensor: measured on the digit model, tables per group of 16 output channels
+    # were 0.5% of the fp32 size larger for no better accuracy, and they need iOS 18 instead of 16.
+    return lambda cto: cto.OpPalettizerConfig(mode="kmeans", nbits=nbits, granularity="per_tensor",
+                                              weight_threshold=WEIGHT_THRESHOLD)
+
+
+def _nn_palette(nbits: int) -> dict:
+    return {"nbits": nbits, "quantization_mode": "custom_lut", "lut_function": lambda *a: _kmeans_table(*a)}
+
+
+SCHEMES = (
+    Scheme("fp32", "32-bit float weights", ("mlmodel", "mlpackage"), "iOS15", 32, (1e-5, 1.0)),
+    Scheme("fp16", "16-bit float weights and compute", ("mlmodel", "mlpackage"), "iOS15", 16, (5e-3, 0.998),
+           nn_quantize={"nbits": 16, "quantization_mode": "linear"}, computes_in_fp16=True),
+    Scheme("int8", "8-bit linear weights, one scale per output channel", ("mlmodel", "mlpackage"), "iOS16", 8,
+           (5e-2, 0.99), program_config=_linear("int8", "per_channel"),
+           nn_quantize={"nbits": 8, "quantization_mode": "linear"}, kind="linear"),
+    Scheme("palette8", "256-entry k-means look-up tables", ("mlmodel", "mlpackage"), "iOS16", 8, (0.1, 0.99),
+           program_config=_palette(8), nn_quantize=_nn_palette(8), kind="palette"),
+    Scheme("palette6", "64-entry k-means look-up tables", ("mlmodel", "mlpackage"), "iOS16", 6, (0.2, 0.98),
+           program_config=_palette(6), nn_quantize=_nn_palette(6), kind="palette"),
+    Scheme("palette4", "16-entry k-means look-up tables", ("mlmodel", "mlpackage"), "iOS16", 4, (0.5, 0.95),
+           program_config=_palette(4), nn_quantize=_nn_palette(4), kind="palette"),
+    Scheme("int4", f"4-bit linear weights, one scale per block of {BLOCK_SIZES[0]} inputs", ("mlpackage",),
+           "iOS18", 4, (0.5, 0.95), program_config=_linear("int4", "per_block", block_size=BLOCK_SIZES[0]),
+           fallbacks=tuple(_linear("int4", "per_block", block_size=size) for size in BLOCK_SIZES[1:]),
+           kind="linear"),
+    Scheme("w8a8", "8-bit weights and 8-bit activations (calibrated on --data)", ("mlpackage",), "iOS17", 8,
+           (0.1, 0.98), program_config=_linear("int8", "per_channel"), computes_in_fp16=True, activations=True,
+           kind="linear"),
+)
+BY_NAME = {scheme.name: scheme for scheme in SCHEMES}
+NAMES = tuple(BY_NAME) + ("auto",)
+# Pruning without fine-tuning changes what the model computes (ambiguous images flip outright), so
+# verify lets probabilities move by up to 0.9 and at most half the pruned fraction of its decisive
+# predictions change; `convert --data` measures what it costs in accuracy.
+SPARSE_ATOL = 0.9
+SPARSE_TARGET = "iOS16"        # pruning alone; joined with another scheme it needs iOS 18
+JOINT_TARGET = "iOS18"
+
+
+def scheme(name: str) -> Scheme:
+    if name not in BY_NAME:
+        raise KerasmlError(f"unknown --precision {name!r}; use {', '.join(NAMES)}")
+    return BY_NAME[name]
+
+
+def check(fmt: str, precision: str, sparsity: float | None = None, has_data: bool = False,
+          max_drop: float | None = None) -> None:
+    """Refuse, in one line, a combination no format or scheme can do; before any work is done."""
+    if precision != "auto":
+        chosen = scheme(precision)
+        if not chosen.supports(fmt):
+            raise KerasmlError(f"--precision {precision} ({chosen.what}) needs an ML Program; "
+                               "add --format mlpackage")
+        if chosen.activations and not has_data:
+            raise KerasmlError(f"--precision {precision} calibrates 8-bit activations on images; "
+                               "pass --data PATH to labelled images like the ones the model will see")
+    elif max_drop is None:
+        raise KerasmlError("--precision auto keeps the smallest scheme within an accuracy budget; "
+                           "pass --max-drop POINTS (e.g. --max-drop 0.2)")
+    if max_drop is not None and (precision != "auto" or not 0 <= max_drop < 100):
+        raise KerasmlError("--max-drop POINTS (0-100) goes with --precision auto" if precision != "auto"
+                           else f"--max-drop {max_drop} must be between 0 and 100 accuracy points")
+    if sparsity is not None:
+        if not 0 < sparsity < 1:
+            raise KerasmlError(f"--sparsity {sparsity} must be a fraction between 0 and 1 (e.g. 0.5 "
+                               "prunes half the weights)")
+        if fmt != "mlpackage":
+            raise KerasmlError("--sparsity stores pruned weights as sparse tensors, which only ML Programs "
+                               "have; add --format mlpackage")
+
+
+def required_target(precision: str, sparsity: float | None = None) -> str:
+    """The oldest iOS an ML Program compressed this way runs on."""
+    base = BY_NAME[precision].min_target if precision in BY_NAME else "iOS15"
+    if sparsity is None:
+        return base
+    joint = precision not in ("fp32", "fp16")
+    return _later(base, JOINT_TARGET if joint else SPARSE_TARGET)
+
+
+def check_target(chosen: str, precision: str, sparsity: float | None = None) -> None:
+    needed = required_target(precision, sparsity)
+    if chosen in TARGET_ORDER and TARGET_ORDER.index(chosen) < TARGET_ORDER.index(needed):
+        what = f"--precision {precision}" + (f" with --sparsity {sparsity:g}" if sparsity else "")
+        raise KerasmlError(f"{what} needs --min-target {needed} or later (the ops that store it are "
+                           f"newer than {chosen}); raise --min-target or pick another precision")
+
+
+def _later(a: str, b: str) -> str:
+    return max(a, b, key=TARGET_ORDER.index)
+
+
+def computes_in_fp16(precision: str) -> bool:
+    return precision in BY_NAME and BY_NAME[precision].computes_in_fp16
+
+
+def tolerance(precision: str, sparsity: float | None = None) -> tuple[float, float]:
+    atol, agreement = scheme(precision).tolerance
+    if sparsity:
+        atol, agreement = SPARSE_ATOL, min(agreement, 1 - sparsity / 2)
+    return atol, agreement
+
+
+def label(precision: str, sparsity: float | None = None) -> str:
+    return precision + (f"+sparse{sparsity:g}" if sparsity else "")
+
+
+def parse_label(text: str) -> tuple[str, float | None] | None:
+    """`label`'s inverse, for the precision written into a model's metadata; None if not a scheme."""
+    name, _, sparse = (text or "").partition("+sparse")
+    if name not in BY_NAME:
+        return None
+    try:
+        return name, float(sparse) if sparse else None
+    except ValueError:
+        return None
+
+
+def apply(mlmodel, fmt: str, precision: str, sparsity: float | None = None,
+          calibration: np.ndarray | None = None, notes: list[str] | None = None):
+    """The compressed model (or `mlmodel` itself for fp32). `calibration`: uint8 images (N, H, W, C)
+    for w8a8. Notes about tensors left uncompressed go to `notes`."""
+    from kerasml.libs import quiet_output
+
+    chosen = scheme(precision)
+    notes = notes if notes is not None else []
+    if fmt == "mlmodel":
+        if chosen.nn_quantize is None:
+            return mlmodel
+        from coremltools.models.neural_network import quantization_utils
+        with quiet_output():
+            return quantization_utils.quantize_weights(mlmodel, **chosen.nn_quantize)
+    import coremltools.optimize.coreml as cto
+
+    joint = False
+    if sparsity is not None:
+        config = cto.OpMagnitudePrunerConfig(target_sparsity=float(sparsity), weight_threshold=WEIGHT_THRESHOLD)
+        with quiet_output():
+            mlmodel = cto.prune_weights(mlmodel, cto.OptimizationConfig(global_config=config))
+        joint = True
+    if chosen.activations:
+        if calibration is None or not len(calibration):
+            raise KerasmlError(f"--precision {precision} needs calibration images; pass --data PATH")
+        mlmodel = _quantize_activations(mlmodel, calibration)
+    if chosen.program_config is not None:
+        config = cto.OptimizationConfig(global_config=chosen.program_config(cto))
+        compressor = cto.palettize_weights if chosen.kind == "palette" else cto.linear_quantize_weights
+        with quiet_output():
+            mlmodel = compressor(mlmodel, config, joint_compression=joint)
+            for fallback in chosen.fallbacks if not joint else ():
+                if _float_weights(mlmodel):  # e.g. 32 input channels cannot split into blocks of 64
+                    mlmodel = compressor(mlmodel, cto.OptimizationConfig(global_config=fallback(cto)))
+    untouched = _float_weights(mlmodel)
+    if precision not in ("fp32", "fp16") and not (_program_op_types(mlmodel) & COMPRESSED_OPS):
+        notes.append(f"note: no weight tensor has {WEIGHT_THRESHOLD} or more values, so {precision} left "
+                     "the weights as they were")
+    elif untouched and precision not in ("fp32", "fp16"):
+        notes.append(f"note: {len(untouched)} weight tensor(s) stay float ({', '.join(untouched[:3])}"
+                     f"{', ...' if len(untouched) > 3 else ''}): fewer than {WEIGHT_THRESHOLD} values, or a "
+                     f"shape {precision} cannot split into blocks or groups")
+    return mlmodel
+
+
+def _quantize_activations(mlmodel, images: np.ndarray):
+    """coremltools' activation quantization, with the activation ranges measured by kerasml's runtime:
+    coremltools measures them by running the model through Core ML, which only macOS has."""
+    from unittest import mock
+
+    import coremltools.optimize.coreml as cto
+    from coremltools.optimize.coreml import _post_training_quantization as passes
+
+    from kerasml.libs import quiet_output
+
+    if not hasattr(passes, "_get_activation_calibration_stats"):
+        raise KerasmlError("this coremltools has no activation calibration step kerasml can feed; "
+                           "use --precision int8 (weights only)")
+    ranges = activation_ranges(mlmodel, images)
+    config = cto.OptimizationConfig(global_config=cto.OpLinearQuantizerConfig(mode="linear_symmetric"))
+    samples = [{mlmodel.get_spec().description.input[0].name: image} for image in images]
+    with mock.patch.object(passes, "_get_activation_calibration_stats", lambda *args: ranges), quiet_output():
+        return cto.linear_quantize_activations(mlmodel, config, samples)
+
+
+def activation_ranges(mlmodel, images: np.ndarray) -> dict[str, dict[str, float]]:
+    """{tensor: {"rmin", "rmax"}} over all `images` for the input and every computed float tensor
+    (what coremltools' calibration records), from kerasml's runtime."""
+    from kerasml.runtime import load_model
+
+    model = load_model(mlmodel)
+    engine = model._engine  # the ML Program's steps name every intermediate tensor
+    names = [name for step in engine.steps for name, dtype in zip(step.outputs, step.dtypes)
+             if dtype is not None and np.dtype(dtype).kind == "f"]
+    ranges = {model.input_name: {"rmin": float(images.min()), "rmax": float(images.max())}}
+    pixels = model._pixels_nchw(np.asarray(images), model.image)
+    for start in range(0, len(pixels), 64):
+        values = model._run({model.input_name: pixels[start:start + 64]}, names)
+        for name, value in values.items():
+            low, high = float(value.min()), float(value.max())
+            seen = ranges.setdefault(name, {"rmin": low, "rmax": high})
+            seen["rmin"], seen["rmax"] = min(seen["rmin"], low), max(seen["rmax"], high)
+    return ranges
+
+
+COMPRESSED_OPS = {"constexpr_lut_to_dense", "constexpr_affine_dequantize", "constexpr_blockwise_shift_scale",
+                  "constexpr_sparse_to_dense"}
+
+
+def _program_op_types(mlmodel) -> set[str]:
+    spec = mlmodel.get_spec()
+    if spec.WhichOneof("Type") != "mlProgram":
+        return set(COMPRESSED_OPS)      # NeuralNetwork weights are quantized whatever their size
+    function = spec.mlProgram.functions["main"]
+    return {op.type for op in function.block_specializations[function.opset].operations}
+
+
+def _float_weights(mlmodel) -> list[str]:
+    """Names of the float constants of WEIGHT_THRESHOLD+ values still read by conv/linear/matmul ops."""
+    spec = mlmodel.get_spec()
+    if spec.WhichOneof("Type") != "mlProgram":
+        return []
+    function = spec.mlProgram.functions["main"]
+    block = function.block_specializations[function.opset]
+    sizes = {}
+    for op in block.operations:
+        if op.type == "const":
+            value = op.attributes["val"]
+            shape = value.type.tensorType.dimensions
+            count = int(np.prod([d.constant.size for d in shape])) if shape else 1
+            sizes[op.outputs[0].name] = count
+    found = []
+    for op in block.operations:
+        if op.type in ("conv", "linear", "matmul", "conv_transpose"):
+            for param in ("weight", "y"):
+                for binding in op.inputs[param].arguments if param in op.inputs else ():
+                    if sizes.get(binding.name, 0) >= WEIGHT_THRESHOLD:
+                        found.append(binding.name)
+    return found
+
+
+def _kmeans_table(nbits: int, weight: np.ndarray):
+    """NeuralNetwork palettes: coremltools' k-means, with its table flattened. Its own `kmeans_lut`
+    mode passes the (entries, 1) table it now returns straight to protobuf, which refuses arrays."""
+    from coremltools.models.neural_network.quantization_utils import _get_kmeans_lookup_table_and_weight
+
+    table, indices = _get_kmeans_lookup_table_and_weight(nbits, weight)
+    return np.asarray(table, dtype=np.float32).reshape(-1), indices
+
+
+@dataclasses.dataclass
+class Trial:
+    """One row of `--precision auto`'s table."""
+
+    precision: str
+    size_bytes: int
+    accuracy: float
+    drop_points: float
+    kept: bool = False
+
+    def line(self, reference_size: int) -> str:
+        mark = "  <- kept" if self.kept else ""
+        return (f"  {self.precision:<18} {self.size_bytes / 1024:9.1f} KiB {self.size_bytes / reference_size:7.1%}"
+                f" {self.accuracy:8.2%} {0.0 - self.drop_points + 0.0:+7.2f}{mark}")
+
+
+def auto_candidates(fmt: str, target: str | None) -> list[str]:
+    """Schemes `auto` tries, smallest first: those the format stores and the target runs. w8a8 is
+    left out (it saves no bytes over int8), and so is fp16 for ML Programs (a separate conversion)."""
+    names = [s.name for s in sorted(SCHEMES, key=lambda s: s.bits) if s.supports(fmt) and not s.activations
+             and not (fmt == "mlpackage" and s.computes_in_fp16)]
+    if fmt == "mlpackage" and target is not None:
+        names = [n for n in names if TARGET_ORDER.index(BY_NAME[n].min_target) <= TARGET_ORDER.index(target)]
+    return names
+
+
+def choose(reference, fmt: str, images: np.ndarray, labels: np.ndarray, max_drop: float,
+           sparsity: float | None = None, target: str | None = None, say: Callable[[str], None] = print):
+    """(precision, model, trials): the smallest scheme whose accuracy on `images` is within
+    `max_drop` points of the uncompressed `reference`, measured with kerasml's runtime."""
+    import tempfile
+    from pathlib import Path
+
+    from kerasml.files import path_size
+    from kerasml.runtime import load_model
+
+    def measure(model) -> tuple[int, float]:
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / f"candidate.{fmt}"
+            model.save(str(path))
+            predictions = load_model(path).predict_probabilities(images).argmax(axis=1)
+            return path_size(path), float((predictions == labels).mean())
+
+    reference_size, reference_accuracy = measure(reference)
+    trials = [Trial("fp32 (reference)", reference_size, reference_accuracy, 0.0)]
+    for name in auto_candidates(fmt, target):
+        if name == "fp32" and not sparsity:
+            trials[0].kept = True
+            return "fp32", reference, trials
+        if sparsity and TARGET_ORDER.index(required_target(name, sparsity)) > TARGET_ORDER.index(target or "iOS18"):
+            continue
+        say(f"trying {label(name, sparsity)} ...")
+        model = apply(reference, fmt, name, sparsity=sparsity)
+        size, accuracy = measure(model)
+        trial = Trial(label(name, sparsity), size, accuracy, round(100 * (reference_accuracy - accuracy), 4))
+        trials.append(trial)
+        if trial.drop_points <= max_drop:
+            trial.kept = True
+            return name, model, trials
+    trials[0].kept = True
+    return "fp32", reference, trials
+
+
+def trial_table(trials: list[Trial], samples: int, source: str, max_drop: float) -> list[str]:
+    reference = trials[0].size_bytes
+    lines = [f"--precision auto: the smallest scheme losing at most {max_drop:g} points on {samples:,} {source}",
+             f"  {'scheme':<18} {'size':>13} {'of fp32':>7} {'accuracy':>8} {'points':>7}"]
+    return lines + [trial.line(reference) for trial in trials]
+
+
+def calibration_images(images: np.ndarray) -> np.ndarray:
+    """A seeded sample of CALIBRATION_IMAGES images for w8a8's activation ranges."""
+    if len(images) <= CALIBRATION_IMAGES:
+        return images
+    return images[np.sort(np.random.default_rng(0).permutation(len(images))[:CALIBRATION_IMAGES])]
+
+
+def labelled_images(data, record, preprocessing) -> tuple[np.ndarray, np.ndarray, str]:
+    """(uint8 images (N, H, W, C), labels, what they are) from --data, else the test set the
+    training record was scored on, else the recorded dataset's test split."""
+    from pathlib import Path
+
+    from kerasml.data import load_dataset
+
+    shape = (preprocessing.height, preprocessing.width, preprocessing.channels)
+    test_data = record.extra.get("test_data") if record else None
+    if data is None and test_data and Path(test_data).exists():
+        data = Path(test_data)
+    if data is not None:
+        dataset = load_dataset(path=Path(data), say=lambda message: None)
+        what = f"images from {data}"
+    elif record and record.dataset:
+        try:
+            dataset = load_dataset(record.dataset, say=lambda message: None)
+        except KerasmlError:
+            dataset = None
+        if dataset is None or (dataset.x_test is None and dataset.folders is None):
+            raise KerasmlError("no test images for the model's dataset; pass --data PATH to labelled images")
+        what = f"{record.dataset} test images"
+    else:
+        raise KerasmlError("pass --data PATH to labelled images to measure the accuracy compression costs")
+    x, y, _ = dataset.labelled_images(size=shape[0])
+    if x.ndim == 3:
+        x = x[..., None]
+    if x.shape[1:] != shape:
+        raise KerasmlError(f"--data images are {x.shape[1]}x{x.shape[2]}x{x.shape[3]} but the model takes "
+                           f"{shape[0]}x{shape[1]}x{shape[2]}")
+    return x, np.asarray(y, dtype=np.int64), what

@@ -1,0 +1,74 @@
+"""ML Program activations and elementwise unary ops beyond the basic ones of `mil_ops`.
+
+Each follows the MIL op's definition in coremltools (ops/defs/iOS15/activation.py,
+elementwise_unary.py), boundaries included: thresholded_relu keeps x == alpha, clamped_relu clamps
+after the negative slope, `round` rounds half to even, `inverse`/`log`/`rsqrt` add their epsilon.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from kerasml.runtime import kernels
+from kerasml.runtime.mil_each import channel_param, per_prediction
+from kerasml.runtime.mil_ops import OPS, Args, op
+
+
+def _unary(fn):
+    return lambda args: [fn(np.asarray(args.f32("x")), args)]
+
+
+def _alpha(a: Args, name: str = "alpha", default=None) -> np.float32:
+    return np.float32(a.scalar(name) if default is None else a.scalar(name, default))
+
+
+for _name, _fn in {
+    "thresholded_relu": lambda x, a: np.where(x >= _alpha(a, default=1.0), x, np.float32(0)),
+    "clamped_relu": lambda x, a: np.minimum(np.where(x >= 0, x, _alpha(a) * x), _alpha(a, "beta")),
+    "threshold": lambda x, a: np.maximum(x, _alpha(a)),
+    "erf": lambda x, a: kernels.erf(x),
+    "ceil": lambda x, a: np.ceil(x),
+    "floor": lambda x, a: np.floor(x),
+    "round": lambda x, a: np.round(x),  # half to even, as coremltools' definition computes it
+    "sign": lambda x, a: np.sign(x),
+    "sin": lambda x, a: np.sin(x),
+    "cos": lambda x, a: np.cos(x),
+    "tan": lambda x, a: np.tan(x),
+    "asin": lambda x, a: np.arcsin(x),
+    "acos": lambda x, a: np.arccos(x),
+    "atan": lambda x, a: np.arctan(x),
+    "sinh": lambda x, a: np.sinh(x),
+    "cosh": lambda x, a: np.cosh(x),
+    "atanh": lambda x, a: np.arctanh(x),
+    "exp2": lambda x, a: np.exp2(x),
+    "inverse": lambda x, a: 1 / (x + _alpha(a, "epsilon", 1e-4)),
+    "log": lambda x, a: np.log(x + _alpha(a, "epsilon", 1e-45)),
+    "logical_not": lambda x, a: np.logical_not(x),
+    "sigmoid": lambda x, a: kernels.sigmoid(x),
+}.items():
+    OPS[_name] = _unary(_fn)
+
+
+@op("gelu")
+def gelu(args: Args) -> list:
+    mode = args.scalar("mode", "EXACT")
+    if mode not in kernels.GELU_MODES:
+        raise args.unsupported(f"gelu mode '{mode}'")
+    return [kernels.gelu(args.f32("x"), mode)]
+
+
+@op("prelu")
+@per_prediction
+def prelu(args: Args) -> list:
+    x = np.asarray(args.f32("x"))
+    alpha = channel_param(args.f32("alpha"), x, "alpha")
+    return [np.where(x > 0, x, x * alpha)]
+
+
+@op("softplus_parametric")
+@per_prediction
+def softplus_parametric(args: Args) -> list:
+    x = np.asarray(args.f32("x"))
+    alpha = channel_param(args.f32("alpha"), x, "alpha")
+    beta = channel_param(args.f32("beta"), x, "beta")
+    return [alpha * np.logaddexp(np.float32(0), beta * x)]

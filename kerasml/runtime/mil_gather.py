@@ -1,0 +1,107 @@
+"""ML Program gather and scatter ops (ops/defs/iOS15/scatter_gather.py, iOS 16's batch_dims).
+
+Negative indices count from the end, as in NumPy. Scatter modes combine each update with the
+value already there (`update` replaces it); repeated indices combine one after another.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+
+from kerasml.runtime.mil_each import per_prediction
+from kerasml.runtime.mil_ops import Args, op
+
+_MODES = {
+    "add": np.add,
+    "sub": np.subtract,
+    "mul": np.multiply,
+    "div": np.divide,
+    "max": np.maximum,
+    "min": np.minimum,
+}
+
+
+def _axis(axis: int, rank: int) -> int:
+    if not -rank <= axis < rank:
+        raise ValueError(f"axis {axis} is out of range for rank {rank}")
+    return axis + rank if axis < 0 else axis
+
+
+def _indices(args: Args) -> np.ndarray:
+    return np.asarray(args.get("indices")).astype(np.int64)
+
+
+def _batched(x: np.ndarray, indices: np.ndarray, batch_dims: int, fn) -> np.ndarray:
+    """fn(x[b], indices[b]) for every index b of the first `batch_dims` axes, stacked back."""
+    if batch_dims == 0:
+        return fn(x, indices)
+    lead = x.shape[:batch_dims]
+    parts = [fn(x[b], indices[b]) for b in itertools.product(*map(range, lead))]
+    return np.stack(parts).reshape(lead + parts[0].shape)
+
+
+@op("gather")
+@per_prediction
+def gather(args: Args) -> list:
+    x, indices = np.asarray(args.get("x")), _indices(args)
+    batch_dims = int(args.scalar("batch_dims", 0))
+    axis = _axis(args.scalar("axis", 0), x.ndim) - batch_dims
+    return [_batched(x, indices, batch_dims, lambda a, i: np.take(a, i, axis=axis))]
+
+
+@op("gather_along_axis")
+@per_prediction
+def gather_along_axis(args: Args) -> list:
+    x = np.asarray(args.get("x"))
+    return [np.take_along_axis(x, _indices(args), axis=_axis(args.scalar("axis", 0), x.ndim))]
+
+
+@op("gather_nd")
+@per_prediction
+def gather_nd(args: Args) -> list:
+    x, indices = np.asarray(args.get("x")), _indices(args)
+    batch_dims = int(args.scalar("batch_dims", 0))
+    return [_batched(x, indices, batch_dims, lambda a, i: a[tuple(np.moveaxis(i, -1, 0))])]
+
+
+def _combine(args: Args, data: np.ndarray, where: tuple, updates: np.ndarray) -> np.ndarray:
+    mode = str(args.scalar("mode", "add"))
+    out = np.array(data)
+    if mode == "update":
+        out[where] = updates
+    elif mode in _MODES:
+        _MODES[mode].at(out, where, updates)
+    else:
+        raise args.unsupported(f"scatter mode '{mode}'")
+    return out
+
+
+@op("scatter")
+@per_prediction
+def scatter(args: Args) -> list:
+    data, indices, updates = np.asarray(args.get("data")), _indices(args), np.asarray(args.get("updates"))
+    axis = _axis(args.scalar("axis", 0), data.ndim)
+    # updates has the shape of data with axis `axis` replaced by indices' shape
+    grids = np.indices(updates.shape, sparse=True)
+    placed = indices.reshape((1,) * axis + indices.shape + (1,) * (data.ndim - axis - 1))
+    where = tuple(grids[:axis]) + (placed,) + tuple(grids[axis + indices.ndim :])
+    return [_combine(args, data, where, updates)]
+
+
+@op("scatter_along_axis")
+@per_prediction
+def scatter_along_axis(args: Args) -> list:
+    data, indices, updates = np.asarray(args.get("data")), _indices(args), np.asarray(args.get("updates"))
+    axis = _axis(args.scalar("axis", 0), data.ndim)
+    grids = list(np.indices(indices.shape, sparse=True))
+    grids[axis] = indices
+    return [_combine(args, data, tuple(grids), updates)]
+
+
+@op("scatter_nd")
+@per_prediction
+def scatter_nd(args: Args) -> list:
+    data, indices, updates = np.asarray(args.get("data")), _indices(args), np.asarray(args.get("updates"))
+    return [_combine(args, data, tuple(np.moveaxis(indices, -1, 0)), updates)]

@@ -1,0 +1,311 @@
+"""ML Program tensor operations and transformations, one prediction at a time (`per_prediction`).
+
+Semantics follow coremltools' MIL definitions (ops/defs/iOS15/tensor_operation.py,
+tensor_transformation.py): `depth_to_space`/`space_to_depth` use TensorFlow's channel order
+(block offsets outermost), `pixel_shuffle`/`pixel_unshuffle` PyTorch's (channels outermost);
+`band_part` keeps everything on a side whose bound is negative; `slice_by_size` reads size -1 as
+"to the end".
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from kerasml.runtime.mil_each import per_prediction
+from kerasml.runtime.mil_ops import OPS, Args, op
+
+
+def _axis(axis: int, rank: int) -> int:
+    if not -rank <= axis < rank:
+        raise ValueError(f"axis {axis} is out of range for rank {rank}")
+    return axis + rank if axis < 0 else axis
+
+
+def _x(args: Args, name: str = "x") -> np.ndarray:
+    return np.asarray(args.f32(name))
+
+
+@op("reshape")
+def reshape(args: Args) -> list:
+    """0 in the shape copies the input's size on that axis (iOS 15-16), -1 takes what is left."""
+    if args.batched("shape"):
+        return _reshape_each(args)
+    x, b = args.get("x"), args.batched("x")
+    example = x.shape[1:] if b else x.shape
+    target = [example[i] if s == 0 else s for i, s in enumerate(args.ints("shape"))]
+    return [x.reshape(((x.shape[0],) if b else ()) + tuple(target))]
+
+
+@per_prediction
+def _reshape_each(args: Args) -> list:
+    return reshape(args)
+
+
+@op("slice_by_size")
+@per_prediction
+def slice_by_size(args: Args) -> list:
+    x = np.asarray(args.get("x"))
+    begin, size = args.ints("begin"), args.ints("size")
+    index = tuple(
+        slice(b + n if b < 0 else b, (n if s == -1 else (b + n if b < 0 else b) + s))
+        for b, s, n in zip(begin, size, x.shape)
+    )
+    return [x[index]]
+
+
+@op("split")
+@per_prediction
+def split(args: Args) -> list:
+    x = np.asarray(args.get("x"))
+    axis = _axis(args.scalar("axis"), x.ndim)
+    sizes = args.ints("split_sizes", None)
+    if sizes is None:
+        return list(np.split(x, int(args.scalar("num_splits")), axis=axis))
+    return list(np.split(x, np.cumsum(sizes)[:-1], axis=axis))
+
+
+@op("stack")
+@per_prediction
+def stack(args: Args) -> list:
+    values = [np.asarray(v) for v in args.many("values")]
+    return [np.stack(values, axis=_axis(args.scalar("axis"), values[0].ndim + 1))]
+
+
+@op("concat")
+@per_prediction
+def concat(args: Args) -> list:
+    """With `interleave`, the result takes one slice of each input in turn along the axis."""
+    values = [np.asarray(v) for v in args.many("values")]
+    axis = _axis(args.scalar("axis"), values[0].ndim)
+    if not args.scalar("interleave", False):
+        return [np.concatenate(values, axis=axis)]
+    size = values[0].shape[axis]
+    if any(v.shape[axis] != size for v in values):
+        raise ValueError("interleaved inputs must have the same size along the axis")
+    stacked = np.stack(values, axis=axis + 1)  # (..., size, inputs, ...)
+    return [stacked.reshape(values[0].shape[:axis] + (size * len(values),) + values[0].shape[axis + 1 :])]
+
+
+@op("reverse")
+@per_prediction
+def reverse(args: Args) -> list:
+    x = np.asarray(args.get("x"))
+    axes = args.ints("axes", None)
+    return [np.flip(x, axis=None if axes is None else tuple(_axis(a, x.ndim) for a in axes))]
+
+
+@op("reverse_sequence")
+@per_prediction
+def reverse_sequence(args: Args) -> list:
+    x = np.array(args.get("x"))
+    lengths = args.ints("lengths")
+    seq, batch = _axis(args.scalar("seq_axis", 0), x.ndim), _axis(args.scalar("batch_axis", 0), x.ndim)
+    out = x.copy()
+    for i, n in enumerate(lengths):
+        src = [slice(None)] * x.ndim
+        src[batch], src[seq] = i, slice(0, n)
+        dst = list(src)
+        dst[seq] = slice(n - 1, None, -1) if n > 0 else slice(0, 0)
+        out[tuple(src)] = x[tuple(dst)]
+    return [out]
+
+
+def _blocks_to_space(x: np.ndarray, bs: int, channels_first: bool) -> np.ndarray:
+    n, c, h, w = x.shape
+    if channels_first:  # PyTorch pixel_shuffle: channel index c * bs^2 + i * bs + j
+        y = x.reshape(n, c // (bs * bs), bs, bs, h, w).transpose(0, 1, 4, 2, 5, 3)
+    else:  # TensorFlow depth_to_space: channel index (i * bs + j) * C + c
+        y = x.reshape(n, bs, bs, c // (bs * bs), h, w).transpose(0, 3, 4, 1, 5, 2)
+    return y.reshape(n, c // (bs * bs), h * bs, w * bs)
+
+
+def _space_to_blocks(x: np.ndarray, bs: int, channels_first: bool) -> np.ndarray:
+    n, c, h, w = x.shape
+    y = x.reshape(n, c, h // bs, bs, w // bs, bs)
+    y = y.transpose(0, 1, 3, 5, 2, 4) if channels_first else y.transpose(0, 3, 5, 1, 2, 4)
+    return y.reshape(n, c * bs * bs, h // bs, w // bs)
+
+
+@op("depth_to_space", "pixel_shuffle", "space_to_depth", "pixel_unshuffle")
+@per_prediction
+def rearrange_blocks(args: Args) -> list:
+    x = np.asarray(args.get("x"))
+    param = {"depth_to_space": "block_size", "space_to_depth": "block_size"}.get(args.kind)
+    bs = int(args.scalar(param or ("upscale_factor" if args.kind == "pixel_shuffle" else "downscale_factor")))
+    pixel = args.kind.startswith("pixel")
+    if args.kind in ("depth_to_space", "pixel_shuffle"):
+        return [_blocks_to_space(x, bs, pixel)]
+    return [_space_to_blocks(x, bs, pixel)]
+
+
+@op("band_part")
+@per_prediction
+def band_part(args: Args) -> list:
+    x = np.asarray(args.get("x"))
+    lower, upper = int(args.scalar("lower", -1)), int(args.scalar("upper", -1))
+    m, n = np.indices(x.shape[-2:])
+    keep = ((lower < 0) | (m - n <= lower)) & ((upper < 0) | (n - m <= upper))
+    return [np.where(keep, x, np.zeros((), x.dtype))]
+
+
+@op("cumsum")
+@per_prediction
+def cumsum(args: Args) -> list:
+    x = np.asarray(args.f32("x"))
+    axis = _axis(args.scalar("axis", 0), x.ndim)
+    if args.scalar("reverse", False):
+        x = np.flip(x, axis)
+    y = np.cumsum(x, axis=axis)
+    if args.scalar("exclusive", False):
+        y = y - x
+    return [np.flip(y, axis) if args.scalar("reverse", False) else y]
+
+
+@op("fill")
+@per_prediction
+def fill(args: Args) -> list:
+    return [np.full(args.ints("shape"), args.scalar("value", 0.0))]
+
+
+@op("fill_like")
+@per_prediction
+def fill_like(args: Args) -> list:
+    return [np.full(np.shape(args.get("ref_tensor")), args.scalar("value", 0.0))]
+
+
+@op("shape")
+@per_prediction
+def shape(args: Args) -> list:
+    return [np.array(np.shape(args.get("x")), np.int32)]
+
+
+@op("identity")
+def identity(args: Args) -> list:
+    return [args.get("x")]
+
+
+@op("range_1d")
+@per_prediction
+def range_1d(args: Args) -> list:
+    return [np.arange(args.scalar("start"), args.scalar("end"), args.scalar("step"))]
+
+
+@op("one_hot")
+@per_prediction
+def one_hot(args: Args) -> list:
+    indices = np.asarray(args.get("indices")).astype(np.int64)
+    depth = int(args.scalar("one_hot_vector_size"))
+    axis = _axis(args.scalar("axis", -1), indices.ndim + 1)
+    on, off = args.scalar("on_value", 1), args.scalar("off_value", 0)
+    hot = np.moveaxis(np.arange(depth) == indices[..., None], -1, axis)
+    return [np.where(hot, on, off)]
+
+
+@op("non_zero")
+@per_prediction
+def non_zero(args: Args) -> list:
+    return [np.argwhere(np.asarray(args.get("x")) != 0).astype(np.int32)]
+
+
+@op("argsort")
+@per_prediction
+def argsort(args: Args) -> list:
+    x = np.asarray(args.f32("x"))
+    axis = _axis(args.scalar("axis", -1), x.ndim)
+    key = x if args.scalar("ascending", False) else -x
+    return [np.argsort(key, axis=axis, kind="stable").astype(np.int32)]
+
+
+@op("topk")
+@per_prediction
+def topk(args: Args) -> list:
+    x = np.asarray(args.f32("x"))
+    axis = _axis(args.scalar("axis", -1), x.ndim)
+    k = int(args.scalar("k", 1))
+    if not args.scalar("sort", True):
+        raise args.unsupported("sort=False (the order Core ML returns unsorted results in is not specified)")
+    key = x if args.scalar("ascending", False) else -x
+    order = np.take(np.argsort(key, axis=axis, kind="stable"), np.arange(k if k >= 0 else x.shape[axis]), axis=axis)
+    values = np.take_along_axis(x, order, axis=axis)
+    if not args.scalar("return_indices", True):
+        return [values]
+    return [values, order.astype(np.int32)]
+
+
+@op("sliding_windows")
+@per_prediction
+def sliding_windows(args: Args) -> list:
+    x = np.asarray(args.get("x"))
+    axis = _axis(args.scalar("axis"), x.ndim)
+    size, stride = int(args.scalar("size")), int(args.scalar("stride", 1))
+    starts = range(0, x.shape[axis] - size + 1, stride)
+    windows = [np.take(x, np.arange(s, s + size), axis=axis) for s in starts]
+    return [np.stack(windows, axis=axis)]
+
+
+@op("space_to_batch", "batch_to_space")
+@per_prediction
+def space_batch(args: Args) -> list:
+    x = np.asarray(args.get("x"))
+    bh, bw = args.ints("block_shape")
+    n, c, h, w = x.shape
+    if args.kind == "space_to_batch":
+        (pt, pb), (pl, pr) = np.reshape(args.ints("paddings"), (2, 2))
+        x = np.pad(x, ((0, 0), (0, 0), (pt, pb), (pl, pr)))
+        h, w = x.shape[2:]
+        y = x.reshape(n, c, h // bh, bh, w // bw, bw).transpose(3, 5, 0, 1, 2, 4)
+        return [y.reshape(bh * bw * n, c, h // bh, w // bw)]
+    (ct, cb), (cl, cr) = np.reshape(args.ints("crops"), (2, 2))
+    y = x.reshape(bh, bw, n // (bh * bw), c, h, w).transpose(2, 3, 4, 0, 5, 1)
+    y = y.reshape(n // (bh * bw), c, h * bh, w * bw)
+    return [y[:, :, ct : h * bh - cb, cl : w * bw - cr]]
+
+
+@op("pad")
+@per_prediction
+def pad(args: Args) -> list:
+    x = np.asarray(args.f32("x"))
+    amounts = args.ints("pad")
+    mode = {"constant": "constant", "reflect": "reflect", "replicate": "edge"}.get(args.scalar("mode", "constant"))
+    if mode is None:
+        raise args.unsupported(f"pad mode '{args.scalar('mode')}'")
+    pairs = [(amounts[i], amounts[i + 1]) for i in range(0, len(amounts), 2)]
+    width = [(0, 0)] * (x.ndim - len(pairs)) + pairs
+    extra = {"constant_values": args.scalar("constant_val", 0.0)} if mode == "constant" else {}
+    return [np.pad(x, width, mode=mode, **extra)]
+
+
+@op("tile")
+@per_prediction
+def tile(args: Args) -> list:
+    return [np.tile(np.asarray(args.get("x")), args.ints("reps"))]
+
+
+@op("slice_update")
+@per_prediction
+def slice_update(args: Args) -> list:
+    """x with the elements that slice_by_index would select replaced by `update`."""
+    from kerasml.runtime import numerics
+
+    x = np.array(args.get("x"))
+    masks = [[bool(v) for v in np.ravel(args.get(m, np.zeros(x.ndim, bool)))] for m in ("begin_mask", "end_mask", "squeeze_mask")]
+    stride = args.ints("stride", None) or [1] * x.ndim
+    positions = numerics.strided_slice(
+        np.arange(x.size).reshape(x.shape), args.ints("begin"), args.ints("end"), stride, *masks, lead=0
+    )
+    x.flat[np.ravel(positions)] = np.ravel(np.broadcast_to(args.get("update"), positions.shape))
+    return [x]
+
+
+@op("reshape_like")
+@per_prediction
+def reshape_like(args: Args) -> list:
+    """The output shape is the concatenation of ref_tensors[i].shape[begins[i]:ends[i]] (to the end
+    where end_masks[i])."""
+    refs = args.many("ref_tensors")
+    # tuples arrive as one binding per element
+    begins, ends, masks = ([np.ravel(v)[0] for v in args.many(p)] for p in ("begins", "ends", "end_masks"))
+    shape = []
+    for ref, b, e, m in zip(refs, begins, ends, masks):
+        shape += list(np.shape(ref)[int(b) :] if m else np.shape(ref)[int(b) : int(e)])
+    return [np.reshape(args.get("x"), shape)]

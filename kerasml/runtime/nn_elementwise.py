@@ -1,0 +1,192 @@
+"""Elementwise NeuralNetwork layers: rank-5 scale, bias, unary functions and the average/max/min
+merges (older Keras converters wrote them), and the rank-N (specification 4+) unary math,
+broadcasting arithmetic, comparisons, logical operators, clip and where. Same contract as
+`nn_layers`; comparisons and logical operators return 1.0 / 0.0 as Core ML does."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from kerasml.runtime import weights
+from kerasml.runtime.nn_layers import Run, _unsupported
+
+
+def _broadcast_shape(shape, name: str, what: str) -> tuple[int, ...]:
+    """`shape` of a scale/bias parameter: (1,), (C,), (1, H, W) or (C, H, W), as a (C, H, W) shape."""
+    shape = tuple(int(s) for s in shape) or (1,)
+    if len(shape) == 1:
+        return (shape[0], 1, 1)
+    if len(shape) == 3:
+        return shape
+    raise ValueError(f"layer '{name}': {what} shape {shape} must have 1 or 3 values")
+
+
+def compile_scale(layer, name: str) -> Run:
+    p = layer.scale
+    shape = _broadcast_shape(p.shapeScale, name, "scale")
+    scale = weights.decode(p.scale, shape, f"layer '{name}' scale")
+    bias = None
+    if p.hasBias:
+        bshape = _broadcast_shape(p.shapeBias, name, "bias")
+        bias = weights.decode(p.bias, bshape, f"layer '{name}' bias")
+
+    def run(inputs):
+        y = inputs[0] * scale
+        return [y + bias if bias is not None else y]
+
+    return run
+
+
+def compile_bias(layer, name: str) -> Run:
+    p = layer.bias
+    shape = _broadcast_shape(p.shape, name, "bias")
+    bias = weights.decode(p.bias, shape, f"layer '{name}' bias")
+    return lambda inputs: [inputs[0] + bias]
+
+
+# UnaryFunctionLayerParams.Operation; `eps` is the layer's epsilon (1e-6 when unset or 0).
+_UNARY: dict[int, Callable] = {
+    0: lambda x, p, eps: np.sqrt(x),
+    1: lambda x, p, eps: 1 / np.sqrt(x + eps),
+    2: lambda x, p, eps: 1 / (x + eps),
+    3: lambda x, p, eps: np.power(x, np.float32(p.alpha)),
+    4: lambda x, p, eps: np.exp(x),
+    5: lambda x, p, eps: np.log(x + eps),  # MIL's log(x, epsilon) lowers to this layer
+    6: lambda x, p, eps: np.abs(x),
+    7: lambda x, p, eps: np.maximum(x, np.float32(p.alpha)),
+}
+
+
+def compile_unary(layer, name: str) -> Run:
+    p = layer.unary
+    fn = _UNARY.get(p.type)
+    if fn is None:
+        raise _unsupported(name, "unary", f"unary function {p.type}")
+    # The spec: scale "defaults to 1.0 if not set or set to 0", epsilon to 1e-6 likewise
+    scale, shift, eps = np.float32(p.scale or 1.0), np.float32(p.shift), np.float32(p.epsilon or 1e-6)
+    return lambda inputs: [np.asarray(fn(scale * inputs[0] + shift, p, eps), np.float32)]
+
+
+def _merge(fn) -> Callable[..., Run]:
+    def compile_(layer, name: str) -> Run:
+        return lambda inputs: [fn(inputs)]
+
+    return compile_
+
+
+def _align(arrays: list[np.ndarray]) -> list[np.ndarray]:
+    """Give every operand the same per-prediction rank (new axes go after the batch axis)."""
+    rank = max(a.ndim for a in arrays)
+    return [a.reshape(a.shape[:1] + (1,) * (rank - a.ndim) + a.shape[1:]) for a in arrays]
+
+
+def _unary(fn) -> Callable[..., Run]:
+    return lambda layer, name: lambda inputs: [np.asarray(fn(inputs[0]), np.float32)]
+
+
+def _broadcastable(op) -> Callable[..., Run]:
+    """A binary (or n-ary, folded left to right) operator with NumPy broadcasting."""
+
+    def compile_(layer, name: str) -> Run:
+        def run(inputs):
+            arrays = _align(list(inputs))
+            out = arrays[0]
+            for x in arrays[1:]:
+                out = op(out, x)
+            return [np.asarray(out, np.float32)]
+
+        return run
+
+    return compile_
+
+
+def _compare(op) -> Callable[..., Run]:
+    """x1 op x2, or x1 op alpha with one input; 1.0 where true, 0.0 where not."""
+
+    def compile_(layer, name: str) -> Run:
+        alpha = np.float32(getattr(layer, layer.WhichOneof("layer")).alpha)
+
+        def run(inputs):
+            a, b = _align(list(inputs)) if len(inputs) == 2 else (inputs[0], alpha)
+            return [op(a, b).astype(np.float32)]
+
+        return run
+
+    return compile_
+
+
+def _logical(op, arity: int) -> Callable[..., Run]:
+    def compile_(layer, name: str) -> Run:
+        if len(layer.input) != arity:
+            raise ValueError(f"layer '{name}' has {len(layer.input)} inputs, expected {arity}")
+        return lambda inputs: [op(*(a != 0 for a in _align(list(inputs)))).astype(np.float32)]
+
+    return compile_
+
+
+def compile_clip(layer, name: str) -> Run:
+    lo, hi = np.float32(layer.clip.minVal), np.float32(layer.clip.maxVal)
+    return lambda inputs: [np.minimum(np.maximum(inputs[0], lo), hi)]
+
+
+def compile_whereBroadcastable(layer, name: str) -> Run:
+    def run(inputs):
+        cond, x, y = _align(list(inputs))
+        return [np.where(cond != 0, x, y).astype(np.float32)]
+
+    return run
+
+
+def _safe_divide(a, b):
+    with np.errstate(divide="ignore", invalid="ignore"):  # x / 0 is inf or nan, as IEEE says
+        return np.divide(a, b)
+
+
+LAYERS_ELEMENTWISE: dict[str, Callable[..., Run]] = {
+    "scale": compile_scale,
+    "bias": compile_bias,
+    "unary": compile_unary,
+    "average": _merge(lambda xs: sum(xs[1:], xs[0]) / np.float32(len(xs))),
+    "max": _merge(lambda xs: np.maximum.reduce(np.broadcast_arrays(*xs))),
+    "min": _merge(lambda xs: np.minimum.reduce(np.broadcast_arrays(*xs))),
+    "clip": compile_clip,
+    "ceil": _unary(np.ceil),
+    "floor": _unary(np.floor),
+    "sign": _unary(np.sign),
+    "round": _unary(np.round),  # halves to even: Core ML documents round(0.5) = 0
+    "exp2": _unary(np.exp2),
+    "sin": _unary(np.sin),
+    "cos": _unary(np.cos),
+    "tan": _unary(np.tan),
+    "asin": _unary(np.arcsin),
+    "acos": _unary(np.arccos),
+    "atan": _unary(np.arctan),
+    "sinh": _unary(np.sinh),
+    "cosh": _unary(np.cosh),
+    "tanh": _unary(np.tanh),
+    "asinh": _unary(np.arcsinh),
+    "acosh": _unary(np.arccosh),
+    "atanh": _unary(np.arctanh),
+    "addBroadcastable": _broadcastable(np.add),
+    "subtractBroadcastable": _broadcastable(np.subtract),
+    "multiplyBroadcastable": _broadcastable(np.multiply),
+    "divideBroadcastable": _broadcastable(_safe_divide),
+    "maxBroadcastable": _broadcastable(np.maximum),
+    "minBroadcastable": _broadcastable(np.minimum),
+    "powBroadcastable": _broadcastable(np.power),
+    "modBroadcastable": _broadcastable(np.mod),  # the sign of the divisor, as MIL's mod
+    "floorDivBroadcastable": _broadcastable(np.floor_divide),
+    "equal": _compare(np.equal),
+    "notEqual": _compare(np.not_equal),
+    "lessThan": _compare(np.less),
+    "lessEqual": _compare(np.less_equal),
+    "greaterThan": _compare(np.greater),
+    "greaterEqual": _compare(np.greater_equal),
+    "logicalAnd": _logical(np.logical_and, 2),
+    "logicalOr": _logical(np.logical_or, 2),
+    "logicalXor": _logical(np.logical_xor, 2),
+    "logicalNot": _logical(np.logical_not, 1),
+    "whereBroadcastable": compile_whereBroadcastable,
+}

@@ -337,7 +337,12 @@ def compile_concat(layer, name: str) -> Run:
             return [np.concatenate(inputs, axis=-5)]
 
         return run_sequence
-    return lambda inputs: [np.concatenate(inputs, axis=_channel_axis(inputs[0], "concat"))]
+    def run(inputs):
+        n = max(x.shape[0] for x in inputs)  # a constant's batch of one repeats for every prediction
+        arrays = [np.broadcast_to(x, (n,) + x.shape[1:]) if x.shape[0] == 1 else x for x in inputs]
+        return [np.concatenate(arrays, axis=_channel_axis(arrays[0], "concat"))]
+
+    return run
 
 
 def compile_padding(layer, name: str) -> Run:

@@ -25,7 +25,9 @@ def _axis(axis: int, x: np.ndarray) -> int:
 def _align(arrays: list[np.ndarray]) -> list[np.ndarray]:
     """Give every operand the same per-prediction rank (new axes go after the batch axis)."""
     rank = max(a.ndim for a in arrays)
-    return [a.reshape(a.shape[:1] + (1,) * (rank - a.ndim) + a.shape[1:]) for a in arrays]
+    arrays = [a.reshape(a.shape[:1] + (1,) * (rank - a.ndim) + a.shape[1:]) for a in arrays]
+    n = max(a.shape[0] for a in arrays)  # constants carry a batch of one: repeat them for every prediction
+    return [np.broadcast_to(a, (n,) + a.shape[1:]) if a.shape[0] == 1 and n > 1 else a for a in arrays]
 
 
 def compile_transpose(layer, name: str) -> Run:

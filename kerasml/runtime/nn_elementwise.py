@@ -10,7 +10,7 @@ from typing import Callable
 import numpy as np
 
 from kerasml.runtime import weights
-from kerasml.runtime.nn_layers import Run, _unsupported
+from kerasml.runtime.nn_layers import Run, _unsupported, align_ranks
 
 
 def _broadcast_shape(shape, name: str, what: str) -> tuple[int, ...]:
@@ -76,12 +76,6 @@ def _merge(fn) -> Callable[..., Run]:
     return compile_
 
 
-def _align(arrays: list[np.ndarray]) -> list[np.ndarray]:
-    """Give every operand the same per-prediction rank (new axes go after the batch axis)."""
-    rank = max(a.ndim for a in arrays)
-    return [a.reshape(a.shape[:1] + (1,) * (rank - a.ndim) + a.shape[1:]) for a in arrays]
-
-
 def _unary(fn) -> Callable[..., Run]:
     return lambda layer, name: lambda inputs: [np.asarray(fn(inputs[0]), np.float32)]
 
@@ -91,7 +85,7 @@ def _broadcastable(op) -> Callable[..., Run]:
 
     def compile_(layer, name: str) -> Run:
         def run(inputs):
-            arrays = _align(list(inputs))
+            arrays = align_ranks(list(inputs))
             out = arrays[0]
             for x in arrays[1:]:
                 out = op(out, x)
@@ -109,7 +103,7 @@ def _compare(op) -> Callable[..., Run]:
         alpha = np.float32(getattr(layer, layer.WhichOneof("layer")).alpha)
 
         def run(inputs):
-            a, b = _align(list(inputs)) if len(inputs) == 2 else (inputs[0], alpha)
+            a, b = align_ranks(list(inputs)) if len(inputs) == 2 else (inputs[0], alpha)
             return [op(a, b).astype(np.float32)]
 
         return run
@@ -121,7 +115,7 @@ def _logical(op, arity: int) -> Callable[..., Run]:
     def compile_(layer, name: str) -> Run:
         if len(layer.input) != arity:
             raise ValueError(f"layer '{name}' has {len(layer.input)} inputs, expected {arity}")
-        return lambda inputs: [op(*(a != 0 for a in _align(list(inputs)))).astype(np.float32)]
+        return lambda inputs: [op(*(a != 0 for a in align_ranks(list(inputs)))).astype(np.float32)]
 
     return compile_
 
@@ -133,7 +127,7 @@ def compile_clip(layer, name: str) -> Run:
 
 def compile_whereBroadcastable(layer, name: str) -> Run:
     def run(inputs):
-        cond, x, y = _align(list(inputs))
+        cond, x, y = align_ranks(list(inputs))
         return [np.where(cond != 0, x, y).astype(np.float32)]
 
     return run

@@ -306,14 +306,23 @@ def compile_batchnorm(layer, name: str) -> Run:
     return run
 
 
+def align_ranks(arrays: list[np.ndarray]) -> list[np.ndarray]:
+    """Give every operand the same per-prediction rank (new axes go after the batch axis), so
+    operands of different ranks broadcast per prediction, never across predictions: a (N, 16)
+    blob plus a (N, 1, 16) one is (N, 1, 16), not (N, N, 16)."""
+    rank = max(a.ndim for a in arrays)
+    return [a.reshape(a.shape[:1] + (1,) * (rank - a.ndim) + a.shape[1:]) for a in arrays]
+
+
 def _elementwise(layer, name: str, kind: str, op) -> Run:
     alpha = np.float32(getattr(layer, kind).alpha)
 
     def run(inputs):
         if len(inputs) == 1:
             return [op(inputs[0], alpha)]
-        out = inputs[0]
-        for x in inputs[1:]:
+        arrays = align_ranks(list(inputs))
+        out = arrays[0]
+        for x in arrays[1:]:
             out = op(out, x)
         return [out]
 

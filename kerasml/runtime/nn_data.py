@@ -71,7 +71,7 @@ def compile_gather(layer, name: str) -> Run:
 
     def run(inputs):
         data, idx = inputs
-        if data.shape[0] != idx.shape[0]:
+        if data.shape[0] != idx.shape[0] and 1 not in (data.shape[0], idx.shape[0]):
             raise ValueError("data and indices come from different numbers of predictions")
         a = _axis(axis, data) - 1
         n = data.shape[1 + a]
@@ -79,6 +79,10 @@ def compile_gather(layer, name: str) -> Run:
         positions = np.where(positions < 0, positions + n, positions)
         if positions.size and (positions.min() < 0 or positions.max() >= n):
             raise ValueError(f"gather index out of range for an axis of {n}")
+        if len(positions) == 1:   # constant indices (one set for every prediction): one take
+            return [np.take(data, positions[0], axis=1 + a).astype(np.float32)]
+        if len(data) == 1:        # constant data, indices per prediction
+            data = np.broadcast_to(data, (len(positions),) + data.shape[1:])
         return [np.stack([np.take(d, i, axis=a) for d, i in zip(data, positions)]).astype(np.float32)]
 
     return run

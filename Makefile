@@ -37,7 +37,7 @@ demo: venv
 test: venv pytest swift-test
 
 pytest: venv
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=15
 
 # DigitKit (ios_app/DigitKit, the app's local Swift package) has XCTest tests only; without the
 # empty Swift Testing pass the run ends on XCTest's summary.

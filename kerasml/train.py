@@ -182,13 +182,6 @@ def train(options: TrainOptions, say: Callable[[str], None] = print,
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         extra=extra,
     )
-    model.set_weights(best.weights)
-    if dist.mixed_precision or dist.replicas > 1:   # evaluate and save on one device, in float32
-        model = distribute.local_copy(model, build)
-        compile_model(model, arch, learning_rate, epochs, steps)   # the same loss and metrics
-    if not dist.is_chief:   # multi-worker: the chief alone evaluates and writes the model
-        say(f"{dist.worker}: done; the chief writes the model")
-        return TrainResult(out, None, [])
     return TrainResult(out, record, _write_outputs(model, out, record, history, predictions, data.y_test,
                                                    dataset.labels, options.force))
 

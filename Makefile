@@ -36,8 +36,11 @@ demo: venv
 
 test: venv pytest swift-test
 
+# One test file per worker (--dist loadfile): module fixtures (a trained model, a conversion) are
+# built once, and the two workers keep both cores busy while the other waits on I/O or one thread.
+TEST_JOBS ?= 2
 pytest: venv
-	$(PY) -m pytest -q --durations=15
+	$(PY) -m pytest -q -n $(TEST_JOBS) --dist loadfile --durations=15
 
 # DigitKit (ios_app/DigitKit, the app's local Swift package) has XCTest tests only; without the
 # empty Swift Testing pass the run ends on XCTest's summary.

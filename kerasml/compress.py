@@ -185,6 +185,9 @@ def apply(mlmodel, fmt: str, precision: str, sparsity: float | None = None,
             return quantization_utils.quantize_weights(mlmodel, **chosen.nn_quantize)
     import coremltools.optimize.coreml as cto
 
+    from kerasml.short_names import shortened
+
+    uncompressed = mlmodel
     joint = False
     if sparsity is not None:
         config = cto.OpMagnitudePrunerConfig(target_sparsity=float(sparsity), weight_threshold=WEIGHT_THRESHOLD)
@@ -211,7 +214,8 @@ def apply(mlmodel, fmt: str, precision: str, sparsity: float | None = None,
         notes.append(f"note: {len(untouched)} weight tensor(s) stay float ({', '.join(untouched[:3])}"
                      f"{', ...' if len(untouched) > 3 else ''}): fewer than {WEIGHT_THRESHOLD} values, or a "
                      f"shape {precision} cannot split into blocks or groups")
-    return mlmodel
+    # The compressing passes name their new weights after the old ones ("..._palettized").
+    return mlmodel if mlmodel is uncompressed else shortened(mlmodel)
 
 
 def _quantize_activations(mlmodel, images: np.ndarray):

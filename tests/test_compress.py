@@ -146,7 +146,7 @@ def test_small_weights_stay_float_with_a_note(tiny):
     notes: list[str] = []
     model = convert_keras_model(small, "mlpackage", "palette4", notes=notes)
     assert "constexpr_lut_to_dense" not in _program_ops(model)
-    assert notes == [f"note: no weight tensor has {compress.WEIGHT_THRESHOLD} or more values, so palette4 left "
+    assert notes == [f"note: no weight tensor has {compress.PALETTE4_THRESHOLD} or more values, so palette4 left "
                      "the weights as they were"]
 
 

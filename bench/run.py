@@ -9,7 +9,8 @@
 5. compression: every scheme x format of the default digit model (bench/compression.py's rows);
 6. startup: `kerasml --help`.
 
-Writes bench/results.json and bench/results.md (the tables the README shows) and prints them.
+Writes bench/results.json and bench/results.md (the tables the README shows) and prints them;
+a --quick or --only run writes bench/out/results.json and .md instead.
 Rows that need the real MNIST test set (../shared/data/mnist-test) or Fashion-MNIST say
 "skipped: no data" without it. Seeds are fixed; training runs once per seed.
 
@@ -332,10 +333,13 @@ def main(argv: list[str] | None = None) -> None:
         results["startup"] = startup()
     results["finished"] = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     results["bench_wall_s"] = time.perf_counter() - started
-    write_text_atomic(REPO / "bench" / "results.json", json.dumps(results, indent=2) + "\n")
+    # Only a whole run replaces the figures the README quotes; a partial one goes to bench/out.
+    folder = OUT if args.quick or args.only != list(SECTIONS) else REPO / "bench"
+    write_text_atomic(folder / "results.json", json.dumps(results, indent=2) + "\n")
     table = markdown(results)
-    write_text_atomic(REPO / "bench" / "results.md", table)
+    write_text_atomic(folder / "results.md", table)
     print(table)
+    log(f"wrote {folder / 'results.md'} and results.json")
 
 
 if __name__ == "__main__":

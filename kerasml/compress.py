@@ -187,8 +187,12 @@ def apply(mlmodel, fmt: str, precision: str, sparsity: float | None = None,
         if chosen.nn_quantize is None:
             return mlmodel
         from coremltools.models.neural_network import quantization_utils
+        arguments = dict(chosen.nn_quantize)
+        if chosen.weight_threshold > WEIGHT_THRESHOLD:  # palette4: small convolutions stay float here too
+            arguments["selector"] = quantization_utils.AdvancedQuantizedLayerSelector(
+                minimum_conv_kernel_channels=1, minimum_conv_weight_count=chosen.weight_threshold)
         with quiet_output():
-            return quantization_utils.quantize_weights(mlmodel, **chosen.nn_quantize)
+            return quantization_utils.quantize_weights(mlmodel, **arguments)
     import coremltools.optimize.coreml as cto
 
     from kerasml.short_names import shortened

@@ -225,6 +225,7 @@ def startup() -> dict:
     log("timing `kerasml --help`")
     return {"help_s": median_seconds(KERASML + ["--help"], REPEATS)}
 
+
 def machine() -> dict:
     from kerasml.record import library_versions
     cpu = "unknown"
@@ -240,9 +241,9 @@ def machine() -> dict:
 
 def markdown(results: dict) -> str:
     """All of issue 16's figures, one section after another, from `results` (bench/results.json)."""
-    machine = results["machine"]
+    host = results["machine"]
     command = "`bench/run.py --quick`" if results.get("quick") else "`make bench`"
-    lines = [f"Measured {results['finished']} on {machine['cores']} cores ({machine['cpu']}), {command}; "
+    lines = [f"Measured {results['finished']} on {host['cores']} cores ({host['cpu']}), {command}; "
              f"the whole run took {results['bench_wall_s'] / 60:.0f} min.", ""]
     if "training" in results:
         lines += ["### Training: kerasml's defaults against the recipes they replace", ""] + _training_table(results["training"]) + [""]

@@ -53,7 +53,7 @@ def main() -> None:
 
 
 def _train(folder: Path) -> Path:
-    from kerasml.train import TrainOptions, train
+    from kerasml.training.train import TrainOptions, train
     print("training the default digit model on the bundled sample ...", flush=True)
     return train(TrainOptions(dataset="mnist-sample", out=folder / "digits.keras", quiet=True),
                  say=lambda line: None).model_path

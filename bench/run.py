@@ -61,7 +61,7 @@ def fashion_data():
 
 
 def train_default(dataset: str, out: Path, test_data: Path | None = None, seed: int = 42):
-    from kerasml.train import TrainOptions, train
+    from kerasml.training.train import TrainOptions, train
     started = time.perf_counter()
     result = train(TrainOptions(dataset=dataset, test_data=test_data, out=out, force=True, quiet=True,
                                 seed=seed), say=lambda m: None)
@@ -137,7 +137,7 @@ def training_rows(mnist, fashion) -> tuple[list[dict], dict]:
 def conversion_rows(default_model: Path | None, mnist) -> list[dict]:
     """Every format and precision of the default digit model: size, parity, accuracy cost."""
     from kerasml.convert import ConvertOptions, convert
-    from kerasml.verify import verify
+    from kerasml.checks.verify import verify
 
     if default_model is None or mnist is None:
         return [{"model": "kerasml default", "status": SKIPPED}]

@@ -1,7 +1,7 @@
 """`make zoo`: every case of bench/zoo_cases.py built, converted in both formats, verified, timed.
 
 For each case and format: the Keras model is built with seeded random weights and saved, converted
-with `kerasml.convert`, checked with `kerasml.verify` (kerasml's NumPy runtime against Keras on 64
+with `kerasml.convert`, checked with `kerasml.checks.verify` (kerasml's NumPy runtime against Keras on 64
 seeded random images), and timed: the runtime on those 64 images against Keras `predict` on the
 same images (each timed on its second call, after tracing and warm-up). bench/zoo.json keeps the
 latest row of every case and format, so a run of a few cases updates their rows; bench/zoo.md and
@@ -70,7 +70,7 @@ def run_case(case: Case, fmt: str, keras_path: Path, parameters: int, samples: i
     from kerasml.convert import ConvertOptions, convert
     from kerasml.errors import KerasmlError
     from kerasml.runtime.errors import UnsupportedModelError
-    from kerasml.verify import verify
+    from kerasml.checks.verify import verify
 
     row = Row(case.name, case.kind, parameters, fmt, "error",
               measured=f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC")

@@ -109,12 +109,12 @@ def train(
 ) -> None:
     """Train an image classifier and write the model, its training record and plots."""
     if list_archs:
-        from kerasml.architectures import ARCHITECTURES, DEFAULT_ARCHITECTURE
+        from kerasml.training.architectures import ARCHITECTURES, DEFAULT_ARCHITECTURE
         for name, architecture in ARCHITECTURES.items():
             marker = "*" if name == DEFAULT_ARCHITECTURE else " "
             say(f"{marker} {name:<16} {architecture.summary}; {architecture.recipe()}")
         return
-    from kerasml.train import TrainOptions, train as train_model
+    from kerasml.training.train import TrainOptions, train as train_model
 
     result = train_model(TrainOptions(
         dataset=dataset, data=data, test_data=test_data, arch=arch, epochs=epochs, batch_size=batch_size,
@@ -208,7 +208,7 @@ def verify(
     """Prove the Core ML model computes what the Keras model computes (on Linux, no Mac needed)."""
     import json
 
-    from kerasml.verify import verify as verify_model
+    from kerasml.checks.verify import verify as verify_model
 
     result = verify_model(model, keras, data=data, samples=samples, atol=atol, unsafe=unsafe)
     if json_output:
@@ -232,7 +232,7 @@ def evaluate(
     """Accuracy, per-class accuracy, confusion matrix and worst-confused pairs of a Core ML model."""
     import json
 
-    from kerasml.evaluate import evaluate as evaluate_model
+    from kerasml.checks.evaluate import evaluate as evaluate_model
     from kerasml.record import model_stem
 
     if plot is None:
@@ -258,7 +258,7 @@ def predict(
     """Classify image files: photos of digits on paper are prepared as the app prepares them (and it says how)."""
     import json
 
-    from kerasml.predict import predict as predict_images
+    from kerasml.checks.predict import predict as predict_images
 
     results = predict_images(model, images, top=top, raw=raw)
     if json_output:
@@ -309,7 +309,7 @@ def tune(
     quiet: Annotated[bool, typer.Option(help="No progress bars.")] = False,
 ) -> None:
     """Search width, dropout, learning rate and batch size; write a results table and the best model."""
-    from kerasml.tune import TuneOptions, tune as tune_model
+    from kerasml.training.tune import TuneOptions, tune as tune_model
 
     result = tune_model(TuneOptions(
         dataset=dataset, data=data, arch=arch, algorithm=algorithm, trials=trials, epochs=epochs,
@@ -331,7 +331,7 @@ def report(
     unsafe: Annotated[bool, typer.Option(help="Allow custom code in the Keras file to run.")] = False,
 ) -> None:
     """Training curves, confusion matrix, worst mistakes, per-class accuracy, first-layer filters and feature maps, as PNGs and report.md."""
-    from kerasml.report import report as write_report
+    from kerasml.report.build import report as write_report
 
     result = write_report(model, data=data, out_dir=out, force=force, samples=samples, unsafe=unsafe, say=say)
     for line in result.lines():

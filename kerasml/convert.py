@@ -154,7 +154,7 @@ def convert(options: ConvertOptions, say: Callable[[str], None] = print,
     spec = mlmodel.get_spec()
     accuracy = None
     if options.data is not None and (options.precision != "fp32" or options.sparsity):
-        from kerasml.verify import accuracy_change
+        from kerasml.checks.verify import accuracy_change
         say("measuring what the compression costs ...")
         accuracy = accuracy_change(out, source, options.data, unsafe=options.unsafe)
     return ConvertResult(
@@ -374,7 +374,7 @@ def _describe(mlmodel, source: Path, record: TrainingRecord | None, preprocessin
 
 def _architecture_in_words(name: str) -> str:
     """"a small batch-normalised CNN, ... (the `kerasml` architecture)"; unknown names as they are."""
-    from kerasml.architectures import ARCHITECTURES
+    from kerasml.training.architectures import ARCHITECTURES
 
     known = ARCHITECTURES.get(name)
     if known is None:

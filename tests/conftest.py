@@ -46,7 +46,7 @@ def small_digits_npz(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def trained_digits(tmp_path_factory, small_digits_npz):
     """A tutorial-architecture digit model trained for one epoch, with its record and plots."""
-    from kerasml.train import TrainOptions, train
+    from kerasml.training.train import TrainOptions, train
     out = tmp_path_factory.mktemp("trained") / "digits.keras"
     return train(TrainOptions(data=small_digits_npz, arch="tutorial", epochs=1, out=out, quiet=True),
                  say=lambda message: None)

@@ -178,7 +178,7 @@ def test_an_old_target_is_refused_for_new_ops():
 @pytest.mark.slow
 def test_convert_measures_the_fp32_size_once_and_verify_uses_the_scheme_tolerance(tiny, tmp_path):
     from kerasml.convert import ConvertOptions, convert
-    from kerasml.verify import verify
+    from kerasml.checks.verify import verify
 
     out = tmp_path / "tiny.mlpackage"
     result = convert(ConvertOptions(model=tiny["keras"], out=out, format="mlpackage", precision="palette6",

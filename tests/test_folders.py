@@ -157,7 +157,7 @@ def test_bad_folder_layouts_fail_with_one_clear_line(tmp_path, layout, message):
 
 
 def test_folder_options_are_checked(tmp_path, small_digits_npz):
-    from kerasml.train import TrainOptions, prepare_data, train
+    from kerasml.training.train import TrainOptions, prepare_data, train
     with pytest.raises(KerasmlError, match="image-size applies to image folders"):
         prepare_data(TrainOptions(data=small_digits_npz, image_size=32), say=quiet)
     with pytest.raises(KerasmlError, match="normalize"):
@@ -180,8 +180,8 @@ def test_folders_train_convert_and_verify_with_no_flags(tmp_path):
     from kerasml.convert import ConvertOptions, convert
     from kerasml.inspect import inspect_model
     from kerasml.record import read_record
-    from kerasml.train import TrainOptions, train
-    from kerasml.verify import verify
+    from kerasml.training.train import TrainOptions, train
+    from kerasml.checks.verify import verify
 
     data = make_split_shapes(tmp_path / "shapes")
     Image.open(data / "train" / "circle" / "circle001.jpg").save(data / "train" / "circle" / "extra.bmp")
@@ -212,7 +212,7 @@ def test_folders_train_convert_and_verify_with_no_flags(tmp_path):
 
 
 def test_a_damaged_image_is_named(tmp_path):
-    from kerasml.train import decoding_errors
+    from kerasml.training.train import decoding_errors
 
     root = make_shapes(tmp_path / "shapes", per_class=3)
     damaged = root / "circle" / "circle000.png"

@@ -6,7 +6,7 @@ from PIL import Image
 
 from kerasml.errors import KerasmlError
 from kerasml.record import read_record
-from kerasml.train import TrainOptions, train
+from kerasml.training.train import TrainOptions, train
 
 
 def test_training_writes_model_record_history_and_plots(trained_digits):

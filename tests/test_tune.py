@@ -13,7 +13,7 @@ from test_folders import make_shapes, quiet
 @pytest.mark.slow
 def test_random_search_writes_table_and_best_model(tmp_path):
     from kerasml.record import read_record
-    from kerasml.tune import TuneOptions, tune
+    from kerasml.training.tune import TuneOptions, tune
 
     data = make_shapes(tmp_path / "shapes", per_class=10)
     out = tmp_path / "models" / "tuned.keras"
@@ -45,7 +45,7 @@ def test_random_search_writes_table_and_best_model(tmp_path):
 
 
 def test_tune_checks_options_before_searching(tmp_path, small_digits_npz):
-    from kerasml.tune import TuneOptions, tune
+    from kerasml.training.tune import TuneOptions, tune
 
     with pytest.raises(KerasmlError, match="algorithm"):
         tune(TuneOptions(data=small_digits_npz, algorithm="grid", out=tmp_path / "t.keras"), say=quiet)
@@ -64,8 +64,8 @@ def test_tune_checks_options_before_searching(tmp_path, small_digits_npz):
 def test_width_and_dropout_reshape_any_architecture(arch):
     import keras
 
-    from kerasml.architectures import get_architecture
-    from kerasml.train import build_model
+    from kerasml.training.architectures import get_architecture
+    from kerasml.training.train import build_model
 
     architecture = get_architecture(arch)
     plain = build_model(architecture, (32, 32, 3), 5)

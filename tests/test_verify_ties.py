@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from kerasml.verify import top1_check, verify
+from kerasml.checks.verify import top1_check, verify
 
 
 def test_near_ties_are_counted_not_held_against_the_conversion():

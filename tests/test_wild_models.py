@@ -9,7 +9,7 @@ import pytest
 
 from kerasml.convert import ConvertOptions, convert
 from kerasml.inspect import inspect_model
-from kerasml.verify import verify
+from kerasml.checks.verify import verify
 
 
 def quietly(**options):

@@ -48,7 +48,7 @@ def evaluate(model_path: Path, data: Path | None = None, plot: Path | None = Non
              progress: Callable[[int, int], None] | None = None) -> EvaluateResult:
     import time
 
-    from kerasml.plots import confusion_matrix, plot_confusion
+    from kerasml.report.plots import confusion_matrix, plot_confusion
     from kerasml.runtime import load_model
 
     model = load_model(Path(model_path))

@@ -27,15 +27,15 @@ from kerasml.libs import tensorflow
 tf = tensorflow()
 import keras  # noqa: E402  (after the quiet TensorFlow import above)
 
-from kerasml import distribute  # noqa: E402
-from kerasml.architectures import Augmentation, Phase, default_architecture, get_architecture, plan_phases
-from kerasml.backbones import (build_transfer_model, default_image_size, input_preprocessing,
+from kerasml.training import distribute  # noqa: E402
+from kerasml.training.architectures import Augmentation, Phase, default_architecture, get_architecture, plan_phases
+from kerasml.training.backbones import (build_transfer_model, default_image_size, input_preprocessing,
                                resolve_weights, transfer_record, unfreeze_top)
 from kerasml.data import Dataset, load_dataset
 from kerasml.data.labels import preset_name
 from kerasml.errors import KerasmlError
 from kerasml.files import atomic_output, check_output, write_text_atomic
-from kerasml.pipeline import array_batches, decoding_errors, image_batches  # noqa: F401 (report, tests)
+from kerasml.training.pipeline import array_batches, decoding_errors, image_batches  # noqa: F401 (report, tests)
 from kerasml.record import (Preprocessing, TrainingRecord, library_versions, model_stem,
                             write_record)
 
@@ -423,7 +423,7 @@ class _BestWeights(keras.callbacks.Callback):
 
 def _write_outputs(model, out: Path, record: TrainingRecord, history, predictions, y_test,
                    labels: list[str], force: bool) -> list[Path]:
-    from kerasml.plots import confusion_matrix, plot_confusion, plot_history
+    from kerasml.report.plots import confusion_matrix, plot_confusion, plot_history
 
     with atomic_output(out, force=force) as temporary:
         model.save(temporary)

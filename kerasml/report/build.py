@@ -27,7 +27,7 @@ import numpy as np
 from kerasml.data.labels import DIGITS
 from kerasml.errors import KerasmlError
 from kerasml.files import atomic_output, check_output
-from kerasml.plots import _pyplot, _save, confusion_matrix, plot_confusion, plot_history
+from kerasml.report.plots import _pyplot, _save, confusion_matrix, plot_confusion, plot_history
 from kerasml.record import Preprocessing, TrainingRecord, model_stem, read_record
 
 WORST = 16          # images in the mistakes grid
@@ -57,7 +57,7 @@ def report(model: Path, data: Path | None = None, out_dir: Path | None = None, f
            samples: int | None = None, unsafe: bool = False,
            say: Callable[[str], None] = print) -> ReportResult:
     from kerasml.keras_models import image_shape_for, load_keras_model
-    from kerasml.train import decoding_errors
+    from kerasml.training.train import decoding_errors
 
     model = Path(model)
     stem = model_stem(model)
@@ -204,7 +204,7 @@ def _evaluation_images(record: TrainingRecord | None, data: Path | None, shape: 
     if dataset.x_test is not None:
         x, y, what = dataset.x_test, dataset.y_test, "test split"
     elif can_split:
-        from kerasml.train import split_validation
+        from kerasml.training.train import split_validation
         _, _, x, y = split_validation(dataset, fraction, seed)
         what = "validation split (no test split)"
     else:

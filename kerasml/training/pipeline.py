@@ -12,8 +12,8 @@ import contextlib
 
 import numpy as np
 
-from kerasml.architectures import Augmentation
-from kerasml.augment import augment_batches
+from kerasml.training.architectures import Augmentation
+from kerasml.training.augment import augment_batches
 from kerasml.errors import KerasmlError
 from kerasml.libs import tensorflow
 from kerasml.record import Preprocessing

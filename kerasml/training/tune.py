@@ -4,7 +4,7 @@
 (same split, same seed), lets keras-tuner (random search or Hyperband) try a budget of trials,
 each trained for a few epochs and scored by its best validation accuracy, writes every trial to
 `<name>.tuning.md` and `<name>.tuning.json`, and then trains the best settings once more with
-`kerasml.train.train`, so the best model arrives with its training record, history and plots
+`kerasml.training.train.train`, so the best model arrives with its training record, history and plots
 and `kerasml convert` works on it as on any trained model. keras-tuner's working files
 (checkpoints of every trial) live in a temporary folder beside the output and are deleted at
 the end, whatever happens.
@@ -27,11 +27,11 @@ tensorflow()
 import keras  # noqa: E402  (after the quiet TensorFlow import above)
 import keras_tuner as kt  # noqa: E402
 
-from kerasml.architectures import default_architecture, get_architecture  # noqa: E402
+from kerasml.training.architectures import default_architecture, get_architecture  # noqa: E402
 from kerasml.errors import KerasmlError  # noqa: E402
 from kerasml.files import check_output, write_text_atomic  # noqa: E402
 from kerasml.record import TrainingRecord, model_stem  # noqa: E402
-from kerasml.train import (TrainOptions, build_model, check_options, compile_model,  # noqa: E402
+from kerasml.training.train import (TrainOptions, build_model, check_options, compile_model,  # noqa: E402
                            decoding_errors, prepare_data, train)
 
 ALGORITHMS = ("random", "hyperband")

@@ -28,7 +28,8 @@ class Prediction:
 
 
 def predict(model_path: Path, images: list[Path], top: int = 3, raw: bool = False) -> list[Prediction]:
-    from kerasml.preprocess import open_picture, prepare_picture
+    from kerasml.data.images import open_image
+    from kerasml.preprocess import prepare_picture
     from kerasml.runtime import load_model
 
     if not images:
@@ -41,7 +42,7 @@ def predict(model_path: Path, images: list[Path], top: int = 3, raw: bool = Fals
     shape = (model.image.height, model.image.width, model.image.channels)
     inputs, notes = [], []
     for path in images:
-        prepared = prepare_picture(open_picture(path), *shape, raw=raw)
+        prepared = prepare_picture(open_image(path), *shape, raw=raw)
         inputs.append(prepared.image)
         notes.append(prepared.notes)
     probabilities = model.predict_probabilities(np.stack(inputs))

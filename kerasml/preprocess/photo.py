@@ -1,278 +1,13 @@
-"""Prepare a drawing or a photo of a digit the way the MNIST digits were prepared.
-
-Drawings: `rasterize_sketch` (as the app rasterises its canvas) then `normalize_digit`. Photos of
-digits on paper: `prepare_photo` (grayscale, illumination, threshold, largest ink component, then
-`normalize_digit`), documented at its definition.
-
-MNIST's recipe (LeCun et al.): crop the ink, scale it to fit a 20x20 box keeping its aspect ratio,
-with anti-aliasing, then place it in a 28x28 field so its centre of mass is at the centre. A demo
-that squashes the whole canvas to 28x28 instead misreads small or off-centre digits.
-
-The Swift package `ios_app/DigitKit` implements the same steps, and both sides are checked
-against the same fixtures (`tests/fixtures/digits.json`), so every step below is defined in
-integer arithmetic or in the same floating-point operations, in the same order, as the Swift code:
-
-1. `rasterize_strokes`: a canvas pixel is ink (255) when its centre lies within `line_width / 2`
-   of a stroke segment, otherwise 0 (bilevel, like the NIST originals).
-2. `normalize_digit`: the ink is every pixel above 0. Its bounding box (h x w) is scaled so the
-   longer side becomes 20 and the shorter `round(20 * short / long)` (at least 1), by exact area
-   averaging: output pixel i covers the input interval [i * h / out_h, (i + 1) * h / out_h), and
-   its value is the mean of the input weighted by overlap. All overlaps are integers once lengths
-   are multiplied by out_h (or out_w), so each output is an exact fraction, rounded half up.
-3. The scaled digit is pasted into 28x28 at the integer offset that brings its centre of mass
-   (weights = grey levels, pixel i's centre at index i) nearest to pixel (14, 14), half up,
-   clamped so the whole box stays inside the field.
-"""
+"""Photos of a digit on paper to the 28x28 white-on-black image MNIST models expect."""
 
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 
 from kerasml.errors import KerasmlError
-
-FIELD = 28          # side of an MNIST image
-BOX = 20            # side of the box the digit is scaled to fit
-
-
-def rasterize_strokes(strokes: Iterable[Sequence[Sequence[float]]],
-                      canvas_size: int | tuple[int, int],
-                      line_width: float) -> np.ndarray:
-    """Draw strokes (lists of (x, y) points in canvas pixels, y down) as white ink on black.
-
-    `canvas_size` is a side or (width, height). Returns (height, width) uint8 of 0 and 255.
-    A stroke of one point is a round dot; segments have round caps and joins.
-    """
-    width, height = (canvas_size, canvas_size) if np.isscalar(canvas_size) else canvas_size
-    width, height = int(width), int(height)
-    if width < 1 or height < 1:
-        raise KerasmlError(f"canvas size {width}x{height} is empty; give a positive size")
-    canvas = np.zeros((height, width), dtype=np.uint8)
-    radius = float(line_width) / 2.0
-    for stroke in strokes:
-        points = [(float(x), float(y)) for x, y in stroke]
-        if len(points) == 1:
-            points = points * 2
-        for (ax, ay), (bx, by) in zip(points, points[1:]):
-            _stamp_segment(canvas, ax, ay, bx, by, radius)
-    return canvas
-
-
-def rasterize_sketch(strokes: Iterable[Sequence[Sequence[float]]], canvas_side: float = 1.0,
-                     raster_side: int = 280, stroke_divisor: int = 6,
-                     minimum_stroke: float = 2.0) -> np.ndarray:
-    """A drawing as the demo app rasterises it for the model (DigitKit's `Sketch.rasterized`).
-
-    Points are in the square canvas's units (the app uses 0...1); they are scaled to a
-    `raster_side` square and drawn `model_stroke_width` wide: 1/`stroke_divisor` of the drawing's
-    extent, at least `minimum_stroke` px, so any size of drawing gets MNIST-like strokes. The
-    defaults are the app contract's (ios_app/app-contract.json, `drawing`).
-    """
-    side = float(raster_side)
-    scale = side / canvas_side if canvas_side > 0 else 1.0
-    scaled = [[(float(x) * scale, float(y) * scale) for x, y in stroke] for stroke in strokes]
-    return rasterize_strokes(scaled, raster_side, model_stroke_width(scaled, stroke_divisor, minimum_stroke))
-
-
-def model_stroke_width(strokes, stroke_divisor: int = 6, minimum_stroke: float = 2.0) -> float:
-    """1/`stroke_divisor` of the longer side of the points' bounding box, at least `minimum_stroke`."""
-    points = [point for stroke in strokes for point in stroke]
-    if not points:
-        return minimum_stroke
-    xs, ys = [x for x, _ in points], [y for _, y in points]
-    return max(max(max(xs) - min(xs), max(ys) - min(ys)) / float(stroke_divisor), minimum_stroke)
-
-
-def _stamp_segment(canvas: np.ndarray, ax: float, ay: float, bx: float, by: float,
-                   radius: float) -> None:
-    height, width = canvas.shape
-    # Only the pixels near the segment can be ink: its bounding box grown by the radius.
-    x0 = max(int(np.floor(min(ax, bx) - radius)) - 1, 0)
-    x1 = min(int(np.ceil(max(ax, bx) + radius)) + 1, width - 1)
-    y0 = max(int(np.floor(min(ay, by) - radius)) - 1, 0)
-    y1 = min(int(np.ceil(max(ay, by) + radius)) + 1, height - 1)
-    if x0 > x1 or y0 > y1:
-        return
-    px = np.arange(x0, x1 + 1, dtype=np.float64)[None, :] + 0.5
-    py = np.arange(y0, y1 + 1, dtype=np.float64)[:, None] + 0.5
-    # Same operations, same order as DigitKit's `StrokeRasterizer` (no fused multiply-add there).
-    dx = bx - ax
-    dy = by - ay
-    length2 = dx * dx + dy * dy
-    if length2 == 0.0:
-        t = np.zeros((y1 - y0 + 1, x1 - x0 + 1))
-    else:
-        t = np.clip(((px - ax) * dx + (py - ay) * dy) / length2, 0.0, 1.0)
-    ex = px - (ax + t * dx)
-    ey = py - (ay + t * dy)
-    inside = ex * ex + ey * ey <= radius * radius
-    canvas[y0:y1 + 1, x0:x1 + 1][inside] = 255
-
-
-def normalize_digit(image: np.ndarray) -> np.ndarray:
-    """2-D uint8 white-on-black image of any size -> 28x28 uint8 prepared like MNIST.
-
-    An image with no ink (all zeros) gives all zeros.
-    """
-    image = np.asarray(image)
-    if image.ndim != 2 or image.size == 0:
-        raise KerasmlError(f"expected a 2-D grayscale image, got shape {image.shape}; "
-                           "convert it to one channel first")
-    image = np.clip(np.rint(image.astype(np.float64)), 0, 255).astype(np.int64)
-    rows = np.flatnonzero(image.max(axis=1) > 0)
-    cols = np.flatnonzero(image.max(axis=0) > 0)
-    field = np.zeros((FIELD, FIELD), dtype=np.uint8)
-    if rows.size == 0:
-        return field
-    crop = image[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
-    digit = _fit_box(crop, BOX)
-    top, left = _centring_offset(digit)
-    field[top:top + digit.shape[0], left:left + digit.shape[1]] = digit
-    return field
-
-
-def _fit_box(crop: np.ndarray, box: int) -> np.ndarray:
-    """Scale `crop` so its longer side is `box`, keeping aspect, by exact area averaging."""
-    h, w = crop.shape
-    longer = max(h, w)
-    out_h = max(1, (2 * box * h + longer) // (2 * longer))     # round(box * h / longer), half up
-    out_w = max(1, (2 * box * w + longer) // (2 * longer))
-    rows = _overlaps(h, out_h)                                  # (out_h, h) integer weights
-    cols = _overlaps(w, out_w)                                  # (out_w, w)
-    # Each sum is an integer far below 2**53, so float64 matrix products are exact and fast.
-    sums = np.rint(rows.astype(np.float64) @ crop.astype(np.float64) @ cols.T.astype(np.float64))
-    sums = sums.astype(np.int64)
-    area = h * w                                                # sum of all weights of one output
-    return ((2 * sums + area) // (2 * area)).astype(np.uint8)   # sums / area, half up
-
-
-def _overlaps(n_in: int, n_out: int) -> np.ndarray:
-    """Overlap of input cell k, [k * n_out, (k+1) * n_out), with output cell o, [o * n_in, ...)."""
-    k = np.arange(n_in)[None, :]
-    o = np.arange(n_out)[:, None]
-    lo = np.maximum(k * n_out, o * n_in)
-    hi = np.minimum((k + 1) * n_out, (o + 1) * n_in)
-    return np.maximum(hi - lo, 0)
-
-
-def _centring_offset(digit: np.ndarray) -> tuple[int, int]:
-    """Top-left corner that puts the digit's centre of mass on pixel (14, 14), as in MNIST.
-
-    In pixel indices (pixel i's centre at i) every MNIST digit's centre of mass lies within half
-    a pixel of 14. The offset is round(14 - sum(i * v) / sum(v)), half up, in integers:
-    floor((29 * total - 2 * sum(i * v)) / (2 * total)).
-    """
-    h, w = digit.shape
-    weights = digit.astype(np.int64)
-    total = int(weights.sum())
-    if total == 0:
-        return (FIELD - h) // 2, (FIELD - w) // 2
-    moment_y = int((np.arange(h) * weights.sum(axis=1)).sum())
-    moment_x = int((np.arange(w) * weights.sum(axis=0)).sum())
-    top = ((FIELD + 1) * total - 2 * moment_y) // (2 * total)
-    left = ((FIELD + 1) * total - 2 * moment_x) // (2 * total)
-    return min(max(top, 0), FIELD - h), min(max(left, 0), FIELD - w)
-
-
-def open_picture(path: Path | str):
-    """A PNG/JPEG file as a decoded PIL image, upright (EXIF orientation applied)."""
-    from PIL import Image, ImageOps, UnidentifiedImageError
-
-    path = Path(path)
-    if not path.is_file():
-        raise KerasmlError(f"{path} does not exist or is not a file; give a PNG or JPEG image")
-    try:
-        with Image.open(path) as opened:
-            opened.load()
-            return ImageOps.exif_transpose(opened)
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise KerasmlError(f"cannot read {path} as an image ({exc}); give a PNG or JPEG file") from None
-
-
-def load_picture(path: Path | str) -> np.ndarray:
-    """A PNG/JPEG as (H, W) or (H, W, 3) uint8, upright (EXIF orientation applied).
-
-    Transparent pixels become the paper colour that contrasts with the ink, in grayscale.
-    """
-    return picture_pixels(open_picture(path))
-
-
-def prepare_picture(picture, height: int, width: int, channels: int, raw: bool = False) -> "PhotoPreparation":
-    """A decoded PIL image → the input of a model taking height x width x channels images, as
-    `kerasml predict` and the `kerasml try` page prepare it: 28x28 grayscale models get the app's
-    photo preparation (unless `raw`), other grayscale models `prepare_raw`, colour models a plain
-    bilinear resize."""
-    from PIL import Image
-
-    if channels == 3:
-        rgb = np.asarray(picture.convert("RGB"), dtype=np.uint8)
-        image = np.asarray(Image.fromarray(rgb).resize((width, height), Image.Resampling.BILINEAR), dtype=np.uint8)
-        return PhotoPreparation(image, [("photo", rgb), (f"resized to {width}x{height}", image)],
-                                [f"resized to {width}x{height}"])
-    pixels = picture_pixels(picture)
-    if not raw and (height, width) == (FIELD, FIELD):
-        return prepare_photo(pixels)
-    return prepare_raw(pixels, height, width)
-
-
-def picture_pixels(picture) -> np.ndarray:
-    """A decoded, upright PIL image as (H, W) or (H, W, 3) uint8: grayscale when it has no colour
-    or has transparency (which becomes paper), RGB otherwise."""
-    if "A" in picture.getbands() or "transparency" in picture.info or picture.mode in ("L", "1", "I", "I;16", "F"):
-        return _grayscale(picture)
-    return np.asarray(picture.convert("RGB"), dtype=np.uint8)
-
-
-def prepare_image(path: Path | str, raw: bool = False, size: tuple[int, int] = (28, 28)) -> np.ndarray:
-    """Load a PNG/JPEG of a digit and return a (height, width) uint8 white-on-black array.
-
-    Unless `raw`, the picture goes through `prepare_photo` (the app's photo preparation). With
-    `raw` it is only resized (area averaging) to `size`, dark ink on light paper (judged from the
-    border) inverted first.
-    """
-    height, width = int(size[0]), int(size[1])
-    if height < 1 or width < 1:
-        raise KerasmlError(f"image size {size} is empty; give a positive height and width")
-    if not raw and (height, width) != (FIELD, FIELD):
-        raise KerasmlError(f"MNIST-style preparation makes 28x28 images, not {height}x{width}; "
-                           "pass raw=True (--raw) to only resize")
-    pixels = load_picture(path)
-    return (prepare_raw(pixels, height, width) if raw else prepare_photo(pixels)).image
-
-
-def prepare_raw(pixels: np.ndarray, height: int, width: int) -> "PhotoPreparation":
-    """`--raw`: grayscale, dark ink on light paper (judged from the border) inverted, then only
-    resized to height x width by area averaging."""
-    from PIL import Image
-
-    gray = _photo_grayscale(pixels)
-    steps, notes = [("grayscale", gray)], []
-    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
-    if np.median(border) > 127:                 # light paper, dark ink: make it white-on-black
-        gray = 255 - gray
-        steps.append(("inverted", gray))
-        notes.append("inverted: dark ink on light paper")
-    image = np.asarray(Image.fromarray(gray).resize((width, height), Image.Resampling.BOX), dtype=np.uint8)
-    steps.append((f"resized to {width}x{height}", image))
-    notes.append(f"resized to {width}x{height}")
-    return PhotoPreparation(image, steps, notes)
-
-
-def _grayscale(picture) -> np.ndarray:
-    """Luminance as uint8; transparent pixels become the paper colour that contrasts the ink."""
-    if "A" in picture.getbands() or "transparency" in picture.info:
-        rgba = np.asarray(picture.convert("RGBA"), dtype=np.float64)
-        alpha = rgba[..., 3] / 255.0
-        luma = np.asarray(picture.convert("RGBA").convert("L"), dtype=np.float64)
-        opaque = alpha > 0.5
-        ink_is_dark = opaque.any() and luma[opaque].mean() < 128
-        paper = 255.0 if ink_is_dark else 0.0
-        return np.rint(luma * alpha + paper * (1 - alpha)).astype(np.uint8)
-    return np.asarray(picture.convert("L"), dtype=np.uint8)
-
+from kerasml.preprocess.drawing import FIELD, area_overlaps, normalize_digit
 
 # ---------------------------------------------------------------------------------------- photos
 # A photo of a digit written on paper, to the 28x28 white-on-black image MNIST models expect.
@@ -307,7 +42,7 @@ def prepare_photo(pixels: np.ndarray) -> PhotoPreparation:
     centre by mass in 28x28 (`normalize_digit`).
     """
     notes: list[str] = []
-    gray = _photo_grayscale(pixels)
+    gray = photo_grayscale(pixels)
     steps = [("grayscale", gray)]
     work = gray
     if max(gray.shape) > WORK_SIDE:
@@ -346,7 +81,7 @@ def prepare_photo(pixels: np.ndarray) -> PhotoPreparation:
     return PhotoPreparation(image, steps, notes)
 
 
-def _photo_grayscale(pixels: np.ndarray) -> np.ndarray:
+def photo_grayscale(pixels: np.ndarray) -> np.ndarray:
     """Rec. 601 luma in integers, half up: (299 R + 587 G + 114 B + 500) // 1000."""
     pixels = np.asarray(pixels)
     if pixels.dtype != np.uint8 or pixels.size == 0 or not (
@@ -369,7 +104,7 @@ def _fitted_size(shape: tuple[int, int], side: int) -> tuple[int, int]:
 def _area_resize(image: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
     """Exact area averaging to (out_h, out_w), half up (as `_fit_box`, any output size)."""
     h, w = image.shape
-    rows, cols = _overlaps(h, out_h).astype(np.float64), _overlaps(w, out_w).astype(np.float64)
+    rows, cols = area_overlaps(h, out_h).astype(np.float64), area_overlaps(w, out_w).astype(np.float64)
     sums = np.rint(rows @ image.astype(np.float64) @ cols.T).astype(np.int64)   # exact: < 2**53
     return ((2 * sums + h * w) // (2 * h * w)).astype(np.uint8)
 

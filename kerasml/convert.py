@@ -21,12 +21,12 @@ from typing import Callable
 from kerasml import __version__
 from kerasml import compress
 from kerasml import conversion_fixes as fixes
-from kerasml.data.labels import DIGITS, parse_labels
+from kerasml.data.labels import parse_labels
 from kerasml.errors import KerasmlError
 from kerasml.files import atomic_output, check_output, path_size
 from kerasml.keras_models import LoadedModel, image_shape_for, load_keras_model
 from kerasml.libs import coremltools, quiet_output, tensorflow
-from kerasml.record import Preprocessing, TrainingRecord, model_stem, read_record
+from kerasml.record import DIGITS, Preprocessing, TrainingRecord, model_stem, read_record
 
 FORMATS = {"mlmodel": "neuralnetwork", "mlpackage": "mlprogram"}
 PRECISIONS = compress.NAMES

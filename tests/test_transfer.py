@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from kerasml.errors import KerasmlError
-from test_folders import make_shapes, quiet
+from conftest import make_shapes, quiet
 
 # Tiny and quick: MobileNetV3Small at a quarter width on 32x32 images (its minimum size).
 TINY = dict(arch="mobilenetv3small", width=0.25, image_size=32, batch_size=16)
@@ -147,11 +147,11 @@ def test_backbones_record_what_their_weights_expect():
     rgb = Preprocessing(224, 224, 3, 1 / 255, [0.0] * 3, "natural colour")
     mobilenet = input_preprocessing(BACKBONES["mobilenetv2"], rgb)
     pixels = np.array([[[[0, 127.5, 255]]]])
-    np.testing.assert_allclose(mobilenet.apply(pixels), [[[[-1, 0, 1]]]], atol=1e-6)
+    np.testing.assert_allclose(mobilenet.scale_pixels(pixels), [[[[-1, 0, 1]]]], atol=1e-6)
     resnet = input_preprocessing(BACKBONES["resnet50"], rgb)
     assert resnet.colour == "bgr"
     # caffe style: the network sees blue first, each channel minus its ImageNet mean
-    np.testing.assert_allclose(resnet.apply(np.array([[[[10, 20, 30]]]])),
+    np.testing.assert_allclose(resnet.scale_pixels(np.array([[[[10, 20, 30]]]])),
                                [[[[30 - 103.939, 20 - 116.779, 10 - 123.68]]]], atol=1e-4)
     for name in ("mobilenetv3small", "efficientnetb0"):
         assert input_preprocessing(BACKBONES[name], rgb).scale == 1.0
@@ -165,7 +165,7 @@ def test_the_training_pipeline_scales_as_the_record_says():
     resnet = input_preprocessing(BACKBONES["resnet50"], Preprocessing(2, 2, 3, 1 / 255, [0.0] * 3))
     x = np.random.default_rng(0).integers(0, 256, (4, 2, 2, 3), dtype=np.uint8)
     images, _ = next(iter(array_batches(x, np.zeros(4, np.int64), 2, resnet, 4)))
-    np.testing.assert_allclose(images.numpy(), resnet.apply(x), atol=1e-4)
+    np.testing.assert_allclose(images.numpy(), resnet.scale_pixels(x), atol=1e-4)
 
 
 def test_bgr_record_converts_to_a_bgr_image_input(tmp_path):

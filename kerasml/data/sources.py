@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from kerasml.data.idx import read_idx
-from kerasml.data.labels import DIGITS, FASHION
+from kerasml.record import DIGITS, FASHION
 from kerasml.errors import KerasmlError
 
 SAMPLE_PATH = Path(__file__).with_name("mnist_sample.npz")

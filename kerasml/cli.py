@@ -178,7 +178,7 @@ def inspect(
     """Show what a Core ML or Keras model contains."""
     import json
 
-    from kerasml.inspect import format_report, inspect_model
+    from kerasml.coreml.inspect import format_report, inspect_model
 
     report = inspect_model(file, unsafe=unsafe)
     say(json.dumps(report, indent=2, default=str) if json_output else format_report(report))
@@ -260,7 +260,7 @@ def package(
     app_dir: Annotated[Path, typer.Option("--app", help="The demo app folder.")] = Path("ios_app"),
 ) -> None:
     """Copy a digit model into the SwiftUI demo app, after checking it fits."""
-    from kerasml.package import next_steps, package_model
+    from kerasml.coreml.package import next_steps, package_model
 
     destination = package_model(model, app_dir)
     say(f"copied {model} to {destination}")

@@ -6,7 +6,7 @@ import pytest
 
 from kerasml.convert import ConvertOptions, convert
 from kerasml.errors import KerasmlError
-from kerasml.inspect import inspect_model, load_spec
+from kerasml.coreml.inspect import inspect_model, load_spec
 
 
 @pytest.fixture(scope="module", params=["mlmodel", "mlpackage"])

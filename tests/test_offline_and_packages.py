@@ -76,7 +76,7 @@ def test_runtime_refuses_a_manifest_that_leaves_the_package(tmp_path):
 
 
 def test_inspect_refuses_a_manifest_that_leaves_the_package(tmp_path):
-    from kerasml.inspect import load_spec
+    from kerasml.coreml.inspect import load_spec
 
     package = _package_pointing_at(tmp_path, "../../secret.txt")
     with pytest.raises(KerasmlError, match="points outside the package"):

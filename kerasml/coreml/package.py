@@ -22,7 +22,7 @@ from pathlib import Path
 
 from kerasml.errors import KerasmlError
 from kerasml.files import atomic_output
-from kerasml.inspect import class_labels, load_spec
+from kerasml.coreml.inspect import class_labels, load_spec
 
 PROJECT = "DigitDemo.xcodeproj"
 CONTRACT = "app-contract.json"

@@ -84,7 +84,7 @@ def test_inspect_refuses_a_manifest_that_leaves_the_package(tmp_path):
 
 
 def test_manifest_inside_the_package_is_followed(tmp_path):
-    from kerasml.runtime.model import package_model_file
+    from kerasml.coreml.spec import package_model_file
 
     package = _package_pointing_at(tmp_path, "com.apple.CoreML/model.mlmodel")
     (package / "Data" / "com.apple.CoreML" / "model.mlmodel").write_bytes(b"")

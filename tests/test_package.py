@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from kerasml.errors import KerasmlError
-from kerasml.coreml.package import CONTRACT, PROJECT, class_labels, load_contract, next_steps, package_model
+from kerasml.coreml.package import CONTRACT, PROJECT, load_contract, next_steps, package_model
+from kerasml.coreml.spec import class_labels
 
 APP_DIR = Path(__file__).resolve().parents[1] / "ios_app"
 MODEL_IN_APP = load_contract(APP_DIR).model_file

@@ -48,10 +48,10 @@ def test_cache_location_follows_keras_home(monkeypatch, tmp_path):
 
 
 def test_evaluate_without_data_offline_uses_the_sample_and_says_so(monkeypatch, tmp_path):
-    from kerasml.checks.evaluate import _labelled_images
+    from kerasml.checks.evaluate import evaluation_images
 
     _offline(monkeypatch)
-    x, y, source = _labelled_images(None, (28, 28, 1))
+    x, y, source = evaluation_images(None, (28, 28, 1))
     assert x.shape == (5000, 28, 28, 1) and y.shape == (5000,)
     assert "offline" in source and "pass --data" in source
 

@@ -57,7 +57,7 @@ def evaluate(model_path: Path, data: Path | None = None, plot: Path | None = Non
 
     model = load_classifier(Path(model_path))
     image = model.image
-    x, y, source = _labelled_images(data, (image.height, image.width, image.channels))
+    x, y, source = evaluation_images(data, (image.height, image.width, image.channels))
     if y.max() >= len(model.labels):
         raise KerasmlError(f"the data has label {y.max()} but the model knows only {len(model.labels)} classes")
     started = time.perf_counter()
@@ -92,7 +92,7 @@ def _channels_last(images: np.ndarray) -> np.ndarray:
     return images if images.ndim == 4 else images[..., np.newaxis]
 
 
-def _labelled_images(data: Path | None, shape: tuple[int, int, int]):
+def evaluation_images(data: Path | None, shape: tuple[int, int, int]):
     if data is None:
         if shape != (28, 28, 1):
             raise KerasmlError("pass --data PATH with labelled test images for this model")

@@ -52,7 +52,6 @@ def evaluate(model_path: Path, data: Path | None = None, plot: Path | None = Non
     import time
 
     from kerasml.record import model_stem
-
     from kerasml.report.plots import confusion_matrix, plot_confusion
 
     model = load_classifier(Path(model_path))

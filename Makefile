@@ -48,9 +48,10 @@ swift-test:
 		echo "swift not found: skipping 'swift test' in ios_app/DigitKit/ (install the Swift toolchain to run it)"; \
 	fi
 
-# Side-by-side figures for the README: writes bench/results.json and bench/results.md.
+# Side-by-side figures for the README: writes bench/results.json and bench/results.md (about 25 minutes
+# on 2 idle cores). A smoke test: make bench ARGS=--quick (writes bench/out/results.*).
 bench: venv
-	$(PY) bench/run.py
+	$(PY) bench/run.py $(ARGS)
 
 # coremltools' own op tests with kerasml's runtime standing in for Core ML (about an hour on 2 cores):
 # prints and writes bench/conformance.md and .json. A subset: make conformance ARGS="iOS14/test_activation.py -k relu"

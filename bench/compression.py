@@ -1,11 +1,13 @@
 """Every compression scheme x format for one digit model: size, share of the fp32 size, accuracy on
-the real 10,000 MNIST test digits (kerasml's runtime) and the points it costs; writes
-bench/compression.md (and .json). Each row is a real `kerasml convert` (kerasml.convert.convert).
+the real 10,000 MNIST test digits (kerasml's runtime), the points it costs, and how far its
+probabilities move from Keras'; writes bench/compression.md (and .json). Each row is a real
+`kerasml convert` (kerasml.convert.convert). `make bench` (bench/run.py) calls `measure` and `table`.
 
     PYTHONPATH=. .venv/bin/python bench/compression.py [--model models/digits.keras] [--data DIR]
 
 Without --model it uses models/digits.keras, or trains the default recipe on the bundled sample.
 w8a8 calibrates its activations on the bundled training sample, never on the test digits.
+Sizes follow `kerasml.files.path_size`: every file of an .mlpackage counted, as Xcode copies it.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -25,6 +28,7 @@ sys.path.insert(0, str(ROOT))
 ROWS = [("mlmodel", p, None) for p in ("fp32", "fp16", "int8", "palette8", "palette6", "palette4")]
 ROWS += [("mlpackage", p, None) for p in ("fp32", "fp16", "int8", "palette8", "palette6", "palette4", "int4", "w8a8")]
 ROWS += [("mlpackage", "fp32", 0.5), ("mlpackage", "palette4", 0.5), ("mlpackage", "fp32", 0.25)]
+QUICK_ROWS = [(fmt, p, None) for fmt in ("mlmodel", "mlpackage") for p in ("fp32", "palette4")]
 TARGETS = {"palette4": "<= 14% of fp32, <= 0.5 points lost", "palette6": "<= 0.1 points lost",
            "w8a8": "<= 0.3 points lost", "int4": "<= 16% of fp32"}
 
@@ -34,22 +38,51 @@ def main() -> None:
     parser.add_argument("--model", type=Path, default=ROOT / "models" / "digits.keras")
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "mnist-test")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "compression.md")
+    parser.add_argument("--quick", action="store_true", help="only fp32 and palette4 in each format")
     args = parser.parse_args()
-    if not (args.data / "t10k-images-idx3-ubyte.gz").is_file():
+    test_set = mnist_test_set(args.data)
+    if test_set is None:
         sys.exit(f"skipped: no MNIST test set at {args.data}")
-    from kerasml.data.idx import read_idx
-    images = read_idx(args.data / "t10k-images-idx3-ubyte.gz")[..., None]
-    labels = read_idx(args.data / "t10k-labels-idx1-ubyte.gz").astype(np.int64)
     with tempfile.TemporaryDirectory() as folder:
         model = args.model if args.model.exists() else _train(Path(folder))
-        rows = [_row(model, fmt, precision, sparsity, images, labels, Path(folder))
-                for fmt, precision, sparsity in ROWS]
-    _fill_ratios(rows)
-    lines = _table(rows, model)
+        rows = measure(model, *test_set, Path(folder), QUICK_ROWS if args.quick else ROWS)
+    lines = table(rows, model.name)
     args.out.write_text("\n".join(lines) + "\n")
     args.out.with_suffix(".json").write_text(json.dumps(rows, indent=2) + "\n")
     print("\n".join(lines))
     print(f"wrote {args.out}")
+
+
+def mnist_test_set(folder: Path):
+    """(uint8 images (N, 28, 28, 1), int64 labels) of the real MNIST test set, or None without it."""
+    from kerasml.data.idx import read_idx
+
+    if not (folder / "t10k-images-idx3-ubyte.gz").is_file():
+        return None
+    return (read_idx(folder / "t10k-images-idx3-ubyte.gz")[..., None],
+            read_idx(folder / "t10k-labels-idx1-ubyte.gz").astype(np.int64))
+
+
+def measure(model: Path, images: np.ndarray, labels: np.ndarray, folder: Path, rows=ROWS,
+            say: Callable[[str], None] = print) -> list[dict]:
+    """One row per (format, precision, sparsity) of `rows`, with ratios and points against the
+    fp32 row of the same format (which `rows` must hold)."""
+    keras_probabilities = _keras_probabilities(model, images)
+    measured = [_row(model, fmt, precision, sparsity, images, labels, keras_probabilities, folder, say)
+                for fmt, precision, sparsity in rows]
+    _fill_ratios(measured)
+    return measured
+
+
+def _keras_probabilities(model: Path, images: np.ndarray) -> np.ndarray:
+    """Keras' own probabilities, to say how far each Core ML model moves from them."""
+    from kerasml.keras_models import load_keras_model
+    from kerasml.record import read_record
+
+    record = read_record(model)
+    scale = record.preprocessing.scale if record else 1 / 255
+    bias = np.asarray(record.preprocessing.bias if record else [0.0], dtype=np.float32)
+    return load_keras_model(model).predict(images.astype(np.float32) * scale + bias)
 
 
 def _train(folder: Path) -> Path:
@@ -59,7 +92,8 @@ def _train(folder: Path) -> Path:
                  say=lambda line: None).model_path
 
 
-def _row(model: Path, fmt: str, precision: str, sparsity, images, labels, folder: Path) -> dict:
+def _row(model: Path, fmt: str, precision: str, sparsity, images, labels, keras_probabilities,
+         folder: Path, say: Callable[[str], None]) -> dict:
     from kerasml.compress import label
     from kerasml.convert import ConvertOptions, convert
     from kerasml.data.sources import SAMPLE_PATH
@@ -73,11 +107,15 @@ def _row(model: Path, fmt: str, precision: str, sparsity, images, labels, folder
                              data=SAMPLE_PATH if precision == "w8a8" else None)  # calibration images
     result = convert(options, say=lambda line: None, warn=lambda line: None)
     seconds = time.perf_counter() - started
-    predictions = load_model(out).predict_probabilities(images).argmax(axis=1)
+    probabilities = load_model(out).predict_probabilities(images)
+    predictions = probabilities.argmax(axis=1)
     accuracy = float((predictions == labels).mean())
     row = {"format": fmt, "scheme": name, "size_bytes": result.size_bytes, "accuracy": accuracy,
+           "max_abs_diff": float(np.abs(probabilities - keras_probabilities).max()),
+           "top1_agreement": float((predictions == keras_probabilities.argmax(axis=1)).mean()),
+           "keras_accuracy": float((keras_probabilities.argmax(axis=1) == labels).mean()),
            "convert_seconds": round(seconds, 1), "target": TARGETS.get(name, "")}
-    print(f"{fmt:9} {name:18} {result.size_bytes / 1024:8.1f} KiB {accuracy:.2%} ({seconds:.0f} s)", flush=True)
+    say(f"{fmt:9} {name:18} {result.size_bytes / 1024:8.1f} KiB {accuracy:.2%} ({seconds:.0f} s)")
     return row
 
 
@@ -89,13 +127,16 @@ def _fill_ratios(rows: list[dict]) -> None:
         row["delta_points"] = round(100 * (row["accuracy"] - base["accuracy"]), 2)
 
 
-def _table(rows: list[dict], model: Path) -> list[str]:
-    lines = [f"Compression of `{model.name}` on the 10,000 MNIST test digits (kerasml's runtime); ratio and "
-             "points against the fp32 model of the same format.", "",
-             "| format | scheme | size | of fp32 | accuracy | points | target |", "|---|---|---:|---:|---:|---:|---|"]
+def table(rows: list[dict], model_name: str) -> list[str]:
+    """The markdown table of `measure`'s rows."""
+    lines = [f"Compression of `{model_name}` on the 10,000 MNIST test digits (kerasml's runtime); ratio and "
+             "points against the fp32 model of the same format; max |Δp| and top-1 agreement against Keras.", "",
+             "| format | scheme | size | of fp32 | accuracy | points | max \\|Δp\\| | top-1 agreement | target |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---|"]
     for r in rows:
+        parity = (f"{r['max_abs_diff']:.1e} | {r['top1_agreement']:.2%}" if "max_abs_diff" in r else " | ")
         lines.append(f"| {r['format']} | {r['scheme']} | {r['size_bytes'] / 1024:.1f} KiB | {r['ratio']:.1%} | "
-                     f"{r['accuracy']:.2%} | {r['delta_points']:+.2f} | {r['target']} |")
+                     f"{r['accuracy']:.2%} | {r['delta_points']:+.2f} | {parity} | {r['target']} |")
     return lines
 
 

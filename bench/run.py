@@ -1,8 +1,20 @@
-"""`make bench`: kerasml's defaults against the recipes they replace, measured side by side.
+"""`make bench`: every figure of issue 16 in one run, side by side.
 
-Writes bench/results.json and bench/results.md (the table the README shows). Rows that need the
-real MNIST test set (../shared/data/mnist-test) or Fashion-MNIST say "skipped: no data" without it.
-Seeds are fixed; quick timings are the median of several repeats, training runs once each.
+1. digits: kerasml's default recipe against the tutorial recipe on the 5,000-digit sample, 3 seeds,
+   accuracy on the real 10,000 MNIST test digits, fit-time ratio;
+2. fashion: the default against the classic Fashion-MNIST recipe;
+3. convert: `kerasml convert` of the default digit model against `python -c "import tensorflow"`,
+   median of alternating pairs with their range;
+4. runtime: the NumPy runtime against Keras `predict` on three models (bench/runtime_speed.py);
+5. compression: every scheme x format of the default digit model (bench/compression.py's rows);
+6. startup: `kerasml --help`.
+
+Writes bench/results.json and bench/results.md (the tables the README shows) and prints them;
+a --quick or --only run writes bench/out/results.json and .md instead.
+Rows that need the real MNIST test set (../shared/data/mnist-test) or Fashion-MNIST say
+"skipped: no data" without it. Seeds are fixed; training runs once per seed.
+
+    PYTHONPATH=$PWD .venv/bin/python bench/run.py [--quick] [--only convert,compression] [--model M]
 """
 
 from __future__ import annotations
@@ -20,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(REPO), str(REPO / "bench")]   # kerasml, and the bench's sibling modules
 OUT = REPO / "bench" / "out"
 MNIST_TEST = REPO.parent / "shared" / "data" / "mnist-test"
 KERASML = [sys.executable, "-m", "kerasml"]
@@ -27,20 +40,35 @@ REPEATS = int(os.environ.get("BENCH_REPEATS", "5"))
 # The digit recipes are compared over several seeds (one accuracy moves by ±0.1 point from seed to
 # seed); the first seed's models are the ones converted and timed below.
 DIGIT_SEEDS = [int(seed) for seed in os.environ.get("BENCH_SEEDS", "42,1,2").split(",")]
+CONVERT_PAIRS = int(os.environ.get("BENCH_PAIRS", "5"))
+CONVERT_GOAL = 1.3
 SKIPPED = "skipped: no data"
+NO_MODEL = "skipped: no default digit model (run the digits section, or pass --model)"
 
 
 def log(message: str) -> None:
     print(f"[bench] {message}", flush=True)
 
 
+def timed(command: list[str]) -> tuple[float, float]:
+    """(wall seconds, CPU seconds) of one whole process, start-up and exit included. CPU time moves
+    far less than wall time when other processes load the machine."""
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    subprocess.run(command, check=True, capture_output=True, cwd=REPO)
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def seconds(command: list[str]) -> float:
+    return timed(command)[0]
+
+
 def median_seconds(command: list[str], repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        subprocess.run(command, check=True, capture_output=True, cwd=REPO)
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
+    return statistics.median(seconds(command) for _ in range(repeats))
 
 
 def mnist_test_set():
@@ -103,27 +131,31 @@ def mean_rows(rows: list[dict]) -> list[dict]:
     return means
 
 
-def training_rows(mnist, fashion) -> tuple[list[dict], dict]:
+def training_rows(mnist, fashion, seeds: list[int], sections=("digits", "fashion")) -> tuple[list[dict], dict]:
     from kerasml.data.sources import load_mnist_sample
     from recipes import fashion_recipe, tutorial_recipe
 
     rows, models = [], {}
     digits, clothes = "MNIST sample (5,000)", "Fashion-MNIST (60,000)"
-    if mnist is None:
+    if "digits" not in sections:
+        pass
+    elif mnist is None:
         rows += [{"dataset": digits, "recipe": name, "status": SKIPPED}
                  for name in ("tutorial model_m, 15 epochs", "kerasml default")]
     else:
         sample = load_mnist_sample()
         pairs = []
-        for index, seed in enumerate(DIGIT_SEEDS):   # baseline and default alternate, seed by seed
+        for index, seed in enumerate(seeds):   # baseline and default alternate, seed by seed
             found, (tutorial, default) = side_by_side(
                 digits, "tutorial model_m, 15 epochs", tutorial_recipe, (sample["x_train"], sample["y_train"], *mnist),
                 "mnist-sample", OUT / ("digits.keras" if index == 0 else f"digits-seed{seed}.keras"), MNIST_TEST, seed)
             if index == 0:
                 models["tutorial"], models["default"] = tutorial, default
             pairs += found
-        rows += pairs + (mean_rows(pairs) if len(DIGIT_SEEDS) > 1 else [])
-    if fashion is None:
+        rows += pairs + (mean_rows(pairs) if len(seeds) > 1 else [])
+    if "fashion" not in sections:
+        pass
+    elif fashion is None:
         rows += [{"dataset": clothes, "recipe": name, "status": SKIPPED}
                  for name in ("Fashion recipe, 10 epochs", "kerasml default")]
     else:
@@ -134,67 +166,64 @@ def training_rows(mnist, fashion) -> tuple[list[dict], dict]:
     return rows, models
 
 
-def conversion_rows(default_model: Path | None, mnist) -> list[dict]:
-    """Every format and precision of the default digit model: size, parity, accuracy cost."""
-    from kerasml.convert import ConvertOptions, convert
-    from kerasml.checks.verify import verify
-
-    if default_model is None or mnist is None:
-        return [{"model": "kerasml default", "status": SKIPPED}]
+def convert_ratio(model: Path | None, pairs: int) -> dict:
+    """`kerasml convert` of the default digit model against `python -c "import tensorflow"`, as whole
+    processes in alternating pairs (the order flips every pair, so a load change hits both alike):
+    the median of the per-pair ratios, with their range. One untimed run of each warms the disk cache."""
+    if model is None:
+        return {"status": NO_MODEL}
+    log(f"timing `kerasml convert` against `import tensorflow`, {pairs} alternating pairs")
+    importing = [sys.executable, "-c", "import tensorflow"]
+    converting = KERASML + ["convert", str(model), "--labels", "digits", "--out", str(OUT / "pairs.mlmodel"), "--force"]
+    seconds(importing), seconds(converting)
     rows = []
-    for fmt in ("mlmodel", "mlpackage"):
-        for precision in ("fp32", "fp16", "int8"):
-            log(f"converting the default model to {fmt} {precision}")
-            out = OUT / f"digits-{precision}.{fmt}"
-            result = convert(ConvertOptions(model=default_model, labels="digits", format=fmt, precision=precision,
-                                            out=out, force=True, data=MNIST_TEST if precision != "fp32" else None),
-                             say=lambda m: None, warn=lambda m: None)
-            check = verify(out, default_model, data=MNIST_TEST)
-            row = {"format": fmt, "precision": precision, "size_bytes": result.size_bytes,
-                   "max_abs_diff": check.max_abs_diff, "top1_agreement": check.top1_agreement,
-                   "keras_accuracy": check.keras_accuracy, "coreml_accuracy": check.coreml_accuracy,
-                   "verify_passed": check.passed}
-            if result.fp32_size_bytes:
-                row["size_ratio"] = result.size_bytes / result.fp32_size_bytes
-            rows.append(row)
-    return rows
+    for index in range(pairs):
+        if index % 2 == 0:
+            (import_s, import_cpu), (convert_s, convert_cpu) = timed(importing), timed(converting)
+        else:
+            (convert_s, convert_cpu), (import_s, import_cpu) = timed(converting), timed(importing)
+        rows.append({"import_tensorflow_s": import_s, "convert_s": convert_s, "ratio": convert_s / import_s,
+                     "import_tensorflow_cpu_s": import_cpu, "convert_cpu_s": convert_cpu,
+                     "cpu_ratio": convert_cpu / import_cpu})
+        log(f"  pair {index + 1}: import {import_s:.2f} s, convert {convert_s:.2f} s, {convert_s / import_s:.2f}x "
+            f"(CPU time {convert_cpu / import_cpu:.2f}x)")
+    ratios = [row["ratio"] for row in rows]
+    return {"pairs": rows, "median_ratio": statistics.median(ratios), "min_ratio": min(ratios),
+            "max_ratio": max(ratios), "median_cpu_ratio": statistics.median(row["cpu_ratio"] for row in rows),
+            "goal": CONVERT_GOAL,
+            "command": " ".join(["kerasml"] + converting[3:]).replace(str(REPO) + "/", "")}
 
 
-def runtime_speed(models: dict, mnist) -> dict:
-    """10,000 test digits through the tutorial .mlmodel (NumPy runtime) against Keras' own predict."""
-    if "tutorial" not in models or mnist is None:
-        return {"status": SKIPPED}
-    from kerasml.convert import convert_keras_model
-    from kerasml.runtime import load_model
+def runtime_ratios(quick: bool) -> dict:
+    """Runtime speed against Keras `predict` on three models, by bench/runtime_speed.py (its own
+    module, also run alone); said plainly when this tree does not have it."""
+    if not (Path(__file__).parent / "runtime_speed.py").is_file():
+        return {"status": "not measured: bench/runtime_speed.py is not in this tree"}
+    import runtime_speed
 
-    path = OUT / "tutorial.mlmodel"
-    convert_keras_model(models["tutorial"], "mlmodel", "fp32").save(str(path))
-    coreml = load_model(path)
-    images, _ = mnist
-    x = images[..., None].astype(np.float32) / 255
-    keras_times, runtime_times = [], []
-    for _ in range(REPEATS):  # interleaved so both see the same machine load
-        started = time.perf_counter()
-        expected = models["tutorial"].predict(x, verbose=0)
-        keras_times.append(time.perf_counter() - started)
-        started = time.perf_counter()
-        actual = coreml.predict_probabilities(images)
-        runtime_times.append(time.perf_counter() - started)
-    keras_s, runtime_s = statistics.median(keras_times), statistics.median(runtime_times)
-    return {"images": len(images), "keras_predict_s": keras_s, "runtime_s": runtime_s,
-            "ratio": runtime_s / keras_s, "max_abs_diff": float(np.abs(actual - expected).max()),
-            "top1_agreement": float((actual.argmax(1) == expected.argmax(1)).mean())}
+    log("timing the NumPy runtime against Keras predict" + (" (digits only, --quick)" if quick else ""))
+    rows = runtime_speed.measure(names=["digits"] if quick else None)
+    return {"rows": rows, "markdown": runtime_speed.markdown(rows)}
 
 
-def startup(default_model: Path | None) -> dict:
-    log("timing start-up")
-    result = {"help_s": median_seconds(KERASML + ["--help"], REPEATS),
-              "import_tensorflow_s": median_seconds([sys.executable, "-c", "import tensorflow"], 3)}
-    if default_model is not None:
-        result["convert_s"] = median_seconds(KERASML + ["convert", str(default_model), "--labels", "digits",
-                                                        "--out", str(OUT / "startup.mlmodel"), "--force"], 3)
-        result["convert_ratio"] = result["convert_s"] / result["import_tensorflow_s"]
-    return result
+def compression_rows(model: Path | None, mnist, quick: bool) -> dict:
+    """Every scheme x format of the default digit model (bench/compression.py's rows)."""
+    import compression
+
+    if model is None or mnist is None:
+        return {"status": NO_MODEL if mnist is not None else SKIPPED}
+    images, labels = mnist
+    log("compressing the default digit model: every scheme x format" + (" (fp32 and palette4, --quick)" if quick else ""))
+    folder = OUT / "compression"
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = compression.measure(model, images[..., None], labels, folder,
+                               compression.QUICK_ROWS if quick else compression.ROWS, say=log)
+    return {"model": model.name, "rows": rows}
+
+
+def startup() -> dict:
+    log("timing `kerasml --help`")
+    return {"help_s": median_seconds(KERASML + ["--help"], REPEATS)}
 
 
 def machine() -> dict:
@@ -211,69 +240,121 @@ def machine() -> dict:
 
 
 def markdown(results: dict) -> str:
-    def pct(value):
-        return "" if value is None else f"{value:.2%}"
-    lines = [f"Measured {results['finished']} on {results['machine']['cores']} cores "
-             f"({results['machine']['cpu']}), `make bench`.", "",
-             "| dataset | recipe | seed | test accuracy | fit time | wall time | fit ratio to baseline | parameters |",
+    """All of issue 16's figures, one section after another, from `results` (bench/results.json)."""
+    host = results["machine"]
+    command = "`bench/run.py --quick`" if results.get("quick") else "`make bench`"
+    lines = [f"Measured {results['finished']} on {host['cores']} cores ({host['cpu']}), {command}; "
+             f"the whole run took {results['bench_wall_s'] / 60:.0f} min.", ""]
+    if "training" in results:
+        lines += ["### Training: kerasml's defaults against the recipes they replace", ""] + _training_table(results["training"]) + [""]
+    if "convert" in results:
+        lines += ["### Convert time", "", _convert_line(results["convert"]), ""]
+    if "runtime" in results:
+        runtime = results["runtime"]
+        lines += ["### Runtime speed: kerasml's NumPy runtime against Keras `predict`", ""]
+        lines += [runtime["status"] if "status" in runtime else runtime["markdown"].rstrip("\n"), ""]
+    if "compression" in results:
+        compression = results["compression"]
+        lines += ["### Smaller models: every scheme x format of the default digit model", ""]
+        if "status" in compression:
+            lines += [compression["status"], ""]
+        else:
+            import compression as tables
+            lines += tables.table(compression["rows"], compression["model"]) + [""]
+    if "startup" in results:
+        lines.append(f"Start-up: `kerasml --help` {results['startup']['help_s']:.2f} s.")
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def _pct(value) -> str:
+    return "" if value is None else f"{value:.2%}"
+
+
+def _training_table(rows: list[dict]) -> list[str]:
+    lines = ["| dataset | recipe | seed | test accuracy | fit time | wall time | fit ratio to baseline | parameters |",
              "|---|---|---|---|---|---|---|---|"]
-    for row in results["training"]:
+    for row in rows:
         if "status" in row:
             lines.append(f"| {row['dataset']} | {row['recipe']} | | {row['status']} | | | | |")
             continue
         ratio = f"{row['fit_ratio']:.2f}x" if "fit_ratio" in row else "baseline"
-        accuracy = pct(row["accuracy"])
+        accuracy = _pct(row["accuracy"])
         if "accuracy_range" in row:
-            accuracy = f"**{accuracy}** ({pct(row['accuracy_range'][0])}–{pct(row['accuracy_range'][1])})"
+            accuracy = f"**{accuracy}** ({_pct(row['accuracy_range'][0])}–{_pct(row['accuracy_range'][1])})"
         lines.append(f"| {row['dataset']} | {row['recipe']} | {row.get('seed', 42)} | {accuracy} | {row['fit_s']:.1f} s | "
                      f"{row['wall_s']:.1f} s | {ratio} | {row['parameters']:,} |")
-    lines += ["", "| format | precision | size | of fp32 | max \\|Δp\\| vs Keras | top-1 agreement | accuracy Keras → Core ML |",
-              "|---|---|---|---|---|---|---|"]
-    for row in results["conversion"]:
-        if "status" in row:
-            lines.append(f"| default model | | {row['status']} | | | | |")
-            continue
-        ratio = f"{row['size_ratio']:.1%}" if "size_ratio" in row else "100%" if row["precision"] == "fp32" else "n/a"
-        lines.append(f"| {row['format']} | {row['precision']} | {row['size_bytes'] / 1024:.1f} KiB | {ratio} | "
-                     f"{row['max_abs_diff']:.2e} | {row['top1_agreement']:.2%} | "
-                     f"{pct(row['keras_accuracy'])} → {pct(row['coreml_accuracy'])} |")
-    speed = results["runtime"]
-    lines.append("")
-    if "status" in speed:
-        lines.append(f"Runtime speed: {speed['status']}")
-    else:
-        lines.append(f"Runtime speed: {speed['images']:,} test digits through the tutorial .mlmodel in "
-                     f"{speed['runtime_s']:.2f} s with kerasml's NumPy runtime against {speed['keras_predict_s']:.2f} s "
-                     f"for Keras' `model.predict` ({speed['ratio']:.2f}x; max |Δp| {speed['max_abs_diff']:.1e}, "
-                     f"top-1 agreement {speed['top1_agreement']:.2%}).")
-    start = results["startup"]
-    line = f"Start-up: `kerasml --help` {start['help_s']:.2f} s; `import tensorflow` {start['import_tensorflow_s']:.2f} s"
-    if "convert_s" in start:
-        line += f"; `kerasml convert` of the default model {start['convert_s']:.2f} s ({start['convert_ratio']:.2f}x the import)"
-    lines.append(line + ".")
-    return "\n".join(lines) + "\n"
+    return lines
 
 
-def main() -> None:
-    sys.path.insert(0, str(Path(__file__).parent))
+def _convert_line(convert: dict) -> str:
+    if "status" in convert:
+        return f"`kerasml convert` against `import tensorflow`: {convert['status']}"
+    pairs = convert["pairs"]
+    median = statistics.median(pair["convert_s"] for pair in pairs)
+    median_import = statistics.median(pair["import_tensorflow_s"] for pair in pairs)
+    return (f"`{convert['command']}` takes **{convert['median_ratio']:.2f}x** the time of "
+            f"`python -c \"import tensorflow\"` (median of {len(pairs)} alternating pairs, range "
+            f"{convert['min_ratio']:.2f}–{convert['max_ratio']:.2f}x; medians {median:.2f} s and {median_import:.2f} s; "
+            f"goal <= {convert['goal']}x)" + (f"; in CPU time {convert['median_cpu_ratio']:.2f}x." if "median_cpu_ratio" in convert
+                                             else "."))
+
+
+SECTIONS = ("digits", "fashion", "convert", "runtime", "compression", "startup")
+
+
+def parse_arguments(argv: list[str] | None = None):
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true",
+                        help="a smoke test: one seed, 3 convert pairs, the digit model's runtime row only, "
+                             "fp32 and palette4 compression rows")
+    parser.add_argument("--only", default=",".join(SECTIONS),
+                        help=f"comma-separated sections to run (default all: {','.join(SECTIONS)})")
+    parser.add_argument("--model", type=Path, help="a default digit model to convert and compress instead of "
+                                                    "the one the digits section trains")
+    args = parser.parse_args(argv)
+    args.only = [name.strip() for name in args.only.split(",") if name.strip()]
+    unknown = sorted(set(args.only) - set(SECTIONS))
+    if unknown:
+        parser.error(f"unknown section {', '.join(unknown)}; choose from {', '.join(SECTIONS)}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_arguments(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from kerasml.files import write_text_atomic
     from kerasml.libs import tensorflow
     tensorflow()
     OUT.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    mnist, fashion = mnist_test_set(), fashion_data()
-    training, models = training_rows(mnist, fashion)
-    results = {"machine": machine(), "training": training}
-    results["conversion"] = conversion_rows(models.get("default"), mnist)
-    results["runtime"] = runtime_speed(models, mnist)
-    results["startup"] = startup(models.get("default"))
+    seeds = DIGIT_SEEDS[:1] if args.quick else DIGIT_SEEDS
+    mnist = mnist_test_set()
+    results: dict = {"machine": machine(), "quick": args.quick}
+    model = args.model
+    if "digits" in args.only or "fashion" in args.only:
+        fashion = fashion_data() if "fashion" in args.only else None
+        training, models = training_rows(mnist, fashion, seeds, args.only)
+        results["training"] = training
+        model = model or models.get("default")
+    if "convert" in args.only:
+        results["convert"] = convert_ratio(model, 3 if args.quick else CONVERT_PAIRS)
+    if "runtime" in args.only:
+        results["runtime"] = runtime_ratios(args.quick)
+    if "compression" in args.only:
+        results["compression"] = compression_rows(model, mnist, args.quick)
+    if "startup" in args.only:
+        results["startup"] = startup()
     results["finished"] = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     results["bench_wall_s"] = time.perf_counter() - started
-    write_text_atomic(REPO / "bench" / "results.json", json.dumps(results, indent=2) + "\n")
+    # Only a whole run replaces the figures the README quotes; a partial one goes to bench/out.
+    folder = OUT if args.quick or args.only != list(SECTIONS) else REPO / "bench"
+    write_text_atomic(folder / "results.json", json.dumps(results, indent=2) + "\n")
     table = markdown(results)
-    write_text_atomic(REPO / "bench" / "results.md", table)
+    write_text_atomic(folder / "results.md", table)
     print(table)
+    log(f"wrote {folder / 'results.md'} and results.json")
 
 
 if __name__ == "__main__":

@@ -19,6 +19,10 @@ import numpy as np
 from kerasml.errors import KerasmlError
 
 WEIGHT_THRESHOLD = 256    # tensors with fewer values stay float (a few hundred bytes)
+# palette4: 16 levels are too coarse for a tensor this small, such as a first convolution's few
+# 3x3 filters (the digit model's 288 first-layer weights alone cost 0.7 points palettized);
+# left float they cost at most 4 KiB more.
+PALETTE4_THRESHOLD = 1024
 BLOCK_SIZES = (64, 32, 16, 8)  # int4: one scale per 64 input values; smaller blocks where 64 does not divide
 CALIBRATION_IMAGES = 256   # w8a8: images whose activation ranges set the 8-bit activation scales
 TARGET_ORDER = ("iOS15", "iOS16", "iOS17", "iOS18")
@@ -38,6 +42,7 @@ class Scheme:
     computes_in_fp16: bool = False
     activations: bool = False                 # also 8-bit activations, calibrated on images
     kind: str = "float"                       # which coremltools pass stores it: float, linear, palette
+    weight_threshold: int = WEIGHT_THRESHOLD  # ML Program tensors with fewer values stay float
 
     def supports(self, fmt: str) -> bool:
         return fmt in self.formats
@@ -48,11 +53,11 @@ def _linear(dtype: str, granularity: str, **extra):
                                                    weight_threshold=WEIGHT_THRESHOLD, **extra)
 
 
-def _palette(nbits: int):
+def _palette(nbits: int, threshold: int = WEIGHT_THRESHOLD):
     # One table per tensor: measured on the digit model, tables per group of 16 output channels
     # were 0.5% of the fp32 size larger for no better accuracy, and they need iOS 18 instead of 16.
     return lambda cto: cto.OpPalettizerConfig(mode="kmeans", nbits=nbits, granularity="per_tensor",
-                                              weight_threshold=WEIGHT_THRESHOLD)
+                                              weight_threshold=threshold)
 
 
 def _nn_palette(nbits: int) -> dict:
@@ -71,7 +76,8 @@ SCHEMES = (
     Scheme("palette6", "64-entry k-means look-up tables", ("mlmodel", "mlpackage"), "iOS16", 6, (0.2, 0.98),
            program_config=_palette(6), nn_quantize=_nn_palette(6), kind="palette"),
     Scheme("palette4", "16-entry k-means look-up tables", ("mlmodel", "mlpackage"), "iOS16", 4, (0.5, 0.95),
-           program_config=_palette(4), nn_quantize=_nn_palette(4), kind="palette"),
+           program_config=_palette(4, PALETTE4_THRESHOLD), nn_quantize=_nn_palette(4), kind="palette",
+           weight_threshold=PALETTE4_THRESHOLD),
     Scheme("int4", f"4-bit linear weights, one scale per block of {BLOCK_SIZES[0]} inputs", ("mlpackage",),
            "iOS18", 4, (0.5, 0.95), program_config=_linear("int4", "per_block", block_size=BLOCK_SIZES[0]),
            fallbacks=tuple(_linear("int4", "per_block", block_size=size) for size in BLOCK_SIZES[1:]),
@@ -181,10 +187,17 @@ def apply(mlmodel, fmt: str, precision: str, sparsity: float | None = None,
         if chosen.nn_quantize is None:
             return mlmodel
         from coremltools.models.neural_network import quantization_utils
+        arguments = dict(chosen.nn_quantize)
+        if chosen.weight_threshold > WEIGHT_THRESHOLD:  # palette4: small convolutions stay float here too
+            arguments["selector"] = quantization_utils.AdvancedQuantizedLayerSelector(
+                minimum_conv_kernel_channels=1, minimum_conv_weight_count=chosen.weight_threshold)
         with quiet_output():
-            return quantization_utils.quantize_weights(mlmodel, **chosen.nn_quantize)
+            return quantization_utils.quantize_weights(mlmodel, **arguments)
     import coremltools.optimize.coreml as cto
 
+    from kerasml.short_names import shortened
+
+    uncompressed = mlmodel
     joint = False
     if sparsity is not None:
         config = cto.OpMagnitudePrunerConfig(target_sparsity=float(sparsity), weight_threshold=WEIGHT_THRESHOLD)
@@ -201,17 +214,18 @@ def apply(mlmodel, fmt: str, precision: str, sparsity: float | None = None,
         with quiet_output():
             mlmodel = compressor(mlmodel, config, joint_compression=joint)
             for fallback in chosen.fallbacks if not joint else ():
-                if _float_weights(mlmodel):  # e.g. 32 input channels cannot split into blocks of 64
+                if _float_weights(mlmodel, chosen.weight_threshold):  # e.g. 32 input channels cannot split into blocks of 64
                     mlmodel = compressor(mlmodel, cto.OptimizationConfig(global_config=fallback(cto)))
-    untouched = _float_weights(mlmodel)
+    untouched = _float_weights(mlmodel, chosen.weight_threshold)
     if precision not in ("fp32", "fp16") and not (_program_op_types(mlmodel) & COMPRESSED_OPS):
-        notes.append(f"note: no weight tensor has {WEIGHT_THRESHOLD} or more values, so {precision} left "
+        notes.append(f"note: no weight tensor has {chosen.weight_threshold} or more values, so {precision} left "
                      "the weights as they were")
     elif untouched and precision not in ("fp32", "fp16"):
         notes.append(f"note: {len(untouched)} weight tensor(s) stay float ({', '.join(untouched[:3])}"
-                     f"{', ...' if len(untouched) > 3 else ''}): fewer than {WEIGHT_THRESHOLD} values, or a "
+                     f"{', ...' if len(untouched) > 3 else ''}): fewer than {chosen.weight_threshold} values, or a "
                      f"shape {precision} cannot split into blocks or groups")
-    return mlmodel
+    # The compressing passes name their new weights after the old ones ("..._palettized").
+    return mlmodel if mlmodel is uncompressed else shortened(mlmodel)
 
 
 def _quantize_activations(mlmodel, images: np.ndarray):
@@ -266,8 +280,8 @@ def _program_op_types(mlmodel) -> set[str]:
     return {op.type for op in function.block_specializations[function.opset].operations}
 
 
-def _float_weights(mlmodel) -> list[str]:
-    """Names of the float constants of WEIGHT_THRESHOLD+ values still read by conv/linear/matmul ops."""
+def _float_weights(mlmodel, threshold: int = WEIGHT_THRESHOLD) -> list[str]:
+    """Names of the float constants of `threshold`+ values still read by conv/linear/matmul ops."""
     spec = mlmodel.get_spec()
     if spec.WhichOneof("Type") != "mlProgram":
         return []
@@ -285,7 +299,7 @@ def _float_weights(mlmodel) -> list[str]:
         if op.type in ("conv", "linear", "matmul", "conv_transpose"):
             for param in ("weight", "y"):
                 for binding in op.inputs[param].arguments if param in op.inputs else ():
-                    if sizes.get(binding.name, 0) >= WEIGHT_THRESHOLD:
+                    if sizes.get(binding.name, 0) >= threshold:
                         found.append(binding.name)
     return found
 

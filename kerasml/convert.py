@@ -21,6 +21,7 @@ from typing import Callable
 from kerasml import __version__
 from kerasml import compress
 from kerasml import conversion_fixes as fixes
+from kerasml import short_names
 from kerasml.data.labels import parse_labels
 from kerasml.errors import KerasmlError
 from kerasml.files import atomic_output, check_output, path_size
@@ -272,7 +273,7 @@ def convert_keras_model(model, fmt: str = "mlmodel", precision: str = "fp32",
                 return False
             return True
         raise KerasmlError(fixes.explain_failure(exc, graph, fmt, model.path, ml_program_converts)) from None
-    mlmodel = _rename_probabilities(ct, mlmodel)
+    mlmodel = short_names.shortened(_rename_probabilities(ct, mlmodel))
     if uncompressed is not None:
         uncompressed(mlmodel)
     return compress.apply(mlmodel, fmt, precision, sparsity=sparsity, calibration=calibration, notes=notes)

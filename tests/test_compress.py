@@ -101,13 +101,21 @@ def test_ml_program_schemes_store_compressed_weights_the_runtime_runs(tiny, tmp_
 def test_neural_network_schemes_quantize_each_weight(tiny, tmp_path, precision):
     base = tiny["converted"][("mlmodel", False)]
     model = compress.apply(base, "mlmodel", precision)
-    kinds = set()
+    kinds, small = set(), set()
     for layer in model.get_spec().neuralNetworkClassifier.layers:
         if layer.WhichOneof("layer") in ("convolution", "innerProduct"):
             weights = getattr(layer, layer.WhichOneof("layer")).weights
-            kinds.add(weights.quantization.WhichOneof("QuantizationType") if weights.rawValue else
-                      "float16" if weights.float16Value else "float32")
+            kind = (weights.quantization.WhichOneof("QuantizationType") if weights.rawValue else
+                    "float16" if weights.float16Value else "float32")
+            if kind == "float32":   # palette4 keeps small convolutions float
+                small.add((layer.WhichOneof("layer"), len(weights.floatValue)))
+            else:
+                kinds.add(kind)
     assert kinds == {NN_QUANTIZATION[precision] or "float16"}
+    if precision == "palette4":
+        assert small == {("convolution", 144)}   # the first convolution's 3x3x1x16 weights
+    else:
+        assert not small
     reference, reference_size = _saved(base, tmp_path, "reference.mlmodel")
     compressed, size = _saved(model, tmp_path, "compressed.mlmodel")
     assert size < reference_size * 0.6
@@ -146,7 +154,7 @@ def test_small_weights_stay_float_with_a_note(tiny):
     notes: list[str] = []
     model = convert_keras_model(small, "mlpackage", "palette4", notes=notes)
     assert "constexpr_lut_to_dense" not in _program_ops(model)
-    assert notes == [f"note: no weight tensor has {compress.WEIGHT_THRESHOLD} or more values, so palette4 left "
+    assert notes == [f"note: no weight tensor has {compress.PALETTE4_THRESHOLD} or more values, so palette4 left "
                      "the weights as they were"]
 
 

@@ -161,7 +161,7 @@ def convert(
     force: Annotated[bool, typer.Option(help="Overwrite an existing output.")] = False,
 ) -> None:
     """Convert a Keras model to Core ML with full metadata."""
-    from kerasml.convert import ConvertOptions, convert as convert_model
+    from kerasml.coreml.convert import ConvertOptions, convert as convert_model
 
     result = convert_model(options_from(ConvertOptions, locals(), add_softmax=not no_softmax), say=say, warn=warn)
     say_lines(result.summary_lines())

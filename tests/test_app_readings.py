@@ -66,7 +66,7 @@ def test_the_shipped_model_says_who_made_it_and_how_without_machine_paths():
 
 
 def test_paths_and_architecture_names_in_the_metadata():
-    from kerasml.convert import _architecture_in_words, _without_paths
+    from kerasml.coreml.convert import _architecture_in_words, _without_paths
 
     assert _without_paths("sample; test: ../shared/data/mnist-test") == "sample; test: mnist-test"
     assert _without_paths(r"C:\Users\ada\digits.npz (folders)") == "digits.npz (folders)"

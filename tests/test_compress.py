@@ -1,4 +1,4 @@
-"""Compression schemes (kerasml/compress.py): each one stores its weights compressed, kerasml's runtime
+"""Compression schemes (kerasml/coreml/compress.py): each one stores its weights compressed, kerasml's runtime
 runs it within the scheme's tolerance of the fp32 model, and bad combinations are one clear line."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from kerasml import compress
+from kerasml.coreml import compress
 from kerasml.errors import KerasmlError
 
 # Ops that must appear in the ML Program for each scheme (with --sparsity 0.3 where the key has it).
@@ -31,7 +31,7 @@ def tiny(tmp_path_factory):
     digits to compare on, and its uncompressed conversions."""
     import keras
 
-    from kerasml.convert import convert_keras_model
+    from kerasml.coreml.convert import convert_keras_model
     from kerasml.data.sources import load_mnist_sample
 
     sample = load_mnist_sample()
@@ -146,7 +146,7 @@ def test_auto_keeps_the_smallest_scheme_within_the_budget(tiny):
 def test_small_weights_stay_float_with_a_note(tiny):
     import keras
 
-    from kerasml.convert import convert_keras_model
+    from kerasml.coreml.convert import convert_keras_model
 
     small = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.AveragePooling2D(7),
                               keras.layers.Flatten(), keras.layers.Dense(10, activation="softmax")])
@@ -185,7 +185,7 @@ def test_an_old_target_is_refused_for_new_ops():
 
 @pytest.mark.slow
 def test_convert_measures_the_fp32_size_once_and_verify_uses_the_scheme_tolerance(tiny, tmp_path):
-    from kerasml.convert import ConvertOptions, convert
+    from kerasml.coreml.convert import ConvertOptions, convert
     from kerasml.checks.verify import verify
 
     out = tmp_path / "tiny.mlpackage"

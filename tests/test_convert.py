@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from kerasml.convert import ConvertOptions, convert
+from kerasml.coreml.convert import ConvertOptions, convert
 from kerasml.errors import KerasmlError
 from kerasml.coreml.inspect import inspect_model, load_spec
 

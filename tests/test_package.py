@@ -160,7 +160,7 @@ def test_drawings_are_recognised_by_a_packaged_kerasml_model(tmp_path, app, samp
     """
     import json
 
-    convert = pytest.importorskip("kerasml.convert")
+    convert = pytest.importorskip("kerasml.coreml.convert")
     from kerasml.runtime import load_model
 
     converted = convert.convert(convert.ConvertOptions(model=sample_cnn, labels="digits",

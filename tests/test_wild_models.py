@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from kerasml.convert import ConvertOptions, convert
+from kerasml.coreml.convert import ConvertOptions, convert
 from kerasml.coreml.inspect import inspect_model
 from kerasml.checks.verify import verify
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kerasml import compress
+from kerasml.coreml import compress
 from kerasml.checks.compare import compare, labelled_images
 from kerasml.errors import KerasmlError
 from kerasml.record import metadata_key
@@ -116,7 +116,7 @@ def verify(coreml_path: Path, keras_path: Path, data: Path | None = None, sample
 
 def _load_pair(coreml_path: Path, keras_path: Path, unsafe: bool):
     """The Core ML model (an image model) for the runtime and the Keras model it came from."""
-    from kerasml.keras_models import load_keras_model
+    from kerasml.coreml.keras_models import load_keras_model
     from kerasml.runtime import load_model
 
     coreml = load_model(Path(coreml_path))

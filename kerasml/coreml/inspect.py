@@ -23,7 +23,7 @@ def inspect_model(path: Path, unsafe: bool = False) -> dict:
         raise KerasmlError(f"{path} not found")
     if path.suffix in (".mlmodel", ".mlpackage"):
         return inspect_coreml(path)
-    from kerasml.keras_models import load_keras_model
+    from kerasml.coreml.keras_models import load_keras_model
     return _inspect_keras(load_keras_model(path, unsafe=unsafe))
 
 

@@ -55,7 +55,7 @@ class ReportResult:
 def report(model: Path, data: Path | None = None, out_dir: Path | None = None, force: bool = False,
            samples: int | None = None, unsafe: bool = False,
            say: Callable[[str], None] = print) -> ReportResult:
-    from kerasml.keras_models import image_shape_for, load_keras_model
+    from kerasml.coreml.keras_models import image_shape_for, load_keras_model
 
     model = Path(model)
     stem = model_stem(model)

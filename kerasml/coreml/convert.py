@@ -19,13 +19,13 @@ from pathlib import Path
 from typing import Callable
 
 from kerasml import __version__
-from kerasml import compress
-from kerasml import conversion_fixes as fixes
-from kerasml import short_names
+from kerasml.coreml import compress
+from kerasml.coreml import conversion_fixes as fixes
+from kerasml.coreml import short_names
 from kerasml.data.labels import parse_labels
 from kerasml.errors import KerasmlError
 from kerasml.files import atomic_output, check_output, path_size
-from kerasml.keras_models import LoadedModel, image_shape_for, load_keras_model
+from kerasml.coreml.keras_models import LoadedModel, image_shape_for, load_keras_model
 from kerasml.libs import coremltools, quiet_output, tensorflow
 from kerasml.record import DIGITS, Preprocessing, TrainingRecord, model_stem, read_record
 
@@ -232,7 +232,7 @@ def convert_keras_model(model, fmt: str = "mlmodel", precision: str = "fp32",
     """
     ct = coremltools()
     if not isinstance(model, LoadedModel):
-        from kerasml.keras_models import _from_keras
+        from kerasml.coreml.keras_models import _from_keras
         model = _from_keras(Path(getattr(model, "name", "model")), "keras3", model)
     if preprocessing is None:
         height, width, channels = image_shape_for(model, None)

@@ -195,7 +195,7 @@ def apply(mlmodel, fmt: str, precision: str, sparsity: float | None = None,
             return quantization_utils.quantize_weights(mlmodel, **arguments)
     import coremltools.optimize.coreml as cto
 
-    from kerasml.short_names import shortened
+    from kerasml.coreml.short_names import shortened
 
     uncompressed = mlmodel
     joint = False

@@ -66,10 +66,10 @@ def test_the_shipped_model_says_who_made_it_and_how_without_machine_paths():
 
 
 def test_paths_and_architecture_names_in_the_metadata():
-    from kerasml.coreml.convert import _architecture_in_words, _without_paths
+    from kerasml.coreml.metadata import architecture_in_words, without_paths
 
-    assert _without_paths("sample; test: ../shared/data/mnist-test") == "sample; test: mnist-test"
-    assert _without_paths(r"C:\Users\ada\digits.npz (folders)") == "digits.npz (folders)"
-    assert _without_paths("/home/ada/data/") == "data"
-    assert "(kerasml's 'tutorial' architecture)" in _architecture_in_words("tutorial")
-    assert _architecture_in_words("mine") == "the 'mine' architecture"
+    assert without_paths("sample; test: ../shared/data/mnist-test") == "sample; test: mnist-test"
+    assert without_paths(r"C:\Users\ada\digits.npz (folders)") == "digits.npz (folders)"
+    assert without_paths("/home/ada/data/") == "data"
+    assert "(kerasml's 'tutorial' architecture)" in architecture_in_words("tutorial")
+    assert architecture_in_words("mine") == "the 'mine' architecture"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from kerasml.coreml import compress
+from kerasml.coreml import auto_precision, compress
 from kerasml.errors import KerasmlError
 
 # Ops that must appear in the ML Program for each scheme (with --sparsity 0.3 where the key has it).
@@ -133,13 +133,13 @@ def test_w8a8_calibrates_every_activation_with_the_runtime(tiny):
 @pytest.mark.slow
 def test_auto_keeps_the_smallest_scheme_within_the_budget(tiny):
     base = tiny["converted"][("mlpackage", False)]
-    chosen, model, trials = compress.choose(base, "mlpackage", tiny["images"], tiny["labels"], max_drop=1.0,
+    chosen, model, trials = auto_precision.choose(base, "mlpackage", tiny["images"], tiny["labels"], max_drop=1.0,
                                             target="iOS18", say=lambda line: None)
     kept = [t for t in trials if t.kept]
     assert len(kept) == 1 and kept[0].precision == chosen and kept[0].drop_points <= 1.0
     assert all(t.drop_points > 1.0 for t in trials[1:trials.index(kept[0])])
-    assert chosen in compress.auto_candidates("mlpackage", "iOS18") and kept[0].size_bytes < trials[0].size_bytes
-    assert "int4" not in compress.auto_candidates("mlpackage", "iOS16")
+    assert chosen in auto_precision.auto_candidates("mlpackage", "iOS18") and kept[0].size_bytes < trials[0].size_bytes
+    assert "int4" not in auto_precision.auto_candidates("mlpackage", "iOS16")
 
 
 @pytest.mark.slow

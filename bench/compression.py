@@ -1,7 +1,7 @@
 """Every compression scheme x format for one digit model: size, share of the fp32 size, accuracy on
 the real 10,000 MNIST test digits (kerasml's runtime), the points it costs, and how far its
 probabilities move from Keras'; writes bench/compression.md (and .json). Each row is a real
-`kerasml convert` (kerasml.convert.convert). `make bench` (bench/run.py) calls `measure` and `table`.
+`kerasml convert` (kerasml.coreml.convert.convert). `make bench` (bench/run.py) calls `measure` and `table`.
 
     PYTHONPATH=. .venv/bin/python bench/compression.py [--model models/digits.keras] [--data DIR]
 
@@ -76,7 +76,7 @@ def measure(model: Path, images: np.ndarray, labels: np.ndarray, folder: Path, r
 
 def _keras_probabilities(model: Path, images: np.ndarray) -> np.ndarray:
     """Keras' own probabilities, to say how far each Core ML model moves from them."""
-    from kerasml.keras_models import load_keras_model
+    from kerasml.coreml.keras_models import load_keras_model
     from kerasml.record import read_record
 
     record = read_record(model)
@@ -86,7 +86,7 @@ def _keras_probabilities(model: Path, images: np.ndarray) -> np.ndarray:
 
 
 def _train(folder: Path) -> Path:
-    from kerasml.train import TrainOptions, train
+    from kerasml.training.train import TrainOptions, train
     print("training the default digit model on the bundled sample ...", flush=True)
     return train(TrainOptions(dataset="mnist-sample", out=folder / "digits.keras", quiet=True),
                  say=lambda line: None).model_path
@@ -94,8 +94,8 @@ def _train(folder: Path) -> Path:
 
 def _row(model: Path, fmt: str, precision: str, sparsity, images, labels, keras_probabilities,
          folder: Path, say: Callable[[str], None]) -> dict:
-    from kerasml.compress import label
-    from kerasml.convert import ConvertOptions, convert
+    from kerasml.coreml.compress import label
+    from kerasml.coreml.convert import ConvertOptions, convert
     from kerasml.data.sources import SAMPLE_PATH
     from kerasml.runtime import load_model
 

@@ -25,7 +25,7 @@ def tutorial_recipe(x_train, y_train, x_test, y_test, seed: int = 42):
     """"Beginning Machine Learning with Keras & Core ML": model_m, Adam, 15 epochs, batch 32, x/255."""
     import keras
 
-    from kerasml.architectures import tutorial
+    from kerasml.training.architectures import tutorial
 
     keras.utils.set_random_seed(seed)
     model = tutorial((28, 28, 1), 10)

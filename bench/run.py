@@ -89,7 +89,7 @@ def fashion_data():
 
 
 def train_default(dataset: str, out: Path, test_data: Path | None = None, seed: int = 42):
-    from kerasml.train import TrainOptions, train
+    from kerasml.training.train import TrainOptions, train
     started = time.perf_counter()
     result = train(TrainOptions(dataset=dataset, test_data=test_data, out=out, force=True, quiet=True,
                                 seed=seed), say=lambda m: None)

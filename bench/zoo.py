@@ -1,7 +1,7 @@
 """`make zoo`: every case of bench/zoo_cases.py built, converted in both formats, verified, timed.
 
 For each case and format: the Keras model is built with seeded random weights and saved, converted
-with `kerasml.convert`, checked with `kerasml.verify` (kerasml's NumPy runtime against Keras on 64
+with `kerasml.coreml.convert`, checked with `kerasml.checks.verify` (kerasml's NumPy runtime against Keras on 64
 seeded random images), and timed: the runtime on those 64 images against Keras `predict` on the
 same images (each timed on its second call, after tracing and warm-up). bench/zoo.json keeps the
 latest row of every case and format, so a run of a few cases updates their rows; bench/zoo.md and
@@ -67,10 +67,10 @@ def build(case: Case, folder: Path) -> tuple[Path, int]:
 def run_case(case: Case, fmt: str, keras_path: Path, parameters: int, samples: int = SAMPLES,
              timings: bool = True) -> Row:
     """Convert, verify and time one case in one format; failures become the row's status."""
-    from kerasml.convert import ConvertOptions, convert
+    from kerasml.coreml.convert import ConvertOptions, convert
     from kerasml.errors import KerasmlError
     from kerasml.runtime.errors import UnsupportedModelError
-    from kerasml.verify import verify
+    from kerasml.checks.verify import verify
 
     row = Row(case.name, case.kind, parameters, fmt, "error",
               measured=f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC")
@@ -103,7 +103,7 @@ def run_case(case: Case, fmt: str, keras_path: Path, parameters: int, samples: i
 
 def _timings(coreml_path: Path, keras_path: Path, samples: int) -> tuple[float, float]:
     """Seconds for `samples` images: kerasml's runtime and Keras `predict`, each after a warm-up."""
-    from kerasml.keras_models import load_keras_model
+    from kerasml.coreml.keras_models import load_keras_model
     from kerasml.runtime import load_model
 
     coreml = load_model(coreml_path)

@@ -7,6 +7,7 @@ as one `error:` line with exit code 2 — never a traceback.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import sys
@@ -74,6 +75,18 @@ class ProgressBar:
             self.bar.__exit__(None, None, None)
 
 
+def options_from(cls, parameters: dict, **overrides):
+    """The options dataclass `cls` from a command's parameters (its `locals()`): each option is
+    written once in the command's signature and once as a field, never passed on by hand."""
+    fields = {field.name for field in dataclasses.fields(cls)}
+    return cls(**{**{k: v for k, v in parameters.items() if k in fields}, **overrides})
+
+
+def say_lines(lines) -> None:
+    for line in lines:
+        typer.echo(line)
+
+
 def say(message: str) -> None:
     typer.echo(message)
 
@@ -109,34 +122,17 @@ def train(
 ) -> None:
     """Train an image classifier and write the model, its training record and plots."""
     if list_archs:
-        from kerasml.architectures import ARCHITECTURES, DEFAULT_ARCHITECTURE
+        from kerasml.training.architectures import ARCHITECTURES, DEFAULT_ARCHITECTURE
         for name, architecture in ARCHITECTURES.items():
             marker = "*" if name == DEFAULT_ARCHITECTURE else " "
             say(f"{marker} {name:<16} {architecture.summary}; {architecture.recipe()}")
         return
-    from kerasml.train import TrainOptions, train as train_model
+    from kerasml.training.options import TrainOptions
+    from kerasml.training.train import train as train_model
 
-    result = train_model(TrainOptions(
-        dataset=dataset, data=data, test_data=test_data, arch=arch, epochs=epochs, batch_size=batch_size,
-        learning_rate=learning_rate, val_split=val_split, seed=seed, out=out, force=force,
-        quiet=quiet, image_size=image_size, normalize=normalize, width=width, dropout=dropout,
-        weights=weights, distribute=distribute, mixed_precision=mixed_precision), say=say)
-    record = result.record
-    if record is None:   # a multi-worker worker other than the chief, which writes and reports
-        return
-    validation = record.validation.get("accuracy", 0.0)
-    summary = f"validation accuracy {validation:.2%}"
-    if record.test_accuracy is not None:
-        summary += f", test accuracy {record.test_accuracy:.2%} on {record.samples['test']} images"
-    state = "interrupted" if record.status == "interrupted" else "trained"
-    say(f"\n{state} {record.architecture} ({record.parameters:,} parameters) on {record.dataset}: "
-        f"{record.epochs_run} epoch{'' if record.epochs_run == 1 else 's'} in {record.wall_time_s:.1f} s, {summary}")
-    say("wrote:")
-    for path in result.written:
-        say(f"  {path}")
-    labels = record.label_preset or "auto"
-    say(f"next: kerasml convert {result.model_path} --labels {labels}")
-    if record.status == "interrupted":
+    result = train_model(options_from(TrainOptions, locals()), say=say)
+    say_lines(result.lines())
+    if result.record is not None and result.record.status == "interrupted":
         raise typer.Exit(130)  # the best model so far is saved, but the run did not finish
 
 
@@ -165,15 +161,10 @@ def convert(
     force: Annotated[bool, typer.Option(help="Overwrite an existing output.")] = False,
 ) -> None:
     """Convert a Keras model to Core ML with full metadata."""
-    from kerasml.convert import ConvertOptions, convert as convert_model
+    from kerasml.coreml.convert import ConvertOptions, convert as convert_model
 
-    result = convert_model(ConvertOptions(
-        model=model, labels=labels, out=out, format=format, precision=precision, author=author,
-        license=license, description=description, version=version, min_target=min_target,
-        scale=scale, bias=bias, input_shape=input_shape, add_softmax=not no_softmax,
-        unsafe=unsafe, force=force, data=data, sparsity=sparsity, max_drop=max_drop), say=say, warn=warn)
-    for line in result.summary_lines():
-        say(line)
+    result = convert_model(options_from(ConvertOptions, locals(), add_softmax=not no_softmax), say=say, warn=warn)
+    say_lines(result.summary_lines())
 
 
 # --------------------------------------------------------------------------------------- inspect
@@ -187,7 +178,7 @@ def inspect(
     """Show what a Core ML or Keras model contains."""
     import json
 
-    from kerasml.inspect import format_report, inspect_model
+    from kerasml.coreml.inspect import format_report, inspect_model
 
     report = inspect_model(file, unsafe=unsafe)
     say(json.dumps(report, indent=2, default=str) if json_output else format_report(report))
@@ -208,14 +199,10 @@ def verify(
     """Prove the Core ML model computes what the Keras model computes (on Linux, no Mac needed)."""
     import json
 
-    from kerasml.verify import verify as verify_model
+    from kerasml.checks.verify import verify as verify_model
 
     result = verify_model(model, keras, data=data, samples=samples, atol=atol, unsafe=unsafe)
-    if json_output:
-        say(json.dumps(result.to_dict(), indent=2))
-    else:
-        for line in result.lines():
-            say(line)
+    say(json.dumps(result.to_dict(), indent=2)) if json_output else say_lines(result.lines())
     if not result.passed:
         raise typer.Exit(1)
 
@@ -232,17 +219,14 @@ def evaluate(
     """Accuracy, per-class accuracy, confusion matrix and worst-confused pairs of a Core ML model."""
     import json
 
-    from kerasml.evaluate import evaluate as evaluate_model
-    from kerasml.record import model_stem
+    from kerasml.checks.evaluate import evaluate as evaluate_model
 
-    if plot is None:
-        plot = model.with_name(model_stem(model) + ".confusion.png")
     progress = ProgressBar("evaluating")
     try:
         result = evaluate_model(model, data=data, plot=plot, progress=progress)
     finally:
         progress.close()
-    say(json.dumps(result.to_dict(), indent=2) if json_output else "\n".join(result.lines()))
+    say(json.dumps(result.to_dict(), indent=2)) if json_output else say_lines(result.lines())
 
 
 # --------------------------------------------------------------------------------------- predict
@@ -258,19 +242,14 @@ def predict(
     """Classify image files: photos of digits on paper are prepared as the app prepares them (and it says how)."""
     import json
 
-    from kerasml.predict import predict as predict_images
+    from kerasml.checks.predict import predict as predict_images
 
     results = predict_images(model, images, top=top, raw=raw)
     if json_output:
-        say(json.dumps([{"image": r.image, "classLabel": r.class_label, "prepared": r.notes,
-                         "top": [{"label": label, "probability": p} for label, p in r.top]}
-                        for r in results], indent=2))
+        say(json.dumps([result.to_dict() for result in results], indent=2))
         return
     for result in results:
-        say(f"{result.image}: {result.class_label}")
-        say(f"  prepared: {'; '.join(result.notes)}")
-        for label, probability in result.top:
-            say(f"  {label:<12} {probability:7.2%}  {'█' * round(probability * 30)}")
+        say_lines(result.lines())
 
 
 # --------------------------------------------------------------------------------------- package
@@ -281,12 +260,11 @@ def package(
     app_dir: Annotated[Path, typer.Option("--app", help="The demo app folder.")] = Path("ios_app"),
 ) -> None:
     """Copy a digit model into the SwiftUI demo app, after checking it fits."""
-    from kerasml.package import next_steps, package_model
+    from kerasml.coreml.package import next_steps, package_model
 
     destination = package_model(model, app_dir)
     say(f"copied {model} to {destination}")
-    for line in next_steps(app_dir):
-        say(line)
+    say_lines(next_steps(app_dir))
 
 
 # ------------------------------------------------------------------------------------------ tune
@@ -309,14 +287,13 @@ def tune(
     quiet: Annotated[bool, typer.Option(help="No progress bars.")] = False,
 ) -> None:
     """Search width, dropout, learning rate and batch size; write a results table and the best model."""
-    from kerasml.tune import TuneOptions, tune as tune_model
+    from kerasml.training.options import TrainOptions
+    from kerasml.training.tune import TuneOptions, tune as tune_model
 
-    result = tune_model(TuneOptions(
-        dataset=dataset, data=data, arch=arch, algorithm=algorithm, trials=trials, epochs=epochs,
-        final_epochs=final_epochs, image_size=image_size, normalize=normalize, val_split=val_split,
-        seed=seed, out=out, force=force, quiet=quiet), say=say)
-    for line in result.lines():
-        say(line)
+    parameters = locals()
+    retraining = options_from(TrainOptions, parameters, epochs=final_epochs)   # --epochs is per trial
+    result = tune_model(options_from(TuneOptions, parameters, train=retraining), say=say)
+    say_lines(result.lines())
 
 
 # ---------------------------------------------------------------------------------------- report
@@ -331,11 +308,10 @@ def report(
     unsafe: Annotated[bool, typer.Option(help="Allow custom code in the Keras file to run.")] = False,
 ) -> None:
     """Training curves, confusion matrix, worst mistakes, per-class accuracy, first-layer filters and feature maps, as PNGs and report.md."""
-    from kerasml.report import report as write_report
+    from kerasml.report.build import report as write_report
 
     result = write_report(model, data=data, out_dir=out, force=force, samples=samples, unsafe=unsafe, say=say)
-    for line in result.lines():
-        say(line)
+    say_lines(result.lines())
 
 
 # ------------------------------------------------------------------------------------------- try

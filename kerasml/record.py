@@ -1,8 +1,10 @@
 """What a model is, as data: the training record that travels with every model.
 
 `kerasml train` writes `<name>.training.json` beside the model; `convert` reads it for the image
-size, colour, pixel scale and labels, and copies the provenance into the Core ML metadata;
-`verify`, `evaluate` and `package` read it back from there. Nothing here is typed twice.
+size, colour, pixel scale and labels, and copies the provenance into the Core ML metadata under
+`METADATA_PREFIX`; `verify`, `evaluate` and `package` read it back from there. The label presets
+and the one definition of pixel scaling (`Preprocessing.scale_pixels`) live here too, so nothing
+here is typed twice.
 """
 
 from __future__ import annotations
@@ -16,6 +18,26 @@ from kerasml.errors import KerasmlError
 from kerasml.files import write_text_atomic
 
 RECORD_SUFFIX = ".training.json"
+METADATA_PREFIX = "com.kerasml."       # the Core ML user-defined metadata keys convert writes
+
+# Label presets: `--labels digits|fashion`, the bundled datasets' labels, a record's `label_preset`.
+DIGITS = [str(d) for d in range(10)]
+FASHION = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+           "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+LABEL_PRESETS = {"digits": DIGITS, "fashion": FASHION}
+
+
+def preset_name(labels: list[str]) -> str | None:
+    """The preset `labels` are ("digits", "fashion"), or None for custom labels."""
+    for name, preset in LABEL_PRESETS.items():
+        if labels == preset:
+            return name
+    return None
+
+
+def metadata_key(name: str) -> str:
+    """`test_accuracy` -> `com.kerasml.test_accuracy`."""
+    return METADATA_PREFIX + name
 
 
 @dataclasses.dataclass
@@ -41,12 +63,17 @@ class Preprocessing:
         return (f"{self.width}x{self.height} {self.colour}, {self.ink}, "
                 f"pixels 0-255 scaled by {self.scale:.6g} plus bias {bias}")
 
-    def apply(self, pixels):
-        """Raw 0-255 pixels (N, H, W, C) in RGB order → what the network takes, as Core ML's
-        image preprocessing computes it: channels reordered, then `pixel * scale + bias`."""
+    def scale_pixels(self, pixels):
+        """Raw 0-255 pixels (..., H, W, C) in RGB order → what the network takes, as Core ML's
+        image preprocessing computes it: channels reordered, then `pixel * scale + bias`.
+
+        The one place this is written: verify and report call it on NumPy arrays, the training
+        pipeline on float32 TensorFlow tensors (which it leaves to TensorFlow)."""
         import numpy as np
 
-        x = np.asarray(pixels, dtype=np.float32)
+        x = pixels
+        if not type(pixels).__module__.startswith("tensorflow"):
+            x = np.asarray(pixels, dtype=np.float32)
         if self.channels == 3 and self.channel_order == "bgr":
             x = x[..., ::-1]
         return x * np.float32(self.scale) + np.asarray(self.bias, dtype=np.float32)

@@ -1,4 +1,5 @@
-"""Shared fixtures: the real MNIST test set when present, and tiny models trained once per run."""
+"""Shared fixtures (the real MNIST test set when present, tiny models trained once per run) and the
+helpers several test modules use (`from conftest import make_shapes, quiet`)."""
 
 from __future__ import annotations
 
@@ -7,11 +8,53 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image, ImageDraw
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 REPO = Path(__file__).resolve().parents[1]
 MNIST_TEST_DIR = REPO.parent / "shared" / "data" / "mnist-test"
+
+
+SHAPES = {"circle": (220, 40, 40), "square": (40, 170, 60), "triangle": (40, 70, 220)}
+
+
+def make_shapes(root: Path, per_class: int = 20, size: int = 32, seed: int = 0, gray: bool = False,
+                classes: dict = SHAPES) -> Path:
+    """Coloured shapes on pale noisy backgrounds, one folder per shape: PNG and JPEG, some bigger."""
+    rng = np.random.default_rng(seed)
+    for name, colour in classes.items():
+        folder = root / name
+        folder.mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            side = size * 3 // 2 if i % 3 == 0 else size          # mixed sizes: resized when read
+            image = Image.new("RGB", (side, side), tuple(int(v) for v in rng.integers(190, 256, 3)))
+            draw = ImageDraw.Draw(image)
+            r = side * rng.uniform(0.22, 0.38)
+            cx, cy = side / 2 + rng.uniform(-side / 10, side / 10, 2)
+            if name == "circle":
+                draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=colour)
+            elif name == "square":
+                draw.rectangle([cx - r, cy - r, cx + r, cy + r], fill=colour)
+            else:
+                draw.polygon([(cx, cy - r), (cx - r, cy + r), (cx + r, cy + r)], fill=colour)
+            if gray:
+                image = image.convert("L")
+            image.save(folder / f"{name}{i:03d}.{'jpg' if i % 2 else 'png'}")
+    return root
+
+
+def make_split_shapes(root: Path, **kwargs) -> Path:
+    for split, count, seed in (("train", 16, 0), ("val", 4, 1), ("test", 6, 2)):
+        make_shapes(root / split, per_class=count, seed=seed, **kwargs)
+    return root
+
+
+def quiet(message: str) -> None:
+    pass
+
+
+# ------------------------------------------------------------------------------------- scanning
 
 
 @pytest.fixture(scope="session")
@@ -46,7 +89,7 @@ def small_digits_npz(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def trained_digits(tmp_path_factory, small_digits_npz):
     """A tutorial-architecture digit model trained for one epoch, with its record and plots."""
-    from kerasml.train import TrainOptions, train
+    from kerasml.training.train import TrainOptions, train
     out = tmp_path_factory.mktemp("trained") / "digits.keras"
     return train(TrainOptions(data=small_digits_npz, arch="tutorial", epochs=1, out=out, quiet=True),
                  say=lambda message: None)

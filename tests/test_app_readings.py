@@ -19,7 +19,7 @@ KNOWN_MISREADINGS: dict[str, str] = {}
 @pytest.fixture(scope="module")
 def read():
     pytest.importorskip("coremltools")
-    from kerasml.package import load_contract
+    from kerasml.coreml.package import load_contract
     from kerasml.runtime import load_model
 
     if not APP_MODEL.is_file():
@@ -66,10 +66,10 @@ def test_the_shipped_model_says_who_made_it_and_how_without_machine_paths():
 
 
 def test_paths_and_architecture_names_in_the_metadata():
-    from kerasml.convert import _architecture_in_words, _without_paths
+    from kerasml.coreml.metadata import architecture_in_words, without_paths
 
-    assert _without_paths("sample; test: ../shared/data/mnist-test") == "sample; test: mnist-test"
-    assert _without_paths(r"C:\Users\ada\digits.npz (folders)") == "digits.npz (folders)"
-    assert _without_paths("/home/ada/data/") == "data"
-    assert "(kerasml's 'tutorial' architecture)" in _architecture_in_words("tutorial")
-    assert _architecture_in_words("mine") == "the 'mine' architecture"
+    assert without_paths("sample; test: ../shared/data/mnist-test") == "sample; test: mnist-test"
+    assert without_paths(r"C:\Users\ada\digits.npz (folders)") == "digits.npz (folders)"
+    assert without_paths("/home/ada/data/") == "data"
+    assert "(kerasml's 'tutorial' architecture)" in architecture_in_words("tutorial")
+    assert architecture_in_words("mine") == "the 'mine' architecture"

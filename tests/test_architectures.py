@@ -1,6 +1,6 @@
 import pytest
 
-from kerasml.architectures import ARCHITECTURES, get_architecture
+from kerasml.training.architectures import ARCHITECTURES, get_architecture
 from kerasml.errors import KerasmlError
 
 

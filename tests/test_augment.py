@@ -1,4 +1,4 @@
-"""kerasml/augment.py: training-time affine moves and elastic distortions, on real digits."""
+"""kerasml/training/augment.py: training-time affine moves and elastic distortions, on real digits."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 
 tf = pytest.importorskip("tensorflow")
 
-from kerasml.architectures import Augmentation  # noqa: E402
-from kerasml.augment import (augment_batches, distort, random_affine_transforms,  # noqa: E402
+from kerasml.training.architectures import Augmentation  # noqa: E402
+from kerasml.training.augment import (augment_batches, distort, random_affine_transforms,  # noqa: E402
                              random_displacement_field, resample)
 
 STILL = Augmentation(rotation=0.0, shift=0.0, zoom=0.0)   # no affine move at all
@@ -115,8 +115,8 @@ def test_training_with_elastic_augmentation_repeats_with_its_seed(tmp_path, smal
     same seed, gives the same weights: the distortions come from the seed, not from the clock."""
     import keras
 
-    from kerasml import architectures
-    from kerasml.train import TrainOptions, train
+    from kerasml.training import architectures
+    from kerasml.training.train import TrainOptions, train
 
     digits = architectures.get_architecture("kerasml")
     elastic = dataclasses.replace(digits, name="kerasml-elastic", augment=ELASTIC)

@@ -1,4 +1,4 @@
-"""Compression schemes (kerasml/compress.py): each one stores its weights compressed, kerasml's runtime
+"""Compression schemes (kerasml/coreml/compress.py): each one stores its weights compressed, kerasml's runtime
 runs it within the scheme's tolerance of the fp32 model, and bad combinations are one clear line."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from kerasml import compress
+from kerasml.coreml import auto_precision, compress
 from kerasml.errors import KerasmlError
 
 # Ops that must appear in the ML Program for each scheme (with --sparsity 0.3 where the key has it).
@@ -31,7 +31,7 @@ def tiny(tmp_path_factory):
     digits to compare on, and its uncompressed conversions."""
     import keras
 
-    from kerasml.convert import convert_keras_model
+    from kerasml.coreml.convert import convert_keras_model
     from kerasml.data.sources import load_mnist_sample
 
     sample = load_mnist_sample()
@@ -133,20 +133,20 @@ def test_w8a8_calibrates_every_activation_with_the_runtime(tiny):
 @pytest.mark.slow
 def test_auto_keeps_the_smallest_scheme_within_the_budget(tiny):
     base = tiny["converted"][("mlpackage", False)]
-    chosen, model, trials = compress.choose(base, "mlpackage", tiny["images"], tiny["labels"], max_drop=1.0,
+    chosen, model, trials = auto_precision.choose(base, "mlpackage", tiny["images"], tiny["labels"], max_drop=1.0,
                                             target="iOS18", say=lambda line: None)
     kept = [t for t in trials if t.kept]
     assert len(kept) == 1 and kept[0].precision == chosen and kept[0].drop_points <= 1.0
     assert all(t.drop_points > 1.0 for t in trials[1:trials.index(kept[0])])
-    assert chosen in compress.auto_candidates("mlpackage", "iOS18") and kept[0].size_bytes < trials[0].size_bytes
-    assert "int4" not in compress.auto_candidates("mlpackage", "iOS16")
+    assert chosen in auto_precision.auto_candidates("mlpackage", "iOS18") and kept[0].size_bytes < trials[0].size_bytes
+    assert "int4" not in auto_precision.auto_candidates("mlpackage", "iOS16")
 
 
 @pytest.mark.slow
 def test_small_weights_stay_float_with_a_note(tiny):
     import keras
 
-    from kerasml.convert import convert_keras_model
+    from kerasml.coreml.convert import convert_keras_model
 
     small = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.AveragePooling2D(7),
                               keras.layers.Flatten(), keras.layers.Dense(10, activation="softmax")])
@@ -185,8 +185,8 @@ def test_an_old_target_is_refused_for_new_ops():
 
 @pytest.mark.slow
 def test_convert_measures_the_fp32_size_once_and_verify_uses_the_scheme_tolerance(tiny, tmp_path):
-    from kerasml.convert import ConvertOptions, convert
-    from kerasml.verify import verify
+    from kerasml.coreml.convert import ConvertOptions, convert
+    from kerasml.checks.verify import verify
 
     out = tmp_path / "tiny.mlpackage"
     result = convert(ConvertOptions(model=tiny["keras"], out=out, format="mlpackage", precision="palette6",

@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from kerasml.convert import ConvertOptions, convert
+from kerasml.coreml.convert import ConvertOptions, convert
 from kerasml.errors import KerasmlError
-from kerasml.inspect import inspect_model, load_spec
+from kerasml.coreml.inspect import inspect_model, load_spec
 
 
 @pytest.fixture(scope="module", params=["mlmodel", "mlpackage"])

@@ -1,11 +1,11 @@
-"""kerasml/conversion_fixes.py, fix by fix: each checked against TensorFlow or Keras itself."""
+"""kerasml/coreml/conversion_fixes.py, fix by fix: each checked against TensorFlow or Keras itself."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from kerasml import conversion_fixes as fixes
+from kerasml.coreml import conversion_fixes as fixes
 
 
 def test_grouped_convolution_leaves_no_function_call():

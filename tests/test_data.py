@@ -6,7 +6,8 @@ import pytest
 
 from kerasml.data import load_dataset
 from kerasml.data.idx import read_idx, read_idx_bytes
-from kerasml.data.labels import DIGITS, FASHION, parse_labels
+from kerasml.data.labels import parse_labels
+from kerasml.record import DIGITS, FASHION
 from kerasml.errors import KerasmlError
 
 

@@ -32,7 +32,7 @@ MIRRORED = textwrap.dedent("""
     import tensorflow as tf
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-    from kerasml.train import TrainOptions, train
+    from kerasml.training.train import TrainOptions, train
     results = {}
     # The same global batch (64) both ways: one device with 64, two replicas with 32 each.
     for mode, batch in (("none", 64), ("mirrored", 32)):
@@ -105,7 +105,7 @@ def test_multiworker_with_two_local_processes(small_digits_npz, tmp_path):
 
 
 def test_distribution_options_are_checked(monkeypatch):
-    from kerasml import distribute
+    from kerasml.training import distribute
     with pytest.raises(KerasmlError, match="unknown --distribute"):
         distribute.check_mode("horovod", False)
     monkeypatch.delenv("TF_CONFIG", raising=False)
@@ -122,7 +122,7 @@ def test_distribution_options_are_checked(monkeypatch):
 
 
 def test_mixed_precision_is_refused_without_a_gpu():
-    from kerasml import distribute
+    from kerasml.training import distribute
     from kerasml.libs import tensorflow
     if tensorflow().config.list_physical_devices("GPU"):
         pytest.skip("a GPU is visible: mixed precision is allowed here")
@@ -136,8 +136,8 @@ def test_mixed_precision_model_is_saved_as_a_float32_copy():
     import keras
     import numpy as np
 
-    from kerasml import distribute
-    from kerasml.architectures import get_architecture
+    from kerasml.training import distribute
+    from kerasml.training.architectures import get_architecture
 
     def build():
         return get_architecture("chollet").build((28, 28, 1), 10)

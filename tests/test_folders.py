@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,45 +11,8 @@ from PIL import Image, ImageDraw
 from kerasml.data import load_dataset
 from kerasml.errors import KerasmlError
 
-SHAPES = {"circle": (220, 40, 40), "square": (40, 170, 60), "triangle": (40, 70, 220)}
+from conftest import make_shapes, make_split_shapes, quiet
 
-
-def make_shapes(root: Path, per_class: int = 20, size: int = 32, seed: int = 0, gray: bool = False,
-                classes: dict = SHAPES) -> Path:
-    """Coloured shapes on pale noisy backgrounds, one folder per shape: PNG and JPEG, some bigger."""
-    rng = np.random.default_rng(seed)
-    for name, colour in classes.items():
-        folder = root / name
-        folder.mkdir(parents=True, exist_ok=True)
-        for i in range(per_class):
-            side = size * 3 // 2 if i % 3 == 0 else size          # mixed sizes: resized when read
-            image = Image.new("RGB", (side, side), tuple(int(v) for v in rng.integers(190, 256, 3)))
-            draw = ImageDraw.Draw(image)
-            r = side * rng.uniform(0.22, 0.38)
-            cx, cy = side / 2 + rng.uniform(-side / 10, side / 10, 2)
-            if name == "circle":
-                draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=colour)
-            elif name == "square":
-                draw.rectangle([cx - r, cy - r, cx + r, cy + r], fill=colour)
-            else:
-                draw.polygon([(cx, cy - r), (cx - r, cy + r), (cx + r, cy + r)], fill=colour)
-            if gray:
-                image = image.convert("L")
-            image.save(folder / f"{name}{i:03d}.{'jpg' if i % 2 else 'png'}")
-    return root
-
-
-def make_split_shapes(root: Path, **kwargs) -> Path:
-    for split, count, seed in (("train", 16, 0), ("val", 4, 1), ("test", 6, 2)):
-        make_shapes(root / split, per_class=count, seed=seed, **kwargs)
-    return root
-
-
-def quiet(message: str) -> None:
-    pass
-
-
-# ------------------------------------------------------------------------------------- scanning
 def test_class_folders_become_sorted_labels_and_skips_are_counted(tmp_path):
     root = make_shapes(tmp_path / "shapes", per_class=5)
     (root / "circle" / "notes.txt").write_text("not an image")
@@ -157,7 +119,8 @@ def test_bad_folder_layouts_fail_with_one_clear_line(tmp_path, layout, message):
 
 
 def test_folder_options_are_checked(tmp_path, small_digits_npz):
-    from kerasml.train import TrainOptions, prepare_data, train
+    from kerasml.training.prepared import prepare_data
+    from kerasml.training.train import TrainOptions, train
     with pytest.raises(KerasmlError, match="image-size applies to image folders"):
         prepare_data(TrainOptions(data=small_digits_npz, image_size=32), say=quiet)
     with pytest.raises(KerasmlError, match="normalize"):
@@ -177,11 +140,11 @@ def test_folder_options_are_checked(tmp_path, small_digits_npz):
 # ---------------------------------------------------------------------------- folders to Core ML
 @pytest.mark.slow
 def test_folders_train_convert_and_verify_with_no_flags(tmp_path):
-    from kerasml.convert import ConvertOptions, convert
-    from kerasml.inspect import inspect_model
+    from kerasml.coreml.convert import ConvertOptions, convert
+    from kerasml.coreml.inspect import inspect_model
     from kerasml.record import read_record
-    from kerasml.train import TrainOptions, train
-    from kerasml.verify import verify
+    from kerasml.training.train import TrainOptions, train
+    from kerasml.checks.verify import verify
 
     data = make_split_shapes(tmp_path / "shapes")
     Image.open(data / "train" / "circle" / "circle001.jpg").save(data / "train" / "circle" / "extra.bmp")
@@ -212,7 +175,7 @@ def test_folders_train_convert_and_verify_with_no_flags(tmp_path):
 
 
 def test_a_damaged_image_is_named(tmp_path):
-    from kerasml.train import decoding_errors
+    from kerasml.data.splits import decoding_errors
 
     root = make_shapes(tmp_path / "shapes", per_class=3)
     damaged = root / "circle" / "circle000.png"

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from kerasml.data.idx import read_idx, read_idx_bytes
 from kerasml.data.labels import parse_labels
-from kerasml.data.sources import _read_npz
+from kerasml.data.sources import read_npz
 from kerasml.errors import KerasmlError
 
 BUDGET = settings(max_examples=300, deadline=None, derandomize=True,
@@ -64,7 +64,7 @@ def test_npz_random_bytes(raw):
         path = Path(folder) / "data.npz"
         path.write_bytes(b"PK\x03\x04" + raw)
         try:
-            _read_npz(path)
+            read_npz(path)
         except KerasmlError as exc:
             one_line(exc)
 
@@ -82,7 +82,7 @@ def test_npz_arrays_of_every_shape(arrays):
         path = Path(folder) / "data.npz"
         np.savez(path, **arrays)
         try:
-            fields = _read_npz(path)
+            fields = read_npz(path)
         except KerasmlError as exc:
             one_line(exc)
         else:

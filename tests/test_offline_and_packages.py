@@ -48,10 +48,10 @@ def test_cache_location_follows_keras_home(monkeypatch, tmp_path):
 
 
 def test_evaluate_without_data_offline_uses_the_sample_and_says_so(monkeypatch, tmp_path):
-    from kerasml.evaluate import _labelled_images
+    from kerasml.checks.evaluate import evaluation_images
 
     _offline(monkeypatch)
-    x, y, source = _labelled_images(None, (28, 28, 1))
+    x, y, source = evaluation_images(None, (28, 28, 1))
     assert x.shape == (5000, 28, 28, 1) and y.shape == (5000,)
     assert "offline" in source and "pass --data" in source
 
@@ -76,7 +76,7 @@ def test_runtime_refuses_a_manifest_that_leaves_the_package(tmp_path):
 
 
 def test_inspect_refuses_a_manifest_that_leaves_the_package(tmp_path):
-    from kerasml.inspect import load_spec
+    from kerasml.coreml.inspect import load_spec
 
     package = _package_pointing_at(tmp_path, "../../secret.txt")
     with pytest.raises(KerasmlError, match="points outside the package"):
@@ -84,7 +84,7 @@ def test_inspect_refuses_a_manifest_that_leaves_the_package(tmp_path):
 
 
 def test_manifest_inside_the_package_is_followed(tmp_path):
-    from kerasml.runtime.model import package_model_file
+    from kerasml.coreml.spec import package_model_file
 
     package = _package_pointing_at(tmp_path, "com.apple.CoreML/model.mlmodel")
     (package / "Data" / "com.apple.CoreML" / "model.mlmodel").write_bytes(b"")

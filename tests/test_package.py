@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from kerasml.errors import KerasmlError
-from kerasml.package import CONTRACT, PROJECT, class_labels, load_contract, next_steps, package_model
+from kerasml.coreml.package import CONTRACT, PROJECT, load_contract, next_steps, package_model
+from kerasml.coreml.spec import class_labels
 
 APP_DIR = Path(__file__).resolve().parents[1] / "ios_app"
 MODEL_IN_APP = load_contract(APP_DIR).model_file
@@ -159,7 +160,7 @@ def test_drawings_are_recognised_by_a_packaged_kerasml_model(tmp_path, app, samp
     """
     import json
 
-    convert = pytest.importorskip("kerasml.convert")
+    convert = pytest.importorskip("kerasml.coreml.convert")
     from kerasml.runtime import load_model
 
     converted = convert.convert(convert.ConvertOptions(model=sample_cnn, labels="digits",

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from kerasml.errors import KerasmlError
-from test_folders import make_shapes, quiet
+from conftest import make_shapes, quiet
 
 # Tiny and quick: MobileNetV3Small at a quarter width on 32x32 images (its minimum size).
 TINY = dict(arch="mobilenetv3small", width=0.25, image_size=32, batch_size=16)
@@ -27,7 +27,7 @@ def saved_backbone(tmp_path_factory):
     so that loading it is visible (random initial weights would also differ between runs)."""
     import keras
 
-    from kerasml.backbones import BACKBONES, load_backbone
+    from kerasml.training.backbones import BACKBONES, load_backbone
     keras.utils.set_random_seed(7)
     backbone = load_backbone(BACKBONES["mobilenetv3small"], (32, 32, 3), "none", width=0.25)
     conv = next(layer for layer in backbone.layers if isinstance(layer, keras.layers.Conv2D))
@@ -40,7 +40,7 @@ def saved_backbone(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def fine_tuned(tmp_path_factory, shapes, saved_backbone):
-    from kerasml.train import TrainOptions, train
+    from kerasml.training.train import TrainOptions, train
 
     out = tmp_path_factory.mktemp("fine_tuned") / "shapes.keras"
     lines: list[str] = []
@@ -53,7 +53,7 @@ def fine_tuned(tmp_path_factory, shapes, saved_backbone):
 def test_fine_tuning_starts_from_the_weights_file(fine_tuned, saved_backbone):
     import keras
 
-    from kerasml.backbones import first_conv_kernel
+    from kerasml.training.backbones import first_conv_kernel
     result, lines = fine_tuned
     model = keras.saving.load_model(result.model_path)
     # The first convolution is below the unfrozen top blocks: it still holds the file's kernel.
@@ -72,9 +72,9 @@ def test_fine_tuning_starts_from_the_weights_file(fine_tuned, saved_backbone):
 
 @pytest.mark.slow
 def test_fine_tuned_model_converts_with_no_flags_verifies_and_reports(fine_tuned, shapes, tmp_path):
-    from kerasml.convert import ConvertOptions, convert
-    from kerasml.report import report
-    from kerasml.verify import verify
+    from kerasml.coreml.convert import ConvertOptions, convert
+    from kerasml.report.build import report
+    from kerasml.checks.verify import verify
 
     model = fine_tuned[0].model_path
     coreml = convert(ConvertOptions(model=model, out=tmp_path / "shapes.mlmodel"), say=quiet, warn=quiet).path
@@ -97,7 +97,7 @@ def test_imagenet_offline_is_one_line_naming_the_alternatives(monkeypatch, tmp_p
     from keras.src.backend import config
     from keras.src.utils import file_utils
 
-    from kerasml.backbones import BACKBONES, load_backbone
+    from kerasml.training.backbones import BACKBONES, load_backbone
 
     def offline(*args, **kwargs):
         raise urllib.error.URLError("[Errno -2] Name or service not known")
@@ -112,7 +112,7 @@ def test_imagenet_offline_is_one_line_naming_the_alternatives(monkeypatch, tmp_p
 
 
 def test_weights_that_do_not_fit_the_backbone(tmp_path, saved_backbone):
-    from kerasml.backbones import BACKBONES, load_backbone
+    from kerasml.training.backbones import BACKBONES, load_backbone
     with pytest.raises(KerasmlError, match="does not fit the mobilenetv2 backbone"):
         load_backbone(BACKBONES["mobilenetv2"], (32, 32, 3), str(saved_backbone[0]), width=0.35)
     not_weights = tmp_path / "notes.h5"
@@ -122,7 +122,7 @@ def test_weights_that_do_not_fit_the_backbone(tmp_path, saved_backbone):
 
 
 def test_bad_transfer_options_fail_before_training(tmp_path, shapes):
-    from kerasml.train import TrainOptions, train
+    from kerasml.training.train import TrainOptions, train
     out = tmp_path / "model.keras"
     with pytest.raises(KerasmlError, match="no such file"):
         train(TrainOptions(data=shapes, arch="mobilenetv2", weights=str(tmp_path / "missing.h5"), out=out))
@@ -142,16 +142,16 @@ def test_bad_transfer_options_fail_before_training(tmp_path, shapes):
 
 
 def test_backbones_record_what_their_weights_expect():
-    from kerasml.backbones import BACKBONES, input_preprocessing
+    from kerasml.training.backbones import BACKBONES, input_preprocessing
     from kerasml.record import Preprocessing
     rgb = Preprocessing(224, 224, 3, 1 / 255, [0.0] * 3, "natural colour")
     mobilenet = input_preprocessing(BACKBONES["mobilenetv2"], rgb)
     pixels = np.array([[[[0, 127.5, 255]]]])
-    np.testing.assert_allclose(mobilenet.apply(pixels), [[[[-1, 0, 1]]]], atol=1e-6)
+    np.testing.assert_allclose(mobilenet.scale_pixels(pixels), [[[[-1, 0, 1]]]], atol=1e-6)
     resnet = input_preprocessing(BACKBONES["resnet50"], rgb)
     assert resnet.colour == "bgr"
     # caffe style: the network sees blue first, each channel minus its ImageNet mean
-    np.testing.assert_allclose(resnet.apply(np.array([[[[10, 20, 30]]]])),
+    np.testing.assert_allclose(resnet.scale_pixels(np.array([[[[10, 20, 30]]]])),
                                [[[[30 - 103.939, 20 - 116.779, 10 - 123.68]]]], atol=1e-4)
     for name in ("mobilenetv3small", "efficientnetb0"):
         assert input_preprocessing(BACKBONES[name], rgb).scale == 1.0
@@ -159,23 +159,23 @@ def test_backbones_record_what_their_weights_expect():
 
 def test_the_training_pipeline_scales_as_the_record_says():
     """The network is trained on exactly what Core ML's image preprocessing will hand it."""
-    from kerasml.backbones import BACKBONES, input_preprocessing
-    from kerasml.pipeline import array_batches
+    from kerasml.training.backbones import BACKBONES, input_preprocessing
+    from kerasml.training.pipeline import array_batches
     from kerasml.record import Preprocessing
     resnet = input_preprocessing(BACKBONES["resnet50"], Preprocessing(2, 2, 3, 1 / 255, [0.0] * 3))
     x = np.random.default_rng(0).integers(0, 256, (4, 2, 2, 3), dtype=np.uint8)
     images, _ = next(iter(array_batches(x, np.zeros(4, np.int64), 2, resnet, 4)))
-    np.testing.assert_allclose(images.numpy(), resnet.apply(x), atol=1e-4)
+    np.testing.assert_allclose(images.numpy(), resnet.scale_pixels(x), atol=1e-4)
 
 
 def test_bgr_record_converts_to_a_bgr_image_input(tmp_path):
     """The colour order travels from the record to Core ML's ImageType, and verify agrees."""
     import keras
 
-    from kerasml.convert import ConvertOptions, convert
+    from kerasml.coreml.convert import ConvertOptions, convert
     from kerasml.record import Preprocessing, TrainingRecord, write_record
     from kerasml.runtime import load_model
-    from kerasml.verify import verify
+    from kerasml.checks.verify import verify
 
     keras.utils.set_random_seed(0)
     model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(4, 3),

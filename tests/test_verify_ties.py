@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from kerasml.verify import top1_check, verify
+from kerasml.checks.verify import top1_check, verify
 
 
 def test_near_ties_are_counted_not_held_against_the_conversion():
@@ -34,7 +34,7 @@ def test_all_ties_says_so_instead_of_failing():
 
 @pytest.fixture(scope="module")
 def converted(trained_digits, tmp_path_factory):
-    from kerasml.convert import ConvertOptions, convert
+    from kerasml.coreml.convert import ConvertOptions, convert
 
     out = tmp_path_factory.mktemp("ties") / "digits.mlmodel"
     convert(ConvertOptions(model=trained_digits.model_path, labels="digits", out=out),

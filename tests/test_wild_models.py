@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import pytest
 
-from kerasml.convert import ConvertOptions, convert
-from kerasml.inspect import inspect_model
-from kerasml.verify import verify
+from kerasml.coreml.convert import ConvertOptions, convert
+from kerasml.coreml.inspect import inspect_model
+from kerasml.checks.verify import verify
 
 
 def quietly(**options):

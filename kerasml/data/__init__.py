@@ -16,7 +16,7 @@ from typing import Callable
 import numpy as np
 
 from kerasml.data.folders import ImageFolders
-from kerasml.data.labels import DIGITS, FASHION
+from kerasml.record import DIGITS, FASHION
 from kerasml.data.sources import (SOURCES, load_fashion, load_mnist, load_mnist_sample,
                                   load_path)
 from kerasml.errors import KerasmlError

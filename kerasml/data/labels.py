@@ -1,27 +1,23 @@
-"""Class labels: presets, label files and comma lists, all checked the same way."""
+"""Class labels: presets (defined in kerasml/record.py), label files and comma lists, all checked the same way."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from kerasml.errors import KerasmlError
-
-DIGITS = [str(d) for d in range(10)]
-FASHION = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-           "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
-PRESETS = {"digits": DIGITS, "fashion": FASHION}
+from kerasml.record import LABEL_PRESETS
 
 
 def parse_labels(spec: str) -> list[str]:
     """`digits`, `fashion`, `@labels.txt` (one label a line) or `a,b,c`."""
     spec = spec.strip()
-    if spec in PRESETS:
-        return list(PRESETS[spec])
+    if spec in LABEL_PRESETS:
+        return list(LABEL_PRESETS[spec])
     if spec.startswith("@"):
         return read_label_file(Path(spec[1:]))
     if "," in spec:
         return check_labels([part.strip() for part in spec.split(",")], f"--labels {spec!r}")
-    raise KerasmlError(f"unknown label preset {spec!r}; use one of {', '.join(PRESETS)}, "
+    raise KerasmlError(f"unknown label preset {spec!r}; use one of {', '.join(LABEL_PRESETS)}, "
                        "@file.txt (one label a line) or a comma-separated list like cat,dog")
 
 
@@ -55,9 +51,3 @@ def check_labels(labels: list[str], where: str) -> list[str]:
         seen.add(label)
     return labels
 
-
-def preset_name(labels: list[str]) -> str | None:
-    for name, preset in PRESETS.items():
-        if labels == preset:
-            return name
-    return None

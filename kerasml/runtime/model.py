@@ -7,20 +7,18 @@ a leading axis of independent predictions.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from kerasml.coreml.spec import (NN_TYPES, classifier_labels, image_colour, least_precise,
+                                 main_weights, package_model_file, weight_class)
 from kerasml.errors import KerasmlError
 from kerasml.runtime import _proto
 from kerasml.runtime.errors import UnsupportedModelError
 from kerasml.runtime.parallel import parallel_map
 
-_COLOURS = {10: "grayscale", 20: "rgb", 30: "bgr", 40: "grayscale"}  # 40: GRAYSCALE_FLOAT16
-_NN_TYPES = ("neuralNetworkClassifier", "neuralNetwork", "neuralNetworkRegressor")
-_PRECISION_ORDER = ("float32", "float16", "int8", "int4", "lut")
 _CHUNK = 256  # images per pass: large enough for BLAS, small enough for the layers to stay in cache
 
 
@@ -60,27 +58,6 @@ def _read_spec(path: Path):
     return spec, path.parent
 
 
-def package_model_file(package: Path) -> Path:
-    """The model file an .mlpackage's Manifest.json names, which must lie inside the package: a
-    manifest pointing elsewhere (`../../etc/passwd`) would make kerasml read any file."""
-    model_file = package / "Data" / "com.apple.CoreML" / "model.mlmodel"
-    manifest = package / "Manifest.json"
-    if manifest.is_file():
-        try:
-            info = json.loads(manifest.read_text())
-            entry = info["itemInfoEntries"][info["rootModelIdentifier"]]
-            model_file = package / "Data" / entry["path"]
-        except (ValueError, KeyError, TypeError):
-            raise KerasmlError(f"{manifest} is not a valid package manifest; convert the model again") from None
-        if not model_file.resolve().is_relative_to(package.resolve()):
-            raise KerasmlError(f"{manifest} points outside the package ({entry['path']}); kerasml reads "
-                               "nothing outside it: convert the model again")
-    if not model_file.is_file():
-        raise KerasmlError(f"{package} is not an .mlpackage (no {model_file.relative_to(package)}); "
-                           "pass a .mlmodel file or an .mlpackage folder")
-    return model_file
-
-
 def load_model(source) -> "CoreMLModel":
     """A runnable model from a .mlmodel file, an .mlpackage folder, a parsed `Model_pb2.Model` or a
     coremltools `MLModel` (as `convert` returns it, before saving)."""
@@ -99,7 +76,7 @@ def _image_inputs(spec) -> dict[str, ImageInput]:
         if feature.type.WhichOneof("Type") != "imageType":
             continue
         t = feature.type.imageType
-        colour = _COLOURS.get(t.colorSpace)
+        colour = image_colour(t.colorSpace)
         if colour is None:
             raise UnsupportedModelError(
                 f"input '{feature.name}' has image colour space {t.colorSpace}, which the kerasml runtime does not implement"
@@ -123,9 +100,8 @@ class CoreMLModel:
         self.class_label_output = description.predictedFeatureName or None
         self._images = _image_inputs(spec)
         self.labels = None
-        if self.model_type in _NN_TYPES:
+        if self.model_type in NN_TYPES:
             from kerasml.runtime.nn import NeuralNetworkEngine
-            from kerasml.runtime.weights import precision_of
 
             self._engine = NeuralNetworkEngine(spec, {n: i.colour for n, i in self._images.items()})
             for name, (kind, value) in self._engine.preprocessing.items():
@@ -136,7 +112,7 @@ class CoreMLModel:
             if self.model_type == "neuralNetworkClassifier":
                 self.labels = _labels(network)
                 self._probability_blob = self._engine.probability_blob(network.labelProbabilityLayerName)
-            precisions = {precision_of(w) for w in _nn_weights(network)}
+            precisions = {weight_class(w) for w in main_weights(network)}
         elif self.model_type == "mlProgram":
             from kerasml.runtime.mil import ProgramEngine
 
@@ -152,7 +128,7 @@ class CoreMLModel:
                 f"model type '{self.model_type}' is not a neural network or ML Program; the kerasml runtime runs only those"
             )
         self.image = self._images.get(self.input_name)
-        self.weight_precision = max(precisions or {"float32"}, key=_precision_rank)
+        self.weight_precision = least_precise(precisions)
 
     def __repr__(self) -> str:
         return f"<CoreMLModel {self.model_type} v{self.spec_version} input={self.input_name!r} precision={self.weight_precision}>"
@@ -275,23 +251,7 @@ def _replace(image: ImageInput, scale: float, bias) -> ImageInput:
 
 
 def _labels(network) -> list:
-    kind = network.WhichOneof("ClassLabels")
-    if kind == "stringClassLabels":
-        return list(network.stringClassLabels.vector)
-    if kind == "int64ClassLabels":
-        return [int(v) for v in network.int64ClassLabels.vector]
-    raise KerasmlError("the classifier has no class labels; convert it again with labels")
-
-
-def _nn_weights(network):
-    for layer in network.layers:
-        kind = layer.WhichOneof("layer")
-        params = getattr(layer, kind) if kind else None
-        if kind in ("convolution", "innerProduct", "batchedMatmul", "embedding", "embeddingND") and params.HasField(
-            "weights"
-        ):
-            yield params.weights
-
-
-def _precision_rank(name: str) -> int:
-    return _PRECISION_ORDER.index(name) if name in _PRECISION_ORDER else len(_PRECISION_ORDER) - 1
+    labels = classifier_labels(network)
+    if labels is None:
+        raise KerasmlError("the classifier has no class labels; convert it again with labels")
+    return labels

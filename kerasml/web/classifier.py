@@ -8,9 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from kerasml.errors import KerasmlError
+from kerasml.record import DIGITS, metadata_key
 from kerasml.web import photo, reading
-
-DIGITS = [str(d) for d in range(10)]
 
 
 class TryModel:
@@ -62,7 +61,7 @@ class TryModel:
         metadata = self.model.spec.description.metadata
         user = dict(metadata.userDefined)
         try:
-            accuracy = float(user.get("com.kerasml.test_accuracy", ""))
+            accuracy = float(user.get(metadata_key("test_accuracy"), ""))
         except ValueError:
             accuracy = None
         return {
@@ -74,8 +73,8 @@ class TryModel:
             "labels": self.labels,
             "input": f"{self.image.name}: {self.describe_input()}",
             "test_accuracy": accuracy,
-            "dataset": user.get("com.kerasml.dataset") or None,
-            "architecture": user.get("com.kerasml.architecture") or None,
+            "dataset": user.get(metadata_key("dataset")) or None,
+            "architecture": user.get(metadata_key("architecture")) or None,
             "mode": "drawing" if self.drawing else "photo",
             "noun": self.noun,
         }

@@ -8,15 +8,10 @@ here, on training batches only, so none of it ends up in the converted model.
 
 from __future__ import annotations
 
-import contextlib
-
-import numpy as np
-
-from kerasml.architectures import Augmentation
-from kerasml.augment import augment_batches
-from kerasml.errors import KerasmlError
 from kerasml.libs import tensorflow
 from kerasml.record import Preprocessing
+from kerasml.training.architectures import Augmentation
+from kerasml.training.augment import augment_batches
 
 tf = tensorflow()
 
@@ -48,29 +43,8 @@ def image_batches(images, num_classes: int, preprocessing: Preprocessing, batch_
 
 def _scaler(num_classes: int, preprocessing: Preprocessing):
     """What Core ML's image preprocessing will do: channel order, then `pixel * scale + bias`."""
-    scale = np.float32(preprocessing.scale)
-    bias = np.asarray(preprocessing.bias, dtype=np.float32)
-    reverse = preprocessing.channels == 3 and preprocessing.channel_order == "bgr"
-
     def scaled(image, label):
-        image = tf.cast(image, tf.float32)
-        if reverse:
-            image = tf.reverse(image, axis=[-1])
-        return image * scale + bias, tf.one_hot(label, num_classes)
+        return preprocessing.scale_pixels(tf.cast(image, tf.float32)), tf.one_hot(label, num_classes)
 
     return scaled
 
-
-@contextlib.contextmanager
-def decoding_errors(dataset):
-    """An image that passed the header check but cannot be decoded (truncated, damaged) stops
-    with one line naming the file instead of a TensorFlow traceback."""
-    try:
-        yield
-    except tf.errors.OpError:
-        if dataset.folders is None:
-            raise
-        damaged = dataset.folders.find_damaged()
-        if damaged is None:
-            raise
-        raise KerasmlError(f"cannot decode {damaged[0]} ({damaged[1]}); remove or re-save that image") from None

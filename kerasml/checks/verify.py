@@ -1,8 +1,7 @@
 """Prove that a converted Core ML model computes what its Keras model computes.
 
-Both models see the same raw 0-255 images: the Core ML model through its own stored image
-preprocessing (run by kerasml's NumPy runtime, so this works on Linux), the Keras model through
-the same scale and bias applied by hand. The result reads as a checklist, one line per check.
+Both models see the same raw 0-255 images (compare.py); the result reads as a checklist, one line
+per check.
 """
 
 from __future__ import annotations
@@ -12,8 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
-from kerasml import compress
+from kerasml.coreml import compress
+from kerasml.checks.compare import compare, labelled_images
 from kerasml.errors import KerasmlError
+from kerasml.record import metadata_key
 
 # Default tolerances by weight precision: max |Δ probability| and the least top-1 agreement.
 # fp32 must match Keras to float rounding; fp16 keeps about 3 significant digits; 8-bit weights
@@ -72,36 +73,16 @@ class VerifyResult:
 
 def verify(coreml_path: Path, keras_path: Path, data: Path | None = None, samples: int | None = None,
            atol: float | None = None, unsafe: bool = False) -> VerifyResult:
-    from kerasml.keras_models import load_keras_model
-    from kerasml.runtime import load_model
-
-    coreml = load_model(Path(coreml_path))
-    if coreml.image is None:
-        raise KerasmlError(f"{coreml_path} has no image input; kerasml verifies image classifiers")
-    keras_model = load_keras_model(Path(keras_path), unsafe=unsafe)
+    coreml, keras_model = _load_pair(coreml_path, keras_path, unsafe)
     image = coreml.image
-    images, labels, source = _images_for(image.height, image.width, image.channels, data, samples)
-    checks: list[Check] = []
-
-    keras_size = int(np.prod(keras_model.input_shape))
-    shape_ok = keras_size == image.height * image.width * image.channels
-    checks.append(Check("input", shape_ok, f"Core ML {image.width}x{image.height} {image.colour} image, "
-                                           f"Keras {keras_model.input_shape}"))
-    classes = len(coreml.labels) if coreml.labels is not None else None
-    checks.append(Check("outputs", classes == keras_model.output_size,
-                        f"Core ML {classes} labels, Keras {keras_model.output_size} outputs"))
-    if not all(check.passed for check in checks):
-        raise KerasmlError(f"{coreml_path} and {keras_path} do not fit together "
-                           f"({'; '.join(c.detail for c in checks if not c.passed)}); is this the right Keras model?")
-
-    expected = _keras_outputs(keras_model, image, images)
-    actual = coreml.predict_probabilities(images)
-    if not keras_model.ends_in_softmax and np.allclose(actual.sum(axis=1), 1, atol=1e-3):
-        expected = _softmax(expected)  # the converter added the softmax the Keras model lacks
+    images = _images_for(image.height, image.width, image.channels, data, samples)
+    checks = _fit_checks(coreml, keras_model, coreml_path, keras_path)
+    comparison = compare(coreml, keras_model, *images)
+    expected, actual, labels, images = comparison.expected, comparison.actual, comparison.labels, comparison.images
 
     precision = coreml.weight_precision
     default_atol, min_agreement = TOLERANCES.get(precision, TOLERANCES["lut"])
-    scheme = compress.parse_label(coreml.spec.description.metadata.userDefined.get("com.kerasml.precision", ""))
+    scheme = compress.parse_label(coreml.spec.description.metadata.userDefined.get(metadata_key("precision"), ""))
     if scheme is not None:  # kerasml's own compression scheme, written by convert: its tolerance
         precision, (default_atol, min_agreement) = compress.label(*scheme), compress.tolerance(*scheme)
     atol = default_atol if atol is None else atol
@@ -117,10 +98,8 @@ def verify(coreml_path: Path, keras_path: Path, data: Path | None = None, sample
                               f"for {expected[worst].argmax()}, Core ML {actual[worst].max():.6f} for {actual[worst].argmax()}")
     top1 = top1_check(expected, actual, atol, min_agreement)
     checks.append(top1.check)
-    keras_accuracy = coreml_accuracy = None
+    keras_accuracy, coreml_accuracy = comparison.keras_accuracy, comparison.coreml_accuracy
     if labels is not None:
-        keras_accuracy = float((expected.argmax(axis=1) == labels).mean())
-        coreml_accuracy = float((actual.argmax(axis=1) == labels).mean())
         checks.append(Check("accuracy", True, f"Keras {keras_accuracy:.2%}, Core ML {coreml_accuracy:.2%}"))
     columns = None
     apple = core_ml_probabilities(Path(coreml_path), images, coreml)
@@ -130,9 +109,36 @@ def verify(coreml_path: Path, keras_path: Path, data: Path | None = None, sample
         checks.append(Check("Core ML", runtime_gap <= atol,
                             f"Apple's Core ML against the kerasml runtime: max |Δp| {runtime_gap:.3e} "
                             f"(tolerance {atol:g})"))
-    return VerifyResult(str(coreml_path), str(keras_path), len(images), source, precision, atol,
+    return VerifyResult(str(coreml_path), str(keras_path), len(images), comparison.source, precision, atol,
                         min_agreement, max_diff, mean_diff, top1.agreement, keras_accuracy, coreml_accuracy,
                         checks, near_ties=top1.near_ties, columns=columns)
+
+
+def _load_pair(coreml_path: Path, keras_path: Path, unsafe: bool):
+    """The Core ML model (an image model) for the runtime and the Keras model it came from."""
+    from kerasml.coreml.keras_models import load_keras_model
+    from kerasml.runtime import load_model
+
+    coreml = load_model(Path(coreml_path))
+    if coreml.image is None:
+        raise KerasmlError(f"{coreml_path} has no image input; kerasml verifies image classifiers")
+    return coreml, load_keras_model(Path(keras_path), unsafe=unsafe)
+
+
+def _fit_checks(coreml, keras_model, coreml_path: Path, keras_path: Path) -> list[Check]:
+    """Input size and class count of the two models, refused in one line when they differ."""
+    image = coreml.image
+    keras_size = int(np.prod(keras_model.input_shape))
+    shape_ok = keras_size == image.height * image.width * image.channels
+    checks = [Check("input", shape_ok, f"Core ML {image.width}x{image.height} {image.colour} image, "
+                                       f"Keras {keras_model.input_shape}")]
+    classes = len(coreml.labels) if coreml.labels is not None else None
+    checks.append(Check("outputs", classes == keras_model.output_size,
+                        f"Core ML {classes} labels, Keras {keras_model.output_size} outputs"))
+    if not all(check.passed for check in checks):
+        raise KerasmlError(f"{coreml_path} and {keras_path} do not fit together "
+                           f"({'; '.join(c.detail for c in checks if not c.passed)}); is this the right Keras model?")
+    return checks
 
 
 @dataclasses.dataclass
@@ -212,41 +218,19 @@ def _column_lines(columns: dict) -> list[str]:
 
 def accuracy_change(coreml_path: Path, keras_path: Path, data: Path, unsafe: bool = False) -> dict:
     """What a lower weight precision costs: Keras (fp32) against the Core ML model on labelled data."""
-    from kerasml.keras_models import load_keras_model
-    from kerasml.runtime import load_model
-
-    coreml = load_model(Path(coreml_path))
+    coreml, keras_model = _load_pair(coreml_path, keras_path, unsafe)
     image = coreml.image
-    images, labels, source = _images_for(image.height, image.width, image.channels, Path(data), None)
-    keras_model = load_keras_model(Path(keras_path), unsafe=unsafe)
-    expected = _keras_outputs(keras_model, image, images)
-    actual = coreml.predict_probabilities(images)
-    keras_accuracy = float((expected.argmax(axis=1) == labels).mean())
-    coreml_accuracy = float((actual.argmax(axis=1) == labels).mean())
-    return {"samples": len(images), "source": source, "keras_accuracy": keras_accuracy,
+    comparison = compare(coreml, keras_model, *_images_for(image.height, image.width, image.channels, Path(data), None))
+    keras_accuracy, coreml_accuracy = comparison.keras_accuracy, comparison.coreml_accuracy
+    return {"samples": len(comparison.images), "source": comparison.source, "keras_accuracy": keras_accuracy,
             "coreml_accuracy": coreml_accuracy,
             "points_change": round(100 * (coreml_accuracy - keras_accuracy), 4)}
-
-
-def _keras_outputs(keras_model, image, images: np.ndarray) -> np.ndarray:
-    """The Keras model's outputs for raw pixels, given exactly what Core ML's image preprocessing
-    computes from them (channel order, scale, per-channel bias)."""
-    pixels = images.astype(np.float32)
-    if image.colour == "bgr":
-        pixels = pixels[..., ::-1]
-    keras_input = pixels * np.float32(image.scale) + np.asarray(image.bias, np.float32)
-    return keras_model.predict(keras_input.reshape((len(images), *keras_model.input_shape)))
 
 
 def _images_for(height: int, width: int, channels: int, data: Path | None, samples: int | None):
     """Images to compare on: the user's data, else bundled MNIST digits, else seeded noise."""
     if data is not None:
-        from kerasml.data import load_dataset
-        dataset = load_dataset(path=Path(data), say=lambda message: None)
-        x, y, _ = dataset.labelled_images(limit=samples, size=height)
-        if x.shape[1:] != (height, width, channels):
-            raise KerasmlError(f"--data images are {x.shape[1]}x{x.shape[2]}x{x.shape[3]} but the model takes "
-                               f"{height}x{width}x{channels}")
+        x, y, _ = labelled_images(Path(data), (height, width, channels), limit=samples)
         return x, y, f"images from {data}"
     samples = samples or 1000
     if (height, width, channels) == (28, 28, 1):
@@ -257,8 +241,3 @@ def _images_for(height: int, width: int, channels: int, data: Path | None, sampl
     rng = np.random.default_rng(0)
     return (rng.integers(0, 256, size=(samples, height, width, channels), dtype=np.uint8), None,
             "random images (pass --data for real ones)")
-
-
-def _softmax(x: np.ndarray) -> np.ndarray:
-    shifted = np.exp(x - x.max(axis=1, keepdims=True))
-    return shifted / shifted.sum(axis=1, keepdims=True)

@@ -1,4 +1,5 @@
-"""PNG figures shared by train, evaluate and report (matplotlib, no display needed)."""
+"""PNG figures shared by train, evaluate and report (matplotlib, no display needed); report's own
+figures are in figures.py."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import numpy as np
 from kerasml.files import atomic_output
 
 
-def _pyplot():
+def pyplot():
+    """matplotlib.pyplot drawing into files only (Agg)."""
     import matplotlib
 
     matplotlib.use("Agg")  # files only: works on servers and CI without a display
@@ -20,7 +22,7 @@ def _pyplot():
 
 def plot_history(history: dict[str, list[float]], path: Path, title: str = "Training") -> Path:
     """Loss and accuracy per epoch, training against validation."""
-    plt = _pyplot()
+    plt = pyplot()
     from matplotlib.ticker import MaxNLocator
 
     figure, (loss_axis, accuracy_axis) = plt.subplots(1, 2, figsize=(10, 4))
@@ -39,7 +41,7 @@ def plot_history(history: dict[str, list[float]], path: Path, title: str = "Trai
         axis.legend()
     figure.suptitle(title)
     figure.tight_layout()
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> np.ndarray:
@@ -50,7 +52,7 @@ def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -
 
 
 def plot_confusion(matrix: np.ndarray, labels: list[str], path: Path, title: str) -> Path:
-    plt = _pyplot()
+    plt = pyplot()
     size = max(5.0, 0.5 * len(labels) + 2)
     figure, axis = plt.subplots(figsize=(size, size))
     axis.imshow(matrix, cmap="Blues")
@@ -65,11 +67,12 @@ def plot_confusion(matrix: np.ndarray, labels: list[str], path: Path, title: str
     axis.set_ylabel("true")
     axis.set_title(title)
     figure.tight_layout()
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
-def _save(figure, path: Path) -> Path:
-    plt = _pyplot()
+def save_figure(figure, path: Path) -> Path:
+    """Write `figure` as a PNG at `path` (atomically) and close it."""
+    plt = pyplot()
     try:
         with atomic_output(Path(path), force=True) as temporary:
             figure.savefig(temporary, format="png", dpi=100)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from kerasml.checks.compare import load_classifier
 from kerasml.errors import KerasmlError
 
 
@@ -26,22 +27,29 @@ class Prediction:
     def class_label(self) -> str:
         return self.top[0][0]
 
+    def lines(self) -> list[str]:
+        lines = [f"{self.image}: {self.class_label}", f"  prepared: {'; '.join(self.notes)}"]
+        lines += [f"  {label:<12} {probability:7.2%}  {'█' * round(probability * 30)}" for label, probability in self.top]
+        return lines
+
+    def to_dict(self) -> dict:
+        return {"image": self.image, "classLabel": self.class_label, "prepared": self.notes,
+                "top": [{"label": label, "probability": p} for label, p in self.top]}
+
 
 def predict(model_path: Path, images: list[Path], top: int = 3, raw: bool = False) -> list[Prediction]:
-    from kerasml.preprocess import open_picture, prepare_picture
-    from kerasml.runtime import load_model
+    from kerasml.data.images import open_image
+    from kerasml.preprocess import prepare_picture
 
     if not images:
         raise KerasmlError("give at least one image file to classify")
     if top < 1:
         raise KerasmlError(f"--top {top} must be at least 1")
-    model = load_model(Path(model_path))
-    if model.image is None or model.labels is None:
-        raise KerasmlError(f"{model_path} is not an image classifier (it needs an image input and class labels)")
+    model = load_classifier(Path(model_path))
     shape = (model.image.height, model.image.width, model.image.channels)
     inputs, notes = [], []
     for path in images:
-        prepared = prepare_picture(open_picture(path), *shape, raw=raw)
+        prepared = prepare_picture(open_image(path), *shape, raw=raw)
         inputs.append(prepared.image)
         notes.append(prepared.notes)
     probabilities = model.predict_probabilities(np.stack(inputs))

@@ -4,7 +4,7 @@
 (same split, same seed), lets keras-tuner (random search or Hyperband) try a budget of trials,
 each trained for a few epochs and scored by its best validation accuracy, writes every trial to
 `<name>.tuning.md` and `<name>.tuning.json`, and then trains the best settings once more with
-`kerasml.train.train`, so the best model arrives with its training record, history and plots
+`kerasml.training.train.train`, so the best model arrives with its training record, history and plots
 and `kerasml convert` works on it as on any trained model. keras-tuner's working files
 (checkpoints of every trial) live in a temporary folder beside the output and are deleted at
 the end, whatever happens.
@@ -27,12 +27,15 @@ tensorflow()
 import keras  # noqa: E402  (after the quiet TensorFlow import above)
 import keras_tuner as kt  # noqa: E402
 
-from kerasml.architectures import default_architecture, get_architecture  # noqa: E402
+from kerasml.training.architectures import default_architecture, get_architecture  # noqa: E402
 from kerasml.errors import KerasmlError  # noqa: E402
 from kerasml.files import check_output, write_text_atomic  # noqa: E402
 from kerasml.record import TrainingRecord, model_stem  # noqa: E402
-from kerasml.train import (TrainOptions, build_model, check_options, compile_model,  # noqa: E402
-                           decoding_errors, prepare_data, train)
+from kerasml.data.splits import decoding_errors  # noqa: E402
+from kerasml.training.options import TrainOptions, check_options  # noqa: E402
+from kerasml.training.prepared import prepare_data  # noqa: E402
+from kerasml.training.recipe import build_model, compile_model  # noqa: E402
+from kerasml.training.train import train  # noqa: E402
 
 ALGORITHMS = ("random", "hyperband")
 WIDTHS = [0.5, 1.0, 1.5, 2.0]            # multiplies every hidden layer's filters and units
@@ -41,20 +44,13 @@ BATCH_SIZES = [32, 64, 128]
 
 @dataclasses.dataclass
 class TuneOptions:
-    dataset: str | None = None
-    data: Path | None = None
-    arch: str | None = None            # None: train's measured default for the data
+    """The search; `train` says which data and how the best settings are retrained (its `epochs`
+    are the retraining's, None: the architecture's), as `kerasml train` takes them."""
+
+    train: TrainOptions = dataclasses.field(default_factory=lambda: TrainOptions(out=Path("models/tuned.keras")))
     algorithm: str = "random"          # "random" or "hyperband"
     trials: int = 10                   # the budget: at most this many settings are tried
     epochs: int = 3                    # per trial (Hyperband: the most a trial gets)
-    final_epochs: int | None = None    # retraining the best settings (None: the architecture's)
-    image_size: int | None = None
-    normalize: str = "unit"
-    val_split: float = 0.1
-    seed: int = 42
-    out: Path = Path("models/tuned.keras")
-    force: bool = False
-    quiet: bool = False
 
 
 @dataclasses.dataclass
@@ -82,31 +78,27 @@ class TuneResult:
 
 
 def tune(options: TuneOptions, say: Callable[[str], None] = print) -> TuneResult:
-    out = Path(options.out)
+    train_options = options.train
+    out = Path(train_options.out)
     tables = _table_paths(out)
     if out.suffix != ".keras":
         raise KerasmlError(f"--out {out} must end in .keras")
     for path in (out, *tables):
-        check_output(path, options.force)
+        check_output(path, train_options.force)
     if options.algorithm not in ALGORITHMS:
         raise KerasmlError(f"unknown --algorithm {options.algorithm!r}; use random or hyperband")
-    if options.trials < 1 or options.epochs < 1 or (options.final_epochs is not None and options.final_epochs < 1):
+    if options.trials < 1 or options.epochs < 1 or (train_options.epochs is not None and train_options.epochs < 1):
         raise KerasmlError("--trials, --epochs and --final-epochs must be at least 1")
     if options.algorithm == "hyperband" and options.epochs < 3:
         raise KerasmlError("Hyperband needs --epochs 3 or more (it stops weak trials early and trains "
                            "the best up to --epochs); use --algorithm random for shorter trials")
 
-    if options.arch is not None:
-        get_architecture(options.arch)  # an unknown name fails before the data loads
-    train_options = TrainOptions(dataset=options.dataset, data=options.data, arch=options.arch,
-                                 val_split=options.val_split, seed=options.seed,
-                                 image_size=options.image_size, normalize=options.normalize,
-                                 out=out, force=options.force, quiet=options.quiet)
+    if train_options.arch is not None:
+        get_architecture(train_options.arch)  # an unknown name fails before the data loads
     check_options(train_options)
     data = prepare_data(train_options, say)
-    arch = get_architecture(options.arch or default_architecture(data.dataset.name, data.streamed))
-    options = dataclasses.replace(options, arch=arch.name)
-    train_options = dataclasses.replace(train_options, arch=arch.name)
+    arch = get_architecture(train_options.arch or default_architecture(data.dataset.name, data.streamed))
+    options = dataclasses.replace(options, train=dataclasses.replace(train_options, arch=arch.name))
 
     workdir = Path(tempfile.mkdtemp(prefix=f".{out.stem}.tuner.", dir=out.parent))
     try:
@@ -116,20 +108,19 @@ def tune(options: TuneOptions, say: Callable[[str], None] = print) -> TuneResult
     best = max(trials, key=lambda t: (t["val_accuracy"], -t["val_loss"]))["hyperparameters"]
     written = _write_tables(tables, options, trials, best)
 
-    say(f"retraining the best settings for {options.final_epochs or arch.epochs} epochs ...")
+    say(f"retraining the best settings for {options.train.epochs or arch.epochs} epochs ...")
     summary = {"algorithm": options.algorithm, "trials": len(trials), "epochs_per_trial": options.epochs,
                "search_best_val_accuracy": max(t["val_accuracy"] for t in trials),
                "results": tables[0].name}
     result = train(dataclasses.replace(
-        train_options, epochs=options.final_epochs, batch_size=best["batch_size"],
-        learning_rate=best["learning_rate"], width=best["width"], dropout=best["dropout"],
-        extra={"tuning": summary}), say=say, data=data)
+        options.train, batch_size=best["batch_size"], learning_rate=best["learning_rate"], width=best["width"],
+        dropout=best["dropout"], extra={"tuning": summary}), say=say, data=data)
     return TuneResult(result.model_path, result.record, trials, best, result.written + written)
 
 
 def _search(options: TuneOptions, arch, data, workdir: Path, say: Callable[[str], None]) -> list[dict]:
     hypermodel = _HyperModel(arch, data, options, say)
-    common = dict(objective="val_accuracy", seed=options.seed, directory=str(workdir),
+    common = dict(objective="val_accuracy", seed=options.train.seed, directory=str(workdir),
                   project_name="search", overwrite=True, max_consecutive_failed_trials=1)
     if options.algorithm == "random":
         tuner = kt.RandomSearch(hypermodel, max_trials=options.trials, **common)
@@ -173,7 +164,7 @@ class _HyperModel(kt.HyperModel):
 
     def build(self, hp):
         values = _hyperparameter_space(hp, self.arch)
-        keras.utils.set_random_seed(self.options.seed)
+        keras.utils.set_random_seed(self.options.train.seed)
         model = build_model(self.arch, self.data.image_shape, self.data.dataset.num_classes,
                             values["width"], values["dropout"])
         steps = math.ceil(self.data.counts["train"] / values["batch_size"])
@@ -182,7 +173,7 @@ class _HyperModel(kt.HyperModel):
 
     def fit(self, hp, model, *args, epochs: int = 1, callbacks=None, **kwargs):
         batch_size = hp.get("batch_size")
-        seed = self.options.seed
+        seed = self.options.train.seed
         train = self.data.batches("train", batch_size, seed, augment=self.arch.augment)
         val = self.data.batches("validation", batch_size)
         started = time.perf_counter()
@@ -230,9 +221,10 @@ def _table_paths(out: Path) -> tuple[Path, Path]:
 
 def _write_tables(paths: tuple[Path, Path], options: TuneOptions, trials: list[dict], best: dict) -> list[Path]:
     markdown, json_path = paths
+    run = options.train
     ranked = sorted(trials, key=lambda t: (-t["val_accuracy"], t["val_loss"]))
-    lines = [f"# Hyperparameter search: {options.arch} on {options.data or options.dataset or 'mnist'}", "",
-             f"{options.algorithm} search, {len(trials)} trials of up to {options.epochs} epochs, seed {options.seed}; "
+    lines = [f"# Hyperparameter search: {run.arch} on {run.data or run.dataset or 'mnist'}", "",
+             f"{options.algorithm} search, {len(trials)} trials of up to {options.epochs} epochs, seed {run.seed}; "
              "ranked by best validation accuracy.", "",
              "| rank | trial | width | dropout | learning rate | batch size | epochs | val accuracy | val loss | seconds |",
              "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
@@ -242,10 +234,10 @@ def _write_tables(paths: tuple[Path, Path], options: TuneOptions, trials: list[d
                      f"{hp['batch_size']} | {trial['epochs']} | {trial['val_accuracy']:.2%} | "
                      f"{trial['val_loss']:.4f} | {trial['seconds']:.1f} |")
     lines += ["", "Train these settings yourself:", "",
-              f"    kerasml train --arch {options.arch} --width {best['width']} --dropout {best['dropout']:.1f} "
+              f"    kerasml train --arch {run.arch} --width {best['width']} --dropout {best['dropout']:.1f} "
               f"--learning-rate {best['learning_rate']:.3g} --batch-size {best['batch_size']}", ""]
-    write_text_atomic(markdown, "\n".join(lines), force=options.force)
-    document = {"algorithm": options.algorithm, "architecture": options.arch, "seed": options.seed,
+    write_text_atomic(markdown, "\n".join(lines), force=run.force)
+    document = {"algorithm": options.algorithm, "architecture": run.arch, "seed": run.seed,
                 "epochs_per_trial": options.epochs, "best": best, "trials": trials}
-    write_text_atomic(json_path, json.dumps(document, indent=2) + "\n", force=options.force)
+    write_text_atomic(json_path, json.dumps(document, indent=2) + "\n", force=run.force)
     return [markdown, json_path]

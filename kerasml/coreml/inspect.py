@@ -1,8 +1,8 @@
 """What is inside a model file: Core ML (any origin, specification version 1 and up) or Keras.
 
 `inspect_model` returns a plain dict (the `--json` output); `format_report` turns it into text.
-Core ML files are read as protobuf specs only, so this works on Linux for any model, including
-ones kerasml cannot run.
+Core ML files are read as protobuf specs only (decoded by spec.py), so this works on Linux for any
+model, including ones kerasml cannot run.
 """
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ import collections
 import json
 from pathlib import Path
 
+from kerasml.coreml.spec import (class_labels, describe_colour, image_preprocessing, package_model_file,
+                                 program_ops, weight_precision)
 from kerasml.errors import KerasmlError
 from kerasml.files import path_size
-
-_COLOUR = {10: "grayscale", 20: "RGB", 30: "BGR", 40: "grayscale (float16)"}
 
 
 def inspect_model(path: Path, unsafe: bool = False) -> dict:
@@ -23,7 +23,7 @@ def inspect_model(path: Path, unsafe: bool = False) -> dict:
         raise KerasmlError(f"{path} not found")
     if path.suffix in (".mlmodel", ".mlpackage"):
         return inspect_coreml(path)
-    from kerasml.keras_models import load_keras_model
+    from kerasml.coreml.keras_models import load_keras_model
     return _inspect_keras(load_keras_model(path, unsafe=unsafe))
 
 
@@ -35,8 +35,6 @@ def load_spec(path: Path):
     if path.suffix == ".mlpackage" and not (path / "Manifest.json").is_file():
         raise KerasmlError(f"{path} is not a valid .mlpackage (no Manifest.json); convert the model again")
     if path.is_dir():
-        from kerasml.runtime.model import package_model_file
-
         package_model_file(path)  # refuses a manifest that points outside the package
     if path.suffix == ".mlmodel" and not path.is_file():
         raise KerasmlError(f"{path} is not a file; an .mlmodel is a single file")
@@ -67,7 +65,7 @@ def inspect_coreml(path: Path) -> dict:
         "predicted_feature": description.predictedFeatureName or None,
         "predicted_probabilities": description.predictedProbabilitiesName or None,
         "class_labels": class_labels(spec),
-        "image_preprocessing": _preprocessing(spec),
+        "image_preprocessing": image_preprocessing(spec),
         "metadata": {
             "short_description": metadata.shortDescription,
             "author": metadata.author,
@@ -76,7 +74,7 @@ def inspect_coreml(path: Path) -> dict:
             "user_defined": dict(metadata.userDefined),
         },
         "layers": _layer_counts(spec),
-        "weight_precision": _weight_precision(spec),
+        "weight_precision": weight_precision(spec),
     }
     return report
 
@@ -87,7 +85,7 @@ def _feature(feature) -> dict:
     t = feature.type
     if kind == "imageType":
         info.update(width=t.imageType.width, height=t.imageType.height,
-                    colour=_COLOUR.get(t.imageType.colorSpace, str(t.imageType.colorSpace)))
+                    colour=describe_colour(t.imageType.colorSpace))
     elif kind == "multiArrayType":
         from coremltools.proto import FeatureTypes_pb2
         info.update(shape=list(t.multiArrayType.shape),
@@ -97,91 +95,10 @@ def _feature(feature) -> dict:
     return info
 
 
-def class_labels(spec) -> list | None:
-    """The class labels of a classifier (also inside a pipeline or an ML Program), else None."""
-    model_type = spec.WhichOneof("Type")
-    if model_type is None:
-        return None
-    body = getattr(spec, model_type)
-    if model_type in ("pipelineClassifier", "pipeline"):
-        models = body.pipeline.models if model_type == "pipelineClassifier" else body.models
-        for inner in reversed(models):
-            labels = class_labels(inner)
-            if labels is not None:
-                return labels
-        return None
-    if model_type == "mlProgram":
-        return _program_labels(spec)
-    try:
-        which = body.WhichOneof("ClassLabels")
-    except ValueError:                   # this model type has no class labels at all
-        return None
-    return None if which is None else list(getattr(body, which).vector)
-
-
-def _program_labels(spec) -> list | None:
-    for op in _program_ops(spec):
-        if op.type == "classify":
-            values = op.inputs["classes"].arguments[0].value.immediateValue.list.values
-            labels = []
-            for value in values:
-                tensor = value.immediateValue.tensor
-                labels.extend(tensor.longInts.values or tensor.strings.values or tensor.ints.values)
-            return labels
-    return None
-
-
-def _program_ops(spec):
-    for function in spec.mlProgram.functions.values():
-        block = function.block_specializations[function.opset]
-        yield from block.operations
-
-
-def _preprocessing(spec) -> list[dict]:
-    model_type = spec.WhichOneof("Type")
-    if model_type in ("neuralNetwork", "neuralNetworkClassifier", "neuralNetworkRegressor"):
-        found = []
-        for step in getattr(spec, model_type).preprocessing:
-            kind = step.WhichOneof("preprocessor")
-            if kind == "scaler":
-                s = step.scaler
-                found.append({"feature": step.featureName or None, "scale": s.channelScale or 1.0,
-                              "red_bias": s.redBias, "green_bias": s.greenBias,
-                              "blue_bias": s.blueBias, "gray_bias": s.grayBias})
-            elif kind == "meanImage":
-                found.append({"feature": step.featureName or None, "mean_image": len(step.meanImage.meanImage)})
-        return found
-    if model_type == "mlProgram":
-        return _program_preprocessing(spec)
-    return []
-
-
-def _program_preprocessing(spec) -> list[dict]:
-    """coremltools puts image scale and bias into the program as `mul`/`add` on the input."""
-    image_inputs = {f.name for f in spec.description.input if f.type.WhichOneof("Type") == "imageType"}
-    constants = {}
-    found = []
-    for op in _program_ops(spec):
-        if op.type == "const":
-            value = op.attributes["val"].immediateValue.tensor
-            numbers = list(value.floats.values) or list(value.ints.values)
-            if numbers:
-                constants[op.outputs[0].name] = numbers
-            continue
-        if op.type in ("mul", "add") and "x" in op.inputs and "y" in op.inputs:
-            x = op.inputs["x"].arguments[0].name
-            y = op.inputs["y"].arguments[0].name
-            if x in image_inputs and y in constants:
-                key = "scale" if op.type == "mul" else "bias"
-                found.append({"feature": x, key: constants[y]})
-                image_inputs.add(op.outputs[0].name)
-    return found
-
-
 def _layer_counts(spec) -> dict[str, int]:
     model_type = spec.WhichOneof("Type")
     if model_type == "mlProgram":
-        return dict(collections.Counter(op.type for op in _program_ops(spec)))
+        return dict(collections.Counter(op.type for op in program_ops(spec)))
     holder = getattr(spec, model_type)
     if hasattr(holder, "layers"):
         return dict(collections.Counter(layer.WhichOneof("layer") for layer in holder.layers))
@@ -191,37 +108,6 @@ def _layer_counts(spec) -> dict[str, int]:
             counts.update(_layer_counts(model))
         return dict(counts)
     return {}
-
-
-def _weight_precision(spec) -> list[str]:
-    model_type = spec.WhichOneof("Type")
-    kinds: set[str] = set()
-    if model_type == "mlProgram":
-        from coremltools.proto import MIL_pb2
-        for op in _program_ops(spec):
-            if op.type.startswith("constexpr_"):
-                kinds.add(op.type)
-            elif op.type == "const":
-                value = op.attributes["val"]
-                if value.HasField("blobFileValue"):
-                    kinds.add(MIL_pb2.DataType.Name(value.type.tensorType.dataType).lower())
-        return sorted(kinds)
-    holder = getattr(spec, model_type, None)
-    for layer in getattr(holder, "layers", []):
-        params = getattr(layer, layer.WhichOneof("layer"))
-        for field, value in params.ListFields():
-            if type(value).__name__ != "WeightParams":
-                continue
-            if value.floatValue:
-                kinds.add("float32")
-            elif value.float16Value:
-                kinds.add("float16")
-            elif value.rawValue or value.int8RawValue:
-                q = value.quantization
-                mode = q.WhichOneof("QuantizationType")
-                kinds.add(f"{q.numberOfBits}-bit {'lookup table' if mode == 'lookupTableQuantization' else 'linear'}"
-                          if mode else "raw bytes")
-    return sorted(kinds)
 
 
 def _inspect_keras(model) -> dict:

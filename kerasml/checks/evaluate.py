@@ -12,6 +12,7 @@ from typing import Callable
 
 import numpy as np
 
+from kerasml.checks.compare import labelled_images, load_classifier
 from kerasml.errors import KerasmlError
 
 BATCH = 1000
@@ -46,16 +47,16 @@ class EvaluateResult:
 
 def evaluate(model_path: Path, data: Path | None = None, plot: Path | None = None,
              progress: Callable[[int, int], None] | None = None) -> EvaluateResult:
+    """Accuracy of the model on `data`; the confusion matrix goes to `plot` (default: beside the
+    model, `<model>.confusion.png`)."""
     import time
 
-    from kerasml.plots import confusion_matrix, plot_confusion
-    from kerasml.runtime import load_model
+    from kerasml.record import model_stem
+    from kerasml.report.plots import confusion_matrix, plot_confusion
 
-    model = load_model(Path(model_path))
-    if model.image is None or model.labels is None:
-        raise KerasmlError(f"{model_path} is not an image classifier (it needs an image input and class labels)")
+    model = load_classifier(Path(model_path))
     image = model.image
-    x, y, source = _labelled_images(data, (image.height, image.width, image.channels))
+    x, y, source = evaluation_images(data, (image.height, image.width, image.channels))
     if y.max() >= len(model.labels):
         raise KerasmlError(f"the data has label {y.max()} but the model knows only {len(model.labels)} classes")
     started = time.perf_counter()
@@ -78,10 +79,10 @@ def evaluate(model_path: Path, data: Path | None = None, plot: Path | None = Non
             confused.append({"true": labels[true], "predicted": labels[predicted],
                              "count": int(off_diagonal[true, predicted])})
     accuracy = float((predictions == y).mean())
-    png = None
-    if plot is not None:
-        png = str(plot_confusion(matrix, labels, plot, title=f"{Path(model_path).name}: "
-                                 f"{accuracy:.2%} on {len(x):,} images"))
+    if plot is None:
+        plot = Path(model_path).with_name(model_stem(Path(model_path)) + ".confusion.png")
+    png = str(plot_confusion(matrix, labels, plot, title=f"{Path(model_path).name}: "
+                             f"{accuracy:.2%} on {len(x):,} images"))
     return EvaluateResult(str(model_path), source, len(x), accuracy, per_class, confused,
                           matrix.tolist(), png, seconds)
 
@@ -90,9 +91,7 @@ def _channels_last(images: np.ndarray) -> np.ndarray:
     return images if images.ndim == 4 else images[..., np.newaxis]
 
 
-def _labelled_images(data: Path | None, shape: tuple[int, int, int]):
-    from kerasml.data import load_dataset
-
+def evaluation_images(data: Path | None, shape: tuple[int, int, int]):
     if data is None:
         if shape != (28, 28, 1):
             raise KerasmlError("pass --data PATH with labelled test images for this model")
@@ -106,9 +105,5 @@ def _labelled_images(data: Path | None, shape: tuple[int, int, int]):
                 "the bundled 5,000-digit MNIST sample (offline: could not download the MNIST test set; "
                 "a model trained on this sample scores higher here than on unseen digits; pass --data "
                 "PATH for a real test set)")
-    dataset = load_dataset(path=Path(data), say=lambda message: None)
-    x, y, what = dataset.labelled_images(size=shape[0])
-    if x.shape[1:] != shape:
-        raise KerasmlError(f"--data images are {x.shape[1]}x{x.shape[2]}x{x.shape[3]} but the model takes "
-                           f"{shape[0]}x{shape[1]}x{shape[2]}")
+    x, y, what = labelled_images(Path(data), shape)
     return x, y, f"{data} ({what})"

@@ -133,7 +133,7 @@ def _load_keras3(path: Path, unsafe: bool) -> LoadedModel:
         model = keras.saving.load_model(path, compile=False, safe_mode=not unsafe)
     except Exception as exc:  # Keras raises ValueError/TypeError/OSError/zipfile errors alike
         raise _load_error(path, exc) from None
-    return _from_keras(path, "keras3", model)
+    return from_keras(path, "keras3", model)
 
 
 def _load_tf_keras(path: Path, unsafe: bool) -> LoadedModel:
@@ -151,7 +151,7 @@ def _load_tf_keras(path: Path, unsafe: bool) -> LoadedModel:
         model = tf_keras.models.load_model(path, compile=False)
     except Exception as exc:
         raise _load_error(path, exc) from None
-    return _from_keras(path, "tf_keras", model)
+    return from_keras(path, "tf_keras", model)
 
 
 def _load_error(path: Path, exc: Exception) -> KerasmlError:
@@ -166,7 +166,7 @@ def _load_error(path: Path, exc: Exception) -> KerasmlError:
     return KerasmlError(f"cannot load {path}: {message[:200]}")
 
 
-def _from_keras(path: Path, flavour: str, model) -> LoadedModel:
+def from_keras(path: Path, flavour: str, model) -> LoadedModel:
     tf = tensorflow()
     inputs = getattr(model, "inputs", None) or []
     outputs = getattr(model, "outputs", None) or []

@@ -11,7 +11,7 @@ import dataclasses
 import math
 from typing import Callable
 
-from kerasml.backbones import BACKBONES, FINE_TUNE_RATE, Backbone, recipe_text
+from kerasml.training.backbones import BACKBONES, FINE_TUNE_RATE, Backbone, recipe_text
 from kerasml.errors import KerasmlError
 
 
@@ -23,7 +23,7 @@ class Augmentation:
     rotation: float = 10.0     # degrees, either way
     shift: float = 2.0 / 28    # fraction of the image side, either way
     zoom: float = 0.1          # fraction, either way
-    elastic: float = 0.0       # pixels: the largest elastic displacement (0: none; see kerasml/augment.py)
+    elastic: float = 0.0       # pixels: the largest elastic displacement (0: none; see kerasml/training/augment.py)
     elastic_sigma: float = 4.0  # pixels: how smooth the elastic displacement field is
     mirror: bool = False       # flip half the images left to right (garments, not digits)
 
@@ -234,7 +234,7 @@ for _backbone in BACKBONES.values():
 
 
 def _transfer(backbone: Backbone, shape, classes: int):
-    from kerasml.backbones import build_transfer_model
+    from kerasml.training.backbones import build_transfer_model
     return build_transfer_model(backbone, shape, classes, weights="none")
 DEFAULT_ARCHITECTURE = "kerasml"
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 
-from kerasml.architectures import Augmentation
+from kerasml.training.architectures import Augmentation
 from kerasml.libs import tensorflow
 
 tf = tensorflow()

@@ -22,7 +22,8 @@ from pathlib import Path
 
 from kerasml.errors import KerasmlError
 from kerasml.files import atomic_output
-from kerasml.inspect import class_labels, load_spec
+from kerasml.coreml.inspect import load_spec
+from kerasml.coreml.spec import class_labels
 
 PROJECT = "DigitDemo.xcodeproj"
 CONTRACT = "app-contract.json"

@@ -3,38 +3,31 @@
 `convert` is the stage's one public function: it loads the model safely, works out the image
 input (size, colour, pixel scale and bias) from the training record, traces the model as a
 `tf.function` (coremltools 9 cannot take a Keras 3 model object), converts it, names the features
-like Apple's MNISTClassifier (`image` → `classLabel`, `labelProbabilities`), fills the metadata,
+like Apple's MNISTClassifier (`image` → `classLabel`, `labelProbabilities`), fills the metadata (metadata.py),
 and writes the file atomically. Checking the result is `verify.py`'s job, not this module's.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import getpass
-import hashlib
-import json
-import subprocess
 import time
 from pathlib import Path
 from typing import Callable
 
-from kerasml import __version__
-from kerasml import compress
-from kerasml import conversion_fixes as fixes
-from kerasml import short_names
-from kerasml.data.labels import DIGITS, parse_labels
+from kerasml.coreml import auto_precision, compress
+from kerasml.coreml import conversion_fixes as fixes
+from kerasml.coreml import short_names
+from kerasml.coreml.interface import (bias_text, core_ml_labels, int_labels, labels_for_outputs, rescales_itself,
+                                      resolve_labels, resolve_preprocessing)
+from kerasml.coreml.keras_models import LoadedModel, image_shape_for, load_keras_model
+from kerasml.coreml.metadata import INPUT_NAME, LABEL_OUTPUT, PROBABILITY_OUTPUT, describe
 from kerasml.errors import KerasmlError
 from kerasml.files import atomic_output, check_output, path_size
-from kerasml.keras_models import LoadedModel, image_shape_for, load_keras_model
 from kerasml.libs import coremltools, quiet_output, tensorflow
-from kerasml.record import Preprocessing, TrainingRecord, model_stem, read_record
+from kerasml.record import DIGITS, Preprocessing, TrainingRecord, model_stem, read_record
 
 FORMATS = {"mlmodel": "neuralnetwork", "mlpackage": "mlprogram"}
 PRECISIONS = compress.NAMES
-INPUT_NAME = "image"
-LABEL_OUTPUT = "classLabel"
-PROBABILITY_OUTPUT = "labelProbabilities"
-METADATA_PREFIX = "com.kerasml."
 
 
 @dataclasses.dataclass
@@ -103,6 +96,50 @@ class ConvertResult:
 def convert(options: ConvertOptions, say: Callable[[str], None] = print,
             warn: Callable[[str], None] = print) -> ConvertResult:
     started = time.perf_counter()
+    source, out = _checked_paths(options)
+    record = read_record(source)
+    label_list = resolve_labels(options.labels, record)
+    if options.unsafe:
+        warn("warning: --unsafe lets code stored in the model file run; use it only for files you trust")
+
+    model = load_keras_model(source, unsafe=options.unsafe)
+    notes: list[str] = []
+    height, width, channels = image_shape_for(model, options.input_shape)
+    if len(model.input_shape) == 1:
+        notes.append(f"note: the model takes a flat input of {model.input_shape[0]} values; the Core ML "
+                     f"input is a {height}x{width} image, reshaped row by row")
+    preprocessing = resolve_preprocessing(options, record, (height, width, channels), notes,
+                                           rescales_itself=rescales_itself(model))
+    label_list = labels_for_outputs(label_list, model, source, notes)
+    add_softmax = _adds_softmax(model, options.add_softmax, notes)
+
+    say(f"converting {source} to {options.format} ({compress.label(options.precision, options.sparsity)}) ...")
+    mlmodel, options, reference = _convert_compressed(model, options, record, label_list, preprocessing,
+                                                      add_softmax, notes, say)
+    describe(mlmodel, source, record, preprocessing, label_list, options)
+    with atomic_output(out, force=options.force) as temporary:
+        mlmodel.save(str(temporary))
+    spec = mlmodel.get_spec()
+    accuracy = None
+    if options.data is not None and (options.precision != "fp32" or options.sparsity):
+        from kerasml.checks.verify import accuracy_change
+        say("measuring what the compression costs ...")
+        accuracy = accuracy_change(out, source, options.data, unsafe=options.unsafe)
+    return ConvertResult(
+        path=out, source=source, format=options.format, precision=compress.label(options.precision, options.sparsity),
+        spec_version=spec.specificationVersion, size_bytes=path_size(out),
+        input=f"{INPUT_NAME}: {width}x{height} {preprocessing.colour} image, "
+              f"scale {preprocessing.scale:.6g}, bias {bias_text(preprocessing.bias)}",
+        outputs=[f"{LABEL_OUTPUT}: {'Int64' if int_labels(label_list) else 'String'} predicted label",
+                 f"{PROBABILITY_OUTPUT}: dictionary label → probability"],
+        labels=core_ml_labels(label_list), seconds=time.perf_counter() - started, notes=notes,
+        fp32_size_bytes=reference.get("size"), accuracy=accuracy,
+        reference_precision=reference.get("precision", "fp32"))
+
+
+
+def _checked_paths(options: ConvertOptions) -> tuple[Path, Path]:
+    """(Keras model, Core ML output), refused before anything loads when the options cannot work."""
     if options.format not in FORMATS:
         raise KerasmlError(f"unknown --format {options.format!r}; use mlmodel or mlpackage")
     compress.check(options.format, options.precision, options.sparsity, options.data is not None,
@@ -114,61 +151,20 @@ def convert(options: ConvertOptions, say: Callable[[str], None] = print,
     if not source.exists():
         raise KerasmlError(f"model {source} not found")
     check_output(out, options.force)
-    record = read_record(source)
-    label_list = _resolve_labels(options.labels, record)
-    if options.unsafe:
-        warn("warning: --unsafe lets code stored in the model file run; use it only for files you trust")
+    return source, out
 
-    model = load_keras_model(source, unsafe=options.unsafe)
-    notes: list[str] = []
-    height, width, channels = image_shape_for(model, options.input_shape)
-    if len(model.input_shape) == 1:
-        notes.append(f"note: the model takes a flat input of {model.input_shape[0]} values; the Core ML "
-                     f"input is a {height}x{width} image, reshaped row by row")
-    preprocessing = _resolve_preprocessing(options, record, (height, width, channels), notes,
-                                           rescales_itself=_rescales_itself(model))
-    if label_list is None:
-        if model.output_size != 10:
-            raise KerasmlError(f"{source} has {model.output_size} outputs and no training record with "
-                               "labels; pass --labels (e.g. @labels.txt or a,b,c)")
-        label_list = list(DIGITS)
-        notes.append("note: no labels given; assuming digits 0-9 (pass --labels to choose)")
-    if len(label_list) != model.output_size:
-        raise KerasmlError(f"{len(label_list)} labels given but the model has {model.output_size} outputs; "
-                           "give one label per output")
-    add_softmax = False
-    if not model.ends_in_softmax:
-        if options.add_softmax:
-            add_softmax = True
-            notes.append("note: the model ends in logits (no softmax); added a softmax so the "
-                         "outputs are probabilities (--no-softmax keeps logits)")
-        else:
-            notes.append("note: keeping the model's logits (--no-softmax): labelProbabilities holds "
-                         "scores, not probabilities")
 
-    say(f"converting {source} to {options.format} ({compress.label(options.precision, options.sparsity)}) ...")
-    mlmodel, options, reference = _convert_compressed(model, options, record, label_list, preprocessing,
-                                                      add_softmax, notes, say)
-    _describe(mlmodel, source, record, preprocessing, label_list, options)
-    with atomic_output(out, force=options.force) as temporary:
-        mlmodel.save(str(temporary))
-    spec = mlmodel.get_spec()
-    accuracy = None
-    if options.data is not None and (options.precision != "fp32" or options.sparsity):
-        from kerasml.verify import accuracy_change
-        say("measuring what the compression costs ...")
-        accuracy = accuracy_change(out, source, options.data, unsafe=options.unsafe)
-    return ConvertResult(
-        path=out, source=source, format=options.format, precision=compress.label(options.precision, options.sparsity),
-        spec_version=spec.specificationVersion, size_bytes=path_size(out),
-        input=f"{INPUT_NAME}: {width}x{height} {preprocessing.colour} image, "
-              f"scale {preprocessing.scale:.6g}, bias {_bias_text(preprocessing.bias)}",
-        outputs=[f"{LABEL_OUTPUT}: {'Int64' if _int_labels(label_list) else 'String'} predicted label",
-                 f"{PROBABILITY_OUTPUT}: dictionary label → probability"],
-        labels=_core_ml_labels(label_list), seconds=time.perf_counter() - started, notes=notes,
-        fp32_size_bytes=reference.get("size"), accuracy=accuracy,
-        reference_precision=reference.get("precision", "fp32"))
-
+def _adds_softmax(model: LoadedModel, add_softmax: bool, notes: list[str]) -> bool:
+    """Whether the conversion appends a softmax: for a model ending in logits, unless --no-softmax."""
+    if model.ends_in_softmax:
+        return False
+    if add_softmax:
+        notes.append("note: the model ends in logits (no softmax); added a softmax so the "
+                     "outputs are probabilities (--no-softmax keeps logits)")
+        return True
+    notes.append("note: keeping the model's logits (--no-softmax): labelProbabilities holds "
+                 "scores, not probabilities")
+    return False
 
 def _convert_compressed(model: LoadedModel, options: ConvertOptions, record: TrainingRecord | None,
                         labels: list[str], preprocessing: Preprocessing, add_softmax: bool,
@@ -184,7 +180,7 @@ def _convert_compressed(model: LoadedModel, options: ConvertOptions, record: Tra
     def keep_uncompressed(uncompressed) -> None:
         if options.precision == "fp32" and not options.sparsity or options.precision == "fp16" and fp16_program:
             return                                     # nothing to compare against
-        _describe(uncompressed, Path(options.model), record, preprocessing, labels,
+        describe(uncompressed, Path(options.model), record, preprocessing, labels,
                   dataclasses.replace(options, precision="fp32"))  # same metadata, so sizes compare
         with tempfile.TemporaryDirectory() as folder:
             path = Path(folder) / f"reference.{options.format}"
@@ -194,8 +190,8 @@ def _convert_compressed(model: LoadedModel, options: ConvertOptions, record: Tra
     auto = options.precision == "auto"
     calibration = None
     if not auto and compress.scheme(options.precision).activations:
-        images, _, _ = compress.labelled_images(options.data, None, preprocessing)
-        calibration = compress.calibration_images(images)
+        images, _, _ = auto_precision.labelled_images(options.data, None, preprocessing)
+        calibration = auto_precision.calibration_images(images)
         notes.append(f"note: 8-bit activation ranges measured on {len(calibration)} images from {options.data} "
                      "with kerasml's runtime")
     target = options.min_target or ("iOS16" if auto and options.format == "mlpackage" else None)
@@ -208,11 +204,11 @@ def _convert_compressed(model: LoadedModel, options: ConvertOptions, record: Tra
                      "to compare its size with (convert with --precision fp32 for that)")
     if not auto:
         return mlmodel, options, reference
-    _describe(mlmodel, Path(options.model), record, preprocessing, labels, dataclasses.replace(options, precision="fp32"))
-    images, truth, source = compress.labelled_images(options.data, record, preprocessing)
-    chosen, compressed, trials = compress.choose(mlmodel, options.format, images, truth, options.max_drop,
+    describe(mlmodel, Path(options.model), record, preprocessing, labels, dataclasses.replace(options, precision="fp32"))
+    images, truth, source = auto_precision.labelled_images(options.data, record, preprocessing)
+    chosen, compressed, trials = auto_precision.choose(mlmodel, options.format, images, truth, options.max_drop,
                                                  options.sparsity, target, say)
-    notes.extend(compress.trial_table(trials, len(images), source, options.max_drop))
+    notes.extend(auto_precision.trial_table(trials, len(images), source, options.max_drop))
     if target == "iOS16" and options.min_target is None:
         notes.append("note: auto tried what runs on iOS 16; pass --min-target iOS18 to let it try int4 too")
     reference.update(size=trials[0].size_bytes, precision="fp32")
@@ -232,8 +228,8 @@ def convert_keras_model(model, fmt: str = "mlmodel", precision: str = "fp32",
     """
     ct = coremltools()
     if not isinstance(model, LoadedModel):
-        from kerasml.keras_models import _from_keras
-        model = _from_keras(Path(getattr(model, "name", "model")), "keras3", model)
+        from kerasml.coreml.keras_models import from_keras
+        model = from_keras(Path(getattr(model, "name", "model")), "keras3", model)
     if preprocessing is None:
         height, width, channels = image_shape_for(model, None)
         preprocessing = Preprocessing(height, width, channels, bias=[0.0] * channels)
@@ -261,7 +257,7 @@ def convert_keras_model(model, fmt: str = "mlmodel", precision: str = "fp32",
                 graph, source="tensorflow", convert_to=target,
                 inputs=[ct.ImageType(name=INPUT_NAME, shape=image_shape, scale=preprocessing.scale,
                                      bias=bias, color_layout=colour)],
-                classifier_config=ct.ClassifierConfig(_core_ml_labels(labels)), **options)
+                classifier_config=ct.ClassifierConfig(core_ml_labels(labels)), **options)
 
     try:
         mlmodel = run(convert_to, kwargs)
@@ -322,169 +318,7 @@ def _deployment_target(ct, name: str | None, fmt: str, precision: str, sparsity:
     raise KerasmlError(f"unknown --min-target {name!r}; use one of {choices} (or macOS13 and the like)")
 
 
-def _describe(mlmodel, source: Path, record: TrainingRecord | None, preprocessing: Preprocessing,
-              labels: list[str], options: ConvertOptions) -> None:
-    """Everything Xcode's model page shows, plus the provenance kerasml reads back later."""
-    ct = coremltools()
-    kind = "handwritten digits 0-9" if labels == DIGITS else f"{len(labels)} classes ({', '.join(labels[:4])}{', ...' if len(labels) > 4 else ''})"
-    description = options.description
-    if description is None:
-        description = (f"Recognises {kind} in a {preprocessing.width}x{preprocessing.height} "
-                       f"{preprocessing.colour} image ({preprocessing.ink}).")
-        if record and record.test_accuracy is not None:
-            description += (f" {record.test_accuracy:.2%} accuracy on {record.samples.get('test', 0):,} "
-                            f"test images.")
-        elif record and record.validation.get("accuracy") is not None:
-            description += f" {record.validation['accuracy']:.2%} validation accuracy."
-        if record:
-            description += f" Trained by kerasml on {record.dataset}: {_architecture_in_words(record.architecture)}."
-    mlmodel.short_description = description
-    mlmodel.author = options.author or _default_author()
-    mlmodel.license = options.license or ("Model weights trained by kerasml; MNIST data CC BY-SA 3.0"
-                                          if record and "mnist" in record.dataset else "Unspecified")
-    mlmodel.version = options.version or "1.0"
-    mlmodel.input_description[INPUT_NAME] = (
-        f"{preprocessing.width}x{preprocessing.height} {preprocessing.colour} image, {preprocessing.ink}")
-    mlmodel.output_description[LABEL_OUTPUT] = "Most likely label"
-    mlmodel.output_description[PROBABILITY_OUTPUT] = "Probability of each label"
-    metadata = {
-        "com.apple.coreml.model.preview.type": "imageClassifier",  # Xcode's Preview tab
-        METADATA_PREFIX + "kerasml_version": __version__,
-        METADATA_PREFIX + "source_file": source.name,
-        METADATA_PREFIX + "source_sha256": _sha256(source),
-        METADATA_PREFIX + "preprocessing": json.dumps(dataclasses.asdict(preprocessing)),
-        METADATA_PREFIX + "precision": options.precision,
-        METADATA_PREFIX + "tensorflow_version": tensorflow().__version__,
-        METADATA_PREFIX + "coremltools_version": ct.__version__,
-    }
-    if record:
-        metadata.update({
-            METADATA_PREFIX + "dataset": record.dataset,
-            METADATA_PREFIX + "architecture": record.architecture,
-            METADATA_PREFIX + "training": json.dumps({
-                # Folder names only: a model that ships must not carry its build machine's paths.
-                "dataset_source": _without_paths(record.dataset_source), "samples": record.samples,
-                "epochs_run": record.epochs_run, "batch_size": record.batch_size,
-                "seed": record.seed, "validation": record.validation, "status": record.status,
-                "created": record.created, "versions": record.versions}),
-        })
-        if record.test_accuracy is not None:
-            metadata[METADATA_PREFIX + "test_accuracy"] = f"{record.test_accuracy:.4f}"
-    mlmodel.user_defined_metadata.update(metadata)
-
-
-def _architecture_in_words(name: str) -> str:
-    """"a small batch-normalised CNN, ... (the `kerasml` architecture)"; unknown names as they are."""
-    from kerasml.architectures import ARCHITECTURES
-
-    known = ARCHITECTURES.get(name)
-    if known is None:
-        return f"the {name!r} architecture" if name else "an unnamed architecture"
-    words = known.summary.split(" (default")[0]   # "(default for digits)" is about the CLI, not the model
-    return f"{words} (kerasml's {name!r} architecture)"
-
-
-def _without_paths(text: str) -> str:
-    """Every path-like word (it has a / or \\) replaced by its last part: "test: ../a/mnist-test" -> "test: mnist-test"."""
-    import re
-
-    return re.sub(r"[^\s;,()'\"]*[/\\][^\s;,()'\"]*",
-                  lambda m: m.group(0).replace("\\", "/").rstrip("/").rsplit("/", 1)[-1] or "/", text)
-
-
-def _resolve_labels(spec: str | None, record: TrainingRecord | None) -> list[str] | None:
-    if spec is None or spec == "auto":
-        if record and record.labels:
-            return list(record.labels)
-        if spec == "auto":
-            raise KerasmlError("--labels auto needs the model's training record (<name>.training.json) "
-                               "beside it; pass the labels instead, e.g. --labels digits")
-        return None
-    return parse_labels(spec)
-
-
-def _rescales_itself(model: LoadedModel) -> bool:
-    """A model that starts with a `Rescaling` layer takes raw 0-255 pixels."""
-    layers = getattr(model.keras_model, "layers", None) or []
-    return bool(layers) and type(layers[0]).__name__ == "Rescaling"
-
-
-def _resolve_preprocessing(options: ConvertOptions, record: TrainingRecord | None,
-                           shape: tuple[int, int, int], notes: list[str],
-                           rescales_itself: bool = False) -> Preprocessing:
-    height, width, channels = shape
-    if record:
-        recorded = record.preprocessing
-        if (recorded.height, recorded.width, recorded.channels) != shape:
-            raise KerasmlError(f"the training record says {recorded.height}x{recorded.width}x"
-                               f"{recorded.channels} images but the model takes {height}x{width}x{channels}; "
-                               "is the record beside the model the right one?")
-        scale, bias, ink = recorded.scale, list(recorded.bias), recorded.ink
-    else:
-        scale, bias, ink = 1 / 255.0, [0.0] * channels, "white-on-black" if channels == 1 else "natural colour"
-        if rescales_itself:
-            scale = 1.0
-            if options.scale is None and options.bias is None:
-                notes.append("note: the model starts with a Rescaling layer, so Core ML passes raw "
-                             "0-255 pixels (scale 1, bias 0)")
-        elif options.scale is None and options.bias is None:
-            notes.append("note: no training record beside the model; assuming pixels scaled to 0-1 "
-                         "(scale 1/255, bias 0); pass --scale/--bias if it was trained otherwise")
-    if options.scale is not None:
-        if not options.scale > 0:
-            raise KerasmlError(f"--scale {options.scale} must be positive (1/255 = 0.00392157 maps 0-255 to 0-1)")
-        scale = options.scale
-    if options.bias is not None:
-        try:
-            values = [float(v) for v in options.bias.split(",")]
-        except ValueError:
-            raise KerasmlError(f"--bias {options.bias!r} must be a number or one number per channel") from None
-        if len(values) not in (1, channels):
-            raise KerasmlError(f"--bias has {len(values)} values for {channels} channels")
-        bias = values * channels if len(values) == 1 else values
-    order = record.preprocessing.channel_order if record else "rgb"
-    return Preprocessing(height=height, width=width, channels=channels, scale=scale, bias=bias, ink=ink,
-                         channel_order=order)
-
-
-def _core_ml_labels(labels: list[str]) -> list:
-    """Digit labels become Int64 class labels, exactly like Apple's MNISTClassifier."""
-    return [int(label) for label in labels] if _int_labels(labels) else list(labels)
-
-
-def _int_labels(labels: list[str]) -> bool:
-    return labels == DIGITS
-
-
-def _default_author() -> str:
-    try:
-        name = subprocess.run(["git", "config", "user.name"], capture_output=True, text=True,
-                              timeout=5).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        name = ""
-    if name:
-        return name
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "Unknown"
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-    for file in files:
-        with open(file, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()
-
-
-
-
 def _human_size(size: int) -> str:
     return f"{size / 1024:.1f} KiB" if size < 1024 * 1024 else f"{size / 1024 / 1024:.2f} MiB"
 
 
-def _bias_text(bias: list[float]) -> str:
-    return f"{bias[0]:g}" if len(set(bias)) == 1 else ", ".join(f"{b:g}" for b in bias)

@@ -1,0 +1,123 @@
+"""`--precision auto` and the labelled images compression is measured and calibrated on: every
+candidate scheme applied to one conversion, scored by kerasml's runtime, the smallest within
+`--max-drop` points kept; w8a8 calibrates its activation ranges on the same images."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable
+
+import numpy as np
+
+from kerasml.coreml.compress import BY_NAME, CALIBRATION_IMAGES, SCHEMES, TARGET_ORDER, apply, label, required_target
+from kerasml.errors import KerasmlError
+
+
+@dataclasses.dataclass
+class Trial:
+    """One row of `--precision auto`'s table."""
+
+    precision: str
+    size_bytes: int
+    accuracy: float
+    drop_points: float
+    kept: bool = False
+
+    def line(self, reference_size: int) -> str:
+        mark = "  <- kept" if self.kept else ""
+        return (f"  {self.precision:<18} {self.size_bytes / 1024:9.1f} KiB {self.size_bytes / reference_size:7.1%}"
+                f" {self.accuracy:8.2%} {0.0 - self.drop_points + 0.0:+7.2f}{mark}")
+
+
+def auto_candidates(fmt: str, target: str | None) -> list[str]:
+    """Schemes `auto` tries, smallest first: those the format stores and the target runs. w8a8 is
+    left out (it saves no bytes over int8), and so is fp16 for ML Programs (a separate conversion)."""
+    names = [s.name for s in sorted(SCHEMES, key=lambda s: s.bits) if s.supports(fmt) and not s.activations
+             and not (fmt == "mlpackage" and s.computes_in_fp16)]
+    if fmt == "mlpackage" and target is not None:
+        names = [n for n in names if TARGET_ORDER.index(BY_NAME[n].min_target) <= TARGET_ORDER.index(target)]
+    return names
+
+
+def choose(reference, fmt: str, images: np.ndarray, labels: np.ndarray, max_drop: float,
+           sparsity: float | None = None, target: str | None = None, say: Callable[[str], None] = print):
+    """(precision, model, trials): the smallest scheme whose accuracy on `images` is within
+    `max_drop` points of the uncompressed `reference`, measured with kerasml's runtime."""
+    import tempfile
+    from pathlib import Path
+
+    from kerasml.files import path_size
+    from kerasml.runtime import load_model
+
+    def measure(model) -> tuple[int, float]:
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / f"candidate.{fmt}"
+            model.save(str(path))
+            predictions = load_model(path).predict_probabilities(images).argmax(axis=1)
+            return path_size(path), float((predictions == labels).mean())
+
+    reference_size, reference_accuracy = measure(reference)
+    trials = [Trial("fp32 (reference)", reference_size, reference_accuracy, 0.0)]
+    for name in auto_candidates(fmt, target):
+        if name == "fp32" and not sparsity:
+            trials[0].kept = True
+            return "fp32", reference, trials
+        if sparsity and TARGET_ORDER.index(required_target(name, sparsity)) > TARGET_ORDER.index(target or "iOS18"):
+            continue
+        say(f"trying {label(name, sparsity)} ...")
+        model = apply(reference, fmt, name, sparsity=sparsity)
+        size, accuracy = measure(model)
+        trial = Trial(label(name, sparsity), size, accuracy, round(100 * (reference_accuracy - accuracy), 4))
+        trials.append(trial)
+        if trial.drop_points <= max_drop:
+            trial.kept = True
+            return name, model, trials
+    trials[0].kept = True
+    return "fp32", reference, trials
+
+
+def trial_table(trials: list[Trial], samples: int, source: str, max_drop: float) -> list[str]:
+    reference = trials[0].size_bytes
+    lines = [f"--precision auto: the smallest scheme losing at most {max_drop:g} points on {samples:,} {source}",
+             f"  {'scheme':<18} {'size':>13} {'of fp32':>7} {'accuracy':>8} {'points':>7}"]
+    return lines + [trial.line(reference) for trial in trials]
+
+
+def calibration_images(images: np.ndarray) -> np.ndarray:
+    """A seeded sample of CALIBRATION_IMAGES images for w8a8's activation ranges."""
+    if len(images) <= CALIBRATION_IMAGES:
+        return images
+    return images[np.sort(np.random.default_rng(0).permutation(len(images))[:CALIBRATION_IMAGES])]
+
+
+def labelled_images(data, record, preprocessing) -> tuple[np.ndarray, np.ndarray, str]:
+    """(uint8 images (N, H, W, C), labels, what they are) from --data, else the test set the
+    training record was scored on, else the recorded dataset's test split."""
+    from pathlib import Path
+
+    from kerasml.data import load_dataset
+
+    shape = (preprocessing.height, preprocessing.width, preprocessing.channels)
+    test_data = record.extra.get("test_data") if record else None
+    if data is None and test_data and Path(test_data).exists():
+        data = Path(test_data)
+    if data is not None:
+        dataset = load_dataset(path=Path(data), say=lambda message: None)
+        what = f"images from {data}"
+    elif record and record.dataset:
+        try:
+            dataset = load_dataset(record.dataset, say=lambda message: None)
+        except KerasmlError:
+            dataset = None
+        if dataset is None or (dataset.x_test is None and dataset.folders is None):
+            raise KerasmlError("no test images for the model's dataset; pass --data PATH to labelled images")
+        what = f"{record.dataset} test images"
+    else:
+        raise KerasmlError("pass --data PATH to labelled images to measure the accuracy compression costs")
+    x, y, _ = dataset.labelled_images(size=shape[0])
+    if x.ndim == 3:
+        x = x[..., None]
+    if x.shape[1:] != shape:
+        raise KerasmlError(f"--data images are {x.shape[1]}x{x.shape[2]}x{x.shape[3]} but the model takes "
+                           f"{shape[0]}x{shape[1]}x{shape[2]}")
+    return x, np.asarray(y, dtype=np.int64), what

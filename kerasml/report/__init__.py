@@ -1,0 +1,1 @@
+"""Figures and reports: `plots` (the PNGs train and evaluate write too), `build` (`kerasml report`)."""

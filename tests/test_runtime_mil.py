@@ -8,7 +8,7 @@ import pytest
 
 from kerasml.errors import KerasmlError
 from kerasml.runtime import UnsupportedModelError, load_model
-from kerasml.runtime.mil_ops import OPS, Args
+from kerasml.runtime.mil.basic_ops import OPS, Args
 
 RNG = np.random.default_rng(3)
 

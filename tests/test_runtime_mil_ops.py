@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from kerasml.runtime import UnsupportedModelError
-from kerasml.runtime.mil_ops import OPS, Args
+from kerasml.runtime.mil.basic_ops import OPS, Args
 
 RNG = np.random.default_rng(13)
 

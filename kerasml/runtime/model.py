@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from kerasml.errors import KerasmlError
-from kerasml.runtime import _proto
+from kerasml.runtime import proto
 from kerasml.runtime.errors import UnsupportedModelError
 from kerasml.runtime.parallel import parallel_map
 
@@ -48,7 +48,7 @@ def _read_spec(path: Path):
         raise KerasmlError(f"{path} does not exist; pass a .mlmodel file or an .mlpackage folder")
     if path.is_dir():
         path = package_model_file(path)
-    spec = _proto.model_pb2().Model()
+    spec = proto.model_pb2().Model()
     try:
         spec.ParseFromString(path.read_bytes())
     except Exception:  # protobuf's DecodeError and friends: the file is not (all) a Core ML model
@@ -84,7 +84,7 @@ def package_model_file(package: Path) -> Path:
 def load_model(source) -> "CoreMLModel":
     """A runnable model from a .mlmodel file, an .mlpackage folder, a parsed `Model_pb2.Model` or a
     coremltools `MLModel` (as `convert` returns it, before saving)."""
-    if _proto.is_model_spec(source):
+    if proto.is_model_spec(source):
         return CoreMLModel(source, None)
     if hasattr(source, "get_spec") and hasattr(source, "weights_dir"):  # a coremltools MLModel
         weights = source.weights_dir
@@ -125,7 +125,7 @@ class CoreMLModel:
         self.labels = None
         if self.model_type in _NN_TYPES:
             from kerasml.runtime.nn import NeuralNetworkEngine
-            from kerasml.runtime.weights import precision_of
+            from kerasml.runtime.nn.weights import precision_of
 
             self._engine = NeuralNetworkEngine(spec, {n: i.colour for n, i in self._images.items()})
             for name, (kind, value) in self._engine.preprocessing.items():

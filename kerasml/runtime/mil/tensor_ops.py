@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from kerasml.runtime.mil_each import per_prediction
-from kerasml.runtime.mil_ops import OPS, Args, op
+from kerasml.runtime.mil.per_prediction import per_prediction
+from kerasml.runtime.mil.basic_ops import OPS, Args, op
 
 
 def _axis(axis: int, rank: int) -> int:

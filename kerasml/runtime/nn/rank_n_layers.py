@@ -10,8 +10,9 @@ from typing import Callable
 
 import numpy as np
 
-from kerasml.runtime import numerics, weights
-from kerasml.runtime.nn_layers import Run, _unsupported
+from kerasml.runtime import numerics
+from kerasml.runtime.nn import weights
+from kerasml.runtime.nn.rank5_layers import Run, _unsupported
 
 
 def _axis(axis: int, x: np.ndarray) -> int:

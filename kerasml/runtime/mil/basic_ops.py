@@ -256,17 +256,17 @@ def slice_by_index(args: Args) -> list:
 # The other ops live in their own modules (convolution and pooling, tensor transformations,
 # resizing, recurrent, ...); importing them registers them here. mil_linear wraps the batched
 # matmul and linear above for the cases they leave out.
-from kerasml.runtime import (  # noqa: E402, F401
-    mil_activation,
-    mil_constexpr,
-    mil_conv,
-    mil_elementwise,
-    mil_gather,
-    mil_linear,
-    mil_norm,
-    mil_quantize,
-    mil_recurrent,
-    mil_reduce,
-    mil_resize,
-    mil_tensor,
+from kerasml.runtime.mil import (  # noqa: E402, F401
+    activations,
+    constexpr,
+    conv_pool,
+    elementwise,
+    linear,
+    normalization,
+    quantization,
+    recurrent,
+    reductions,
+    resize,
+    scatter_gather,
+    tensor_ops,
 )

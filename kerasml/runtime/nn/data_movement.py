@@ -8,9 +8,9 @@ from typing import Callable
 
 import numpy as np
 
-from kerasml.runtime import weights
-from kerasml.runtime.nn_layers import Run, _unsupported
-from kerasml.runtime.nn_layers_nd import _align, _axis
+from kerasml.runtime.nn import weights
+from kerasml.runtime.nn.rank5_layers import Run, _unsupported
+from kerasml.runtime.nn.rank_n_layers import _align, _axis
 
 
 def compile_splitND(layer, name: str) -> Run:

@@ -14,9 +14,10 @@ from pathlib import Path
 import numpy as np
 
 from kerasml.errors import KerasmlError
-from kerasml.runtime import mil_values, numerics
+from kerasml.runtime import numerics
+from kerasml.runtime.mil import values as mil_values
 from kerasml.runtime.errors import UnsupportedModelError
-from kerasml.runtime.mil_ops import OPS, Args
+from kerasml.runtime.mil.basic_ops import OPS, Args
 
 _RUNTIME_ERRORS = (ValueError, IndexError, TypeError, ArithmeticError, KeyError)
 

@@ -10,8 +10,8 @@ import itertools
 
 import numpy as np
 
-from kerasml.runtime.mil_each import per_prediction
-from kerasml.runtime.mil_ops import Args, op
+from kerasml.runtime.mil.per_prediction import per_prediction
+from kerasml.runtime.mil.basic_ops import Args, op
 
 _MODES = {
     "add": np.add,

@@ -9,8 +9,9 @@ from typing import Callable
 
 import numpy as np
 
-from kerasml.runtime import kernels, numerics, weights
-from kerasml.runtime.nn_layers import Run, _unsupported
+from kerasml.runtime import kernels, numerics
+from kerasml.runtime.nn import weights
+from kerasml.runtime.nn.rank5_layers import Run, _unsupported
 
 Fn = Callable[[np.ndarray], np.ndarray]
 

@@ -9,8 +9,9 @@ from typing import Callable
 
 import numpy as np
 
-from kerasml.runtime import kernels, weights
-from kerasml.runtime.nn_layers import Run
+from kerasml.runtime import kernels
+from kerasml.runtime.nn import weights
+from kerasml.runtime.nn.rank5_layers import Run
 
 _CHW = (-3, -2, -1)
 

@@ -12,16 +12,16 @@ import numpy as np
 
 from kerasml.errors import KerasmlError
 from kerasml.runtime.errors import UnsupportedModelError
-from kerasml.runtime.nn_activations import LAYERS_ACTIVATION
-from kerasml.runtime.nn_data import LAYERS_DATA
-from kerasml.runtime.nn_elementwise import LAYERS_ELEMENTWISE
-from kerasml.runtime.nn_layers import LAYERS
-from kerasml.runtime.nn_layers_3d import LAYERS_3D
-from kerasml.runtime.nn_layers_nd import LAYERS_ND
-from kerasml.runtime.nn_norm import LAYERS_NORM
-from kerasml.runtime.nn_recurrent import LAYERS_RECURRENT
-from kerasml.runtime.nn_reduce import LAYERS_REDUCE
-from kerasml.runtime.nn_resize import LAYERS_RESIZE
+from kerasml.runtime.nn.activations import LAYERS_ACTIVATION
+from kerasml.runtime.nn.data_movement import LAYERS_DATA
+from kerasml.runtime.nn.elementwise import LAYERS_ELEMENTWISE
+from kerasml.runtime.nn.rank5_layers import LAYERS
+from kerasml.runtime.nn.volume_layers import LAYERS_3D
+from kerasml.runtime.nn.rank_n_layers import LAYERS_ND
+from kerasml.runtime.nn.normalization import LAYERS_NORM
+from kerasml.runtime.nn.recurrent import LAYERS_RECURRENT
+from kerasml.runtime.nn.reductions import LAYERS_REDUCE
+from kerasml.runtime.nn.resize import LAYERS_RESIZE
 
 TABLE = {
     **LAYERS, **LAYERS_ACTIVATION, **LAYERS_ELEMENTWISE, **LAYERS_ND, **LAYERS_NORM, **LAYERS_RECURRENT,

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from kerasml.runtime.mil_ops import Args, op
-from kerasml.runtime.mil_values import unpack_bits
+from kerasml.runtime.mil.basic_ops import Args, op
+from kerasml.runtime.mil.values import unpack_bits
 
 
 def _per_axis(values: np.ndarray, rank: int, axis: int) -> np.ndarray:

@@ -15,9 +15,10 @@ from typing import Callable
 
 import numpy as np
 
-from kerasml.runtime import kernels, weights
-from kerasml.runtime.nn_activations import recurrent_activation_fn
-from kerasml.runtime.nn_layers import Run, _unsupported
+from kerasml.runtime import kernels
+from kerasml.runtime.nn import weights
+from kerasml.runtime.nn.activations import recurrent_activation_fn
+from kerasml.runtime.nn.rank5_layers import Run, _unsupported
 
 GATE_CLIP = 50.0
 

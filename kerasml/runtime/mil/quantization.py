@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from kerasml.runtime.mil_each import per_prediction
-from kerasml.runtime.mil_ops import Args, op
+from kerasml.runtime.mil.per_prediction import per_prediction
+from kerasml.runtime.mil.basic_ops import Args, op
 
 _RANGES = {"int8": (-128, 127), "uint8": (0, 255)}
 

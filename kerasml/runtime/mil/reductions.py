@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from kerasml.runtime.mil_ops import OPS, Args, _axis, _reduce, op
+from kerasml.runtime.mil.basic_ops import OPS, Args, _axis, _reduce, op
 
 
 def _log_sum_exp(x, axis, keepdims):

@@ -8,7 +8,7 @@ from typing import Callable
 
 import numpy as np
 
-from kerasml.runtime.nn_layers import Run, _unsupported
+from kerasml.runtime.nn.rank5_layers import Run, _unsupported
 
 
 def _log_sum_exp(x: np.ndarray, axis, keepdims: bool) -> np.ndarray:

@@ -12,7 +12,8 @@ from typing import Callable
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from kerasml.runtime import kernels, numerics, weights
+from kerasml.runtime import kernels, numerics
+from kerasml.runtime.nn import weights
 from kerasml.runtime.errors import UnsupportedModelError
 
 Run = Callable[[list], list]

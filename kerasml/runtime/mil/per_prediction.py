@@ -12,7 +12,7 @@ import functools
 
 import numpy as np
 
-from kerasml.runtime.mil_ops import Args
+from kerasml.runtime.mil.basic_ops import Args
 
 
 def _batch_size(args: Args) -> int | None:

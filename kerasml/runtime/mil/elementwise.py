@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from kerasml.runtime.mil_ops import OPS, Args, _align, _binary, op
+from kerasml.runtime.mil.basic_ops import OPS, Args, _align, _binary, op
 
 for _name, _fn in {
     "equal": np.equal,

@@ -10,8 +10,8 @@ from typing import Callable
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from kerasml.runtime import weights
-from kerasml.runtime.nn_layers import Run, _unsupported
+from kerasml.runtime.nn import weights
+from kerasml.runtime.nn.rank5_layers import Run, _unsupported
 
 
 def _volumes(x: np.ndarray, kind: str) -> tuple[np.ndarray, tuple[int, ...]]:

@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 
 from kerasml.runtime import kernels
-from kerasml.runtime.mil_each import channel_param, per_prediction
-from kerasml.runtime.mil_ops import Args, op
+from kerasml.runtime.mil.per_prediction import channel_param, per_prediction
+from kerasml.runtime.mil.basic_ops import Args, op
 
 
 def _eps(args: Args, default: float) -> np.float32:

@@ -9,8 +9,8 @@ from typing import Callable
 
 import numpy as np
 
-from kerasml.runtime import weights
-from kerasml.runtime.nn_layers import Run, _unsupported, align_ranks
+from kerasml.runtime.nn import weights
+from kerasml.runtime.nn.rank5_layers import Run, _unsupported, align_ranks
 
 
 def _broadcast_shape(shape, name: str, what: str) -> tuple[int, ...]:

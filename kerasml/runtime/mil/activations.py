@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 from kerasml.runtime import kernels
-from kerasml.runtime.mil_each import channel_param, per_prediction
-from kerasml.runtime.mil_ops import OPS, Args, op
+from kerasml.runtime.mil.per_prediction import channel_param, per_prediction
+from kerasml.runtime.mil.basic_ops import OPS, Args, op
 
 
 def _unary(fn):

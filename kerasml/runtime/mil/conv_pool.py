@@ -14,7 +14,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from kerasml.runtime import kernels, numerics
-from kerasml.runtime.mil_ops import OPS, Args, op
+from kerasml.runtime.mil.basic_ops import OPS, Args, op
 
 
 def _pads(args: Args, sizes, kernel, strides, dilations) -> list[tuple[int, int]]:

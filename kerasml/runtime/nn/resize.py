@@ -10,7 +10,7 @@ from typing import Callable
 import numpy as np
 
 from kerasml.runtime import kernels
-from kerasml.runtime.nn_layers import Run, _border, _pair, _unsupported
+from kerasml.runtime.nn.rank5_layers import Run, _border, _pair, _unsupported
 
 # UpsampleLayerParams.LinearUpsampleMode: DEFAULT's spacing (Xin - Xin/Xout) / (Xout - 1) is
 # i * Xin / Xout, the asymmetric grid (TensorFlow 1's align_corners=False without half pixels).

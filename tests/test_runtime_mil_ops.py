@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from kerasml.runtime import UnsupportedModelError
-from kerasml.runtime.mil.basic_ops import OPS, Args
+from kerasml.runtime.mil.args import Args
+from kerasml.runtime.registry import MIL_OPS as OPS
 
 RNG = np.random.default_rng(13)
 

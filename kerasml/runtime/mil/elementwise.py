@@ -1,4 +1,4 @@
-"""ML Program binary ops beyond arithmetic (comparisons, logic, integer division) and `select`.
+"""ML Program binary ops (arithmetic, comparisons, logic, integer division) and `select`.
 
 Broadcasting follows NumPy, as MIL's elementwise ops define it; comparisons give bool tensors.
 `floor_div` rounds toward minus infinity and `mod` takes the divisor's sign, as coremltools'
@@ -9,7 +9,29 @@ from __future__ import annotations
 
 import numpy as np
 
-from kerasml.runtime.mil.basic_ops import OPS, Args, _align, _binary, op
+from kerasml.runtime.mil.args import Args, align_batched
+from kerasml.runtime.registry import MIL_OPS
+
+def _binary(fn):
+    def run(args: Args) -> list:
+        x, y = args.f32("x"), args.f32("y")
+        x, y = align_batched([np.asarray(x), np.asarray(y)], [args.batched("x"), args.batched("y")])
+        return [fn(x, y)]
+
+    return run
+
+
+for _name, _fn in {
+    "add": np.add,
+    "sub": np.subtract,
+    "mul": np.multiply,
+    "real_div": np.divide,
+    "maximum": np.maximum,
+    "minimum": np.minimum,
+    "pow": np.power,
+}.items():
+    MIL_OPS.add(_name, _binary(_fn))
+
 
 for _name, _fn in {
     "equal": np.equal,
@@ -24,11 +46,11 @@ for _name, _fn in {
     "floor_div": np.floor_divide,
     "mod": np.mod,
 }.items():
-    OPS[_name] = _binary(_fn)
+    MIL_OPS.add(_name, _binary(_fn))
 
 
-@op("select")
+@MIL_OPS.register("select")
 def select(args: Args) -> list:
     cond, a, b = (np.asarray(args.f32(p)) for p in ("cond", "a", "b"))
-    cond, a, b = _align([cond, a, b], [args.batched(p) for p in ("cond", "a", "b")])
+    cond, a, b = align_batched([cond, a, b], [args.batched(p) for p in ("cond", "a", "b")])
     return [np.where(cond.astype(bool), a, b)]

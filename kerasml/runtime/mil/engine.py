@@ -1,4 +1,4 @@
-"""Executes ML Programs: the `main` function's block, one op at a time through `mil_ops.OPS`.
+"""Executes ML Programs: the `main` function's block, one op at a time through `registry.MIL_OPS`.
 
 Values that depend only on constants (`const`, the `constexpr_*` decompression ops and anything
 computed from them) are evaluated once at load. The rest run per batch on arrays that carry an extra
@@ -15,9 +15,10 @@ import numpy as np
 
 from kerasml.errors import KerasmlError
 from kerasml.runtime import numerics
-from kerasml.runtime.mil import values as mil_values
 from kerasml.runtime.errors import UnsupportedModelError
-from kerasml.runtime.mil.basic_ops import OPS, Args
+from kerasml.runtime.mil import values as mil_values
+from kerasml.runtime.mil.args import Args
+from kerasml.runtime.registry import MIL_OPS
 
 _RUNTIME_ERRORS = (ValueError, IndexError, TypeError, ArithmeticError, KeyError)
 
@@ -62,7 +63,7 @@ class ProgramEngine:
         self.classify: Classify | None = None
         self.op_types: list[tuple[str, str, list]] = []  # (type, first output, input names) for inspection
         for op in block.operations:  # name what is missing before reading any weights
-            if op.type not in OPS and op.type not in ("const", "classify"):
+            if op.type not in MIL_OPS and op.type not in ("const", "classify"):
                 name = op.outputs[0].name if op.outputs else "?"
                 raise UnsupportedModelError(
                     f"op '{name}' has type '{op.type}', which the kerasml runtime does not implement; "
@@ -148,7 +149,7 @@ class ProgramEngine:
             values[param], flags[param] = vals, fl
         args = Args(step.name, step.kind, values, flags, step.dtypes, step.ws if batched else None)
         try:
-            results = OPS[step.kind](args)
+            results = MIL_OPS[step.kind](args)
         except KerasmlError:
             raise
         except _RUNTIME_ERRORS as exc:

@@ -10,8 +10,9 @@ import itertools
 
 import numpy as np
 
+from kerasml.runtime.mil.args import Args
 from kerasml.runtime.mil.per_prediction import per_prediction
-from kerasml.runtime.mil.basic_ops import Args, op
+from kerasml.runtime.registry import MIL_OPS
 
 _MODES = {
     "add": np.add,
@@ -42,7 +43,7 @@ def _batched(x: np.ndarray, indices: np.ndarray, batch_dims: int, fn) -> np.ndar
     return np.stack(parts).reshape(lead + parts[0].shape)
 
 
-@op("gather")
+@MIL_OPS.register("gather")
 @per_prediction
 def gather(args: Args) -> list:
     x, indices = np.asarray(args.get("x")), _indices(args)
@@ -51,14 +52,14 @@ def gather(args: Args) -> list:
     return [_batched(x, indices, batch_dims, lambda a, i: np.take(a, i, axis=axis))]
 
 
-@op("gather_along_axis")
+@MIL_OPS.register("gather_along_axis")
 @per_prediction
 def gather_along_axis(args: Args) -> list:
     x = np.asarray(args.get("x"))
     return [np.take_along_axis(x, _indices(args), axis=_axis(args.scalar("axis", 0), x.ndim))]
 
 
-@op("gather_nd")
+@MIL_OPS.register("gather_nd")
 @per_prediction
 def gather_nd(args: Args) -> list:
     x, indices = np.asarray(args.get("x")), _indices(args)
@@ -78,7 +79,7 @@ def _combine(args: Args, data: np.ndarray, where: tuple, updates: np.ndarray) ->
     return out
 
 
-@op("scatter")
+@MIL_OPS.register("scatter")
 @per_prediction
 def scatter(args: Args) -> list:
     data, indices, updates = np.asarray(args.get("data")), _indices(args), np.asarray(args.get("updates"))
@@ -90,7 +91,7 @@ def scatter(args: Args) -> list:
     return [_combine(args, data, where, updates)]
 
 
-@op("scatter_along_axis")
+@MIL_OPS.register("scatter_along_axis")
 @per_prediction
 def scatter_along_axis(args: Args) -> list:
     data, indices, updates = np.asarray(args.get("data")), _indices(args), np.asarray(args.get("updates"))
@@ -100,7 +101,7 @@ def scatter_along_axis(args: Args) -> list:
     return [_combine(args, data, tuple(grids), updates)]
 
 
-@op("scatter_nd")
+@MIL_OPS.register("scatter_nd")
 @per_prediction
 def scatter_nd(args: Args) -> list:
     data, indices, updates = np.asarray(args.get("data")), _indices(args), np.asarray(args.get("updates"))

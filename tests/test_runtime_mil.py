@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from kerasml.errors import KerasmlError
-from kerasml.runtime import UnsupportedModelError, load_model
+from kerasml.runtime import UnsupportedModelError, load_model, proto
 from kerasml.runtime.mil.args import Args
 from kerasml.runtime.registry import MIL_OPS as OPS
 
@@ -332,6 +332,35 @@ def test_program_weights_need_their_package(tmp_path):
     convert(model_a(), "mlprogram").save(str(path))
     (path / "Data" / "com.apple.CoreML" / "weights" / "weight.bin").write_bytes(b"\0" * 80)
     with pytest.raises(KerasmlError, match="weight.bin"):
+        load_model(path)
+
+
+def _blob_values(spec):
+    for op in spec.mlProgram.functions["main"].block_specializations["CoreML5"].operations:
+        for value in op.attributes.values():
+            if value.WhichOneof("value") == "blobFileValue":
+                yield value.blobFileValue
+
+
+@pytest.mark.parametrize("how", ["dot-dot name", "link"])
+def test_program_weights_outside_the_package_are_refused(tmp_path, how):
+    """@model_path/... must stay inside the .mlpackage, even where a valid weight file lies outside."""
+    keras.utils.set_random_seed(1)
+    path = tmp_path / "m.mlpackage"
+    convert(model_a(), "mlprogram").save(str(path))
+    model_dir = path / "Data" / "com.apple.CoreML"
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (model_dir / "weights" / "weight.bin").rename(outside / "weight.bin")
+    if how == "link":
+        (model_dir / "weights").rmdir()
+        (model_dir / "weights").symlink_to(outside, target_is_directory=True)
+    else:
+        spec = proto.model_pb2().Model.FromString((model_dir / "model.mlmodel").read_bytes())
+        for blob in _blob_values(spec):
+            blob.fileName = "@model_path/../../../outside/weight.bin"
+        (model_dir / "model.mlmodel").write_bytes(spec.SerializeToString())
+    with pytest.raises(KerasmlError, match="outside its .mlpackage"):
         load_model(path)
 
 

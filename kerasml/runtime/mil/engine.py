@@ -77,7 +77,15 @@ class ProgramEngine:
         if file_name not in self._blob_files:
             if self.folder is None or not file_name.startswith("@model_path/"):
                 raise KerasmlError(f"the ML Program keeps weights in {file_name}; load it from its .mlpackage folder")
-            self._blob_files[file_name] = mil_values.BlobFile(self.folder / file_name[len("@model_path/") :])
+            path = self.folder / file_name[len("@model_path/") :]
+            # @model_path is the folder of the model file, inside the .mlpackage: a name that leaves it
+            # (`@model_path/../../../etc/passwd`, or a link pointing out) would make kerasml read any file
+            if not path.resolve().is_relative_to(self.folder.resolve()):
+                raise KerasmlError(
+                    f"the ML Program keeps weights in {file_name}, outside its .mlpackage; kerasml reads "
+                    "nothing outside the package: convert the model again"
+                )
+            self._blob_files[file_name] = mil_values.BlobFile(path)
         return self._blob_files[file_name]
 
     def _compile(self, op) -> None:

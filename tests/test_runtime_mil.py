@@ -364,6 +364,25 @@ def test_program_weights_outside_the_package_are_refused(tmp_path, how):
         load_model(path)
 
 
+def test_fp16_overflow_is_refused_not_guessed():
+    """A finite result beyond fp16's range in an fp16 program: inf or the value, by compute unit."""
+    import coremltools as ct
+    from coremltools.converters.mil import Builder as mb
+
+    @mb.program(input_specs=[mb.TensorSpec(shape=(1, 3))], opset_version=ct.target.iOS15)
+    def program(x):
+        return mb.mul(x=x, y=np.float32(1000.0), name="scaled")
+
+    mlmodel = ct.convert(program, convert_to="mlprogram", compute_precision=ct.precision.FLOAT16, skip_model_load=True)
+    model = load_model(mlmodel)
+    output = next(iter(model.predict({"x": np.full((1, 1, 3), 60.0, np.float32)}).values()))
+    np.testing.assert_allclose(output, np.full((1, 1, 3), 60000.0), rtol=1e-3)  # in range: computed
+    with pytest.raises(UnsupportedModelError, match=r"'scaled\w*' \(mul\) computes 70000, beyond the fp16 range"):
+        model.predict({"x": np.full((1, 1, 3), 70.0, np.float32)})
+    inf = np.array([[[np.inf, 1.0, 2.0]]], np.float32)  # inf in, inf out: nothing overflowed
+    assert np.isinf(next(iter(model.predict({"x": inf}).values()))[0, 0, 0])
+
+
 def test_unsupported_op_names_op_and_type(tmp_path):
     path = tmp_path / "m.mlpackage"
     convert(model_a(), "mlprogram").save(str(path))

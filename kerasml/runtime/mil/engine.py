@@ -167,7 +167,7 @@ class ProgramEngine:
                 f"op '{step.name}' ({step.kind}) has {len(step.outputs)} outputs; the kerasml runtime computes {len(results)}"
             )
         return [
-            np.asarray(r).astype(dt, copy=False) if dt is not None and isinstance(r, np.ndarray | np.generic) else r
+            _as_declared(step, r, dt) if dt is not None and isinstance(r, np.ndarray | np.generic) else r
             for r, dt in zip(results, step.dtypes)
         ]
 
@@ -242,6 +242,24 @@ class ProgramEngine:
                     if isinstance(value, np.ndarray) and value.ndim >= 2:
                         found.add("float16" if value.dtype == np.float16 else "float32")
         return found
+
+
+def _as_declared(step: _Step, result, dtype) -> np.ndarray:
+    """An op's float32 result in the dtype the program declares for it. A finite value beyond fp16's
+    range (|x| > 65504) in an fp16 program has no single Core ML answer (inf where the op runs in
+    fp16, the value itself where Core ML runs it in fp32 on the CPU), so it is refused, not guessed."""
+    with np.errstate(over="ignore"):
+        out = np.asarray(result).astype(dtype, copy=False)
+    if out.dtype == np.float16 and out.size and not np.isfinite(out).all():
+        overflow = np.isinf(out) & np.isfinite(result)
+        if overflow.any():
+            value = float(np.asarray(result)[overflow].flat[0])
+            raise UnsupportedModelError(
+                f"op '{step.name}' ({step.kind}) computes {value:.6g}, beyond the fp16 range (±65504) its "
+                "result is declared in; Core ML's answer then depends on the compute unit: convert with "
+                "compute_precision=FLOAT32 or check the model on macOS"
+            )
+    return out
 
 
 def _declared_shape(tensor_type) -> tuple:

@@ -82,7 +82,7 @@ def _combine(args: Args, data: np.ndarray, where: tuple, updates: np.ndarray) ->
 @MIL_OPS.register("scatter")
 @per_prediction
 def scatter(args: Args) -> list:
-    data, indices, updates = np.asarray(args.get("data")), _indices(args), np.asarray(args.get("updates"))
+    data, indices, updates = np.asarray(args.f32("data")), _indices(args), np.asarray(args.f32("updates"))
     axis = _axis(args.scalar("axis", 0), data.ndim)
     # updates has the shape of data with axis `axis` replaced by indices' shape
     grids = np.indices(updates.shape, sparse=True)
@@ -94,7 +94,7 @@ def scatter(args: Args) -> list:
 @MIL_OPS.register("scatter_along_axis")
 @per_prediction
 def scatter_along_axis(args: Args) -> list:
-    data, indices, updates = np.asarray(args.get("data")), _indices(args), np.asarray(args.get("updates"))
+    data, indices, updates = np.asarray(args.f32("data")), _indices(args), np.asarray(args.f32("updates"))
     axis = _axis(args.scalar("axis", 0), data.ndim)
     grids = list(np.indices(indices.shape, sparse=True))
     grids[axis] = indices
@@ -104,5 +104,5 @@ def scatter_along_axis(args: Args) -> list:
 @MIL_OPS.register("scatter_nd")
 @per_prediction
 def scatter_nd(args: Args) -> list:
-    data, indices, updates = np.asarray(args.get("data")), _indices(args), np.asarray(args.get("updates"))
+    data, indices, updates = np.asarray(args.f32("data")), _indices(args), np.asarray(args.f32("updates"))
     return [_combine(args, data, tuple(np.moveaxis(indices, -1, 0)), updates)]

@@ -1,7 +1,7 @@
 """Elementwise NeuralNetwork layers: rank-5 scale, bias, unary functions and the average/max/min
 merges (older Keras converters wrote them), and the rank-N (specification 4+) unary math,
 broadcasting arithmetic, comparisons, logical operators, clip and where. Same contract as
-`nn_layers`; comparisons and logical operators return 1.0 / 0.0 as Core ML does."""
+`rank5_layers`; comparisons and logical operators return 1.0 / 0.0 as Core ML does."""
 
 from __future__ import annotations
 

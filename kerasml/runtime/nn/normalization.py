@@ -1,6 +1,6 @@
 """NeuralNetwork normalisation layers besides batchnorm: `mvn`, `l2normalize`, `lrn` and
 `layerNormalization` (instance normalisation is batchnorm's `instanceNormalization` flag, in
-`nn_layers`). Epsilons sit where NeuralNetwork.proto puts them; unset (0) epsilons and LRN's k take
+`rank5_layers`). Epsilons sit where NeuralNetwork.proto puts them; unset (0) epsilons and LRN's k take
 the spec's defaults."""
 
 from __future__ import annotations

@@ -11,10 +11,11 @@ from kerasml.runtime.nn import (  # noqa: F401  (imported to register their laye
     normalization,
     rank5_layers,
     rank_n_layers,
-    sequence_ops,
     recurrent,
     reductions,
     resize,
+    scatter_gather,
+    sequence_ops,
     volume_layers,
 )
 from kerasml.runtime.nn.engine import NeuralNetworkEngine

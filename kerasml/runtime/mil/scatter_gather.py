@@ -10,6 +10,7 @@ import itertools
 
 import numpy as np
 
+from kerasml.errors import KerasmlError
 from kerasml.runtime.mil.args import Args
 from kerasml.runtime.mil.per_prediction import per_prediction
 from kerasml.runtime.registry import MIL_OPS
@@ -32,6 +33,23 @@ def _axis(axis: int, rank: int) -> int:
 
 def _indices(args: Args) -> np.ndarray:
     return np.asarray(args.get("indices")).astype(np.int64)
+
+
+def _in_bounds(args: Args, indices: np.ndarray, sizes) -> np.ndarray:
+    """iOS 17's scatter ops (those with `validate_indices`) take indices 0 <= i < size only: negative
+    ones are out of bounds too. Out of bounds is an error when validated, and undefined (refused
+    here) when not. Earlier scatter ops count negative indices from the end, as NumPy does."""
+    if not args.has("validate_indices"):
+        return indices
+    bad = (indices < 0) | (indices >= np.asarray(sizes))
+    if bad.any():
+        value = int(indices[bad].flat[0])
+        if args.scalar("validate_indices"):
+            raise KerasmlError(f"op '{args.name}' ({args.kind}) got index {value}, out of bounds (validate_indices)")
+        raise args.unsupported(
+            f"index {value}, out of bounds without validate_indices (Core ML's result is undefined then)"
+        )
+    return indices
 
 
 def _batched(x: np.ndarray, indices: np.ndarray, batch_dims: int, fn) -> np.ndarray:
@@ -84,6 +102,7 @@ def _combine(args: Args, data: np.ndarray, where: tuple, updates: np.ndarray) ->
 def scatter(args: Args) -> list:
     data, indices, updates = np.asarray(args.f32("data")), _indices(args), np.asarray(args.f32("updates"))
     axis = _axis(args.scalar("axis", 0), data.ndim)
+    indices = _in_bounds(args, indices, data.shape[axis])
     # updates has the shape of data with axis `axis` replaced by indices' shape
     grids = np.indices(updates.shape, sparse=True)
     placed = indices.reshape((1,) * axis + indices.shape + (1,) * (data.ndim - axis - 1))
@@ -96,6 +115,7 @@ def scatter(args: Args) -> list:
 def scatter_along_axis(args: Args) -> list:
     data, indices, updates = np.asarray(args.f32("data")), _indices(args), np.asarray(args.f32("updates"))
     axis = _axis(args.scalar("axis", 0), data.ndim)
+    indices = _in_bounds(args, indices, data.shape[axis])
     grids = list(np.indices(indices.shape, sparse=True))
     grids[axis] = indices
     return [_combine(args, data, tuple(grids), updates)]
@@ -105,4 +125,5 @@ def scatter_along_axis(args: Args) -> list:
 @per_prediction
 def scatter_nd(args: Args) -> list:
     data, indices, updates = np.asarray(args.f32("data")), _indices(args), np.asarray(args.f32("updates"))
+    indices = _in_bounds(args, indices, data.shape[: indices.shape[-1]])
     return [_combine(args, data, tuple(np.moveaxis(indices, -1, 0)), updates)]

@@ -28,12 +28,16 @@ def _x(args: Args, name: str = "x") -> np.ndarray:
 
 @MIL_OPS.register("reshape")
 def reshape(args: Args) -> list:
-    """0 in the shape copies the input's size on that axis (iOS 15-16), -1 takes what is left."""
+    """0 in the shape copies the input's size on the axis it lines up with counting from the right,
+    or 1 where none does (iOS 17; iOS 15-16 allow 0 only where shape and input have the same rank,
+    where both rules agree); -1 takes what is left."""
     if args.batched("shape"):
         return _reshape_each(args)
     x, b = args.get("x"), args.batched("x")
     example = x.shape[1:] if b else x.shape
-    target = [example[i] if s == 0 else s for i, s in enumerate(args.ints("shape"))]
+    shape = args.ints("shape")
+    lined_up = [len(example) - len(shape) + i for i in range(len(shape))]
+    target = [s if s != 0 else (example[j] if 0 <= j < len(example) else 1) for s, j in zip(shape, lined_up)]
     return [x.reshape(((x.shape[0],) if b else ()) + tuple(target))]
 
 

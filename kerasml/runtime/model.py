@@ -117,6 +117,8 @@ class CoreMLModel:
         self.spec_version = int(spec.specificationVersion)
         self.model_type = spec.WhichOneof("Type")
         description = spec.description
+        if not description.input:  # e.g. a program of constants only: nothing to batch predictions over
+            raise UnsupportedModelError("the model has no inputs; the kerasml runtime runs models that take one")
         self.input_name = description.input[0].name
         self.output_names = [o.name for o in description.output]
         self.probability_output = description.predictedProbabilitiesName or None

@@ -86,3 +86,10 @@ def test_other_model_types_are_unsupported():
     spec.identity.SetInParent()
     with pytest.raises(UnsupportedModelError, match="model type 'identity'"):
         load_model(spec)
+
+
+def test_a_model_without_inputs_is_refused():
+    spec = _dense_spec()
+    del spec.description.input[:]
+    with pytest.raises(UnsupportedModelError, match="the model has no inputs"):
+        load_model(spec)

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 from kerasml.errors import KerasmlError
-from kerasml.runtime import UnsupportedModelError, load_model
-from kerasml.runtime.mil_ops import OPS, Args
+from kerasml.runtime import UnsupportedModelError, load_model, proto
+from kerasml.runtime.mil.args import Args
+from kerasml.runtime.registry import MIL_OPS as OPS
 
 RNG = np.random.default_rng(3)
 
@@ -332,6 +333,54 @@ def test_program_weights_need_their_package(tmp_path):
     (path / "Data" / "com.apple.CoreML" / "weights" / "weight.bin").write_bytes(b"\0" * 80)
     with pytest.raises(KerasmlError, match="weight.bin"):
         load_model(path)
+
+
+def _blob_values(spec):
+    for op in spec.mlProgram.functions["main"].block_specializations["CoreML5"].operations:
+        for value in op.attributes.values():
+            if value.WhichOneof("value") == "blobFileValue":
+                yield value.blobFileValue
+
+
+@pytest.mark.parametrize("how", ["dot-dot name", "link"])
+def test_program_weights_outside_the_package_are_refused(tmp_path, how):
+    """@model_path/... must stay inside the .mlpackage, even where a valid weight file lies outside."""
+    keras.utils.set_random_seed(1)
+    path = tmp_path / "m.mlpackage"
+    convert(model_a(), "mlprogram").save(str(path))
+    model_dir = path / "Data" / "com.apple.CoreML"
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (model_dir / "weights" / "weight.bin").rename(outside / "weight.bin")
+    if how == "link":
+        (model_dir / "weights").rmdir()
+        (model_dir / "weights").symlink_to(outside, target_is_directory=True)
+    else:
+        spec = proto.model_pb2().Model.FromString((model_dir / "model.mlmodel").read_bytes())
+        for blob in _blob_values(spec):
+            blob.fileName = "@model_path/../../../outside/weight.bin"
+        (model_dir / "model.mlmodel").write_bytes(spec.SerializeToString())
+    with pytest.raises(KerasmlError, match="outside its .mlpackage"):
+        load_model(path)
+
+
+def test_fp16_overflow_is_refused_not_guessed():
+    """A finite result beyond fp16's range in an fp16 program: inf or the value, by compute unit."""
+    import coremltools as ct
+    from coremltools.converters.mil import Builder as mb
+
+    @mb.program(input_specs=[mb.TensorSpec(shape=(1, 3))], opset_version=ct.target.iOS15)
+    def program(x):
+        return mb.mul(x=x, y=np.float32(1000.0), name="scaled")
+
+    mlmodel = ct.convert(program, convert_to="mlprogram", compute_precision=ct.precision.FLOAT16, skip_model_load=True)
+    model = load_model(mlmodel)
+    output = next(iter(model.predict({"x": np.full((1, 1, 3), 60.0, np.float32)}).values()))
+    np.testing.assert_allclose(output, np.full((1, 1, 3), 60000.0), rtol=1e-3)  # in range: computed
+    with pytest.raises(UnsupportedModelError, match=r"'scaled\w*' \(mul\) computes 70000, beyond the fp16 range"):
+        model.predict({"x": np.full((1, 1, 3), 70.0, np.float32)})
+    inf = np.array([[[np.inf, 1.0, 2.0]]], np.float32)  # inf in, inf out: nothing overflowed
+    assert np.isinf(next(iter(model.predict({"x": inf}).values()))[0, 0, 0])
 
 
 def test_unsupported_op_names_op_and_type(tmp_path):

@@ -7,8 +7,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from kerasml.errors import KerasmlError
 from kerasml.runtime import UnsupportedModelError
-from kerasml.runtime.mil_ops import OPS, Args
+from kerasml.runtime.mil.args import Args
+from kerasml.runtime.registry import MIL_OPS as OPS
 
 RNG = np.random.default_rng(13)
 
@@ -97,3 +99,28 @@ def test_resample_reads_past_the_edges_through_the_padding_mode(sampling, paddin
                 padding_mode=padding, padding_value=np.float32(6.17), coordinates_mode=coords,
                 align_corners=np.bool_(align))
     np.testing.assert_allclose(y.ravel(), expected, atol=1e-4)
+
+
+def test_ios17_scatter_indices_must_lie_in_bounds():
+    """iOS 15's scatter counts -1 from the end; iOS 17's (with validate_indices) calls it out of
+    bounds: an error when validated, undefined (refused) when not."""
+    data, updates = np.zeros((1, 2, 3), np.float32), np.ones((1, 2, 3), np.float32)
+    common = dict(batched=("data", "updates"), data=data, updates=updates, mode="add", axis=np.int32(0))
+    (y,) = call("scatter", indices=np.array([-1, 0], np.int32), **common)
+    np.testing.assert_array_equal(y[0], [[1, 1, 1], [1, 1, 1]])
+    with pytest.raises(KerasmlError, match="index -1, out of bounds") as info:
+        call("scatter", indices=np.array([-1, 0], np.int32), validate_indices=True, **common)
+    assert not isinstance(info.value, UnsupportedModelError)
+    with pytest.raises(UnsupportedModelError, match="index 2, out of bounds without validate_indices"):
+        call("scatter", indices=np.array([2, 0], np.int32), validate_indices=False, **common)
+    (y,) = call("scatter", indices=np.array([1, 1], np.int32), validate_indices=True, **common)
+    np.testing.assert_array_equal(y[0], [[0, 0, 0], [2, 2, 2]])
+
+
+def test_reshape_zero_lines_up_from_the_right():
+    """iOS 17: [1, 0, -1, 0] on (2, 3) is (1, 1, 2, 3): the last 0 copies 3, the other has no axis (1)."""
+    x = np.arange(12, dtype=np.float32).reshape(2, 2, 3)  # two predictions of (2, 3)
+    (y,) = call("reshape", x=x, shape=np.array([1, 0, -1, 0], np.int32))
+    assert y.shape == (2, 1, 1, 2, 3)
+    (y,) = call("reshape", x=x, shape=np.array([0, 0], np.int32))  # same rank: axis by axis
+    assert y.shape == (2, 2, 3)

@@ -293,3 +293,29 @@ def test_l2_pooling_and_3d_layers():
     win = np.stack([v[0, 0, 0, :, i : i + 2, j : j + 2] for i in (0, 1) for j in (0, 1)])  # (4, 2, 2, 2)
     expected = np.einsum("kxyz,oxyz->ok", win, w[:, 0]).reshape(3, 1, 2, 2) + b[:, None, None, None]
     np.testing.assert_allclose(run(nn, v)[0, 0], expected, atol=1e-4)
+
+
+# -- scatter and gather ------------------------------------------------------------------------------
+def test_scatter_layers_combine_repeated_indices_in_turn():
+    data, updates = rand(2, 4, 3), rand(2, 3, 3)
+    indices = np.array([[1, -1, 1], [0, 0, 2]], np.float32)  # float blobs; 1 and 0 repeat: both updates add
+    nn = builder((4, 3), (3,), (3, 3))
+    nn.add_scatter("s", ["in0", "in1", "in2"], "out", axis=0, mode="ADD")
+    expected = data.copy()
+    for b in range(2):
+        np.add.at(expected[b], indices[b].astype(int), updates[b])
+    np.testing.assert_allclose(run(nn, data, indices, updates), expected, atol=1e-6)
+
+
+def test_scatter_nd_and_gather_nd():
+    data, updates = rand(1, 3, 4), rand(1, 2, 4)
+    indices = np.array([[[2], [0]]], np.float32)
+    nn = builder((3, 4), (2, 1), (2, 4))
+    nn.add_scatter_nd("s", ["in0", "in1", "in2"], "out", mode="UPDATE")
+    expected = data.copy()
+    expected[0, [2, 0]] = updates[0]
+    np.testing.assert_allclose(run(nn, data, indices, updates), expected)
+    points = np.array([[[2, 1], [0, 3]]], np.float32)
+    nn = builder((3, 4), (2, 2))
+    nn.add_gather_nd("g", ["in0", "in1"], "out")
+    np.testing.assert_allclose(run(nn, data, points), data[:, [2, 0], [1, 3]])

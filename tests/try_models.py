@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kerasml.runtime import _proto
+from kerasml.runtime import proto
 
 GRAYSCALE, RGB = 10, 20
 
@@ -37,7 +37,7 @@ def softmax_regression(steps: int = 100, rate: float = 2.0) -> tuple[np.ndarray,
 def classifier_spec(side: int, colour: int, labels: list, weights: np.ndarray, bias: np.ndarray,
                     metadata: dict | None = None, classifier: bool = True):
     """image (side x side, GRAYSCALE or RGB, pixels / 255) -> flatten -> dense -> softmax."""
-    spec = _proto.model_pb2().Model()
+    spec = proto.model_pb2().Model()
     spec.specificationVersion = 4
     image = spec.description.input.add()
     image.name = "image"

@@ -2,9 +2,16 @@
 
 `load_model(path)` reads a .mlmodel file or an .mlpackage folder (or a parsed spec) and returns a
 `CoreMLModel` whose `predict_probabilities(images)` and `predict(features)` follow the Core ML
-specification: NeuralNetwork layers and ML Program ops each have one small function in a table
-(`nn_layers.LAYERS`, `nn_layers_nd.LAYERS_ND`, `mil_ops.OPS`). Importing this package does not import
-TensorFlow or coremltools' converters: the protobuf classes are loaded on their own (see `_proto`).
+specification. The tree reads as the two formats:
+
+    model.py      load a spec, decode its inputs and outputs, pick an engine
+    nn/           NeuralNetwork: engine.py, weights.py, one module per layer family
+    mil/          ML Program: engine.py, values.py (constants, weight blobs), args.py, one module per op family
+    registry.py   NN_LAYERS and MIL_OPS: every layer and op registers itself there with a decorator
+    kernels.py, numerics.py, parallel.py   math and threading both formats share
+
+Importing this package does not import TensorFlow or coremltools' converters: the protobuf classes
+are loaded on their own (see `proto`).
 """
 
 from kerasml.runtime.errors import UnsupportedModelError

@@ -15,7 +15,7 @@ import numpy as np
 from kerasml.coreml.spec import (NN_TYPES, classifier_labels, image_colour, least_precise,
                                  main_weights, package_model_file, weight_class)
 from kerasml.errors import KerasmlError
-from kerasml.runtime import _proto
+from kerasml.runtime import proto
 from kerasml.runtime.errors import UnsupportedModelError
 from kerasml.runtime.parallel import parallel_map
 
@@ -46,7 +46,7 @@ def _read_spec(path: Path):
         raise KerasmlError(f"{path} does not exist; pass a .mlmodel file or an .mlpackage folder")
     if path.is_dir():
         path = package_model_file(path)
-    spec = _proto.model_pb2().Model()
+    spec = proto.model_pb2().Model()
     try:
         spec.ParseFromString(path.read_bytes())
     except Exception:  # protobuf's DecodeError and friends: the file is not (all) a Core ML model
@@ -61,7 +61,7 @@ def _read_spec(path: Path):
 def load_model(source) -> "CoreMLModel":
     """A runnable model from a .mlmodel file, an .mlpackage folder, a parsed `Model_pb2.Model` or a
     coremltools `MLModel` (as `convert` returns it, before saving)."""
-    if _proto.is_model_spec(source):
+    if proto.is_model_spec(source):
         return CoreMLModel(source, None)
     if hasattr(source, "get_spec") and hasattr(source, "weights_dir"):  # a coremltools MLModel
         weights = source.weights_dir
@@ -94,6 +94,8 @@ class CoreMLModel:
         self.spec_version = int(spec.specificationVersion)
         self.model_type = spec.WhichOneof("Type")
         description = spec.description
+        if not description.input:  # e.g. a program of constants only: nothing to batch predictions over
+            raise UnsupportedModelError("the model has no inputs; the kerasml runtime runs models that take one")
         self.input_name = description.input[0].name
         self.output_names = [o.name for o in description.output]
         self.probability_output = description.predictedProbabilitiesName or None

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from kerasml.runtime.mil_each import per_prediction
-from kerasml.runtime.mil_ops import Args, op
+from kerasml.runtime.mil.args import Args
+from kerasml.runtime.mil.per_prediction import per_prediction
+from kerasml.runtime.registry import MIL_OPS
 
 _RANGES = {"int8": (-128, 127), "uint8": (0, 255)}
 
@@ -25,7 +26,7 @@ def _along(args: Args, name: str, x: np.ndarray, default=None) -> np.ndarray:
     return value.reshape(shape)
 
 
-@op("quantize")
+@MIL_OPS.register("quantize")
 @per_prediction
 def quantize(args: Args) -> list:
     x = np.asarray(args.f32("input"), np.float32)
@@ -39,7 +40,7 @@ def quantize(args: Args) -> list:
     return [np.clip(q, *_RANGES[dtype]).astype(dtype)]
 
 
-@op("dequantize")
+@MIL_OPS.register("dequantize")
 @per_prediction
 def dequantize(args: Args) -> list:
     q = np.asarray(args.get("input")).astype(np.float32)

@@ -1,5 +1,5 @@
-"""ML Program normalisation ops: layer_norm, instance_norm, l2_norm, local_response_norm (batch_norm is
-in `mil_ops`), as coremltools' MIL definitions (ops/defs/iOS15/normalization.py)
+"""ML Program normalisation ops: softmax, batch_norm, layer_norm, instance_norm, l2_norm and
+local_response_norm, as coremltools' MIL definitions (ops/defs/iOS15/normalization.py)
 state them: biased variance, epsilon inside the square root, gamma/beta per channel (axis 1) or,
 for layer_norm, shaped like the normalised axes.
 """
@@ -8,16 +8,35 @@ from __future__ import annotations
 
 import numpy as np
 
-from kerasml.runtime import kernels
-from kerasml.runtime.mil_each import channel_param, per_prediction
-from kerasml.runtime.mil_ops import Args, op
+from kerasml.runtime import kernels, numerics
+from kerasml.runtime.mil.args import Args, batch_axis
+from kerasml.runtime.mil.per_prediction import channel_param, per_prediction
+from kerasml.runtime.registry import MIL_OPS
+
+
+@MIL_OPS.register("softmax")
+def softmax(args: Args) -> list:
+    x = args.f32("x")
+    return [numerics.softmax(x, batch_axis(args.scalar("axis", -1), x, args.batched("x")))]
+
+
+@MIL_OPS.register("batch_norm")
+def batch_norm(args: Args) -> list:
+    x, b = args.f32("x"), args.batched("x")
+    mean, var = args.f32("mean"), args.f32("variance")
+    gamma, beta = args.f32("gamma", None), args.f32("beta", None)
+    eps = np.float32(args.scalar("epsilon", 1e-5))
+    scale = (1 / np.sqrt(var + eps)) * (gamma if gamma is not None else 1)
+    shift = (beta if beta is not None else 0) - mean * scale
+    tail = (1,) * (x.ndim - b - 2)  # channels are axis 1 of each prediction
+    return [x * scale.reshape((-1,) + tail) + np.reshape(shift, (-1,) + tail)]
 
 
 def _eps(args: Args, default: float) -> np.float32:
     return np.float32(args.scalar("epsilon", default))
 
 
-@op("layer_norm")
+@MIL_OPS.register("layer_norm")
 @per_prediction
 def layer_norm(args: Args) -> list:
     x = np.asarray(args.f32("x"))
@@ -30,7 +49,7 @@ def layer_norm(args: Args) -> list:
     return [kernels.layer_norm(x, axes, gamma, beta, float(_eps(args, 1e-5)))]
 
 
-@op("instance_norm")
+@MIL_OPS.register("instance_norm")
 @per_prediction
 def instance_norm(args: Args) -> list:
     x = np.asarray(args.f32("x"))
@@ -43,7 +62,7 @@ def instance_norm(args: Args) -> list:
     return [y]
 
 
-@op("l2_norm")
+@MIL_OPS.register("l2_norm")
 @per_prediction
 def l2_norm(args: Args) -> list:
     """Over the last three axes (all of them for rank <= 3); leading axes are batches."""
@@ -52,7 +71,7 @@ def l2_norm(args: Args) -> list:
     return [x / np.sqrt(np.sum(x * x, axis=axes, keepdims=True) + _eps(args, 1e-6))]
 
 
-@op("local_response_norm")
+@MIL_OPS.register("local_response_norm")
 @per_prediction
 def local_response_norm(args: Args) -> list:
     """x / (k + alpha / size * sum of x^2 over channels c - size // 2 ... c + (size - 1) // 2)^beta."""

@@ -10,8 +10,10 @@ import itertools
 
 import numpy as np
 
-from kerasml.runtime.mil_each import per_prediction
-from kerasml.runtime.mil_ops import Args, op
+from kerasml.errors import KerasmlError
+from kerasml.runtime.mil.args import Args
+from kerasml.runtime.mil.per_prediction import per_prediction
+from kerasml.runtime.registry import MIL_OPS
 
 _MODES = {
     "add": np.add,
@@ -33,6 +35,23 @@ def _indices(args: Args) -> np.ndarray:
     return np.asarray(args.get("indices")).astype(np.int64)
 
 
+def _in_bounds(args: Args, indices: np.ndarray, sizes) -> np.ndarray:
+    """iOS 17's scatter ops (those with `validate_indices`) take indices 0 <= i < size only: negative
+    ones are out of bounds too. Out of bounds is an error when validated, and undefined (refused
+    here) when not. Earlier scatter ops count negative indices from the end, as NumPy does."""
+    if not args.has("validate_indices"):
+        return indices
+    bad = (indices < 0) | (indices >= np.asarray(sizes))
+    if bad.any():
+        value = int(indices[bad].flat[0])
+        if args.scalar("validate_indices"):
+            raise KerasmlError(f"op '{args.name}' ({args.kind}) got index {value}, out of bounds (validate_indices)")
+        raise args.unsupported(
+            f"index {value}, out of bounds without validate_indices (Core ML's result is undefined then)"
+        )
+    return indices
+
+
 def _batched(x: np.ndarray, indices: np.ndarray, batch_dims: int, fn) -> np.ndarray:
     """fn(x[b], indices[b]) for every index b of the first `batch_dims` axes, stacked back."""
     if batch_dims == 0:
@@ -42,7 +61,7 @@ def _batched(x: np.ndarray, indices: np.ndarray, batch_dims: int, fn) -> np.ndar
     return np.stack(parts).reshape(lead + parts[0].shape)
 
 
-@op("gather")
+@MIL_OPS.register("gather")
 @per_prediction
 def gather(args: Args) -> list:
     x, indices = np.asarray(args.get("x")), _indices(args)
@@ -51,14 +70,14 @@ def gather(args: Args) -> list:
     return [_batched(x, indices, batch_dims, lambda a, i: np.take(a, i, axis=axis))]
 
 
-@op("gather_along_axis")
+@MIL_OPS.register("gather_along_axis")
 @per_prediction
 def gather_along_axis(args: Args) -> list:
     x = np.asarray(args.get("x"))
     return [np.take_along_axis(x, _indices(args), axis=_axis(args.scalar("axis", 0), x.ndim))]
 
 
-@op("gather_nd")
+@MIL_OPS.register("gather_nd")
 @per_prediction
 def gather_nd(args: Args) -> list:
     x, indices = np.asarray(args.get("x")), _indices(args)
@@ -78,11 +97,12 @@ def _combine(args: Args, data: np.ndarray, where: tuple, updates: np.ndarray) ->
     return out
 
 
-@op("scatter")
+@MIL_OPS.register("scatter")
 @per_prediction
 def scatter(args: Args) -> list:
-    data, indices, updates = np.asarray(args.get("data")), _indices(args), np.asarray(args.get("updates"))
+    data, indices, updates = np.asarray(args.f32("data")), _indices(args), np.asarray(args.f32("updates"))
     axis = _axis(args.scalar("axis", 0), data.ndim)
+    indices = _in_bounds(args, indices, data.shape[axis])
     # updates has the shape of data with axis `axis` replaced by indices' shape
     grids = np.indices(updates.shape, sparse=True)
     placed = indices.reshape((1,) * axis + indices.shape + (1,) * (data.ndim - axis - 1))
@@ -90,18 +110,20 @@ def scatter(args: Args) -> list:
     return [_combine(args, data, where, updates)]
 
 
-@op("scatter_along_axis")
+@MIL_OPS.register("scatter_along_axis")
 @per_prediction
 def scatter_along_axis(args: Args) -> list:
-    data, indices, updates = np.asarray(args.get("data")), _indices(args), np.asarray(args.get("updates"))
+    data, indices, updates = np.asarray(args.f32("data")), _indices(args), np.asarray(args.f32("updates"))
     axis = _axis(args.scalar("axis", 0), data.ndim)
+    indices = _in_bounds(args, indices, data.shape[axis])
     grids = list(np.indices(indices.shape, sparse=True))
     grids[axis] = indices
     return [_combine(args, data, tuple(grids), updates)]
 
 
-@op("scatter_nd")
+@MIL_OPS.register("scatter_nd")
 @per_prediction
 def scatter_nd(args: Args) -> list:
-    data, indices, updates = np.asarray(args.get("data")), _indices(args), np.asarray(args.get("updates"))
+    data, indices, updates = np.asarray(args.f32("data")), _indices(args), np.asarray(args.f32("updates"))
+    indices = _in_bounds(args, indices, data.shape[: indices.shape[-1]])
     return [_combine(args, data, tuple(np.moveaxis(indices, -1, 0)), updates)]

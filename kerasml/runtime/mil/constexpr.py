@@ -1,12 +1,13 @@
 """ML Program ops that decompress weights (`constexpr_*`): always on constants, so the engine
-evaluates them once at load. Registered in `mil_ops.OPS` like every other op."""
+evaluates them once at load. Registered in `registry.MIL_OPS` like every other op."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from kerasml.runtime.mil_ops import Args, op
-from kerasml.runtime.mil_values import unpack_bits
+from kerasml.runtime.mil.args import Args
+from kerasml.runtime.mil.values import unpack_bits
+from kerasml.runtime.registry import MIL_OPS
 
 
 def _per_axis(values: np.ndarray, rank: int, axis: int) -> np.ndarray:
@@ -18,7 +19,7 @@ def _per_axis(values: np.ndarray, rank: int, axis: int) -> np.ndarray:
     return values.reshape(shape)
 
 
-@op("constexpr_affine_dequantize")
+@MIL_OPS.register("constexpr_affine_dequantize")
 def constexpr_affine_dequantize(args: Args) -> list:
     data = args.get("quantized_data")
     axis = int(args.scalar("axis", 0))
@@ -38,7 +39,7 @@ def _blockwise(param: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     return param
 
 
-@op("constexpr_blockwise_shift_scale")
+@MIL_OPS.register("constexpr_blockwise_shift_scale")
 def constexpr_blockwise_shift_scale(args: Args) -> list:
     data = args.get("data").astype(np.float32)
     offset = args.get("offset", None)
@@ -47,12 +48,12 @@ def constexpr_blockwise_shift_scale(args: Args) -> list:
     return [data * _blockwise(args.get("scale"), data.shape)]
 
 
-@op("constexpr_cast")
+@MIL_OPS.register("constexpr_cast")
 def constexpr_cast(args: Args) -> list:
     return [args.get("source_val").astype(np.float32)]
 
 
-@op("constexpr_lut_to_dense")
+@MIL_OPS.register("constexpr_lut_to_dense")
 def constexpr_lut_to_dense(args: Args) -> list:
     lut, indices = args.get("lut"), args.get("indices")
     if args.has("shape"):  # iOS 16: one flat table, indices packed into bytes
@@ -91,7 +92,7 @@ def _vector_mask(args: Args, mask: np.ndarray, lut: np.ndarray) -> np.ndarray:
     return np.repeat(mask, size, axis=int(args.scalar("vector_axis")) % mask.ndim)
 
 
-@op("constexpr_sparse_to_dense")
+@MIL_OPS.register("constexpr_sparse_to_dense")
 def constexpr_sparse_to_dense(args: Args) -> list:
     data, mask = args.get("nonzero_data"), args.get("mask")
     if args.has("shape"):  # iOS 16: a flat bitmask (one bit per element, least significant first)
@@ -102,7 +103,7 @@ def constexpr_sparse_to_dense(args: Args) -> list:
     return [dense]
 
 
-@op("constexpr_lut_to_sparse")
+@MIL_OPS.register("constexpr_lut_to_sparse")
 def constexpr_lut_to_sparse(args: Args) -> list:
     mask, lut = args.get("indices_mask"), args.get("lut")
     indices = np.zeros(mask.shape, np.int64)
@@ -111,7 +112,7 @@ def constexpr_lut_to_sparse(args: Args) -> list:
     return [out_mask, _lut_to_dense(args, lut, indices)[out_mask != 0]]
 
 
-@op("constexpr_sparse_blockwise_shift_scale")
+@MIL_OPS.register("constexpr_sparse_blockwise_shift_scale")
 def constexpr_sparse_blockwise_shift_scale(args: Args) -> list:
     mask = args.get("data_mask")
     data = np.zeros(mask.shape, np.float32)

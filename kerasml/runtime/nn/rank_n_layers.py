@@ -1,35 +1,20 @@
 """NeuralNetwork layers with rank-N semantics (specification 4 and later), one per layer type.
 
-Same contract as `nn_layers`: `compile_<type>(layer, name)` returns `run(inputs) -> outputs`; arrays
+Same contract as `rank5_layers`: `compile_<type>(layer, name)` returns `run(inputs) -> outputs`; arrays
 carry a leading axis of independent predictions, so a per-prediction `axis` moves up by one.
 """
 
 from __future__ import annotations
 
-from typing import Callable
-
 import numpy as np
 
-from kerasml.runtime import numerics, weights
-from kerasml.runtime.nn_layers import Run, _unsupported
+from kerasml.runtime import numerics
+from kerasml.runtime.nn import weights
+from kerasml.runtime.nn.common import Run, align_batches, batch_axis, unsupported
+from kerasml.runtime.registry import NN_LAYERS
 
 
-def _axis(axis: int, x: np.ndarray) -> int:
-    """A per-prediction axis (negative counts from the end) as an axis of the batched array."""
-    rank = x.ndim - 1
-    if not -rank <= axis < rank:
-        raise ValueError(f"axis {axis} is out of range for rank {rank}")
-    return axis + rank + 1 if axis < 0 else axis + 1
-
-
-def _align(arrays: list[np.ndarray]) -> list[np.ndarray]:
-    """Give every operand the same per-prediction rank (new axes go after the batch axis)."""
-    rank = max(a.ndim for a in arrays)
-    arrays = [a.reshape(a.shape[:1] + (1,) * (rank - a.ndim) + a.shape[1:]) for a in arrays]
-    n = max(a.shape[0] for a in arrays)  # constants carry a batch of one: repeat them for every prediction
-    return [np.broadcast_to(a, (n,) + a.shape[1:]) if a.shape[0] == 1 and n > 1 else a for a in arrays]
-
-
+@NN_LAYERS.register("transpose")
 def compile_transpose(layer, name: str) -> Run:
     axes = tuple(layer.transpose.axes)
     perm = (0,) + tuple(a + 1 for a in axes)
@@ -42,11 +27,13 @@ def compile_transpose(layer, name: str) -> Run:
     return run
 
 
+@NN_LAYERS.register("reshapeStatic")
 def compile_reshapeStatic(layer, name: str) -> Run:
     target = tuple(layer.reshapeStatic.targetShape)
     return lambda inputs: [inputs[0].reshape((inputs[0].shape[0],) + target)]
 
 
+@NN_LAYERS.register("flattenTo2D")
 def compile_flattenTo2D(layer, name: str) -> Run:
     axis = layer.flattenTo2D.axis
 
@@ -61,14 +48,15 @@ def compile_flattenTo2D(layer, name: str) -> Run:
     return run
 
 
+@NN_LAYERS.register("batchedMatmul")
 def compile_batchedMatmul(layer, name: str) -> Run:
     p = layer.batchedMatmul
     if p.int8DynamicQuantize:
-        raise _unsupported(name, "batchedMatmul", "int8 dynamic quantization")
+        raise unsupported(name, "batchedMatmul", "int8 dynamic quantization")
     if len(layer.input) == 2:
 
         def run_two(inputs):
-            a, b = _align(list(inputs))
+            a, b = align_batches(list(inputs))
             if p.transposeA:
                 a = np.swapaxes(a, -1, -2)
             if p.transposeB:
@@ -94,11 +82,13 @@ def compile_batchedMatmul(layer, name: str) -> Run:
     return run
 
 
+@NN_LAYERS.register("softmaxND")
 def compile_softmaxND(layer, name: str) -> Run:
     axis = layer.softmaxND.axis
-    return lambda inputs: [numerics.softmax(inputs[0], _axis(axis, inputs[0]))]
+    return lambda inputs: [numerics.softmax(inputs[0], batch_axis(axis, inputs[0]))]
 
 
+@NN_LAYERS.register("squeeze")
 def compile_squeeze(layer, name: str) -> Run:
     p = layer.squeeze
 
@@ -106,11 +96,12 @@ def compile_squeeze(layer, name: str) -> Run:
         x = inputs[0]
         if p.squeezeAll:
             return [x.reshape(x.shape[:1] + tuple(d for d in x.shape[1:] if d != 1))]
-        return [np.squeeze(x, axis=tuple(_axis(a, x) for a in p.axes))]
+        return [np.squeeze(x, axis=tuple(batch_axis(a, x) for a in p.axes))]
 
     return run
 
 
+@NN_LAYERS.register("expandDims")
 def compile_expandDims(layer, name: str) -> Run:
     axes = list(layer.expandDims.axes)
 
@@ -123,12 +114,13 @@ def compile_expandDims(layer, name: str) -> Run:
     return run
 
 
+@NN_LAYERS.register("concatND")
 def compile_concatND(layer, name: str) -> Run:
     axis, interleave = layer.concatND.axis, layer.concatND.interleave
 
     def run(inputs):
-        arrays = _align(list(inputs))
-        a = _axis(axis, arrays[0])
+        arrays = align_batches(list(inputs))
+        a = batch_axis(axis, arrays[0])
         if not interleave:
             return [np.concatenate(arrays, axis=a)]
         if any(x.shape != arrays[0].shape for x in arrays):  # the spec requires identical shapes
@@ -142,6 +134,7 @@ def compile_concatND(layer, name: str) -> Run:
     return run
 
 
+@NN_LAYERS.register("loadConstantND")
 def compile_loadConstantND(layer, name: str) -> Run:
     p = layer.loadConstantND
     shape = tuple(p.shape)
@@ -154,6 +147,7 @@ def _per_prediction(inputs: list, fn) -> np.ndarray:
     return np.stack([fn(x[None], *(p.ravel() for p in params)) for x, *params in zip(*inputs)])[:, 0]
 
 
+@NN_LAYERS.register("tile")
 def compile_tile(layer, name: str) -> Run:
     fixed = list(layer.tile.reps)
 
@@ -167,6 +161,7 @@ def compile_tile(layer, name: str) -> Run:
     return lambda inputs: [tile(inputs[0], fixed)]
 
 
+@NN_LAYERS.register("sliceDynamic")
 def compile_sliceDynamic(layer, name: str) -> Run:
     p = layer.sliceDynamic
     count = len(layer.input)
@@ -191,6 +186,7 @@ def compile_sliceDynamic(layer, name: str) -> Run:
     return lambda inputs: [_per_prediction(inputs, slice_one)]
 
 
+@NN_LAYERS.register("sliceStatic")
 def compile_sliceStatic(layer, name: str) -> Run:
     p = layer.sliceStatic
     rank = len(p.beginIds)
@@ -205,19 +201,3 @@ def compile_sliceStatic(layer, name: str) -> Run:
         ]
 
     return run
-
-
-LAYERS_ND: dict[str, Callable[..., Run]] = {
-    "transpose": compile_transpose,
-    "reshapeStatic": compile_reshapeStatic,
-    "flattenTo2D": compile_flattenTo2D,
-    "batchedMatmul": compile_batchedMatmul,
-    "softmaxND": compile_softmaxND,
-    "squeeze": compile_squeeze,
-    "expandDims": compile_expandDims,
-    "concatND": compile_concatND,
-    "loadConstantND": compile_loadConstantND,
-    "tile": compile_tile,
-    "sliceStatic": compile_sliceStatic,
-    "sliceDynamic": compile_sliceDynamic,
-}

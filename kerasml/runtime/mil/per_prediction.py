@@ -12,30 +12,16 @@ import functools
 
 import numpy as np
 
-from kerasml.runtime.mil_ops import Args
-
-
-def _batch_size(args: Args) -> int | None:
-    for param, flags in args._flags.items():
-        for value, flag in zip(args._values[param], flags):
-            if flag:
-                return len(value)
-    return None
+from kerasml.runtime.mil.args import Args
 
 
 def per_prediction(fn):
     @functools.wraps(fn)
     def run(args: Args) -> list:
-        n = _batch_size(args)
+        n = args.batch_size()
         if n is None:
             return fn(args)
-        per_item = []
-        for i in range(n):
-            values = {
-                p: [v[i] if f else v for v, f in zip(vals, args._flags[p])] for p, vals in args._values.items()
-            }
-            flags = {p: [False] * len(vals) for p, vals in args._values.items()}
-            per_item.append(fn(Args(args.name, args.kind, values, flags, args.dtypes, None)))
+        per_item = [fn(args.prediction(i)) for i in range(n)]
         return [np.stack([np.asarray(r[k]) for r in per_item]) for k in range(len(per_item[0]))]
 
     return run

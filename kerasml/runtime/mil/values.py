@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from kerasml.errors import KerasmlError
-from kerasml.runtime import _proto
+from kerasml.runtime import proto
 from kerasml.runtime.errors import UnsupportedModelError
 
 # MIL data type name -> (numpy dtype, bits per element when packed below a byte)
@@ -42,7 +42,7 @@ _SENTINEL = 0xDEADBEEF
 
 
 def dtype_name(code: int) -> str:
-    return _proto.mil_pb2().DataType.Name(code)
+    return proto.mil_pb2().DataType.Name(code)
 
 
 def numpy_dtype(code: int):

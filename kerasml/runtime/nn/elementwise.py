@@ -1,7 +1,7 @@
 """Elementwise NeuralNetwork layers: rank-5 scale, bias, unary functions and the average/max/min
 merges (older Keras converters wrote them), and the rank-N (specification 4+) unary math,
 broadcasting arithmetic, comparisons, logical operators, clip and where. Same contract as
-`nn_layers`; comparisons and logical operators return 1.0 / 0.0 as Core ML does."""
+`rank5_layers`; comparisons and logical operators return 1.0 / 0.0 as Core ML does."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ from typing import Callable
 
 import numpy as np
 
-from kerasml.runtime import weights
-from kerasml.runtime.nn_layers import Run, _unsupported, align_ranks
+from kerasml.runtime.nn import weights
+from kerasml.runtime.nn.common import Run, align_ranks, unsupported
+from kerasml.runtime.registry import NN_LAYERS
 
 
 def _broadcast_shape(shape, name: str, what: str) -> tuple[int, ...]:
@@ -23,6 +24,7 @@ def _broadcast_shape(shape, name: str, what: str) -> tuple[int, ...]:
     raise ValueError(f"layer '{name}': {what} shape {shape} must have 1 or 3 values")
 
 
+@NN_LAYERS.register("scale")
 def compile_scale(layer, name: str) -> Run:
     p = layer.scale
     shape = _broadcast_shape(p.shapeScale, name, "scale")
@@ -39,6 +41,7 @@ def compile_scale(layer, name: str) -> Run:
     return run
 
 
+@NN_LAYERS.register("bias")
 def compile_bias(layer, name: str) -> Run:
     p = layer.bias
     shape = _broadcast_shape(p.shape, name, "bias")
@@ -59,11 +62,12 @@ _UNARY: dict[int, Callable] = {
 }
 
 
+@NN_LAYERS.register("unary")
 def compile_unary(layer, name: str) -> Run:
     p = layer.unary
     fn = _UNARY.get(p.type)
     if fn is None:
-        raise _unsupported(name, "unary", f"unary function {p.type}")
+        raise unsupported(name, "unary", f"unary function {p.type}")
     # The spec: scale "defaults to 1.0 if not set or set to 0", epsilon to 1e-6 likewise
     scale, shift, eps = np.float32(p.scale or 1.0), np.float32(p.shift), np.float32(p.epsilon or 1e-6)
     return lambda inputs: [np.asarray(fn(scale * inputs[0] + shift, p, eps), np.float32)]
@@ -120,11 +124,13 @@ def _logical(op, arity: int) -> Callable[..., Run]:
     return compile_
 
 
+@NN_LAYERS.register("clip")
 def compile_clip(layer, name: str) -> Run:
     lo, hi = np.float32(layer.clip.minVal), np.float32(layer.clip.maxVal)
     return lambda inputs: [np.minimum(np.maximum(inputs[0], lo), hi)]
 
 
+@NN_LAYERS.register("whereBroadcastable")
 def compile_whereBroadcastable(layer, name: str) -> Run:
     def run(inputs):
         cond, x, y = align_ranks(list(inputs))
@@ -138,49 +144,42 @@ def _safe_divide(a, b):
         return np.divide(a, b)
 
 
-LAYERS_ELEMENTWISE: dict[str, Callable[..., Run]] = {
-    "scale": compile_scale,
-    "bias": compile_bias,
-    "unary": compile_unary,
-    "average": _merge(lambda xs: sum(xs[1:], xs[0]) / np.float32(len(xs))),
-    "max": _merge(lambda xs: np.maximum.reduce(np.broadcast_arrays(*xs))),
-    "min": _merge(lambda xs: np.minimum.reduce(np.broadcast_arrays(*xs))),
-    "clip": compile_clip,
-    "ceil": _unary(np.ceil),
-    "floor": _unary(np.floor),
-    "sign": _unary(np.sign),
-    "round": _unary(np.round),  # halves to even: Core ML documents round(0.5) = 0
-    "exp2": _unary(np.exp2),
-    "sin": _unary(np.sin),
-    "cos": _unary(np.cos),
-    "tan": _unary(np.tan),
-    "asin": _unary(np.arcsin),
-    "acos": _unary(np.arccos),
-    "atan": _unary(np.arctan),
-    "sinh": _unary(np.sinh),
-    "cosh": _unary(np.cosh),
-    "tanh": _unary(np.tanh),
-    "asinh": _unary(np.arcsinh),
-    "acosh": _unary(np.arccosh),
-    "atanh": _unary(np.arctanh),
-    "addBroadcastable": _broadcastable(np.add),
-    "subtractBroadcastable": _broadcastable(np.subtract),
-    "multiplyBroadcastable": _broadcastable(np.multiply),
-    "divideBroadcastable": _broadcastable(_safe_divide),
-    "maxBroadcastable": _broadcastable(np.maximum),
-    "minBroadcastable": _broadcastable(np.minimum),
-    "powBroadcastable": _broadcastable(np.power),
-    "modBroadcastable": _broadcastable(np.mod),  # the sign of the divisor, as MIL's mod
-    "floorDivBroadcastable": _broadcastable(np.floor_divide),
-    "equal": _compare(np.equal),
-    "notEqual": _compare(np.not_equal),
-    "lessThan": _compare(np.less),
-    "lessEqual": _compare(np.less_equal),
-    "greaterThan": _compare(np.greater),
-    "greaterEqual": _compare(np.greater_equal),
-    "logicalAnd": _logical(np.logical_and, 2),
-    "logicalOr": _logical(np.logical_or, 2),
-    "logicalXor": _logical(np.logical_xor, 2),
-    "logicalNot": _logical(np.logical_not, 1),
-    "whereBroadcastable": compile_whereBroadcastable,
-}
+NN_LAYERS.add("average", _merge(lambda xs: sum(xs[1:], xs[0]) / np.float32(len(xs))))
+NN_LAYERS.add("max", _merge(lambda xs: np.maximum.reduce(np.broadcast_arrays(*xs))))
+NN_LAYERS.add("min", _merge(lambda xs: np.minimum.reduce(np.broadcast_arrays(*xs))))
+NN_LAYERS.add("ceil", _unary(np.ceil))
+NN_LAYERS.add("floor", _unary(np.floor))
+NN_LAYERS.add("sign", _unary(np.sign))
+NN_LAYERS.add("round", _unary(np.round))  # halves to even: Core ML documents round(0.5) = 0
+NN_LAYERS.add("exp2", _unary(np.exp2))
+NN_LAYERS.add("sin", _unary(np.sin))
+NN_LAYERS.add("cos", _unary(np.cos))
+NN_LAYERS.add("tan", _unary(np.tan))
+NN_LAYERS.add("asin", _unary(np.arcsin))
+NN_LAYERS.add("acos", _unary(np.arccos))
+NN_LAYERS.add("atan", _unary(np.arctan))
+NN_LAYERS.add("sinh", _unary(np.sinh))
+NN_LAYERS.add("cosh", _unary(np.cosh))
+NN_LAYERS.add("tanh", _unary(np.tanh))
+NN_LAYERS.add("asinh", _unary(np.arcsinh))
+NN_LAYERS.add("acosh", _unary(np.arccosh))
+NN_LAYERS.add("atanh", _unary(np.arctanh))
+NN_LAYERS.add("addBroadcastable", _broadcastable(np.add))
+NN_LAYERS.add("subtractBroadcastable", _broadcastable(np.subtract))
+NN_LAYERS.add("multiplyBroadcastable", _broadcastable(np.multiply))
+NN_LAYERS.add("divideBroadcastable", _broadcastable(_safe_divide))
+NN_LAYERS.add("maxBroadcastable", _broadcastable(np.maximum))
+NN_LAYERS.add("minBroadcastable", _broadcastable(np.minimum))
+NN_LAYERS.add("powBroadcastable", _broadcastable(np.power))
+NN_LAYERS.add("modBroadcastable", _broadcastable(np.mod))  # the sign of the divisor, as MIL's mod
+NN_LAYERS.add("floorDivBroadcastable", _broadcastable(np.floor_divide))
+NN_LAYERS.add("equal", _compare(np.equal))
+NN_LAYERS.add("notEqual", _compare(np.not_equal))
+NN_LAYERS.add("lessThan", _compare(np.less))
+NN_LAYERS.add("lessEqual", _compare(np.less_equal))
+NN_LAYERS.add("greaterThan", _compare(np.greater))
+NN_LAYERS.add("greaterEqual", _compare(np.greater_equal))
+NN_LAYERS.add("logicalAnd", _logical(np.logical_and, 2))
+NN_LAYERS.add("logicalOr", _logical(np.logical_or, 2))
+NN_LAYERS.add("logicalXor", _logical(np.logical_xor, 2))
+NN_LAYERS.add("logicalNot", _logical(np.logical_not, 1))

@@ -14,7 +14,8 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from kerasml.runtime import kernels, numerics
-from kerasml.runtime.mil_ops import OPS, Args, op
+from kerasml.runtime.mil.args import Args
+from kerasml.runtime.registry import MIL_OPS
 
 
 def _pads(args: Args, sizes, kernel, strides, dilations) -> list[tuple[int, int]]:
@@ -81,7 +82,7 @@ def conv_nd(x, w, bias, strides, dilations, pads, groups, ws=None) -> np.ndarray
     return out + bias.reshape(-1, 1, 1, 1) if bias is not None else out
 
 
-@op("conv")
+@MIL_OPS.register("conv")
 def conv(args: Args) -> list:
     x, w = np.asarray(args.f32("x")), np.asarray(args.f32("weight"))
     if args.batched("weight"):  # weights computed per prediction (iOS 17): one prediction at a time
@@ -100,7 +101,7 @@ def _conv_one(args: Args, x: np.ndarray, w: np.ndarray, ws=None) -> np.ndarray:
     return y.reshape(lead + y.shape[1:])
 
 
-@op("conv_transpose")
+@MIL_OPS.register("conv_transpose")
 def conv_transpose(args: Args) -> list:
     x, w = np.asarray(args.f32("x")), np.asarray(args.f32("weight"))
     if args.batched("weight"):
@@ -216,6 +217,6 @@ def pool_nd(x, kind, kernel, strides, pads, out, exclude) -> np.ndarray:
     return win.sum(axis=window_axes) / np.maximum(cwin.sum(axis=window_axes), 1)
 
 
-OPS["max_pool"] = _pool("max")
-OPS["avg_pool"] = _pool("avg")
-OPS["l2_pool"] = _pool("l2")
+MIL_OPS.add("max_pool", _pool("max"))
+MIL_OPS.add("avg_pool", _pool("avg"))
+MIL_OPS.add("l2_pool", _pool("l2"))

@@ -7,22 +7,13 @@ predictions, then the per-prediction Core ML shape whose last three axes are (C,
 
 from __future__ import annotations
 
-from typing import Callable
-
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from kerasml.runtime import kernels, numerics, weights
-from kerasml.runtime.errors import UnsupportedModelError
-
-Run = Callable[[list], list]
-
-
-def _unsupported(name: str, kind: str, what: str) -> UnsupportedModelError:
-    return UnsupportedModelError(
-        f"layer '{name}' ({kind}) uses {what}, which the kerasml runtime does not implement; "
-        "convert the model without it or check it on macOS with coremltools"
-    )
+from kerasml.runtime import kernels, numerics
+from kerasml.runtime.nn import weights
+from kerasml.runtime.nn.common import Run, align_ranks, border, pair, unsupported
+from kerasml.runtime.registry import NN_LAYERS
 
 
 def _as_images(x: np.ndarray) -> tuple[np.ndarray, tuple[int, ...]]:
@@ -30,21 +21,6 @@ def _as_images(x: np.ndarray) -> tuple[np.ndarray, tuple[int, ...]]:
     if x.ndim < 4:
         raise ValueError(f"expected a (C, H, W) input per prediction, got shape {x.shape[1:]}")
     return x.reshape((-1,) + x.shape[-3:]), x.shape[:-3]
-
-
-def _border(amounts, name: str) -> tuple[int, int, int, int]:
-    """ValidPadding/PaddingLayer `borderAmounts` [height, width] as (top, bottom, left, right)."""
-    edges = list(amounts.borderAmounts)
-    if not edges:
-        return (0, 0, 0, 0)
-    if len(edges) != 2:
-        raise ValueError(f"layer '{name}': {len(edges)} border amounts, expected 2 (height, width)")
-    return (edges[0].startEdgeSize, edges[0].endEdgeSize, edges[1].startEdgeSize, edges[1].endEdgeSize)
-
-
-def _pair(values, default: int) -> tuple[int, int]:
-    values = list(values)
-    return (values[0], values[1]) if values else (default, default)
 
 
 def _deconvolution_crop(p, name: str, full: tuple[int, int], out: tuple[int, int]) -> tuple[int, int, int, int]:
@@ -55,18 +31,18 @@ def _deconvolution_crop(p, name: str, full: tuple[int, int], out: tuple[int, int
             small = max(total, 0) // 2
             crops += [max(total, 0) - small, small] if p.same.asymmetryMode == 1 else [small, max(total, 0) - small]
         return tuple(crops)
-    return _border(p.valid.paddingAmounts, name)
+    return border(p.valid.paddingAmounts, name)
 
 
 def _compile_deconvolution(p, name: str, kernel: tuple[int, int], stride: tuple[int, int], groups: int) -> Run:
-    if _pair(p.dilationFactor, 1) != (1, 1):  # the spec says Core ML ignores it: refuse rather than guess
-        raise _unsupported(name, "convolution", "a dilation factor on a deconvolution")
+    if pair(p.dilationFactor, 1) != (1, 1):  # the spec says Core ML ignores it: refuse rather than guess
+        raise unsupported(name, "convolution", "a dilation factor on a deconvolution")
     kh, kw = kernel
     w = weights.decode(
         p.weights, (p.kernelChannels, p.outputChannels // groups, kh, kw), f"layer '{name}' weights"
     )
     bias = weights.vector(p.bias, p.outputChannels, f"layer '{name}' bias") if p.hasBias else None
-    fixed_out = _pair(p.outputShape, 0) if list(p.outputShape) else None
+    fixed_out = pair(p.outputShape, 0) if list(p.outputShape) else None
 
     def run(inputs):
         x, lead = _as_images(inputs[0])
@@ -77,7 +53,7 @@ def _compile_deconvolution(p, name: str, kernel: tuple[int, int], stride: tuple[
         elif p.WhichOneof("ConvolutionPaddingType") == "same":
             out = (h * stride[0], wd * stride[1])
         else:
-            top, bottom, left, right = _border(p.valid.paddingAmounts, name)
+            top, bottom, left, right = border(p.valid.paddingAmounts, name)
             out = (full[0] - top - bottom, full[1] - left - right)
         crop = _deconvolution_crop(p, name, full, out)
         y = kernels.conv_transpose2d(x, w, bias, stride=stride, crop=crop, out_size=out, groups=groups)
@@ -86,20 +62,21 @@ def _compile_deconvolution(p, name: str, kernel: tuple[int, int], stride: tuple[
     return run
 
 
+@NN_LAYERS.register("convolution")
 def compile_convolution(layer, name: str) -> Run:
     p = layer.convolution
-    kh, kw = _pair(p.kernelSize, 3)
-    stride, dilation, groups = _pair(p.stride, 1), _pair(p.dilationFactor, 1), p.nGroups or 1
+    kh, kw = pair(p.kernelSize, 3)
+    stride, dilation, groups = pair(p.stride, 1), pair(p.dilationFactor, 1), p.nGroups or 1
     if p.isDeconvolution:
         if len(layer.input) != 1:
-            raise _unsupported(name, "convolution", "deconvolution weights given as a second input")
+            raise unsupported(name, "convolution", "deconvolution weights given as a second input")
         return _compile_deconvolution(p, name, (kh, kw), stride, groups)
     shape = (p.outputChannels, p.kernelChannels, kh, kw)
     dynamic = len(layer.input) == 2  # spec 4+: the weights arrive as a second input
     w = None if dynamic else weights.decode(p.weights, shape, f"layer '{name}' weights")
     bias = weights.vector(p.bias, p.outputChannels, f"layer '{name}' bias") if p.hasBias else None
     padding = p.WhichOneof("ConvolutionPaddingType")
-    fixed = _border(p.valid.paddingAmounts, name) if padding == "valid" else None
+    fixed = border(p.valid.paddingAmounts, name) if padding == "valid" else None
     top_heavy = padding == "same" and p.same.asymmetryMode == 1
     ws = numerics.Workspace()
 
@@ -131,10 +108,10 @@ def _pool_geometry(p, h: int, w: int, kernel, stride, name: str):
         pads += numerics.same_pads(w, kernel[1], stride[1], top_heavy=top_heavy)
         return pads, (-(-h // stride[0]), -(-w // stride[1]))
     if padding == "includeLastPixel":  # Caffe's rounding: the last window may hang over the edge
-        ph, pw = _pair(p.includeLastPixel.paddingAmounts, 0)
+        ph, pw = pair(p.includeLastPixel.paddingAmounts, 0)
         out_h = numerics.pool_out_size(h, kernel[0], stride[0], ph, ph, ceil=True)
         return (ph, ph, pw, pw), (out_h, numerics.pool_out_size(w, kernel[1], stride[1], pw, pw, ceil=True))
-    pads = _border(p.valid.paddingAmounts, name)
+    pads = border(p.valid.paddingAmounts, name)
     out_h = numerics.pool_out_size(h, kernel[0], stride[0], pads[0], pads[1], ceil=False)
     return pads, (out_h, numerics.pool_out_size(w, kernel[1], stride[1], pads[2], pads[3], ceil=False))
 
@@ -150,13 +127,14 @@ def _l2_pool(x: np.ndarray, kernel, stride, pads, out) -> np.ndarray:
     return np.sqrt(windows.sum(axis=(-2, -1), dtype=np.float32))
 
 
+@NN_LAYERS.register("pooling")
 def compile_pooling(layer, name: str) -> Run:
     p = layer.pooling
     kinds = {0: "max", 1: "avg", 2: "l2"}
     if p.type not in kinds:
-        raise _unsupported(name, "pooling", f"pooling type {p.type}")
+        raise unsupported(name, "pooling", f"pooling type {p.type}")
     kind = kinds[p.type]
-    kernel, stride = _pair(p.kernelSize, 3), _pair(p.stride, 1)
+    kernel, stride = pair(p.kernelSize, 3), pair(p.stride, 1)
     ws = numerics.Workspace()
 
     def make_run(floor: float | None) -> Run:
@@ -189,10 +167,11 @@ def _channel_axis(x: np.ndarray, kind: str) -> int:
     return x.ndim - 3 if x.ndim >= 4 else x.ndim - 1
 
 
+@NN_LAYERS.register("innerProduct")
 def compile_innerProduct(layer, name: str) -> Run:
     p = layer.innerProduct
     if p.int8DynamicQuantize:
-        raise _unsupported(name, "innerProduct", "int8 dynamic quantization")
+        raise unsupported(name, "innerProduct", "int8 dynamic quantization")
     w = weights.decode(p.weights, (p.outputChannels, p.inputChannels), f"layer '{name}' weights")
     wt = np.ascontiguousarray(w.T)
     bias = weights.vector(p.bias, p.outputChannels, f"layer '{name}' bias") if p.hasBias else None
@@ -219,10 +198,12 @@ def compile_innerProduct(layer, name: str) -> Run:
     return run
 
 
+@NN_LAYERS.register("softmax")
 def compile_softmax(layer, name: str) -> Run:
     return lambda inputs: [numerics.softmax(inputs[0], _channel_axis(inputs[0], "softmax"))]
 
 
+@NN_LAYERS.register("flatten")
 def compile_flatten(layer, name: str) -> Run:
     channel_last = layer.flatten.mode == 1
 
@@ -236,6 +217,7 @@ def compile_flatten(layer, name: str) -> Run:
     return run
 
 
+@NN_LAYERS.register("reshape")
 def compile_reshape(layer, name: str) -> Run:
     p = layer.reshape
     target = tuple(p.targetShape)
@@ -258,6 +240,7 @@ def compile_reshape(layer, name: str) -> Run:
     return run
 
 
+@NN_LAYERS.register("permute")
 def compile_permute(layer, name: str) -> Run:
     axes = tuple(layer.permute.axis)
     if sorted(axes) != [0, 1, 2, 3]:
@@ -273,6 +256,7 @@ def compile_permute(layer, name: str) -> Run:
     return run
 
 
+@NN_LAYERS.register("batchnorm")
 def compile_batchnorm(layer, name: str) -> Run:
     p = layer.batchnorm
     c = p.channels
@@ -280,7 +264,7 @@ def compile_batchnorm(layer, name: str) -> Run:
     beta = weights.vector(p.beta, c, f"layer '{name}' beta")
     if p.computeMeanVar:
         if not p.instanceNormalization:
-            raise _unsupported(name, "batchnorm", "mean and variance computed over the batch")
+            raise unsupported(name, "batchnorm", "mean and variance computed over the batch")
         eps = np.float32(p.epsilon)
 
         def run_instance(inputs):
@@ -306,14 +290,6 @@ def compile_batchnorm(layer, name: str) -> Run:
     return run
 
 
-def align_ranks(arrays: list[np.ndarray]) -> list[np.ndarray]:
-    """Give every operand the same per-prediction rank (new axes go after the batch axis), so
-    operands of different ranks broadcast per prediction, never across predictions: a (N, 16)
-    blob plus a (N, 1, 16) one is (N, 1, 16), not (N, N, 16)."""
-    rank = max(a.ndim for a in arrays)
-    return [a.reshape(a.shape[:1] + (1,) * (rank - a.ndim) + a.shape[1:]) for a in arrays]
-
-
 def _elementwise(layer, name: str, kind: str, op) -> Run:
     alpha = np.float32(getattr(layer, kind).alpha)
 
@@ -329,14 +305,17 @@ def _elementwise(layer, name: str, kind: str, op) -> Run:
     return run
 
 
+@NN_LAYERS.register("add")
 def compile_add(layer, name: str) -> Run:
     return _elementwise(layer, name, "add", np.add)
 
 
+@NN_LAYERS.register("multiply")
 def compile_multiply(layer, name: str) -> Run:
     return _elementwise(layer, name, "multiply", np.multiply)
 
 
+@NN_LAYERS.register("concat")
 def compile_concat(layer, name: str) -> Run:
     if layer.concat.sequenceConcat:  # along axis -5, the sequence axis of rank-5 blobs
 
@@ -354,10 +333,11 @@ def compile_concat(layer, name: str) -> Run:
     return run
 
 
+@NN_LAYERS.register("padding")
 def compile_padding(layer, name: str) -> Run:
     p = layer.padding
     kind = p.WhichOneof("PaddingType")
-    top, bottom, left, right = _border(p.paddingAmounts, name)
+    top, bottom, left, right = border(p.paddingAmounts, name)
     mode = {"constant": "constant", "reflection": "reflect", "replication": "edge"}[kind or "constant"]
     extra = {"constant_values": p.constant.value} if mode == "constant" else {}
 
@@ -367,19 +347,3 @@ def compile_padding(layer, name: str) -> Run:
         return [np.pad(x, width, mode=mode, **extra)]
 
     return run
-
-
-LAYERS: dict[str, Callable[..., Run]] = {
-    "convolution": compile_convolution,
-    "pooling": compile_pooling,
-    "innerProduct": compile_innerProduct,
-    "softmax": compile_softmax,
-    "flatten": compile_flatten,
-    "reshape": compile_reshape,
-    "permute": compile_permute,
-    "batchnorm": compile_batchnorm,
-    "add": compile_add,
-    "multiply": compile_multiply,
-    "concat": compile_concat,
-    "padding": compile_padding,
-}

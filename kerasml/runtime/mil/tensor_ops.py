@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from kerasml.runtime.mil_each import per_prediction
-from kerasml.runtime.mil_ops import OPS, Args, op
+from kerasml.runtime.mil.args import Args
+from kerasml.runtime.mil.per_prediction import per_prediction
+from kerasml.runtime.registry import MIL_OPS
 
 
 def _axis(axis: int, rank: int) -> int:
@@ -25,14 +26,18 @@ def _x(args: Args, name: str = "x") -> np.ndarray:
     return np.asarray(args.f32(name))
 
 
-@op("reshape")
+@MIL_OPS.register("reshape")
 def reshape(args: Args) -> list:
-    """0 in the shape copies the input's size on that axis (iOS 15-16), -1 takes what is left."""
+    """0 in the shape copies the input's size on the axis it lines up with counting from the right,
+    or 1 where none does (iOS 17; iOS 15-16 allow 0 only where shape and input have the same rank,
+    where both rules agree); -1 takes what is left."""
     if args.batched("shape"):
         return _reshape_each(args)
     x, b = args.get("x"), args.batched("x")
     example = x.shape[1:] if b else x.shape
-    target = [example[i] if s == 0 else s for i, s in enumerate(args.ints("shape"))]
+    shape = args.ints("shape")
+    lined_up = [len(example) - len(shape) + i for i in range(len(shape))]
+    target = [s if s != 0 else (example[j] if 0 <= j < len(example) else 1) for s, j in zip(shape, lined_up)]
     return [x.reshape(((x.shape[0],) if b else ()) + tuple(target))]
 
 
@@ -41,7 +46,7 @@ def _reshape_each(args: Args) -> list:
     return reshape(args)
 
 
-@op("slice_by_size")
+@MIL_OPS.register("slice_by_size")
 @per_prediction
 def slice_by_size(args: Args) -> list:
     x = np.asarray(args.get("x"))
@@ -53,7 +58,7 @@ def slice_by_size(args: Args) -> list:
     return [x[index]]
 
 
-@op("split")
+@MIL_OPS.register("split")
 @per_prediction
 def split(args: Args) -> list:
     x = np.asarray(args.get("x"))
@@ -64,14 +69,14 @@ def split(args: Args) -> list:
     return list(np.split(x, np.cumsum(sizes)[:-1], axis=axis))
 
 
-@op("stack")
+@MIL_OPS.register("stack")
 @per_prediction
 def stack(args: Args) -> list:
     values = [np.asarray(v) for v in args.many("values")]
     return [np.stack(values, axis=_axis(args.scalar("axis"), values[0].ndim + 1))]
 
 
-@op("concat")
+@MIL_OPS.register("concat")
 @per_prediction
 def concat(args: Args) -> list:
     """With `interleave`, the result takes one slice of each input in turn along the axis."""
@@ -86,7 +91,7 @@ def concat(args: Args) -> list:
     return [stacked.reshape(values[0].shape[:axis] + (size * len(values),) + values[0].shape[axis + 1 :])]
 
 
-@op("reverse")
+@MIL_OPS.register("reverse")
 @per_prediction
 def reverse(args: Args) -> list:
     x = np.asarray(args.get("x"))
@@ -94,7 +99,7 @@ def reverse(args: Args) -> list:
     return [np.flip(x, axis=None if axes is None else tuple(_axis(a, x.ndim) for a in axes))]
 
 
-@op("reverse_sequence")
+@MIL_OPS.register("reverse_sequence")
 @per_prediction
 def reverse_sequence(args: Args) -> list:
     x = np.array(args.get("x"))
@@ -126,7 +131,7 @@ def _space_to_blocks(x: np.ndarray, bs: int, channels_first: bool) -> np.ndarray
     return y.reshape(n, c * bs * bs, h // bs, w // bs)
 
 
-@op("depth_to_space", "pixel_shuffle", "space_to_depth", "pixel_unshuffle")
+@MIL_OPS.register("depth_to_space", "pixel_shuffle", "space_to_depth", "pixel_unshuffle")
 @per_prediction
 def rearrange_blocks(args: Args) -> list:
     x = np.asarray(args.get("x"))
@@ -138,7 +143,7 @@ def rearrange_blocks(args: Args) -> list:
     return [_space_to_blocks(x, bs, pixel)]
 
 
-@op("band_part")
+@MIL_OPS.register("band_part")
 @per_prediction
 def band_part(args: Args) -> list:
     x = np.asarray(args.get("x"))
@@ -148,7 +153,7 @@ def band_part(args: Args) -> list:
     return [np.where(keep, x, np.zeros((), x.dtype))]
 
 
-@op("cumsum")
+@MIL_OPS.register("cumsum")
 @per_prediction
 def cumsum(args: Args) -> list:
     x = np.asarray(args.f32("x"))
@@ -161,36 +166,36 @@ def cumsum(args: Args) -> list:
     return [np.flip(y, axis) if args.scalar("reverse", False) else y]
 
 
-@op("fill")
+@MIL_OPS.register("fill")
 @per_prediction
 def fill(args: Args) -> list:
     return [np.full(args.ints("shape"), args.scalar("value", 0.0))]
 
 
-@op("fill_like")
+@MIL_OPS.register("fill_like")
 @per_prediction
 def fill_like(args: Args) -> list:
     return [np.full(np.shape(args.get("ref_tensor")), args.scalar("value", 0.0))]
 
 
-@op("shape")
+@MIL_OPS.register("shape")
 @per_prediction
 def shape(args: Args) -> list:
     return [np.array(np.shape(args.get("x")), np.int32)]
 
 
-@op("identity")
+@MIL_OPS.register("identity")
 def identity(args: Args) -> list:
     return [args.get("x")]
 
 
-@op("range_1d")
+@MIL_OPS.register("range_1d")
 @per_prediction
 def range_1d(args: Args) -> list:
     return [np.arange(args.scalar("start"), args.scalar("end"), args.scalar("step"))]
 
 
-@op("one_hot")
+@MIL_OPS.register("one_hot")
 @per_prediction
 def one_hot(args: Args) -> list:
     indices = np.asarray(args.get("indices")).astype(np.int64)
@@ -201,13 +206,13 @@ def one_hot(args: Args) -> list:
     return [np.where(hot, on, off)]
 
 
-@op("non_zero")
+@MIL_OPS.register("non_zero")
 @per_prediction
 def non_zero(args: Args) -> list:
     return [np.argwhere(np.asarray(args.get("x")) != 0).astype(np.int32)]
 
 
-@op("argsort")
+@MIL_OPS.register("argsort")
 @per_prediction
 def argsort(args: Args) -> list:
     x = np.asarray(args.f32("x"))
@@ -216,7 +221,7 @@ def argsort(args: Args) -> list:
     return [np.argsort(key, axis=axis, kind="stable").astype(np.int32)]
 
 
-@op("topk")
+@MIL_OPS.register("topk")
 @per_prediction
 def topk(args: Args) -> list:
     x = np.asarray(args.f32("x"))
@@ -232,7 +237,7 @@ def topk(args: Args) -> list:
     return [values, order.astype(np.int32)]
 
 
-@op("sliding_windows")
+@MIL_OPS.register("sliding_windows")
 @per_prediction
 def sliding_windows(args: Args) -> list:
     x = np.asarray(args.get("x"))
@@ -243,7 +248,7 @@ def sliding_windows(args: Args) -> list:
     return [np.stack(windows, axis=axis)]
 
 
-@op("space_to_batch", "batch_to_space")
+@MIL_OPS.register("space_to_batch", "batch_to_space")
 @per_prediction
 def space_batch(args: Args) -> list:
     x = np.asarray(args.get("x"))
@@ -261,7 +266,7 @@ def space_batch(args: Args) -> list:
     return [y[:, :, ct : h * bh - cb, cl : w * bw - cr]]
 
 
-@op("pad")
+@MIL_OPS.register("pad")
 @per_prediction
 def pad(args: Args) -> list:
     x = np.asarray(args.f32("x"))
@@ -275,13 +280,13 @@ def pad(args: Args) -> list:
     return [np.pad(x, width, mode=mode, **extra)]
 
 
-@op("tile")
+@MIL_OPS.register("tile")
 @per_prediction
 def tile(args: Args) -> list:
     return [np.tile(np.asarray(args.get("x")), args.ints("reps"))]
 
 
-@op("slice_update")
+@MIL_OPS.register("slice_update")
 @per_prediction
 def slice_update(args: Args) -> list:
     """x with the elements that slice_by_index would select replaced by `update`."""
@@ -297,7 +302,7 @@ def slice_update(args: Args) -> list:
     return [x]
 
 
-@op("reshape_like")
+@MIL_OPS.register("reshape_like")
 @per_prediction
 def reshape_like(args: Args) -> list:
     """The output shape is the concatenation of ref_tensors[i].shape[begins[i]:ends[i]] (to the end

@@ -1,5 +1,5 @@
-"""ML Program linear algebra beyond the batched fast paths of `mil_ops`: matmul with rank-1
-operands and linear with computed weights (one prediction at a time), einsum, and iOS 18's
+"""ML Program linear algebra: linear and matmul on whole batches, with rank-1 operands and computed
+weights one prediction at a time; einsum, and iOS 18's
 scaled_dot_product_attention (softmax(Q K^T / sqrt(E) + mask) V; a bool mask keeps the True places).
 """
 
@@ -8,11 +8,30 @@ from __future__ import annotations
 import numpy as np
 
 from kerasml.runtime import numerics
-from kerasml.runtime.mil_each import per_prediction
-from kerasml.runtime.mil_ops import OPS, Args, op
+from kerasml.runtime.mil.args import Args, align_batched
+from kerasml.runtime.mil.per_prediction import per_prediction
+from kerasml.runtime.registry import MIL_OPS
 
-_batched_matmul = OPS["matmul"]
-_batched_linear = OPS["linear"]
+def _linear_batched(args: Args) -> list:
+    x, w = args.f32("x"), args.f32("weight")
+    if args.batched("weight"):
+        raise args.unsupported("computed weights")
+    y = x @ w.T
+    bias = args.f32("bias", None)
+    return [y + bias if bias is not None else y]
+
+
+def _matmul_batched(args: Args) -> list:
+    x, y = np.asarray(args.f32("x")), np.asarray(args.f32("y"))
+    bx, by = args.batched("x"), args.batched("y")
+    if x.ndim - bx < 2 or y.ndim - by < 2:
+        raise args.unsupported("matmul of rank-1 operands")
+    if args.scalar("transpose_x", False):
+        x = np.swapaxes(x, -1, -2)
+    if args.scalar("transpose_y", False):
+        y = np.swapaxes(y, -1, -2)
+    x, y = align_batched([x, y], [bx, by])
+    return [np.matmul(x, y)]
 
 
 @per_prediction
@@ -25,12 +44,12 @@ def _matmul_each(args: Args) -> list:
     return [np.matmul(x, y)]
 
 
-@op("matmul")
+@MIL_OPS.register("matmul")
 def matmul(args: Args) -> list:
     x, y = np.asarray(args.get("x")), np.asarray(args.get("y"))
     if x.ndim - args.batched("x") < 2 or y.ndim - args.batched("y") < 2:
         return _matmul_each(args)
-    return _batched_matmul(args)
+    return _matmul_batched(args)
 
 
 @per_prediction
@@ -41,21 +60,21 @@ def _linear_each(args: Args) -> list:
     return [y + bias if bias is not None else y]
 
 
-@op("linear")
+@MIL_OPS.register("linear")
 def linear(args: Args) -> list:
     if args.batched("weight") or args.batched("bias"):
         return _linear_each(args)
-    return _batched_linear(args)
+    return _linear_batched(args)
 
 
-@op("einsum")
+@MIL_OPS.register("einsum")
 @per_prediction
 def einsum(args: Args) -> list:
     values = [np.asarray(v, np.float32) for v in args.many("values")]
     return [np.einsum(str(args.scalar("equation")), *values)]
 
 
-@op("scaled_dot_product_attention")
+@MIL_OPS.register("scaled_dot_product_attention")
 @per_prediction
 def scaled_dot_product_attention(args: Args) -> list:
     q, k, v = (np.asarray(args.f32(p), np.float32) for p in ("query", "key", "value"))

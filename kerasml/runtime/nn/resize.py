@@ -5,12 +5,12 @@
 from __future__ import annotations
 
 import math
-from typing import Callable
 
 import numpy as np
 
 from kerasml.runtime import kernels
-from kerasml.runtime.nn_layers import Run, _border, _pair, _unsupported
+from kerasml.runtime.nn.common import Run, border, pair, unsupported
+from kerasml.runtime.registry import NN_LAYERS
 
 # UpsampleLayerParams.LinearUpsampleMode: DEFAULT's spacing (Xin - Xin/Xout) / (Xout - 1) is
 # i * Xin / Xout, the asymmetric grid (TensorFlow 1's align_corners=False without half pixels).
@@ -24,6 +24,7 @@ def _spatial(x: np.ndarray, what: str) -> None:
         raise ValueError(f"{what} needs an input of rank 3 or more (C, H, W), got shape {x.shape[1:]}")
 
 
+@NN_LAYERS.register("upsample")
 def compile_upsample(layer, name: str) -> Run:
     p = layer.upsample
     fractional = [float(f) for f in p.fractionalScalingFactor]
@@ -31,16 +32,16 @@ def compile_upsample(layer, name: str) -> Run:
         raise ValueError(f"layer '{name}' (upsample) sets both integer and fractional scaling factors")
     if fractional and len(fractional) != 2:
         raise ValueError(f"layer '{name}' (upsample): {len(fractional)} fractional factors, expected 2 (H, W)")
-    factors = tuple(np.float32(f) for f in fractional) if fractional else _pair(p.scalingFactor, 1)
+    factors = tuple(np.float32(f) for f in fractional) if fractional else pair(p.scalingFactor, 1)
     if min(factors) <= 0:
         raise ValueError(f"layer '{name}' (upsample): scaling factors {factors} must be positive")
     if p.mode not in (0, 1):
-        raise _unsupported(name, "upsample", f"interpolation mode {p.mode}")
+        raise unsupported(name, "upsample", f"interpolation mode {p.mode}")
     grid = _UPSAMPLE_GRIDS.get(p.linearUpsampleMode)
     if p.mode == 1 and grid is None:
-        raise _unsupported(name, "upsample", f"linear upsample mode {p.linearUpsampleMode}")
+        raise unsupported(name, "upsample", f"linear upsample mode {p.linearUpsampleMode}")
     if fractional and (p.mode == 0 or p.linearUpsampleMode == 0):  # Core ML's validator rejects these too
-        raise _unsupported(
+        raise unsupported(
             name, "upsample", "fractional factors outside bilinear ALIGN_CORNERS_TRUE / ALIGN_CORNERS_FALSE"
         )
 
@@ -62,13 +63,14 @@ def compile_upsample(layer, name: str) -> Run:
 def _sampling(mode_msg, name: str, kind: str) -> str:
     grid = _SAMPLING_GRIDS.get(mode_msg.samplingMethod)
     if grid is None:
-        raise _unsupported(name, kind, f"sampling method {mode_msg.samplingMethod}")
+        raise unsupported(name, kind, f"sampling method {mode_msg.samplingMethod}")
     return grid
 
 
+@NN_LAYERS.register("resizeBilinear")
 def compile_resizeBilinear(layer, name: str) -> Run:
     p = layer.resizeBilinear
-    out = _pair(p.targetSize, 1)
+    out = pair(p.targetSize, 1)
     grid = _sampling(p.mode, name, "resizeBilinear")
 
     def run(inputs):
@@ -90,15 +92,16 @@ def _corners(box: np.ndarray, mode: int) -> tuple[float, float, float, float]:
     return b - d / 2, a - c / 2, b + d / 2, a + c / 2
 
 
+@NN_LAYERS.register("cropResize")
 def compile_cropResize(layer, name: str) -> Run:
     p = layer.cropResize
-    out_h, out_w = _pair(p.targetSize, 1)
+    out_h, out_w = pair(p.targetSize, 1)
     grid = _sampling(p.mode, name, "cropResize")
     box_mode = p.boxIndicesMode.boxMode
     if box_mode not in (0, 1, 2, 3):
-        raise _unsupported(name, "cropResize", f"box coordinate mode {box_mode}")
+        raise unsupported(name, "cropResize", f"box coordinate mode {box_mode}")
     if p.spatialScale == 0:  # unset: coremltools always writes it (1 by default)
-        raise _unsupported(name, "cropResize", "an unset (zero) spatial scale")
+        raise unsupported(name, "cropResize", "an unset (zero) spatial scale")
     scale = float(p.spatialScale)
 
     def crop_one(image: np.ndarray, box: np.ndarray) -> np.ndarray:
@@ -136,10 +139,11 @@ def compile_cropResize(layer, name: str) -> Run:
     return run
 
 
+@NN_LAYERS.register("crop")
 def compile_crop(layer, name: str) -> Run:
     p = layer.crop
     if len(layer.input) == 2:
-        offset = _pair(p.offset, 0)
+        offset = pair(p.offset, 0)
 
         def run_to_reference(inputs):
             x, ref = inputs
@@ -150,7 +154,7 @@ def compile_crop(layer, name: str) -> Run:
             return [x[..., offset[0] : offset[0] + oh, offset[1] : offset[1] + ow]]
 
         return run_to_reference
-    top, bottom, left, right = _border(p.cropAmounts, name)
+    top, bottom, left, right = border(p.cropAmounts, name)
 
     def run(inputs):
         x = inputs[0]
@@ -161,11 +165,3 @@ def compile_crop(layer, name: str) -> Run:
         return [x[..., top : h - bottom, left : w - right]]
 
     return run
-
-
-LAYERS_RESIZE: dict[str, Callable[..., Run]] = {
-    "upsample": compile_upsample,
-    "resizeBilinear": compile_resizeBilinear,
-    "cropResize": compile_cropResize,
-    "crop": compile_crop,
-}

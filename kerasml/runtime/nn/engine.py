@@ -1,6 +1,6 @@
 """Executes NeuralNetwork / NeuralNetworkClassifier / NeuralNetworkRegressor specs.
 
-Compiles every layer once through the `LAYERS` tables (an unknown layer type fails at load, naming
+Compiles every layer once through `registry.NN_LAYERS` (an unknown layer type fails at load, naming
 the layer), then runs them in order over a dict of blobs. Blobs carry a leading axis of independent
 predictions; image preprocessing (scale and per-channel bias, or mean image) runs first, exactly as
 stored in the spec.
@@ -12,21 +12,8 @@ import numpy as np
 
 from kerasml.errors import KerasmlError
 from kerasml.runtime.errors import UnsupportedModelError
-from kerasml.runtime.nn_activations import LAYERS_ACTIVATION
-from kerasml.runtime.nn_data import LAYERS_DATA
-from kerasml.runtime.nn_elementwise import LAYERS_ELEMENTWISE
-from kerasml.runtime.nn_layers import LAYERS
-from kerasml.runtime.nn_layers_3d import LAYERS_3D
-from kerasml.runtime.nn_layers_nd import LAYERS_ND
-from kerasml.runtime.nn_norm import LAYERS_NORM
-from kerasml.runtime.nn_recurrent import LAYERS_RECURRENT
-from kerasml.runtime.nn_reduce import LAYERS_REDUCE
-from kerasml.runtime.nn_resize import LAYERS_RESIZE
+from kerasml.runtime.registry import NN_LAYERS
 
-TABLE = {
-    **LAYERS, **LAYERS_ACTIVATION, **LAYERS_ELEMENTWISE, **LAYERS_ND, **LAYERS_NORM, **LAYERS_RECURRENT,
-    **LAYERS_REDUCE, **LAYERS_RESIZE, **LAYERS_DATA, **LAYERS_3D,
-}
 _RUNTIME_ERRORS = (ValueError, IndexError, TypeError, ArithmeticError)
 _OWN_OUTPUT = {"convolution", "innerProduct", "batchedMatmul", "batchnorm", "pooling"}
 
@@ -96,7 +83,7 @@ class NeuralNetworkEngine:
         self.steps = []
         for layer in net.layers:
             kind = layer.WhichOneof("layer")
-            compile_ = TABLE.get(kind)
+            compile_ = NN_LAYERS.get(kind)
             if compile_ is None:
                 raise UnsupportedModelError(
                     f"layer '{layer.name}' has type '{kind}', which the kerasml runtime does not implement; "

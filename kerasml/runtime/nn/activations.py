@@ -9,8 +9,10 @@ from typing import Callable
 
 import numpy as np
 
-from kerasml.runtime import kernels, numerics, weights
-from kerasml.runtime.nn_layers import Run, _unsupported
+from kerasml.runtime import kernels, numerics
+from kerasml.runtime.nn import weights
+from kerasml.runtime.nn.common import Run, unsupported
+from kerasml.runtime.registry import NN_LAYERS
 
 Fn = Callable[[np.ndarray], np.ndarray]
 
@@ -73,7 +75,7 @@ def activation_fn(p, name: str) -> Fn:
         alpha = _per_channel(p.parametricSoftplus.alpha, name, "parametric softplus alpha")
         beta = _per_channel(p.parametricSoftplus.beta, name, "parametric softplus beta")
         return _channelwise(lambda x, a, b: a * np.logaddexp(b * x, np.float32(0)), alpha, beta)
-    raise _unsupported(name, "activation", f"the {kind or 'unset'} activation")
+    raise unsupported(name, "activation", f"the {kind or 'unset'} activation")
 
 
 # Recurrent layers write their activations as empty messages (coremltools' builder does): an unset
@@ -94,9 +96,10 @@ def recurrent_activation_fn(p, name: str, kind_name: str) -> Fn:
         if kind == "scaledTanh":
             return lambda x: a * np.tanh(b * x)
         return lambda x: np.clip(a * x + b, 0, 1)
-    raise _unsupported(name, kind_name, f"the {kind or 'unset'} activation inside a recurrent layer")
+    raise unsupported(name, kind_name, f"the {kind or 'unset'} activation inside a recurrent layer")
 
 
+@NN_LAYERS.register("activation")
 def compile_activation(layer, name: str) -> Run:
     fn = activation_fn(layer.activation, name)
     if layer.activation.WhichOneof("NonlinearityType") == "ReLU":
@@ -111,22 +114,19 @@ def compile_activation(layer, name: str) -> Run:
     return lambda inputs: [np.asarray(fn(inputs[0]), np.float32)]
 
 
+@NN_LAYERS.register("clampedReLU")
 def compile_clampedReLU(layer, name: str) -> Run:
     a, b = np.float32(layer.clampedReLU.alpha), np.float32(layer.clampedReLU.beta)
     return lambda inputs: [np.minimum(np.where(inputs[0] >= 0, inputs[0], a * inputs[0]), b)]
 
 
+@NN_LAYERS.register("gelu")
 def compile_gelu(layer, name: str) -> Run:
     modes = {0: "EXACT", 1: "TANH_APPROXIMATION", 2: "SIGMOID_APPROXIMATION"}
     mode = modes.get(layer.gelu.mode)
     if mode is None:
-        raise _unsupported(name, "gelu", f"gelu mode {layer.gelu.mode}")
+        raise unsupported(name, "gelu", f"gelu mode {layer.gelu.mode}")
     return lambda inputs: [kernels.gelu(inputs[0], mode)]
 
 
-LAYERS_ACTIVATION: dict[str, Callable[..., Run]] = {
-    "activation": compile_activation,
-    "clampedReLU": compile_clampedReLU,
-    "gelu": compile_gelu,
-    "erf": lambda layer, name: lambda inputs: [kernels.erf(inputs[0])],
-}
+NN_LAYERS.add("erf", lambda layer, name: lambda inputs: [kernels.erf(inputs[0])])

@@ -13,8 +13,9 @@ from __future__ import annotations
 import numpy as np
 
 from kerasml.runtime import kernels
-from kerasml.runtime.mil_each import per_prediction
-from kerasml.runtime.mil_ops import Args, op
+from kerasml.runtime.mil.args import Args
+from kerasml.runtime.mil.per_prediction import per_prediction
+from kerasml.runtime.registry import MIL_OPS
 
 _MODES = {
     "STRICT_ALIGN_CORNERS": "align_corners",
@@ -37,20 +38,20 @@ def _scaled(args: Args, x: np.ndarray) -> tuple[int, int]:
     return int(np.floor(x.shape[-2] * fh)), int(np.floor(x.shape[-1] * fw))
 
 
-@op("upsample_nearest_neighbor")
+@MIL_OPS.register("upsample_nearest_neighbor")
 def upsample_nearest_neighbor(args: Args) -> list:
     x = np.asarray(args.get("x"))
     return [kernels.resize_nearest(x, _scaled(args, x))]
 
 
-@op("resize_nearest_neighbor")
+@MIL_OPS.register("resize_nearest_neighbor")
 def resize_nearest_neighbor(args: Args) -> list:
     x = np.asarray(args.get("x"))
     size = (int(args.scalar("target_size_height", 1)), int(args.scalar("target_size_width", 1)))
     return [kernels.resize_nearest(x, size)]
 
 
-@op("upsample_bilinear")
+@MIL_OPS.register("upsample_bilinear")
 def upsample_bilinear(args: Args) -> list:
     x = np.asarray(args.f32("x"))
     align = bool(args.scalar("align_corners", True))
@@ -62,14 +63,14 @@ def upsample_bilinear(args: Args) -> list:
     return [kernels.resize_bilinear(x, _scaled(args, x), mode)]
 
 
-@op("resize_bilinear")
+@MIL_OPS.register("resize_bilinear")
 def resize_bilinear(args: Args) -> list:
     x = np.asarray(args.f32("x"))
     size = (int(args.scalar("target_size_height", 1)), int(args.scalar("target_size_width", 1)))
     return [kernels.resize_bilinear(x, size, _mode(args))]
 
 
-@op("resize")
+@MIL_OPS.register("resize")
 @per_prediction
 def resize(args: Args) -> list:
     """iOS 17: the last `resized_dims` axes take their sizes from the tail of `shape` (0 keeps x's)."""
@@ -97,7 +98,7 @@ def resize(args: Args) -> list:
     return [y.reshape(target)]
 
 
-@op("crop")
+@MIL_OPS.register("crop")
 def crop(args: Args) -> list:
     x = np.asarray(args.get("x"))
     (top, bottom), (left, right) = args.ints("crop_height"), args.ints("crop_width")
@@ -132,7 +133,7 @@ def _box(args: Args, coords: np.ndarray, h: int, w: int) -> tuple[float, float, 
     return tuple(v * scale for v in box)
 
 
-@op("crop_resize")
+@MIL_OPS.register("crop_resize")
 @per_prediction
 def crop_resize(args: Args) -> list:
     x = np.asarray(args.f32("x"))
@@ -184,7 +185,7 @@ def _pixels(c: np.ndarray, n: int, mode: str, align: bool) -> np.ndarray:
     raise ValueError(f"coordinates_mode {mode!r}")
 
 
-@op("resample")
+@MIL_OPS.register("resample")
 @per_prediction
 def resample(args: Args) -> list:
     """Samples x (B, C, H, W) at coordinates (B, H2, W2, 2) given as (x, y), reading past the edges

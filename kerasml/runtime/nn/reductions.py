@@ -8,7 +8,8 @@ from typing import Callable
 
 import numpy as np
 
-from kerasml.runtime.nn_layers import Run, _unsupported
+from kerasml.runtime.nn.common import Run, unsupported
+from kerasml.runtime.registry import NN_LAYERS
 
 
 def _log_sum_exp(x: np.ndarray, axis, keepdims: bool) -> np.ndarray:
@@ -81,14 +82,15 @@ _RANK5_MODES: dict[int, Callable] = {
 }
 
 
+@NN_LAYERS.register("reduce")
 def compile_reduce(layer, name: str) -> Run:
     p = layer.reduce
     fn = _RANK5_MODES.get(p.mode)
     axes = _RANK5_AXES.get(p.axis)
     if fn is None or axes is None:
-        raise _unsupported(name, "reduce", f"reduce mode {p.mode} over axis {p.axis}")
+        raise unsupported(name, "reduce", f"reduce mode {p.mode} over axis {p.axis}")
     if p.mode == 9 and len(axes) != 1:
-        raise _unsupported(name, "reduce", "ARGMAX over more than one axis")
+        raise unsupported(name, "reduce", "ARGMAX over more than one axis")
     eps = np.float32(p.epsilon or 1e-6)  # "defaults to 1e-6 if not set or is set to 0"
 
     def run(inputs):
@@ -116,9 +118,7 @@ def _arg(kind: str, fn) -> Callable[..., Run]:
     return compile_
 
 
-LAYERS_REDUCE: dict[str, Callable[..., Run]] = {
-    **{kind: _reduce_nd(kind) for kind in _ND},
-    "reduce": compile_reduce,
-    "argMax": _arg("argMax", np.argmax),
-    "argMin": _arg("argMin", np.argmin),
-}
+for _kind in _ND:
+    NN_LAYERS.add(_kind, _reduce_nd(_kind))
+NN_LAYERS.add("argMax", _arg("argMax", np.argmax))
+NN_LAYERS.add("argMin", _arg("argMin", np.argmin))

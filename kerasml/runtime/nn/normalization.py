@@ -1,16 +1,16 @@
 """NeuralNetwork normalisation layers besides batchnorm: `mvn`, `l2normalize`, `lrn` and
 `layerNormalization` (instance normalisation is batchnorm's `instanceNormalization` flag, in
-`nn_layers`). Epsilons sit where NeuralNetwork.proto puts them; unset (0) epsilons and LRN's k take
+`rank5_layers`). Epsilons sit where NeuralNetwork.proto puts them; unset (0) epsilons and LRN's k take
 the spec's defaults."""
 
 from __future__ import annotations
 
-from typing import Callable
-
 import numpy as np
 
-from kerasml.runtime import kernels, weights
-from kerasml.runtime.nn_layers import Run
+from kerasml.runtime import kernels
+from kerasml.runtime.nn import weights
+from kerasml.runtime.nn.common import Run
+from kerasml.runtime.registry import NN_LAYERS
 
 _CHW = (-3, -2, -1)
 
@@ -20,6 +20,7 @@ def _needs_rank3(x: np.ndarray, kind: str) -> None:
         raise ValueError(f"{kind} needs an input of rank 3 or more (C, H, W), got shape {x.shape[1:]}")
 
 
+@NN_LAYERS.register("mvn")
 def compile_mvn(layer, name: str) -> Run:
     p = layer.mvn
     axes = _CHW if p.acrossChannels else (-2, -1)
@@ -37,6 +38,7 @@ def compile_mvn(layer, name: str) -> Run:
     return run
 
 
+@NN_LAYERS.register("l2normalize")
 def compile_l2normalize(layer, name: str) -> Run:
     eps = np.float32(layer.l2normalize.epsilon or 1e-6)
 
@@ -48,6 +50,7 @@ def compile_l2normalize(layer, name: str) -> Run:
     return run
 
 
+@NN_LAYERS.register("lrn")
 def compile_lrn(layer, name: str) -> Run:
     p = layer.lrn
     size = int(p.localSize)
@@ -71,6 +74,7 @@ def compile_lrn(layer, name: str) -> Run:
     return run
 
 
+@NN_LAYERS.register("layerNormalization")
 def compile_layerNormalization(layer, name: str) -> Run:
     p = layer.layerNormalization
     shape = tuple(int(d) for d in p.normalizedShape)
@@ -87,11 +91,3 @@ def compile_layerNormalization(layer, name: str) -> Run:
         return [kernels.layer_norm(x, axes, gamma, beta, float(p.eps))]
 
     return run
-
-
-LAYERS_NORM: dict[str, Callable[..., Run]] = {
-    "mvn": compile_mvn,
-    "l2normalize": compile_l2normalize,
-    "lrn": compile_lrn,
-    "layerNormalization": compile_layerNormalization,
-}

@@ -5,13 +5,12 @@ NumPy, written for the small volumes these layers see, not for speed."""
 
 from __future__ import annotations
 
-from typing import Callable
-
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from kerasml.runtime import weights
-from kerasml.runtime.nn_layers import Run, _unsupported
+from kerasml.runtime.nn import weights
+from kerasml.runtime.nn.common import Run, unsupported
+from kerasml.runtime.registry import NN_LAYERS
 
 
 def _volumes(x: np.ndarray, kind: str) -> tuple[np.ndarray, tuple[int, ...]]:
@@ -43,12 +42,13 @@ def _windows(x: np.ndarray, kernel, stride, dilation) -> np.ndarray:
     return win[:, :, :: stride[0], :: stride[1], :: stride[2], :: dilation[0], :: dilation[1], :: dilation[2]]
 
 
+@NN_LAYERS.register("convolution3d")
 def compile_convolution3d(layer, name: str) -> Run:
     p = layer.convolution3d
     if p.isDeconvolution:
-        raise _unsupported(name, "convolution3d", "3-D deconvolution")
+        raise unsupported(name, "convolution3d", "3-D deconvolution")
     if len(layer.input) != 1:
-        raise _unsupported(name, "convolution3d", "weights given as a second input")
+        raise unsupported(name, "convolution3d", "weights given as a second input")
     groups = p.nGroups or 1
     kernel = (p.kernelDepth, p.kernelHeight, p.kernelWidth)
     stride = (p.strideDepth or 1, p.strideHeight or 1, p.strideWidth or 1)
@@ -76,10 +76,11 @@ def compile_convolution3d(layer, name: str) -> Run:
     return run
 
 
+@NN_LAYERS.register("pooling3d")
 def compile_pooling3d(layer, name: str) -> Run:
     p = layer.pooling3d
     if p.type not in (0, 1):
-        raise _unsupported(name, "pooling3d", f"pooling type {p.type}")
+        raise unsupported(name, "pooling3d", f"pooling type {p.type}")
     kernel = (p.kernelDepth, p.kernelHeight, p.kernelWidth)
     stride = (p.strideDepth or 1, p.strideHeight or 1, p.strideWidth or 1)
 
@@ -102,10 +103,11 @@ def compile_pooling3d(layer, name: str) -> Run:
     return run
 
 
+@NN_LAYERS.register("globalPooling3d")
 def compile_globalPooling3d(layer, name: str) -> Run:
     kind = layer.globalPooling3d.type
     if kind not in (0, 1):
-        raise _unsupported(name, "globalPooling3d", f"pooling type {kind}")
+        raise unsupported(name, "globalPooling3d", f"pooling type {kind}")
 
     def run(inputs):
         x = inputs[0]
@@ -114,10 +116,3 @@ def compile_globalPooling3d(layer, name: str) -> Run:
         return [fn(x, axis=(-3, -2, -1), keepdims=True).astype(np.float32)]
 
     return run
-
-
-LAYERS_3D: dict[str, Callable[..., Run]] = {
-    "convolution3d": compile_convolution3d,
-    "pooling3d": compile_pooling3d,
-    "globalPooling3d": compile_globalPooling3d,
-}

@@ -1,4 +1,4 @@
-"""ML Program reductions beyond mean/sum/max/min (`mil_ops`): norms, logs, products, arg max/min.
+"""ML Program reductions: mean, sum, max, min, norms, logs, products, arg max/min.
 
 `axes` absent reduces every axis; reduce_argmax/argmin take one `axis` and return int32 indices
 of the first extreme value, as coremltools' definitions (ops/defs/iOS15/reduction.py) do.
@@ -8,7 +8,22 @@ from __future__ import annotations
 
 import numpy as np
 
-from kerasml.runtime.mil_ops import OPS, Args, _axis, _reduce, op
+from kerasml.runtime.mil.args import Args, batch_axis
+from kerasml.runtime.registry import MIL_OPS
+
+
+def _reduce(fn):
+    def run(args: Args) -> list:
+        x, b = args.f32("x"), args.batched("x")
+        axes = args.ints("axes", None)
+        axes = tuple(range(b, x.ndim)) if axes is None else tuple(batch_axis(a, x, b) for a in axes)
+        return [fn(x, axis=axes, keepdims=bool(args.scalar("keep_dims", False)))]
+
+    return run
+
+
+for _name, _fn in {"reduce_mean": np.mean, "reduce_sum": np.sum, "reduce_max": np.max, "reduce_min": np.min}.items():
+    MIL_OPS.add(_name, _reduce(_fn))
 
 
 def _log_sum_exp(x, axis, keepdims):
@@ -26,13 +41,13 @@ for _name, _fn in {
     "reduce_log_sum_exp": _log_sum_exp,
     "reduce_prod": np.prod,
 }.items():
-    OPS[_name] = _reduce(_fn)
+    MIL_OPS.add(_name, _reduce(_fn))
 
 
-@op("reduce_argmax", "reduce_argmin")
+@MIL_OPS.register("reduce_argmax", "reduce_argmin")
 def reduce_arg(args: Args) -> list:
     x, b = np.asarray(args.f32("x")), args.batched("x")
-    axis = _axis(args.scalar("axis", -1), x, b)
+    axis = batch_axis(args.scalar("axis", -1), x, b)
     fn = np.argmax if args.kind == "reduce_argmax" else np.argmin
     y = fn(x, axis=axis)
     if args.scalar("keep_dims", False):

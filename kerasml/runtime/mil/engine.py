@@ -1,4 +1,4 @@
-"""Executes ML Programs: the `main` function's block, one op at a time through `mil_ops.OPS`.
+"""Executes ML Programs: the `main` function's block, one op at a time through `registry.MIL_OPS`.
 
 Values that depend only on constants (`const`, the `constexpr_*` decompression ops and anything
 computed from them) are evaluated once at load. The rest run per batch on arrays that carry an extra
@@ -14,9 +14,11 @@ from pathlib import Path
 import numpy as np
 
 from kerasml.errors import KerasmlError
-from kerasml.runtime import mil_values, numerics
+from kerasml.runtime import numerics
 from kerasml.runtime.errors import UnsupportedModelError
-from kerasml.runtime.mil_ops import OPS, Args
+from kerasml.runtime.mil import values as mil_values
+from kerasml.runtime.mil.args import Args
+from kerasml.runtime.registry import MIL_OPS
 
 _RUNTIME_ERRORS = (ValueError, IndexError, TypeError, ArithmeticError, KeyError)
 
@@ -61,7 +63,7 @@ class ProgramEngine:
         self.classify: Classify | None = None
         self.op_types: list[tuple[str, str, list]] = []  # (type, first output, input names) for inspection
         for op in block.operations:  # name what is missing before reading any weights
-            if op.type not in OPS and op.type not in ("const", "classify"):
+            if op.type not in MIL_OPS and op.type not in ("const", "classify"):
                 name = op.outputs[0].name if op.outputs else "?"
                 raise UnsupportedModelError(
                     f"op '{name}' has type '{op.type}', which the kerasml runtime does not implement; "
@@ -75,7 +77,15 @@ class ProgramEngine:
         if file_name not in self._blob_files:
             if self.folder is None or not file_name.startswith("@model_path/"):
                 raise KerasmlError(f"the ML Program keeps weights in {file_name}; load it from its .mlpackage folder")
-            self._blob_files[file_name] = mil_values.BlobFile(self.folder / file_name[len("@model_path/") :])
+            path = self.folder / file_name[len("@model_path/") :]
+            # @model_path is the folder of the model file, inside the .mlpackage: a name that leaves it
+            # (`@model_path/../../../etc/passwd`, or a link pointing out) would make kerasml read any file
+            if not path.resolve().is_relative_to(self.folder.resolve()):
+                raise KerasmlError(
+                    f"the ML Program keeps weights in {file_name}, outside its .mlpackage; kerasml reads "
+                    "nothing outside the package: convert the model again"
+                )
+            self._blob_files[file_name] = mil_values.BlobFile(path)
         return self._blob_files[file_name]
 
     def _compile(self, op) -> None:
@@ -147,7 +157,7 @@ class ProgramEngine:
             values[param], flags[param] = vals, fl
         args = Args(step.name, step.kind, values, flags, step.dtypes, step.ws if batched else None)
         try:
-            results = OPS[step.kind](args)
+            results = MIL_OPS[step.kind](args)
         except KerasmlError:
             raise
         except _RUNTIME_ERRORS as exc:
@@ -157,7 +167,7 @@ class ProgramEngine:
                 f"op '{step.name}' ({step.kind}) has {len(step.outputs)} outputs; the kerasml runtime computes {len(results)}"
             )
         return [
-            np.asarray(r).astype(dt, copy=False) if dt is not None and isinstance(r, np.ndarray | np.generic) else r
+            _as_declared(step, r, dt) if dt is not None and isinstance(r, np.ndarray | np.generic) else r
             for r, dt in zip(results, step.dtypes)
         ]
 
@@ -232,6 +242,24 @@ class ProgramEngine:
                     if isinstance(value, np.ndarray) and value.ndim >= 2:
                         found.add("float16" if value.dtype == np.float16 else "float32")
         return found
+
+
+def _as_declared(step: _Step, result, dtype) -> np.ndarray:
+    """An op's float32 result in the dtype the program declares for it. A finite value beyond fp16's
+    range (|x| > 65504) in an fp16 program has no single Core ML answer (inf where the op runs in
+    fp16, the value itself where Core ML runs it in fp32 on the CPU), so it is refused, not guessed."""
+    with np.errstate(over="ignore"):
+        out = np.asarray(result).astype(dtype, copy=False)
+    if out.dtype == np.float16 and out.size and not np.isfinite(out).all():
+        overflow = np.isinf(out) & np.isfinite(result)
+        if overflow.any():
+            value = float(np.asarray(result)[overflow].flat[0])
+            raise UnsupportedModelError(
+                f"op '{step.name}' ({step.kind}) computes {value:.6g}, beyond the fp16 range (±65504) its "
+                "result is declared in; Core ML's answer then depends on the compute unit: convert with "
+                "compute_precision=FLOAT32 or check the model on macOS"
+            )
+    return out
 
 
 def _declared_shape(tensor_type) -> tuple:

@@ -1,4 +1,4 @@
-"""ML Program activations and elementwise unary ops beyond the basic ones of `mil_ops`.
+"""ML Program activations and elementwise unary ops.
 
 Each follows the MIL op's definition in coremltools (ops/defs/iOS15/activation.py,
 elementwise_unary.py), boundaries included: thresholded_relu keeps x == alpha, clamped_relu clamps
@@ -10,12 +10,38 @@ from __future__ import annotations
 import numpy as np
 
 from kerasml.runtime import kernels
-from kerasml.runtime.mil_each import channel_param, per_prediction
-from kerasml.runtime.mil_ops import OPS, Args, op
+from kerasml.runtime.mil.args import Args
+from kerasml.runtime.mil.per_prediction import channel_param, per_prediction
+from kerasml.runtime.registry import MIL_OPS
 
 
 def _unary(fn):
     return lambda args: [fn(np.asarray(args.f32("x")), args)]
+
+
+for _name, _fn in {
+    "relu": lambda x, a: np.maximum(x, 0),
+    "relu6": lambda x, a: np.clip(x, 0, 6),
+    "tanh": lambda x, a: np.tanh(x),
+    "exp": lambda x, a: np.exp(x),
+    "sqrt": lambda x, a: np.sqrt(x),
+    "rsqrt": lambda x, a: 1 / np.sqrt(x + np.float32(a.scalar("epsilon", 1e-12))),
+    "abs": lambda x, a: np.abs(x),
+    "square": lambda x, a: x * x,
+    "softsign": lambda x, a: x / (1 + np.abs(x)),
+    "softplus": lambda x, a: np.logaddexp(x, np.float32(0)),
+    "silu": lambda x, a: x / (1 + np.exp(-x)),
+    "leaky_relu": lambda x, a: np.where(x >= 0, x, x * np.float32(a.scalar("alpha", 0.01))),
+    "elu": lambda x, a: np.where(x > 0, x, np.float32(a.scalar("alpha", 1.0)) * np.expm1(np.minimum(x, 0))),
+    "clip": lambda x, a: np.clip(x, a.scalar("alpha"), a.scalar("beta")),
+    "linear_activation": lambda x, a: np.float32(a.scalar("alpha")) * x + np.float32(a.scalar("beta", 0.0)),
+    "sigmoid_hard": lambda x, a: np.clip(
+        np.float32(a.scalar("alpha", 0.2)) * x + np.float32(a.scalar("beta", 0.5)), 0, 1
+    ),
+    "scaled_tanh": lambda x, a: np.float32(a.scalar("alpha", 1.0)) * np.tanh(np.float32(a.scalar("beta", 1.0)) * x),
+    "cast": lambda x, a: x,  # the engine casts every result to the declared output dtype
+}.items():
+    MIL_OPS.add(_name, _unary(_fn))
 
 
 def _alpha(a: Args, name: str = "alpha", default=None) -> np.float32:
@@ -46,10 +72,10 @@ for _name, _fn in {
     "logical_not": lambda x, a: np.logical_not(x),
     "sigmoid": lambda x, a: kernels.sigmoid(x),
 }.items():
-    OPS[_name] = _unary(_fn)
+    MIL_OPS.add(_name, _unary(_fn))
 
 
-@op("gelu")
+@MIL_OPS.register("gelu")
 def gelu(args: Args) -> list:
     mode = args.scalar("mode", "EXACT")
     if mode not in kernels.GELU_MODES:
@@ -57,7 +83,7 @@ def gelu(args: Args) -> list:
     return [kernels.gelu(args.f32("x"), mode)]
 
 
-@op("prelu")
+@MIL_OPS.register("prelu")
 @per_prediction
 def prelu(args: Args) -> list:
     x = np.asarray(args.f32("x"))
@@ -65,7 +91,7 @@ def prelu(args: Args) -> list:
     return [np.where(x > 0, x, x * alpha)]
 
 
-@op("softplus_parametric")
+@MIL_OPS.register("softplus_parametric")
 @per_prediction
 def softplus_parametric(args: Args) -> list:
     x = np.asarray(args.f32("x"))

@@ -15,8 +15,9 @@ from __future__ import annotations
 import numpy as np
 
 from kerasml.runtime import kernels
-from kerasml.runtime.mil_each import per_prediction
-from kerasml.runtime.mil_ops import Args, op
+from kerasml.runtime.mil.args import Args
+from kerasml.runtime.mil.per_prediction import per_prediction
+from kerasml.runtime.registry import MIL_OPS
 
 _ACTIVATIONS = {
     "sigmoid": kernels.sigmoid,
@@ -70,7 +71,7 @@ def _run(args: Args, cell, states: list[np.ndarray]) -> list:
     return [out] + [np.concatenate([f[k] for f in finals], axis=-1) for k in range(len(finals[0]))]
 
 
-@op("lstm")
+@MIL_OPS.register("lstm")
 @per_prediction
 def lstm(args: Args) -> list:
     acts = (_act(args, "recurrent_activation", "sigmoid"), _act(args, "cell_activation", "tanh"),
@@ -88,7 +89,7 @@ def lstm(args: Args) -> list:
     return _run(args, cell, [np.asarray(args.f32("initial_h")), np.asarray(args.f32("initial_c"))])
 
 
-@op("gru")
+@MIL_OPS.register("gru")
 @per_prediction
 def gru(args: Args) -> list:
     acts = (_act(args, "recurrent_activation", "sigmoid"), _act(args, "activation", "tanh"))
@@ -109,7 +110,7 @@ def gru(args: Args) -> list:
     return _run(args, cell, [np.asarray(args.f32("initial_h"))])
 
 
-@op("rnn")
+@MIL_OPS.register("rnn")
 @per_prediction
 def rnn(args: Args) -> list:
     act = _act(args, "activation", "tanh")

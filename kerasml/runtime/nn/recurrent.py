@@ -15,9 +15,11 @@ from typing import Callable
 
 import numpy as np
 
-from kerasml.runtime import kernels, weights
-from kerasml.runtime.nn_activations import recurrent_activation_fn
-from kerasml.runtime.nn_layers import Run, _unsupported
+from kerasml.runtime import kernels
+from kerasml.runtime.nn import weights
+from kerasml.runtime.nn.activations import recurrent_activation_fn
+from kerasml.runtime.nn.common import Run, unsupported
+from kerasml.runtime.registry import NN_LAYERS
 
 GATE_CLIP = 50.0
 
@@ -182,15 +184,13 @@ def compile_simpleRecurrent(layer, name: str) -> Run:
 def _check_outputs(compile_, most: int) -> Callable[..., Run]:
     def compile_checked(layer, name: str) -> Run:
         if len(layer.output) > most:
-            raise _unsupported(name, layer.WhichOneof("layer"), f"{len(layer.output)} outputs (at most {most} exist)")
+            raise unsupported(name, layer.WhichOneof("layer"), f"{len(layer.output)} outputs (at most {most} exist)")
         return compile_(layer, name)
 
     return compile_checked
 
 
-LAYERS_RECURRENT: dict[str, Callable[..., Run]] = {
-    "uniDirectionalLSTM": _check_outputs(compile_uniDirectionalLSTM, 3),
-    "biDirectionalLSTM": _check_outputs(compile_biDirectionalLSTM, 5),
-    "gru": _check_outputs(compile_gru, 2),
-    "simpleRecurrent": _check_outputs(compile_simpleRecurrent, 2),
-}
+NN_LAYERS.add("uniDirectionalLSTM", _check_outputs(compile_uniDirectionalLSTM, 3))
+NN_LAYERS.add("biDirectionalLSTM", _check_outputs(compile_biDirectionalLSTM, 5))
+NN_LAYERS.add("gru", _check_outputs(compile_gru, 2))
+NN_LAYERS.add("simpleRecurrent", _check_outputs(compile_simpleRecurrent, 2))

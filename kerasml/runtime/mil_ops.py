@@ -87,13 +87,20 @@ def _align(arrays: list[np.ndarray], flags: list[bool]) -> list[np.ndarray]:
 
 
 # -- elementwise ----------------------------------------------------------------------------------
+def _reused(args: Args, x) -> np.ndarray | None:
+    """The step's own output buffer for a float32 batch (fresh arrays of this size cost page faults)."""
+    if args.ws is None or not isinstance(x, np.ndarray) or x.dtype != np.float32:
+        return None
+    return args.ws.like("out", x)
+
+
 def _unary(fn):
     return lambda args: [fn(args.f32("x"), args)]
 
 
 for _name, _fn in {
-    "relu": lambda x, a: np.maximum(x, 0),
-    "relu6": lambda x, a: np.clip(x, 0, 6),
+    "relu": lambda x, a: np.maximum(x, np.float32(0), out=_reused(a, x)),
+    "relu6": lambda x, a: np.clip(x, np.float32(0), np.float32(6), out=_reused(a, x)),
     "sigmoid": lambda x, a: 1 / (1 + np.exp(-x)),
     "tanh": lambda x, a: np.tanh(x),
     "exp": lambda x, a: np.exp(x),

@@ -16,7 +16,7 @@ import numpy as np
 from kerasml.errors import KerasmlError
 from kerasml.runtime import _proto
 from kerasml.runtime.errors import UnsupportedModelError
-from kerasml.runtime.parallel import parallel_map
+from kerasml.runtime.parallel import parallel_map, pieces
 
 _COLOURS = {10: "grayscale", 20: "rgb", 30: "bgr", 40: "grayscale"}  # 40: GRAYSCALE_FLOAT16
 _NN_TYPES = ("neuralNetworkClassifier", "neuralNetwork", "neuralNetworkRegressor")
@@ -194,7 +194,7 @@ class CoreMLModel:
         if any(len(v) != total for v in feeds.values()):
             raise KerasmlError(f"inputs hold different numbers of predictions: {[len(v) for v in feeds.values()]}")
         step = max(1, min(int(batch_size), _CHUNK))
-        chunks = [{k: v[start : start + step] for k, v in feeds.items()} for start in range(0, total, step)]
+        chunks = [{k: v[piece] for k, v in feeds.items()} for piece in pieces(total, step)]
         results = parallel_map(lambda chunk: self._engine.run(self._engine_feeds(chunk), wanted), chunks)
         return {w: np.concatenate([r[w] for r in results]) for w in wanted}
 

@@ -344,9 +344,6 @@ def layer_norm(
 
 
 # -- depthwise convolution ---------------------------------------------------------------------------
-_DEPTHWISE_BLOCK = 1 << 17  # output values per pass: the accumulator and one product stay in L2 cache
-
-
 def depthwise_conv2d(
     xh: np.ndarray,
     w: np.ndarray,
@@ -356,16 +353,21 @@ def depthwise_conv2d(
     stride: tuple[int, int] = (1, 1),
     dilation: tuple[int, int] = (1, 1),
     pads: tuple[int, int, int, int] = (0, 0, 0, 0),
+    scratch: Callable[[str, tuple[int, ...]], np.ndarray] | None = None,
 ) -> np.ndarray:
     """Depthwise 2-D cross-correlation (one input channel per group) in NHWC, written into `out`.
 
     xh (M, H, W, C_in); w (C_out, 1, kH, kW) with C_out = C_in * multiplier (output channel o reads
-    input channel o // multiplier); out (M, oH, oW, C_out). One multiply-add per kernel tap over
-    whole image rows: each tap's input is a view whose columns and channels are contiguous, read as
-    one run of oW * C values against the tap's weights tiled oW times, so NumPy's inner loops are
-    long even when there are few channels (a per-channel im2col would copy every input 9 times).
-    A strided convolution first splits the columns into `stride` phases, each contiguous. Images go
-    in blocks small enough that the accumulator stays in cache across the taps.
+    input channel o // multiplier); out (M, oH, oW, C_out).
+
+    An output row is oW * C values in a row, and the input it reads for kernel tap (i, j) is also
+    one run of oW * C values (the columns and channels of a padded input row, shifted by j columns);
+    so a read-only strided view (M, oH, kH, kW, oW * C) holds every tap's run, and one `einsum`
+    against the taps' weights (tiled oW times) multiplies and sums them in a single pass, with long
+    inner loops even when there are few channels. A per-channel im2col or matmul would copy every
+    input kH * kW times or run C tiny products; a strided convolution first splits the columns into
+    `stride` phases, each contiguous, and sums one einsum per phase. `scratch(key, shape)` gives
+    float32 buffers to reuse between batches (fresh ones cost a page fault per 4 KiB).
     """
     m, _, _, c_in = xh.shape
     c_out, _, kh, kw = w.shape
@@ -375,34 +377,37 @@ def depthwise_conv2d(
         xh = xh.repeat(c_out // c_in, axis=3)
     (sh, sw), (dh, dw) = stride, dilation
     _, oh, ow, _ = out.shape
-    phases = _column_phases(xh, pads, sw)
     row = ow * c_out
     taps = np.empty((kh, kw, ow, c_out), np.float32)
-    taps[...] = w[:, 0].transpose(1, 2, 0)[:, :, None, :]
+    taps[...] = np.asarray(w, np.float32)[:, 0].transpose(1, 2, 0)[:, :, None, :]
     taps = taps.reshape(kh, kw, row)
-    bias_row = None if bias is None else np.tile(np.asarray(bias, np.float32), ow)
-    block = max(1, min(m, _DEPTHWISE_BLOCK // (oh * row)))
-    product = np.empty((block, oh, row), np.float32)
     flat = out.reshape(m, oh, row)
-    for start in range(0, m, block):
-        acc = flat[start : start + block]
-        tmp = product[: len(acc)]
-        for i in range(kh):
-            rows = slice(i * dh, i * dh + (oh - 1) * sh + 1, sh)
-            for j in range(kw):
-                phase, first = phases[(j * dw) % sw], (j * dw) // sw
-                view = phase[start : start + block, rows, first : first + ow].reshape(acc.shape)
-                if i == 0 and j == 0:
-                    np.multiply(view, taps[0, 0], out=acc)
-                else:
-                    np.multiply(view, taps[i, j], out=tmp)
-                    acc += tmp
-        if bias_row is not None:
-            acc += bias_row
+    phases = _column_phases(xh, pads, sw, scratch)
+    done = False
+    for r, phase in enumerate(phases):
+        columns = [j for j in range(kw) if (j * dw) % sw == r]  # the kernel columns this phase feeds
+        if not columns:
+            continue
+        offsets = [(j * dw) // sw for j in columns]  # evenly spaced: consecutive columns differ by sw / gcd
+        step = offsets[1] - offsets[0] if len(offsets) > 1 else 0
+        s_n, s_h, s_w, item = phase.strides
+        if item != phase.itemsize or s_w != c_out * item:
+            raise AssertionError("column phases must have columns and channels contiguous")
+        windows = np.lib.stride_tricks.as_strided(
+            phase[:, :, offsets[0] :], shape=(m, oh, kh, len(columns), row),
+            strides=(s_n, sh * s_h, dh * s_h, step * s_w, item), writeable=False,
+        )
+        if not done:
+            np.einsum("nyijk,ijk->nyk", windows, taps[:, columns], out=flat)
+            done = True
+        else:
+            flat += np.einsum("nyijk,ijk->nyk", windows, taps[:, columns])
+    if bias is not None:
+        flat += np.tile(np.asarray(bias, np.float32), ow)
     return out
 
 
-def _column_phases(xh: np.ndarray, pads: tuple[int, int, int, int], stride: int) -> list[np.ndarray]:
+def _column_phases(xh: np.ndarray, pads: tuple[int, int, int, int], stride: int, scratch=None) -> list[np.ndarray]:
     """The zero-padded images (M, H', W', C) split by column into `stride` phases, phase r holding
     padded columns r, r + stride, ...: padding and splitting in one copy, each phase with its
     columns and channels contiguous. An unpadded, unstrided channels-last input is used as it is."""
@@ -414,7 +419,8 @@ def _column_phases(xh: np.ndarray, pads: tuple[int, int, int, int], stride: int)
     hp, wp = h + pt + pb, w + pl + pr
     phases = []
     for r in range(stride):
-        phase = np.empty((m, hp, len(range(r, wp, stride)), c), np.float32)
+        shape = (m, hp, len(range(r, wp, stride)), c)
+        phase = np.empty(shape, np.float32) if scratch is None else scratch(f"phase{r}", shape)
         first_input = (r - pl) % stride  # the first input column whose padded column is in this phase
         at = (pl + first_input - r) // stride
         count = len(range(first_input, w, stride))

@@ -89,7 +89,10 @@ def conv2d(
         raise ValueError(f"a {kh}x{kw} kernel does not fit a {h}x{wd} input")
     out = _scratch(ws, "out", (m, oh, ow, cout))
     if cin_g == 1 and groups > 1:  # depthwise: one multiply-add per tap instead of a matmul per channel
-        kernels.depthwise_conv2d(xh, w, bias, out, stride=(sh, sw), dilation=(dh, dw), pads=pads)
+        kernels.depthwise_conv2d(
+            xh, w, bias, out, stride=(sh, sw), dilation=(dh, dw), pads=pads,
+            scratch=None if ws is None else ws.empty,
+        )
         return out.transpose(0, 3, 1, 2)
     if pt or pb or pl or pr:
         xh = np.pad(xh, ((0, 0), (pt, pb), (pl, pr), (0, 0)))

@@ -12,8 +12,8 @@ it is installed; without it, batches run one after another with BLAS as it is.
 from __future__ import annotations
 
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import nullcontext
 from typing import Callable, Sequence, TypeVar
 
 T = TypeVar("T")
@@ -49,6 +49,20 @@ def pieces(total: int, step: int) -> list[slice]:
     return [slice(start, min(start + size, total)) for start in range(0, total, size)]
 
 
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _shared_pool() -> ThreadPoolExecutor:
+    """One pool for the process: its threads live on, and with them the layers' per-thread buffers
+    (numerics.Workspace), which a fresh pool per call would allocate and page-fault again."""
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(_cores(), thread_name_prefix="kerasml-runtime")
+        return _pool
+
+
 def parallel_map(fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
     """`[fn(item) for item in items]`, spread over the cores when that is safe and worth it."""
     workers = min(_cores(), len(items))
@@ -58,5 +72,4 @@ def parallel_map(fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
     with limits:
         if workers <= 1:
             return [fn(item) for item in items]
-        with ThreadPoolExecutor(workers) as pool:
-            return list(pool.map(fn, items))
+        return list(_shared_pool().map(fn, items))

@@ -432,20 +432,26 @@ def _column_phases(xh: np.ndarray, pads: tuple[int, int, int, int], stride: int,
 
 
 # -- padding -----------------------------------------------------------------------------------------
-def pad_constant(x: np.ndarray, widths: Sequence[tuple[int, int]], value: float = 0.0) -> np.ndarray:
+def pad_constant(
+    x: np.ndarray, widths: Sequence[tuple[int, int]], value: float = 0.0, out: np.ndarray | None = None
+) -> np.ndarray:
     """`np.pad(x, widths, constant_values=value)`, laid out in memory in x's own axis order.
 
     Convolutions hand on their (M, C, H, W) results as views of channels-last buffers; a padded
     copy that keeps channels innermost is written in long runs, and the next convolution reads
     it without transposing (np.pad returns C order, so both sides pay a strided transpose).
-    Only the border is filled with `value`, the inside is copied once.
+    Only the border is filled with `value`, the inside is copied once. `out`, when given, is the
+    buffer to write (of the padded shape), reused between batches.
     """
     widths = [(int(a), int(b)) for a, b in widths]
     if any(a < 0 or b < 0 for a, b in widths):
         raise ValueError(f"negative padding {widths}")
     order = sorted(range(x.ndim), key=lambda axis: -abs(x.strides[axis]))  # outermost axis first
     shape = [n + a + b for n, (a, b) in zip(x.shape, widths)]
-    out = np.empty([shape[axis] for axis in order], dtype=x.dtype).transpose(np.argsort(order))
+    if out is None:
+        out = np.empty([shape[axis] for axis in order], dtype=x.dtype).transpose(np.argsort(order))
+    elif out.shape != tuple(shape):
+        raise ValueError(f"a buffer of shape {out.shape} cannot hold the padded {tuple(shape)}")
     inside = []
     for axis, ((before, after), n) in enumerate(zip(widths, x.shape)):
         lead = (slice(None),) * axis

@@ -127,7 +127,9 @@ def _conv_k_major(x, w, bias, stride, dilation, pads, out_hw, out, ws) -> np.nda
     (sh, sw), (dh, dw), (oh, ow) = stride, dilation, out_hw
     pt, pb, pl, pr = pads
     if pt or pb or pl or pr:
-        x = np.pad(x, ((0, 0), (0, 0), (pt, pb), (pl, pr)))
+        widths = ((0, 0), (0, 0), (pt, pb), (pl, pr))
+        padded = _scratch(ws, "padded", (m, c, x.shape[2] + pt + pb, x.shape[3] + pl + pr))
+        x = kernels.pad_constant(x, widths, 0.0, out=padded)
     k = c * kh * kw
     cols = _scratch(ws, "cols_t", (k + 1, m * oh * ow))
     taps = cols[:k].reshape(c, kh, kw, m, oh, ow)

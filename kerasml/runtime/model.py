@@ -17,7 +17,7 @@ from kerasml.coreml.spec import (NN_TYPES, classifier_labels, image_colour, leas
 from kerasml.errors import KerasmlError
 from kerasml.runtime import proto
 from kerasml.runtime.errors import UnsupportedModelError
-from kerasml.runtime.parallel import parallel_map
+from kerasml.runtime.parallel import parallel_map, pieces
 
 _CHUNK = 256  # images per pass: large enough for BLAS, small enough for the layers to stay in cache
 
@@ -172,7 +172,7 @@ class CoreMLModel:
         if any(len(v) != total for v in feeds.values()):
             raise KerasmlError(f"inputs hold different numbers of predictions: {[len(v) for v in feeds.values()]}")
         step = max(1, min(int(batch_size), _CHUNK))
-        chunks = [{k: v[start : start + step] for k, v in feeds.items()} for start in range(0, total, step)]
+        chunks = [{k: v[piece] for k, v in feeds.items()} for piece in pieces(total, step)]
         results = parallel_map(lambda chunk: self._engine.run(self._engine_feeds(chunk), wanted), chunks)
         return {w: np.concatenate([r[w] for r in results]) for w in wanted}
 

@@ -13,6 +13,8 @@ import threading
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from kerasml.runtime import kernels
+
 
 class Workspace:
     """Output buffers a layer keeps between batches.
@@ -81,13 +83,19 @@ def conv2d(
     (sh, sw), (dh, dw) = stride, dilation
     pt, pb, pl, pr = pads
     xh = x.transpose(0, 2, 3, 1)
-    if pt or pb or pl or pr:
-        xh = np.pad(xh, ((0, 0), (pt, pb), (pl, pr), (0, 0)))
     eh, ew = dh * (kh - 1) + 1, dw * (kw - 1) + 1
-    oh, ow = (xh.shape[1] - eh) // sh + 1, (xh.shape[2] - ew) // sw + 1
+    oh, ow = (h + pt + pb - eh) // sh + 1, (wd + pl + pr - ew) // sw + 1
     if oh <= 0 or ow <= 0:
         raise ValueError(f"a {kh}x{kw} kernel does not fit a {h}x{wd} input")
     out = _scratch(ws, "out", (m, oh, ow, cout))
+    if cin_g == 1 and groups > 1:  # depthwise: one multiply-add per tap instead of a matmul per channel
+        kernels.depthwise_conv2d(
+            xh, w, bias, out, stride=(sh, sw), dilation=(dh, dw), pads=pads,
+            scratch=None if ws is None else ws.empty,
+        )
+        return out.transpose(0, 3, 1, 2)
+    if pt or pb or pl or pr:
+        xh = np.pad(xh, ((0, 0), (pt, pb), (pl, pr), (0, 0)))
     flat_out = out.reshape(m * oh * ow, cout)
     cout_g = cout // groups
     if groups == 1 and x.flags.c_contiguous and c * kh * kw <= 64:
@@ -119,7 +127,9 @@ def _conv_k_major(x, w, bias, stride, dilation, pads, out_hw, out, ws) -> np.nda
     (sh, sw), (dh, dw), (oh, ow) = stride, dilation, out_hw
     pt, pb, pl, pr = pads
     if pt or pb or pl or pr:
-        x = np.pad(x, ((0, 0), (0, 0), (pt, pb), (pl, pr)))
+        widths = ((0, 0), (0, 0), (pt, pb), (pl, pr))
+        padded = _scratch(ws, "padded", (m, c, x.shape[2] + pt + pb, x.shape[3] + pl + pr))
+        x = kernels.pad_constant(x, widths, 0.0, out=padded)
     k = c * kh * kw
     cols = _scratch(ws, "cols_t", (k + 1, m * oh * ow))
     taps = cols[:k].reshape(c, kh, kw, m, oh, ow)

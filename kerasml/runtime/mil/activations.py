@@ -15,13 +15,20 @@ from kerasml.runtime.mil.per_prediction import channel_param, per_prediction
 from kerasml.runtime.registry import MIL_OPS
 
 
+def _reused(args: Args, x) -> np.ndarray | None:
+    """The step's own output buffer for a float32 batch (fresh arrays of this size cost page faults)."""
+    if args.ws is None or not isinstance(x, np.ndarray) or x.dtype != np.float32:
+        return None
+    return args.ws.like("out", x)
+
+
 def _unary(fn):
     return lambda args: [fn(np.asarray(args.f32("x")), args)]
 
 
 for _name, _fn in {
-    "relu": lambda x, a: np.maximum(x, 0),
-    "relu6": lambda x, a: np.clip(x, 0, 6),
+    "relu": lambda x, a: np.maximum(x, np.float32(0), out=_reused(a, x)),
+    "relu6": lambda x, a: np.clip(x, np.float32(0), np.float32(6), out=_reused(a, x)),
     "tanh": lambda x, a: np.tanh(x),
     "exp": lambda x, a: np.exp(x),
     "sqrt": lambda x, a: np.sqrt(x),

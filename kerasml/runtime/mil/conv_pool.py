@@ -58,9 +58,10 @@ def conv_nd(x, w, bias, strides, dilations, pads, groups, ws=None) -> np.ndarray
         )
         return np.array(y[:, :, 0, :])
     if k == 2:
-        return np.array(numerics.conv2d(
+        # the channels-last view itself, no copy: the next convolution reads it without transposing
+        return numerics.conv2d(
             x, w, bias, stride=tuple(strides), dilation=tuple(dilations), pads=pads[0] + pads[1], groups=groups, ws=ws
-        ))
+        )
     if k != 3:
         raise ValueError(f"{k}-D convolution is not defined")
     x = np.pad(x, ((0, 0), (0, 0), pads[0], (0, 0), (0, 0)))
@@ -185,8 +186,8 @@ def _pool(kind: str):
             ]
         exclude = bool(args.scalar("exclude_padding_from_average", False))
         if k == 2 and kind in ("max", "avg"):
-            y = np.array(numerics.pool2d(xs, kind, tuple(kernel), tuple(strides), pads[0] + pads[1], tuple(out),
-                                         exclude_padding=exclude))
+            y = numerics.pool2d(xs, kind, tuple(kernel), tuple(strides), pads[0] + pads[1], tuple(out),
+                                exclude_padding=exclude, ws=args.ws)
         else:
             y = pool_nd(xs, kind, kernel, strides, pads, out, exclude)
         return [y.reshape(lead + y.shape[1:])]

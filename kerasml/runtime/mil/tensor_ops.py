@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from kerasml.runtime import kernels
 from kerasml.runtime.mil.args import Args
 from kerasml.runtime.mil.per_prediction import per_prediction
 from kerasml.runtime.registry import MIL_OPS
@@ -267,8 +268,14 @@ def space_batch(args: Args) -> list:
 
 
 @MIL_OPS.register("pad")
-@per_prediction
 def pad(args: Args) -> list:
+    """A whole batch at once when the amounts and the value are the same for every prediction."""
+    if args.batched("pad") or args.batched("constant_val"):
+        return _pad_each(args)
+    return _pad(args)
+
+
+def _pad(args: Args) -> list:
     x = np.asarray(args.f32("x"))
     amounts = args.ints("pad")
     mode = {"constant": "constant", "reflect": "reflect", "replicate": "edge"}.get(args.scalar("mode", "constant"))
@@ -276,8 +283,12 @@ def pad(args: Args) -> list:
         raise args.unsupported(f"pad mode '{args.scalar('mode')}'")
     pairs = [(amounts[i], amounts[i + 1]) for i in range(0, len(amounts), 2)]
     width = [(0, 0)] * (x.ndim - len(pairs)) + pairs
-    extra = {"constant_values": args.scalar("constant_val", 0.0)} if mode == "constant" else {}
-    return [np.pad(x, width, mode=mode, **extra)]
+    if mode == "constant":  # keeps the channels-last layout convolutions hand on
+        return [kernels.pad_constant(x, width, args.scalar("constant_val", 0.0))]
+    return [np.pad(x, width, mode=mode)]
+
+
+_pad_each = per_prediction(_pad)
 
 
 @MIL_OPS.register("tile")

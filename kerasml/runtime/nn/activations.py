@@ -111,7 +111,11 @@ def compile_activation(layer, name: str) -> Run:
         relu.in_place = lambda x: np.maximum(x, 0, out=x)  # see NeuralNetworkEngine._fuse
         relu.floor = 0.0
         return relu
-    return lambda inputs: [np.asarray(fn(inputs[0]), np.float32)]
+    run = lambda inputs: [np.asarray(fn(inputs[0]), np.float32)]  # noqa: E731
+    if layer.activation.WhichOneof("NonlinearityType") == "linear":  # ReLU6 converts to relu, -x, max, -x
+        a, b = np.float32(layer.activation.linear.alpha), np.float32(layer.activation.linear.beta)
+        run.in_place = lambda x: np.add(np.multiply(x, a, out=x), b, out=x)
+    return run
 
 
 @NN_LAYERS.register("clampedReLU")

@@ -70,7 +70,11 @@ def compile_unary(layer, name: str) -> Run:
         raise unsupported(name, "unary", f"unary function {p.type}")
     # The spec: scale "defaults to 1.0 if not set or set to 0", epsilon to 1e-6 likewise
     scale, shift, eps = np.float32(p.scale or 1.0), np.float32(p.shift), np.float32(p.epsilon or 1e-6)
-    return lambda inputs: [np.asarray(fn(scale * inputs[0] + shift, p, eps), np.float32)]
+    run = lambda inputs: [np.asarray(fn(scale * inputs[0] + shift, p, eps), np.float32)]  # noqa: E731
+    if p.type == 7:  # THRESHOLD (ReLU6's max(-x, -6)) can run in place after a convolution
+        alpha = np.float32(p.alpha)
+        run.in_place = lambda x: np.maximum(np.add(np.multiply(x, scale, out=x), shift, out=x), alpha, out=x)
+    return run
 
 
 def _merge(fn) -> Callable[..., Run]:

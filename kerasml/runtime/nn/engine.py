@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from kerasml.errors import KerasmlError
+from kerasml.runtime import kernels
 from kerasml.runtime.errors import UnsupportedModelError
 from kerasml.runtime.registry import NN_LAYERS
 
@@ -34,7 +35,14 @@ def _allowed_shapes(array_type):
 
 
 def _then(run, in_place):
-    return lambda args: [in_place(y) for y in run(args)]
+    """run followed by one more in-place activation; a chain of them runs block by block."""
+    base, chain = getattr(run, "fused_base", run), getattr(run, "fused_chain", []) + [in_place]
+
+    def fused(args):
+        return [kernels.apply_in_place(y, chain) for y in base(args)]
+
+    fused.fused_base, fused.fused_chain = base, chain
+    return fused
 
 
 def _image_bias(scaler, colour: str) -> list[float]:
@@ -123,6 +131,7 @@ class NeuralNetworkEngine:
             elif source in producers:
                 p_name, p_kind, p_inputs, p_outs, p_run = self.steps[producers[source]]
                 self.steps[producers[source]] = (p_name, p_kind, p_inputs, p_outs, _then(p_run, in_place))
+                producers[outs[0]] = producers[source]  # the next activation can join the chain
             else:
                 continue
             self.steps[i] = (name, kind, inputs, outs, lambda args: [args[0]])

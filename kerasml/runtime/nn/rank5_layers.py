@@ -344,6 +344,8 @@ def compile_padding(layer, name: str) -> Run:
     def run(inputs):
         x = inputs[0]
         width = [(0, 0)] * (x.ndim - 2) + [(top, bottom), (left, right)]
+        if mode == "constant":  # keeps the channels-last layout convolutions hand on
+            return [kernels.pad_constant(x, width, p.constant.value)]
         return [np.pad(x, width, mode=mode, **extra)]
 
     return run

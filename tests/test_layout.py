@@ -1,8 +1,6 @@
 """The package's shape, read from its source with `ast`: no import circle, no private name imported
 across modules, no module over the size limit, and the packages that must stay light stay light.
-
-kerasml/runtime/ is restructured on its own branch; `CHECK_RUNTIME` switches its modules into the
-checks once that has landed (then the whole package is covered)."""
+The whole package is checked, kerasml/runtime/ included."""
 
 from __future__ import annotations
 
@@ -14,7 +12,6 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "kerasml"
-CHECK_RUNTIME = False      # True once kerasml/runtime/ is restructured: the whole package is checked
 MAX_LINES = 400
 
 
@@ -24,10 +21,7 @@ def module_name(path: Path) -> str:
 
 
 def modules() -> dict[str, Path]:
-    found = {module_name(path): path for path in sorted(PACKAGE.rglob("*.py"))}
-    if not CHECK_RUNTIME:
-        found = {name: path for name, path in found.items() if not name.startswith("kerasml.runtime")}
-    return found
+    return {module_name(path): path for path in sorted(PACKAGE.rglob("*.py"))}
 
 
 ALL_MODULES = {module_name(path) for path in PACKAGE.rglob("*.py")}

@@ -13,7 +13,7 @@ import threading
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from kerasml.runtime import kernels
+from kerasml.runtime import layout_kernels
 
 
 class Workspace:
@@ -89,7 +89,7 @@ def conv2d(
         raise ValueError(f"a {kh}x{kw} kernel does not fit a {h}x{wd} input")
     out = _scratch(ws, "out", (m, oh, ow, cout))
     if cin_g == 1 and groups > 1:  # depthwise: one multiply-add per tap instead of a matmul per channel
-        kernels.depthwise_conv2d(
+        layout_kernels.depthwise_conv2d(
             xh, w, bias, out, stride=(sh, sw), dilation=(dh, dw), pads=pads,
             scratch=None if ws is None else ws.empty,
         )
@@ -129,7 +129,7 @@ def _conv_k_major(x, w, bias, stride, dilation, pads, out_hw, out, ws) -> np.nda
     if pt or pb or pl or pr:
         widths = ((0, 0), (0, 0), (pt, pb), (pl, pr))
         padded = _scratch(ws, "padded", (m, c, x.shape[2] + pt + pb, x.shape[3] + pl + pr))
-        x = kernels.pad_constant(x, widths, 0.0, out=padded)
+        x = layout_kernels.pad_constant(x, widths, 0.0, out=padded)
     k = c * kh * kw
     cols = _scratch(ws, "cols_t", (k + 1, m * oh * ow))
     taps = cols[:k].reshape(c, kh, kw, m, oh, ow)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from kerasml.runtime import kernels
+from kerasml.runtime import layout_kernels
 from kerasml.runtime.mil.args import Args
 from kerasml.runtime.mil.per_prediction import per_prediction
 from kerasml.runtime.registry import MIL_OPS
@@ -284,7 +284,7 @@ def _pad(args: Args) -> list:
     pairs = [(amounts[i], amounts[i + 1]) for i in range(0, len(amounts), 2)]
     width = [(0, 0)] * (x.ndim - len(pairs)) + pairs
     if mode == "constant":  # keeps the channels-last layout convolutions hand on
-        return [kernels.pad_constant(x, width, args.scalar("constant_val", 0.0))]
+        return [layout_kernels.pad_constant(x, width, args.scalar("constant_val", 0.0))]
     return [np.pad(x, width, mode=mode)]
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from kerasml.runtime import kernels, numerics
+from kerasml.runtime import kernels, layout_kernels, numerics
 from kerasml.runtime.nn import weights
 from kerasml.runtime.nn.common import Run, align_ranks, border, pair, unsupported
 from kerasml.runtime.registry import NN_LAYERS
@@ -345,7 +345,7 @@ def compile_padding(layer, name: str) -> Run:
         x = inputs[0]
         width = [(0, 0)] * (x.ndim - 2) + [(top, bottom), (left, right)]
         if mode == "constant":  # keeps the channels-last layout convolutions hand on
-            return [kernels.pad_constant(x, width, p.constant.value)]
+            return [layout_kernels.pad_constant(x, width, p.constant.value)]
         return [np.pad(x, width, mode=mode, **extra)]
 
     return run

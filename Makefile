@@ -12,11 +12,12 @@ SWIFT  ?= swift
 venv: $(STAMP)
 
 # Re-installs only when pyproject.toml changes (the stamp is newer otherwise), so a second
-# `make venv` does nothing.
+# `make venv` does nothing. -qq on the editable install: setuptools' "Editable installation" notice
+# is for package authors, not for someone running `make demo`; pip's errors still show.
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[test]"
+	$(PY) -m pip install -qq -e ".[test]"
 	touch $(STAMP)
 
 # The real MNIST test set, when this checkout sits beside ../shared: only ever evaluated on.

@@ -1,9 +1,10 @@
 """Shared fixtures (the real MNIST test set when present, tiny models trained once per run) and the
-helpers several test modules use (`from conftest import make_shapes, quiet`)."""
+helpers several test modules use (`from conftest import make_shapes, quiet, restore_ctrl_c`)."""
 
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +49,12 @@ def make_split_shapes(root: Path, **kwargs) -> Path:
     for split, count, seed in (("train", 16, 0), ("val", 4, 1), ("test", 6, 2)):
         make_shapes(root / split, per_class=count, seed=seed, **kwargs)
     return root
+
+
+def restore_ctrl_c() -> None:
+    """`preexec_fn` for a child that a test stops with SIGINT: pytest-xdist's workers ignore SIGINT,
+    and an ignored signal is inherited, so without this Python in the child never sees Ctrl-C."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def quiet(message: str) -> None:

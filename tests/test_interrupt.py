@@ -10,6 +10,8 @@ import time
 
 import pytest
 
+from conftest import restore_ctrl_c
+
 from kerasml.record import read_record
 
 
@@ -20,7 +22,8 @@ def test_ctrl_c_saves_the_best_model_so_far(tmp_path, small_digits_npz):
     process = subprocess.Popen(
         [sys.executable, "-m", "kerasml", "train", "--data", str(small_digits_npz), "--arch", "chollet",
          "--epochs", "200", "--out", str(out)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+        preexec_fn=restore_ctrl_c)
     lines = []
     deadline = time.monotonic() + 240
     try:

@@ -19,20 +19,6 @@ def _quantized(params) -> bool:
     return params.HasField("quantization") and bool(q.numberOfBits or q.WhichOneof("QuantizationType"))
 
 
-def precision_of(params) -> str:
-    """'float32', 'float16', 'int8' (8-bit linear), 'int<n>' (n-bit linear) or 'lut'."""
-    if _quantized(params):
-        q = params.quantization
-        if q.WhichOneof("QuantizationType") == "lookupTableQuantization":
-            return "lut"
-        return f"int{q.numberOfBits}"
-    if params.float16Value:
-        return "float16"
-    if params.int8RawValue:
-        return "int8"
-    return "float32"
-
-
 def _unpack_bits(raw: bytes, count: int, nbits: int) -> np.ndarray:
     """n-bit unsigned integers packed most significant bit first (the NeuralNetwork convention)."""
     bits = np.unpackbits(np.frombuffer(raw, dtype=np.uint8))  # MSB first within each byte

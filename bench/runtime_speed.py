@@ -60,7 +60,7 @@ def _digits_model():
     keras = _keras()
     if DIGITS_MODEL.is_file():
         return keras.models.load_model(DIGITS_MODEL)
-    from kerasml.architectures import kerasml_digits
+    from kerasml.training.architectures import kerasml_digits
 
     keras.utils.set_random_seed(7)   # speed does not depend on the weights' values
     return kerasml_digits((28, 28, 1), 10)
@@ -129,7 +129,7 @@ def time_pair(keras_model, coreml, images: np.ndarray, repeats: int = REPEATS) -
 def measure(names: list[str] | None = None, formats: tuple[str, ...] = FORMATS, repeats: int = REPEATS,
             say: Callable[[str], None] = lambda m: None) -> list[dict]:
     """One row per model and format: model, format, batch, keras_s, runtime_s, ratio, max_abs_diff."""
-    from kerasml.convert import ConvertOptions, convert
+    from kerasml.coreml.convert import ConvertOptions, convert
     from kerasml.runtime import load_model
 
     rows = []

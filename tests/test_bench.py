@@ -82,3 +82,23 @@ def test_arguments(run):
     assert run.parse_arguments([]).only == list(run.SECTIONS)
     with pytest.raises(SystemExit):
         run.parse_arguments(["--only", "speed"])
+
+
+def _kerasml_imports(path: Path) -> set[str]:
+    """Every `kerasml...` module a bench script imports, also inside functions (they import lazily,
+    so a module moved by a restructure only fails when that section runs)."""
+    import ast
+
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("kerasml"):
+            found.add(node.module)
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names if alias.name.startswith("kerasml"))
+    return found
+
+
+@pytest.mark.parametrize("script", sorted(p.name for p in BENCH.glob("*.py")))
+def test_bench_scripts_import_modules_that_exist(script):
+    missing = sorted(m for m in _kerasml_imports(BENCH / script) if importlib.util.find_spec(m) is None)
+    assert not missing, f"bench/{script} imports modules that do not exist: {missing}"

@@ -29,7 +29,6 @@ FAKE_MACOS = (15, 2)  # new enough for every test gated on a macOS version
 
 _state = {"predictions": 0, "asked": 0}
 _config: dict[str, object] = {}
-_models: dict[int, object] = {}  # id(MLModel) -> loaded kerasml model, for tests that predict repeatedly
 
 
 def pytest_addoption(parser):
@@ -90,9 +89,11 @@ def _predict(self, data, state=None):
         pytest.skip("stateful model: needs Core ML itself (macOS 15); the kerasml runtime has no state")
     _state["asked"] += 1
     try:
-        model = _models.get(id(self))
+        # kept on the MLModel itself: a cache keyed by id() handed a later model (at a freed model's
+        # address) the earlier model's runtime, e.g. across the models of one slice_update test
+        model = getattr(self, "_kerasml_runtime_model", None)
         if model is None:
-            model = _models[id(self)] = load_model(self)
+            model = self._kerasml_runtime_model = load_model(self)
         out = model.predict({name: _as_batch(value) for name, value in data.items()})
     except UnsupportedModelError as exc:
         pytest.skip(REFUSED + str(exc))
@@ -106,7 +107,6 @@ def _predict(self, data, state=None):
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_protocol(item, nextitem):
     _state["predictions"] = _state["asked"] = 0
-    _models.clear()
     yield
 
 

@@ -148,17 +148,8 @@ def compile_gru(layer, name: str) -> Run:
     w_x = _stacked(q, gates, "WeightMatrix", (hidden, size), name)
     w_h = _stacked(q, gates, "RecursionMatrix", (hidden, hidden), name)
     bias = _stacked(q, gates, "BiasVector", (hidden,), name) if q.hasBiasVectors else None
-    n_out = len(layer.output)
-
-    def run(inputs):
-        x, rank = _sequence(inputs[0], size)
-        n = inputs[0].shape[0]
-        h0 = _state(inputs, 1, n, x.shape[1] // n, hidden)
-        y, h = kernels.gru(x[::-1] if q.reverseInput else x, w_x, w_h, bias, h0, acts=acts, gate_clip=GATE_CLIP)
-        seq = y if q.sequenceOutput else y[-1:]
-        return [_blob(seq, n, rank), _blob(h[None], n, rank)][:n_out]
-
-    return run
+    return _one_state_run(q, size, hidden, len(layer.output),
+                          lambda x, h0: kernels.gru(x, w_x, w_h, bias, h0, acts=acts, gate_clip=GATE_CLIP))
 
 
 def compile_simpleRecurrent(layer, name: str) -> Run:
@@ -168,13 +159,19 @@ def compile_simpleRecurrent(layer, name: str) -> Run:
     w_x = _matrix(q.weightMatrix, hidden, size, f"layer '{name}' W")
     w_h = _matrix(q.recursionMatrix, hidden, hidden, f"layer '{name}' R")
     bias = weights.vector(q.biasVector, hidden, f"layer '{name}' b") if q.hasBiasVector else None
-    n_out = len(layer.output)
+    return _one_state_run(q, size, hidden, len(layer.output),
+                          lambda x, h0: kernels.rnn(x, w_x, w_h, bias, h0, act=act, gate_clip=GATE_CLIP))
+
+
+def _one_state_run(q, size: int, hidden: int, n_out: int, cell) -> Run:
+    """The layer run of a recurrent layer with one state (gru, simpleRecurrent): `cell(x, h0)` gives
+    the outputs over the sequence and the last state; reversal and sequence output as the layer says."""
 
     def run(inputs):
         x, rank = _sequence(inputs[0], size)
         n = inputs[0].shape[0]
         h0 = _state(inputs, 1, n, x.shape[1] // n, hidden)
-        y, h = kernels.rnn(x[::-1] if q.reverseInput else x, w_x, w_h, bias, h0, act=act, gate_clip=GATE_CLIP)
+        y, h = cell(x[::-1] if q.reverseInput else x, h0)
         seq = y if q.sequenceOutput else y[-1:]
         return [_blob(seq, n, rank), _blob(h[None], n, rank)][:n_out]
 

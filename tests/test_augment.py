@@ -73,16 +73,18 @@ def test_largest_displacement_is_the_strength_and_the_field_is_smooth(strength, 
     assert step < strength / sigma
 
 
-def test_both_resamplers_agree_on_a_pure_affine_move(digits):
+@pytest.mark.parametrize("fill_mode", ["CONSTANT", "REFLECT"])
+def test_both_resamplers_agree_on_a_pure_affine_move(digits, fill_mode):
     """The elastic path reads pixels from affine(pixel + displacement); with no displacement it must
-    reproduce TensorFlow's projective-transform kernel, so the two conventions match."""
+    reproduce TensorFlow's projective-transform kernel, edges included (black for digits, mirrored
+    for photos), so the two conventions match."""
     images, _ = digits
     transforms = random_affine_transforms(tf.shape(images), Augmentation(rotation=15, shift=0.1, zoom=0.1), seed(9))
     expected = tf.raw_ops.ImageProjectiveTransformV3(
         images=images, transforms=transforms, output_shape=[28, 28], fill_value=0.0,
-        interpolation="BILINEAR", fill_mode="CONSTANT").numpy()
-    actual = resample(images, transforms, tf.zeros([len(images), 28, 28, 2]), "constant").numpy()
-    np.testing.assert_allclose(actual, expected, atol=2e-3)
+        interpolation="BILINEAR", fill_mode=fill_mode).numpy()
+    actual = resample(images, transforms, tf.zeros([len(images), 28, 28, 2]), fill_mode.lower()).numpy()
+    np.testing.assert_allclose(actual, expected, atol=1e-5)
 
 
 def test_elastic_distortion_bends_strokes_without_losing_ink(digits):

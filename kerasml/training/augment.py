@@ -106,24 +106,43 @@ def _gaussian_matrix(size, sigma: float):
 
 
 def resample(images, transforms, field, fill_mode: str):
-    """Read every output pixel from input position affine(pixel + displacement), bilinearly,
-    with Keras' `map_coordinates` (one image at a time, vectorised over the batch)."""
-    import keras
-
+    """Read every output pixel from input position affine(pixel + displacement), bilinearly: the
+    four neighbours of every source position gathered from the flattened batch at once (a
+    per-image `map_coordinates` under `vectorized_map` took twice as long). Outside the image
+    reads zero ("constant") or the mirror image ("reflect", d c b a | a b c d), exactly as
+    TensorFlow's own projective transform kernel does for the affine part alone."""
     shape = tf.shape(images)
-    rows, cols = tf.meshgrid(tf.range(shape[1], dtype=tf.float32), tf.range(shape[2], dtype=tf.float32),
+    count, height, width, channels = shape[0], shape[1], shape[2], shape[3]
+    rows, cols = tf.meshgrid(tf.range(height, dtype=tf.float32), tf.range(width, dtype=tf.float32),
                              indexing="ij")
     y = rows[None] + field[..., 0]
     x = cols[None] + field[..., 1]
     a = [tf.reshape(transforms[:, i], [-1, 1, 1]) for i in range(6)]  # per image, broadcast over pixels
     source_x = a[0] * x + a[1] * y + a[2]
     source_y = a[3] * x + a[4] * y + a[5]
-    coordinates = tf.stack([source_y, source_x], axis=1)          # (N, 2, H, W)
+    left, top = tf.floor(source_x), tf.floor(source_y)
+    right_weight = (source_x - left)[..., None]
+    bottom_weight = (source_y - top)[..., None]
+    left, top = tf.cast(left, tf.int32), tf.cast(top, tf.int32)
+    pixels = tf.reshape(images, [-1, channels])
+    first_pixel = tf.reshape(tf.range(count) * height * width, [-1, 1, 1])   # of each image
 
-    def one_image(image_and_coordinates):
-        image, where = image_and_coordinates
-        channels = [keras.ops.image.map_coordinates(image[..., c], where, order=1, fill_mode=fill_mode)
-                    for c in range(images.shape[-1])]
-        return tf.stack(channels, axis=-1)
+    def neighbour(row, col):
+        if fill_mode == "constant":
+            inside = (row >= 0) & (row < height) & (col >= 0) & (col < width)
+            row, col = tf.clip_by_value(row, 0, height - 1), tf.clip_by_value(col, 0, width - 1)
+            values = tf.gather(pixels, first_pixel + row * width + col)
+            return values * tf.cast(inside, values.dtype)[..., None]
+        row, col = _reflected(row, height), _reflected(col, width)
+        return tf.gather(pixels, first_pixel + row * width + col)
 
-    return tf.vectorized_map(one_image, (images, coordinates))
+    upper = neighbour(top, left) * (1 - right_weight) + neighbour(top, left + 1) * right_weight
+    lower = neighbour(top + 1, left) * (1 - right_weight) + neighbour(top + 1, left + 1) * right_weight
+    return upper * (1 - bottom_weight) + lower * bottom_weight
+
+
+def _reflected(index, size):
+    """Indices outside 0..size-1 mirrored back inside, the edge pixel repeated (d c b a | a b c d)."""
+    period = 2 * size
+    index = tf.math.floormod(index, period)
+    return tf.where(index < size, index, period - 1 - index)

@@ -155,34 +155,46 @@ def _small_bn_net(input_shape, num_classes, filters: tuple[int, int], padding: s
 
 
 def kerasml_digits(input_shape: tuple[int, int, int], num_classes: int):
-    """kerasml's default for digits: 225,610 parameters on MNIST, trained with augmentation."""
-    return _small_bn_net(input_shape, num_classes, (32, 64), "valid", 0.4, "kerasml")
+    """kerasml's default for digits (168,586 parameters on MNIST): three convolutions, the later
+    two batch-normalised, trained on affine + elastically distorted digits.
+
+    A two-convolution net underfits elastically distorted digits (its training accuracy stays near
+    97%), so the third convolution (96 filters at 5x5) gives the capacity; the middle one is
+    narrower (48, not 64) so the whole costs no more per image than the two-convolution net did,
+    and the 18 epochs fit in the tutorial recipe's time (measured in `make bench`)."""
+    return _three_conv_net(input_shape, num_classes, (32, 48, 96), "kerasml")
 
 
 def kerasml_fashion(input_shape: tuple[int, int, int], num_classes: int):
-    """kerasml's default for Fashion-MNIST: narrower, 'same' padding keeps the garments' edges."""
+    """kerasml's default for Fashion-MNIST: two convolutions, 'same' padding keeps the garments' edges."""
     return _small_bn_net(input_shape, num_classes, (16, 32), "same", 0.3, "kerasml_fashion")
 
 
 def kerasml_elastic(input_shape: tuple[int, int, int], num_classes: int):
-    """The digit default with a third convolution (128 filters at 5x5, BN): the capacity elastic
-    distortion needs, since the two-convolution net underfits elastically distorted digits (its
-    training accuracy stays near 97%). Cheap: at 5x5 the convolution costs a quarter of the others."""
+    """The digit default, wider (64 and 128 filters): 242,506 parameters, about 1.5 times the work per
+    image for no better accuracy on validation (measured over three seeds)."""
+    return _three_conv_net(input_shape, num_classes, (32, 64, 128), "kerasml_elastic")
+
+
+def _three_conv_net(input_shape, num_classes, filters: tuple[int, int, int], name: str):
+    """Conv-ReLU → pool → Conv-BN-ReLU → pool → Conv-BN-ReLU → Dense-BN-ReLU → dropout .3 → softmax,
+    'valid' padding throughout (28 → 26 → 13 → 11 → 5 → 3)."""
     from keras import layers, models
 
     inputs = layers.Input(shape=input_shape, name="image")
-    x = layers.Conv2D(32, 3, activation="relu")(inputs)
+    x = layers.Conv2D(filters[0], 3, activation="relu")(inputs)
     x = layers.MaxPooling2D()(x)
-    x = _conv_bn_relu(x, 64, "valid")
+    x = _conv_bn_relu(x, filters[1], "valid")
     x = layers.MaxPooling2D()(x)
-    x = _conv_bn_relu(x, 128, "valid")
+    x = _conv_bn_relu(x, filters[2], "valid")
     x = layers.Flatten()(x)
     x = layers.Dense(128, use_bias=False)(x)
     x = layers.BatchNormalization(momentum=BN_MOMENTUM)(x)
     x = layers.ReLU()(x)
     x = layers.Dropout(0.3)(x)
-    outputs = layers.Dense(num_classes, activation="softmax")(x)
-    return models.Model(inputs, outputs, name="kerasml_elastic")
+    # float32 output: under mixed precision a float16 softmax loses small probabilities.
+    outputs = layers.Dense(num_classes, activation="softmax", dtype="float32")(x)
+    return models.Model(inputs, outputs, name=name)
 
 
 def vgg(input_shape: tuple[int, int, int], num_classes: int):
@@ -206,13 +218,13 @@ def vgg(input_shape: tuple[int, int, int], num_classes: int):
 
 
 ARCHITECTURES = {arch.name: arch for arch in [
-    Architecture("kerasml", "small batch-normalised CNN, augmentation, AdamW + cosine (default for digits)",
-                 kerasml_digits, epochs=15, batch_size=128, learning_rate=3e-3, augment=Augmentation(),
+    Architecture("kerasml", "small batch-normalised CNN with three convolutions, affine + elastic augmentation, "
+                 "AdamW + cosine (default for digits)",
+                 kerasml_digits, epochs=18, batch_size=128, learning_rate=3e-3, augment=Augmentation(elastic=2.0),
                  schedule="cosine"),
-    Architecture("kerasml-fashion", "narrower variant without augmentation (default for --dataset fashion)",
+    Architecture("kerasml-fashion", "narrower two-convolution variant without augmentation (default for --dataset fashion)",
                  kerasml_fashion, epochs=8, batch_size=128, learning_rate=3e-3, schedule="cosine"),
-    Architecture("kerasml-elastic", "digits: a third convolution, affine + elastic augmentation, 18 epochs "
-                 "(experimental: best validation loss, not yet measured over seeds and time)",
+    Architecture("kerasml-elastic", "the digit default with wider convolutions (64 and 128 filters)",
                  kerasml_elastic, epochs=18, batch_size=128, learning_rate=3e-3,
                  augment=Augmentation(elastic=2.0), schedule="cosine"),
     Architecture("vgg", "batch-normalised VGG-style CNN with global pooling (default for image folders)",

@@ -127,3 +127,36 @@ def test_the_app_model_reads_real_mnist_digits_from_simulated_photos(mnist_test)
     print(f"app model on {count} MNIST test digits: {direct:.1%} as given, {from_photos:.1%} from simulated photos "
           f"({time.perf_counter() - started:.0f} s)")
     assert from_photos >= direct - 0.03
+
+
+def test_only_digit_models_get_the_digit_preparation(tmp_path, monkeypatch):
+    """A 28x28 grayscale model of garments (Fashion-MNIST's labels) gets the plain resize: the
+    digit preparation would cut a shirt down to one thickened ink component."""
+    from kerasml.checks import predict as predict_module
+    from kerasml.preprocess import prepare_picture, reads_digits
+    from kerasml.record import DIGITS, FASHION
+
+    assert reads_digits(DIGITS) and reads_digits(list(reversed(DIGITS))) and reads_digits(range(10))
+    assert not reads_digits(FASHION) and not reads_digits(DIGITS[:9]) and not reads_digits(["a"] * 10)
+
+    seven = photo_of(rasterize_strokes([[(40, 40), (160, 40), (90, 170)]], 200, 12), Scene(seed=11))
+    picture = Image.fromarray(seven)
+    as_digit = prepare_picture(picture, 28, 28, 1)
+    as_other = prepare_picture(picture, 28, 28, 1, digits=False)
+    assert any("cropped" in note for note in as_digit.notes)
+    assert as_other.notes[-1] == "resized to 28x28" and not any("cropped" in note for note in as_other.notes)
+
+    class Garments:   # what load_classifier returns, for a 28x28 grayscale model with Fashion's labels
+        image = type("Image", (), {"height": 28, "width": 28, "channels": 1})()
+        labels = FASHION
+
+        def predict_probabilities(self, images):
+            self.seen = images
+            return np.full((len(images), 10), 0.1)
+
+    model = Garments()
+    monkeypatch.setattr(predict_module, "load_classifier", lambda path: model)
+    picture.save(tmp_path / "shirt.png")
+    (result,) = predict_module.predict(tmp_path / "garments.mlmodel", [tmp_path / "shirt.png"])
+    assert result.notes == as_other.notes
+    np.testing.assert_array_equal(model.seen[0], as_other.image)

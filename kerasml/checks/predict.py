@@ -1,8 +1,10 @@
 """Classify image files with a Core ML model, on Linux, as the app would.
 
-28x28 grayscale models get the app's photo preparation by default (`preprocess.prepare_photo`:
-grayscale, illumination corrected, dark ink inverted, largest ink component cropped, fitted into
-20x20 and centred by mass), and each result says what was done; `raw=True` only resizes.
+28x28 grayscale digit models (their labels are 0-9) get the app's photo preparation by default
+(`preprocess.prepare_photo`: grayscale, illumination corrected, dark ink inverted, largest ink
+component cropped, fitted into 20x20 and centred by mass); other grayscale models, and every model
+with `raw=True`, are only resized after dark-on-light pictures are inverted. Each result says what
+was done.
 Colour models always get a plain resize to the model's input size.
 """
 
@@ -39,7 +41,7 @@ class Prediction:
 
 def predict(model_path: Path, images: list[Path], top: int = 3, raw: bool = False) -> list[Prediction]:
     from kerasml.data.images import open_image
-    from kerasml.preprocess import prepare_picture
+    from kerasml.preprocess import prepare_picture, reads_digits
 
     if not images:
         raise KerasmlError("give at least one image file to classify")
@@ -47,9 +49,10 @@ def predict(model_path: Path, images: list[Path], top: int = 3, raw: bool = Fals
         raise KerasmlError(f"--top {top} must be at least 1")
     model = load_classifier(Path(model_path))
     shape = (model.image.height, model.image.width, model.image.channels)
+    digits = reads_digits(model.labels)
     inputs, notes = [], []
     for path in images:
-        prepared = prepare_picture(open_image(path), *shape, raw=raw)
+        prepared = prepare_picture(open_image(path), *shape, raw=raw, digits=digits)
         inputs.append(prepared.image)
         notes.append(prepared.notes)
     probabilities = model.predict_probabilities(np.stack(inputs))

@@ -27,7 +27,8 @@ integer arithmetic or in the same floating-point operations, in the same order, 
 from kerasml.preprocess.drawing import (BOX, FIELD, model_stroke_width, normalize_digit,
                                         rasterize_sketch, rasterize_strokes)
 from kerasml.preprocess.photo import PhotoPreparation, prepare_photo
-from kerasml.preprocess.picture import prepare_image, prepare_picture, prepare_raw
+from kerasml.preprocess.picture import prepare_image, prepare_picture, prepare_raw, reads_digits
 
 __all__ = ["BOX", "FIELD", "PhotoPreparation", "model_stroke_width", "normalize_digit", "prepare_image",
-           "prepare_photo", "prepare_picture", "prepare_raw", "rasterize_sketch", "rasterize_strokes"]
+           "prepare_photo", "prepare_picture", "prepare_raw", "rasterize_sketch", "rasterize_strokes",
+           "reads_digits"]

@@ -12,11 +12,12 @@ from kerasml.preprocess.drawing import FIELD
 from kerasml.preprocess.photo import PhotoPreparation, photo_grayscale, prepare_photo
 
 
-def prepare_picture(picture, height: int, width: int, channels: int, raw: bool = False) -> "PhotoPreparation":
+def prepare_picture(picture, height: int, width: int, channels: int, raw: bool = False,
+                    digits: bool = True) -> "PhotoPreparation":
     """A decoded PIL image → the input of a model taking height x width x channels images, as
-    `kerasml predict` and the `kerasml try` page prepare it: 28x28 grayscale models get the app's
-    photo preparation (unless `raw`), other grayscale models `prepare_raw`, colour models a plain
-    bilinear resize."""
+    `kerasml predict` and the `kerasml try` page prepare it: 28x28 grayscale models of `digits`
+    get the app's photo preparation (unless `raw`), other grayscale models `prepare_raw`, colour
+    models a plain bilinear resize."""
     from PIL import Image
 
     if channels == 3:
@@ -25,9 +26,17 @@ def prepare_picture(picture, height: int, width: int, channels: int, raw: bool =
         return PhotoPreparation(image, [("photo", rgb), (f"resized to {width}x{height}", image)],
                                 [f"resized to {width}x{height}"])
     pixels = image_pixels(picture)
-    if not raw and (height, width) == (FIELD, FIELD):
+    if not raw and digits and (height, width) == (FIELD, FIELD):
         return prepare_photo(pixels)
     return prepare_raw(pixels, height, width)
+
+
+def reads_digits(labels) -> bool:
+    """Whether a classifier's labels are the ten digits, in any order: only then does a photo get
+    the digit preparation (one ink component, strokes thickened, fitted into 20x20 and centred by
+    mass). A 28x28 grayscale model of anything else, Fashion-MNIST's garments say, would lose its
+    picture's shape and texture to it; it gets the plain resize instead."""
+    return sorted(str(label) for label in labels) == [str(digit) for digit in range(10)]
 
 
 def prepare_image(path: Path | str, raw: bool = False, size: tuple[int, int] = (28, 28)) -> np.ndarray:

@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from kerasml.errors import KerasmlError
-from kerasml.record import DIGITS, metadata_key
+from kerasml.record import metadata_key
+from kerasml import preprocess
 from kerasml.web import photo, reading
 
 
@@ -28,7 +29,8 @@ class TryModel:
         self.labels = [str(label) for label in self.model.labels]
         # As `kerasml predict`: 28x28 grayscale models get MNIST-style preparation, so they can be drawn on.
         self.drawing = image.channels == 1 and (image.height, image.width) == (28, 28)
-        self.noun = "digit" if sorted(self.labels) == DIGITS else ("drawing" if self.drawing else "image")
+        self.digits = preprocess.reads_digits(self.labels)   # photos: the digit preparation only for these
+        self.noun = "digit" if self.digits else ("drawing" if self.drawing else "image")
         self._lock = threading.Lock()   # one prediction at a time: the page reads after every stroke
         self.classify(np.zeros((image.height, image.width, image.channels), np.uint8))  # fails now, not later
 
@@ -48,8 +50,9 @@ class TryModel:
 
     def read_photo(self, data: bytes) -> tuple[reading.Reading, photo.PhotoPreparation]:
         picture = photo.open_upload(data)
-        prepared = photo.prepare_upload(picture, self.image.height, self.image.width, self.image.channels)
-        if self.drawing and not prepared.image.any():
+        prepared = photo.prepare_upload(picture, self.image.height, self.image.width, self.image.channels,
+                                        digits=self.digits)
+        if self.digits and self.drawing and not prepared.image.any():
             return reading.Reading(reading.EMPTY), prepared
         return self.classify(prepared.image), prepared
 

@@ -1,6 +1,6 @@
 """Uploaded images, decoded in memory (never written to disk) and prepared as `kerasml predict` does.
 
-28x28 grayscale models get the app's photo preparation (`kerasml.preprocess.prepare_photo`:
+28x28 grayscale digit models get the app's photo preparation (`kerasml.preprocess.prepare_photo`:
 grayscale, illumination corrected, dark ink inverted, largest ink component cropped, centred);
 other grayscale models a plain resize after the same inversion; colour models a plain resize.
 Every intermediate image is kept so the page can show the steps.
@@ -45,9 +45,9 @@ def open_upload(data: bytes):
         raise KerasmlError(f"the upload is a damaged image ({exc}); choose another PNG or JPEG file") from None
 
 
-def prepare_upload(picture, height: int, width: int, channels: int) -> PhotoPreparation:
+def prepare_upload(picture, height: int, width: int, channels: int, digits: bool = True) -> PhotoPreparation:
     """The model input for a decoded upload, exactly as `kerasml predict` prepares a file."""
-    return preprocess.prepare_picture(picture, height, width, channels)
+    return preprocess.prepare_picture(picture, height, width, channels, digits=digits)
 
 
 def png_data_url(pixels: np.ndarray, max_side: int | None = SHOWN_SIDE) -> str:

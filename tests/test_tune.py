@@ -82,3 +82,31 @@ def test_width_and_dropout_reshape_any_architecture(arch):
     assert {layer.rate for layer in wide.layers if isinstance(layer, keras.layers.Dropout)} == {0.25}
     assert wide.output_shape == plain.output_shape == (None, 5)
     assert wide.count_params() > 2 * plain.count_params()
+
+
+def test_trials_of_a_backbone_see_its_own_pixel_scaling(tmp_path, monkeypatch):
+    """`kerasml tune --arch mobilenetv2`: the search trains on pixels scaled to [-1, 1] as the
+    backbone wants them and as the final training records them, not on tune's default x/255."""
+    from kerasml.training import tune as tune_module
+    from kerasml.training.options import TrainOptions
+
+    data = make_shapes(tmp_path / "shapes", per_class=4)
+    seen = {}
+
+    def search(options, arch, prepared, workdir, say):
+        seen["search"] = prepared.preprocessing
+        return [{"hyperparameters": {"width": 0.35, "dropout": 0.2, "learning_rate": 1e-3, "batch_size": 32},
+                 "val_accuracy": 0.5, "val_loss": 1.0, "epochs": 1}]
+
+    def train(options, say, data):
+        seen["train"] = data.preprocessing
+        raise KerasmlError("stop here: the scaling is what this test is about")
+
+    monkeypatch.setattr(tune_module, "_search", search)
+    monkeypatch.setattr(tune_module, "train", train)
+    monkeypatch.setattr(tune_module, "_write_tables", lambda *args: [])
+    with pytest.raises(KerasmlError, match="stop here"):
+        tune_module.tune(tune_module.TuneOptions(TrainOptions(data=data, arch="mobilenetv2", image_size=32,
+                                                              out=tmp_path / "t.keras", quiet=True)), say=quiet)
+    assert seen["search"].scale == pytest.approx(1 / 127.5) and seen["search"].bias == [-1.0] * 3
+    assert seen["train"] == seen["search"]

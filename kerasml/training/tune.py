@@ -28,6 +28,7 @@ import keras  # noqa: E402  (after the quiet TensorFlow import above)
 import keras_tuner as kt  # noqa: E402
 
 from kerasml.training.architectures import default_architecture, get_architecture  # noqa: E402
+from kerasml.training.backbones import input_preprocessing  # noqa: E402
 from kerasml.errors import KerasmlError  # noqa: E402
 from kerasml.files import check_output, write_text_atomic  # noqa: E402
 from kerasml.record import TrainingRecord, model_stem  # noqa: E402
@@ -99,6 +100,10 @@ def tune(options: TuneOptions, say: Callable[[str], None] = print) -> TuneResult
     data = prepare_data(train_options, say)
     arch = get_architecture(train_options.arch or default_architecture(data.dataset.name, data.streamed))
     options = dataclasses.replace(options, train=dataclasses.replace(train_options, arch=arch.name))
+    if arch.backbone is not None:
+        # The trials see pixels scaled as the backbone wants them, as the final training does
+        # (train sets the same scaling again; it is a replacement, not a second scaling).
+        data = dataclasses.replace(data, preprocessing=input_preprocessing(arch.backbone, data.preprocessing))
 
     workdir = Path(tempfile.mkdtemp(prefix=f".{out.stem}.tuner.", dir=out.parent))
     try:

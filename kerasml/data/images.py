@@ -1,5 +1,6 @@
 """Image files as pixels: the one place kerasml opens a picture the user gives it (`predict`,
-`preprocess.prepare_image`); training folders stream through TensorFlow instead (folders.py)."""
+`preprocess.prepare_image`, the `kerasml try` page's uploads); training folders stream through
+TensorFlow instead (folders.py)."""
 
 from __future__ import annotations
 
@@ -10,19 +11,38 @@ import numpy as np
 from kerasml.errors import KerasmlError
 
 
+class ImageTooLarge(KerasmlError):
+    """A picture with more pixels than its caller allows (the `kerasml try` page: HTTP 413)."""
+
+
 def open_image(path: Path | str):
     """A PNG/JPEG file as a decoded PIL image, upright (EXIF orientation applied)."""
-    from PIL import Image, ImageOps, UnidentifiedImageError
-
     path = Path(path)
     if not path.is_file():
         raise KerasmlError(f"{path} does not exist or is not a file; give a PNG or JPEG image")
+    return decode_image(path, str(path))
+
+
+def decode_image(source, name: str, max_pixels: int | None = None):
+    """A picture (a path, or a binary file object such as an upload's bytes) decoded as a PIL image,
+    upright (EXIF orientation applied); `name` says which in the one-line errors. With `max_pixels`,
+    a larger picture is refused from its header, before its pixels are decoded."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
     try:
-        with Image.open(path) as opened:
+        with Image.open(source) as opened:
+            width, height = opened.size
+            if max_pixels is not None and width * height > max_pixels:
+                raise ImageTooLarge(f"{name} is {width}x{height} pixels; the limit is "
+                                    f"{max_pixels // 1_000_000} megapixels, so shrink it first")
             opened.load()
             return ImageOps.exif_transpose(opened)
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise KerasmlError(f"cannot read {path} as an image ({exc}); give a PNG or JPEG file") from None
+    except UnidentifiedImageError:
+        raise KerasmlError(f"cannot read {name} as an image: not an image format kerasml can read; "
+                           "give a PNG or JPEG file") from None
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        raise KerasmlError(f"cannot read {name} as an image: a damaged image ({exc}); "
+                           "give another PNG or JPEG file") from None
 
 
 def image_pixels(picture) -> np.ndarray:

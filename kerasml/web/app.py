@@ -12,7 +12,7 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from kerasml.errors import KerasmlError
 from kerasml.web.classifier import TryModel
-from kerasml.web.photo import ImageTooLarge
+from kerasml.data.images import ImageTooLarge
 from kerasml.web.routes import model_router, read_router
 from kerasml.web.schemas import MAX_UPLOAD_BYTES
 

@@ -15,34 +15,19 @@ import numpy as np
 
 from kerasml import preprocess
 from kerasml.preprocess import PhotoPreparation
+from kerasml.data.images import decode_image
 from kerasml.errors import KerasmlError
 
 MAX_PIXELS = 40_000_000          # a 40-megapixel photo; larger ones are refused before decoding
 SHOWN_SIDE = 280                 # steps larger than this are shrunk for the page, never for the model
 
 
-class ImageTooLarge(KerasmlError):
-    """The upload decodes to more pixels than `MAX_PIXELS` (HTTP 413)."""
-
-
 def open_upload(data: bytes):
-    """The uploaded bytes as a loaded, upright PIL image; one clear error when they are not one."""
-    from PIL import Image, ImageOps, UnidentifiedImageError
-
+    """The uploaded bytes as a loaded, upright PIL image, opened as `kerasml predict` opens a file;
+    one clear error when they are not one or have more than `MAX_PIXELS`."""
     if not data:
         raise KerasmlError("the upload is empty; choose a PNG or JPEG image")
-    try:
-        picture = Image.open(io.BytesIO(data))
-        width, height = picture.size
-        if width * height > MAX_PIXELS:
-            raise ImageTooLarge(f"the image is {width}x{height} pixels; the limit is "
-                                f"{MAX_PIXELS // 1_000_000} megapixels, so shrink it first")
-        picture.load()
-        return ImageOps.exif_transpose(picture)
-    except UnidentifiedImageError:
-        raise KerasmlError("the upload is not an image format kerasml can read; choose a PNG or JPEG file") from None
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-        raise KerasmlError(f"the upload is a damaged image ({exc}); choose another PNG or JPEG file") from None
+    return decode_image(io.BytesIO(data), "the upload", max_pixels=MAX_PIXELS)
 
 
 def prepare_upload(picture, height: int, width: int, channels: int, digits: bool = True) -> PhotoPreparation:

@@ -196,3 +196,47 @@ def test_convert_measures_the_fp32_size_once_and_verify_uses_the_scheme_toleranc
     checked = verify(out, tiny["keras"], samples=200)
     assert checked.precision == "palette6" and checked.atol == compress.tolerance("palette6")[0]
     assert "for palette6 weights" in next(c.detail for c in checked.checks if c.name == "values")
+
+
+def test_palette4_gives_small_tensors_a_64_entry_table_and_int4_blocks_of_48(tmp_path):
+    """A first convolution of 288 weights is too small for 16 levels: in an ML Program it gets 64
+    (not float); 48 input values form one int4 block rather than three blocks of 16."""
+    import keras
+
+    from kerasml.coreml.convert import convert_keras_model
+
+    keras.utils.set_random_seed(1)
+    model = keras.Sequential([keras.Input((28, 28, 1)),
+                              keras.layers.Conv2D(32, 3, activation="relu"),           # 288 weights
+                              keras.layers.Conv2D(48, 3, strides=2, activation="relu"),  # 13,824
+                              keras.layers.GlobalAveragePooling2D(),
+                              keras.layers.Dense(64, activation="relu"),                 # 48 inputs
+                              keras.layers.Dense(10, activation="softmax")])
+
+    def constexpr_shapes(mlmodel, op_type, name):
+        spec = mlmodel.get_spec()
+        function = spec.mlProgram.functions["main"]
+        block = function.block_specializations[function.opset]
+        consts = {op.outputs[0].name: op.attributes["val"] for op in block.operations if op.type == "const"}
+        shapes = []
+        for op in block.operations:
+            if op.type == op_type:   # the table or scale: an attribute (iOS 16) or a const input (iOS 18)
+                if name in op.attributes:
+                    value = op.attributes[name]
+                else:
+                    binding = op.inputs[name].arguments[0]
+                    value = consts[binding.name] if binding.WhichOneof("binding") == "name" else binding.value
+                shapes.append(tuple(d.constant.size for d in value.type.tensorType.dimensions))
+        return shapes
+
+    palette = convert_keras_model(model, "mlpackage", "palette4")
+    tables = sorted(int(np.prod(shape)) for shape in constexpr_shapes(palette, "constexpr_lut_to_dense", "lut"))
+    assert tables == [16, 16, 64, 64]   # 288 and 640 weights at 6 bits, 13,824 and 3,072 at 4
+    runtime_model, _ = _saved(palette, tmp_path, "palette4.mlpackage")
+    images = np.random.default_rng(0).integers(0, 256, (8, 28, 28, 1), dtype=np.uint8)
+    reference, _ = _saved(convert_keras_model(model, "mlpackage"), tmp_path, "fp32.mlpackage")
+    assert np.abs(runtime_model.predict_probabilities(images) - reference.predict_probabilities(images)).max() < 0.5
+
+    int4 = convert_keras_model(model, "mlpackage", "int4", min_target="iOS18")
+    scales = constexpr_shapes(int4, "constexpr_blockwise_shift_scale", "scale")
+    assert (1, 64) in scales, scales          # Dense(64) on 48 inputs ([48, 64]): one block of 48, not 3 of 16

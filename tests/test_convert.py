@@ -124,3 +124,31 @@ def test_lower_precision_reports_size_and_accuracy_cost(trained_digits, small_di
     from kerasml.runtime import load_model
     assert load_model(result.path).weight_precision == weights
     assert any("of the fp32 model" in line for line in result.summary_lines()) != fp16_program
+
+
+def test_ml_programs_carry_short_names_and_each_small_constant_once(converted, tmp_path):
+    """An ML Program's values are named `conv_0`, `c7`, ... and identical in-line constants (the
+    strides, pads and pad types every convolution and pooling repeats) are written once; the
+    runtime still computes what Keras computes."""
+    from kerasml.checks.verify import verify
+    from kerasml.coreml import short_names
+
+    result, trained = converted
+    spec = load_spec(result.path)
+    if spec.WhichOneof("Type") != "mlProgram":
+        assert short_names.deduplicate(spec) == 0       # NeuralNetwork models are left alone
+        return
+    block = next(iter(spec.mlProgram.functions["main"].block_specializations.values()))
+    inline = [op.attributes["val"].SerializeToString(deterministic=True) + op.outputs[0].type.SerializeToString()
+              for op in block.operations
+              if op.type == "const" and op.attributes["val"].WhichOneof("value") == "immediateValue"]
+    assert len(inline) == len(set(inline))                # each in-line constant once
+    defined = {value.name for op in block.operations for value in op.outputs}
+    used = [binding.name for op in block.operations for argument in op.inputs.values()
+            for binding in argument.arguments if binding.WhichOneof("binding") == "name"]
+    assert set(used) <= defined | {"image"}
+    shared = [name for name in set(used) if name.startswith("c") and used.count(name) > 1]
+    assert shared, "the tutorial net's convolutions and poolings share their strides and pads"
+    assert all(len(name) <= 14 for name in defined - {"classLabel", "labelProbabilities"}), sorted(defined, key=len)[-3:]
+    report = verify(result.path, trained.model_path, samples=64)
+    assert report.passed and report.max_abs_diff < 1e-5

@@ -20,10 +20,13 @@ from kerasml.errors import KerasmlError
 
 WEIGHT_THRESHOLD = 256    # tensors with fewer values stay float (a few hundred bytes)
 # palette4: 16 levels are too coarse for a tensor this small, such as a first convolution's few
-# 3x3 filters (the digit model's 288 first-layer weights alone cost 0.7 points palettized);
-# left float they cost at most 4 KiB more.
+# 3x3 filters (the digit model's 288 first-layer weights alone cost 0.7 points palettized); in an
+# ML Program they get a 64-entry table instead (a NeuralNetwork stores them float).
 PALETTE4_THRESHOLD = 1024
-BLOCK_SIZES = (64, 32, 16, 8)  # int4: one scale per 64 input values; smaller blocks where 64 does not divide
+# int4: one scale per 64 input values; where 64 does not divide the input channels, the largest of
+# these that does (48 first: widths like 48, 96 or 3x3x96 = 864 would otherwise fall to blocks of
+# 16 or 32, and their scales cost a quarter of the 4-bit weights' size).
+BLOCK_SIZES = (64, 48, 32, 16, 8)
 CALIBRATION_IMAGES = 256   # w8a8: images whose activation ranges set the 8-bit activation scales
 TARGET_ORDER = ("iOS15", "iOS16", "iOS17", "iOS18")
 
@@ -76,8 +79,8 @@ SCHEMES = (
     Scheme("palette6", "64-entry k-means look-up tables", ("mlmodel", "mlpackage"), "iOS16", 6, (0.2, 0.98),
            program_config=_palette(6), nn_quantize=_nn_palette(6), kind="palette"),
     Scheme("palette4", "16-entry k-means look-up tables", ("mlmodel", "mlpackage"), "iOS16", 4, (0.5, 0.95),
-           program_config=_palette(4, PALETTE4_THRESHOLD), nn_quantize=_nn_palette(4), kind="palette",
-           weight_threshold=PALETTE4_THRESHOLD),
+           program_config=_palette(4, PALETTE4_THRESHOLD), fallbacks=(_palette(6),), nn_quantize=_nn_palette(4),
+           kind="palette", weight_threshold=PALETTE4_THRESHOLD),
     Scheme("int4", f"4-bit linear weights, one scale per block of {BLOCK_SIZES[0]} inputs", ("mlpackage",),
            "iOS18", 4, (0.5, 0.95), program_config=_linear("int4", "per_block", block_size=BLOCK_SIZES[0]),
            fallbacks=tuple(_linear("int4", "per_block", block_size=size) for size in BLOCK_SIZES[1:]),
@@ -214,7 +217,8 @@ def apply(mlmodel, fmt: str, precision: str, sparsity: float | None = None,
         with quiet_output():
             mlmodel = compressor(mlmodel, config, joint_compression=joint)
             for fallback in chosen.fallbacks if not joint else ():
-                if _float_weights(mlmodel, chosen.weight_threshold):  # e.g. 32 input channels cannot split into blocks of 64
+                # e.g. 32 input channels cannot split into blocks of 64; palette4's small tensors
+                if _float_weights(mlmodel, min(chosen.weight_threshold, WEIGHT_THRESHOLD)):
                     mlmodel = compressor(mlmodel, cto.OptimizationConfig(global_config=fallback(cto)))
     untouched = _float_weights(mlmodel, chosen.weight_threshold)
     if precision not in ("fp32", "fp16") and not (_program_op_types(mlmodel) & COMPRESSED_OPS):

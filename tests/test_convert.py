@@ -152,3 +152,37 @@ def test_ml_programs_carry_short_names_and_each_small_constant_once(converted, t
     assert all(len(name) <= 14 for name in defined - {"classLabel", "labelProbabilities"}), sorted(defined, key=len)[-3:]
     report = verify(result.path, trained.model_path, samples=64)
     assert report.passed and report.max_abs_diff < 1e-5
+
+
+@pytest.mark.parametrize("fmt", ["mlmodel", "mlpackage"])
+def test_batch_normalisation_after_a_dense_layer_folds_into_its_weights(fmt, tmp_path):
+    """Dense(use_bias=False) → BatchNormalization reaches Core ML as matmul, mul, add; kerasml folds
+    the scale into the weights, so one linear layer with a bias remains, computing what Keras does."""
+    import keras
+    import numpy as np
+
+    from kerasml.coreml.convert import convert_keras_model
+    from kerasml.runtime import load_model
+
+    keras.utils.set_random_seed(3)
+    model = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(),
+                              keras.layers.Dense(32, use_bias=False), keras.layers.BatchNormalization(),
+                              keras.layers.ReLU(), keras.layers.Dense(10, activation="softmax")])
+    batch_norm = model.layers[2]
+    batch_norm.set_weights([np.linspace(0.5, 2.0, 32), np.linspace(-1, 1, 32),     # gamma, beta
+                            np.linspace(-0.3, 0.3, 32), np.linspace(0.5, 3.0, 32)])  # moving mean, variance
+    converted = convert_keras_model(model, fmt)
+    spec = converted.get_spec()
+    if fmt == "mlpackage":
+        block = next(iter(spec.mlProgram.functions["main"].block_specializations.values()))
+        kinds = [op.type for op in block.operations if op.type != "const"]
+        after_flatten = kinds[kinds.index("reshape"):]      # the first mul is the pixel scale
+        assert "mul" not in after_flatten and "add" not in after_flatten and after_flatten[1] == "linear", kinds
+    else:
+        kinds = [layer.WhichOneof("layer") for layer in spec.neuralNetworkClassifier.layers]
+        assert "multiply" not in kinds and "add" not in kinds and kinds[2] == "innerProduct", kinds
+    path = tmp_path / f"folded.{fmt}"
+    converted.save(str(path))
+    images = np.random.default_rng(0).integers(0, 256, (16, 28, 28, 1), dtype=np.uint8)
+    expected = model.predict(images.astype(np.float32) / 255, verbose=0)
+    np.testing.assert_allclose(load_model(path).predict_probabilities(images), expected, atol=1e-5)

@@ -17,6 +17,7 @@ from typing import Callable
 from kerasml.coreml import auto_precision, compress
 from kerasml.coreml import conversion_fixes as fixes
 from kerasml.coreml import short_names
+from kerasml.coreml.folding import conversion_pipeline
 from kerasml.coreml.interface import (bias_text, core_ml_labels, int_labels, labels_for_outputs, rescales_itself,
                                       resolve_labels, resolve_preprocessing)
 from kerasml.coreml.keras_models import LoadedModel, image_shape_for, load_keras_model
@@ -254,7 +255,7 @@ def convert_keras_model(model, fmt: str = "mlmodel", precision: str = "fp32",
     def run(target: str, options: dict):
         with quiet_output():
             return ct.convert(
-                graph, source="tensorflow", convert_to=target,
+                graph, source="tensorflow", convert_to=target, pass_pipeline=conversion_pipeline(ct),
                 inputs=[ct.ImageType(name=INPUT_NAME, shape=image_shape, scale=preprocessing.scale,
                                      bias=bias, color_layout=colour)],
                 classifier_config=ct.ClassifierConfig(core_ml_labels(labels)), **options)

@@ -217,8 +217,8 @@ def apply(mlmodel, fmt: str, precision: str, sparsity: float | None = None,
         with quiet_output():
             mlmodel = compressor(mlmodel, config, joint_compression=joint)
             for fallback in chosen.fallbacks if not joint else ():
-                # e.g. 32 input channels cannot split into blocks of 64; palette4's small tensors
-                if _float_weights(mlmodel, min(chosen.weight_threshold, WEIGHT_THRESHOLD)):
+                # e.g. 32 input channels cannot split into blocks of 64; palette4's tensors under 1,024 values
+                if _float_weights(mlmodel, WEIGHT_THRESHOLD):
                     mlmodel = compressor(mlmodel, cto.OptimizationConfig(global_config=fallback(cto)))
     untouched = _float_weights(mlmodel, chosen.weight_threshold)
     if precision not in ("fp32", "fp16") and not (_program_op_types(mlmodel) & COMPRESSED_OPS):

@@ -8,6 +8,7 @@ import numpy as np
 
 from kerasml.data.images import image_pixels, open_image
 from kerasml.errors import KerasmlError
+from kerasml.record import DIGITS
 from kerasml.preprocess.drawing import FIELD
 from kerasml.preprocess.photo import PhotoPreparation, photo_grayscale, prepare_photo
 
@@ -36,7 +37,7 @@ def reads_digits(labels) -> bool:
     the digit preparation (one ink component, strokes thickened, fitted into 20x20 and centred by
     mass). A 28x28 grayscale model of anything else, Fashion-MNIST's garments say, would lose its
     picture's shape and texture to it; it gets the plain resize instead."""
-    return sorted(str(label) for label in labels) == [str(digit) for digit in range(10)]
+    return sorted(str(label) for label in labels) == DIGITS
 
 
 def prepare_image(path: Path | str, raw: bool = False, size: tuple[int, int] = (28, 28)) -> np.ndarray:

@@ -52,7 +52,7 @@ class ProgramEngine:
         if block is None:
             raise KerasmlError(f"the ML Program has no block for its opset {function.opset}; convert the model again")
         self.folder = folder
-        self._blob_files: dict[str, mil_values.BlobFile] = {}
+        self._blobs = mil_values.BlobFiles(folder)
         self.inputs = {}
         for i in function.inputs:
             t = i.type.tensorType
@@ -71,22 +71,6 @@ class ProgramEngine:
                 )
         for op in block.operations:
             self._compile(op)
-
-    # -- loading ----------------------------------------------------------------------------
-    def _blobs(self, file_name: str) -> mil_values.BlobFile:
-        if file_name not in self._blob_files:
-            if self.folder is None or not file_name.startswith("@model_path/"):
-                raise KerasmlError(f"the ML Program keeps weights in {file_name}; load it from its .mlpackage folder")
-            path = self.folder / file_name[len("@model_path/") :]
-            # @model_path is the folder of the model file, inside the .mlpackage: a name that leaves it
-            # (`@model_path/../../../etc/passwd`, or a link pointing out) would make kerasml read any file
-            if not path.resolve().is_relative_to(self.folder.resolve()):
-                raise KerasmlError(
-                    f"the ML Program keeps weights in {file_name}, outside its .mlpackage; kerasml reads "
-                    "nothing outside the package: convert the model again"
-                )
-            self._blob_files[file_name] = mil_values.BlobFile(path)
-        return self._blob_files[file_name]
 
     def _compile(self, op) -> None:
         name = op.outputs[0].name if op.outputs else op.type

@@ -93,6 +93,30 @@ class BlobFile:
         return from_bytes(self.data[start : start + size], code, shape)
 
 
+class BlobFiles:
+    """The weight files of one ML Program, by the `@model_path/...` names its constants give, each
+    read once. `@model_path` is the folder of the model file inside the .mlpackage: a name that
+    leaves it (`@model_path/../../../etc/passwd`, or a link pointing out) would make kerasml read
+    any file, so it is refused."""
+
+    def __init__(self, folder: Path | None):
+        self.folder = folder
+        self._files: dict[str, BlobFile] = {}
+
+    def __call__(self, file_name: str) -> BlobFile:
+        if file_name not in self._files:
+            if self.folder is None or not file_name.startswith("@model_path/"):
+                raise KerasmlError(f"the ML Program keeps weights in {file_name}; load it from its .mlpackage folder")
+            path = self.folder / file_name[len("@model_path/") :]
+            if not path.resolve().is_relative_to(self.folder.resolve()):
+                raise KerasmlError(
+                    f"the ML Program keeps weights in {file_name}, outside its .mlpackage; kerasml reads "
+                    "nothing outside the package: convert the model again"
+                )
+            self._files[file_name] = BlobFile(path)
+        return self._files[file_name]
+
+
 def from_bytes(raw: bytes, code: int, shape: tuple[int, ...]) -> np.ndarray:
     name = dtype_name(code)
     if name not in _DTYPES:

@@ -18,10 +18,16 @@ from kerasml.record import Preprocessing
 
 
 def load_classifier(path: Path):
-    """The Core ML model at `path` for the runtime, refused unless it is an image classifier."""
+    """The converted model at `path`, refused unless it is an image classifier: a Core AI `.aimodel`
+    run by Apple's runtime, or a Core ML model run by kerasml's."""
+    path = Path(path)
+    if path.suffix == ".aimodel":
+        from kerasml.coreai.runtime import load_aimodel
+
+        return load_aimodel(path)
     from kerasml.runtime import load_model
 
-    model = load_model(Path(path))
+    model = load_model(path)
     if model.image is None or model.labels is None:
         raise KerasmlError(f"{path} is not an image classifier (it needs an image input and class labels)")
     return model

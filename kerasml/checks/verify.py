@@ -46,19 +46,21 @@ class VerifyResult:
     coreml_accuracy: float | None
     checks: list[Check]
     near_ties: int = 0                 # images whose best Keras class leads by no more than atol
-    columns: dict | None = None        # Keras, kerasml runtime, Core ML side by side (macOS only)
+    columns: dict | None = None        # Keras and each runtime that computed the model, side by side
+    runtime: str = ""                  # what computed the converted model: kerasml's runtime or Apple's
+    kind: str = "Core ML"              # the converted model's format: Core ML or Core AI
 
     @property
     def passed(self) -> bool:
         return all(check.passed for check in self.checks)
 
     def lines(self) -> list[str]:
-        lines = [f"verifying {self.coreml} against {self.keras} on {self.samples} {self.images}"]
+        lines = [f"verifying {self.coreml}, run by the {self.runtime}, against {self.keras} on {self.samples} {self.images}"]
         lines += [f"  [{'✓' if c.passed else 'x'}] {c.name}: {c.detail}" for c in self.checks]
         if self.columns:
             lines += _column_lines(self.columns)
         if self.passed:
-            lines.append(f"passed: the Core ML model computes what the Keras model computes "
+            lines.append(f"passed: the {self.kind} model computes what the Keras model computes "
                          f"(max |Δp| {self.max_abs_diff:.2e} <= {self.atol:g})")
         else:
             failed = ", ".join(c.name for c in self.checks if not c.passed)
@@ -82,7 +84,7 @@ def verify(coreml_path: Path, keras_path: Path, data: Path | None = None, sample
 
     precision = coreml.weight_precision
     default_atol, min_agreement = TOLERANCES.get(precision, TOLERANCES["lut"])
-    scheme = compress.parse_label(coreml.spec.description.metadata.userDefined.get(metadata_key("precision"), ""))
+    scheme = compress.parse_label(coreml.creator_defined.get(metadata_key("precision"), ""))
     if scheme is not None:  # kerasml's own compression scheme, written by convert: its tolerance
         precision, (default_atol, min_agreement) = compress.label(*scheme), compress.tolerance(*scheme)
     atol = default_atol if atol is None else atol
@@ -101,27 +103,28 @@ def verify(coreml_path: Path, keras_path: Path, data: Path | None = None, sample
     keras_accuracy, coreml_accuracy = comparison.keras_accuracy, comparison.coreml_accuracy
     if labels is not None:
         checks.append(Check("accuracy", True, f"Keras {keras_accuracy:.2%}, Core ML {coreml_accuracy:.2%}"))
-    columns = None
-    apple = core_ml_probabilities(Path(coreml_path), images, coreml)
+    computed = [(coreml.runtime_name, actual)]
+    apple = core_ml_probabilities(Path(coreml_path), images, coreml) if coreml.model_type != "aimodel" else None
     if apple is not None:
-        columns = _columns(expected, actual, apple, labels)
+        computed.append(("Core ML (Apple)", apple))
         runtime_gap = float(np.abs(apple.astype(np.float64) - actual).max())
         checks.append(Check("Core ML", runtime_gap <= atol,
                             f"Apple's Core ML against the kerasml runtime: max |Δp| {runtime_gap:.3e} "
                             f"(tolerance {atol:g})"))
+    columns = _columns(expected, computed, labels)
     return VerifyResult(str(coreml_path), str(keras_path), len(images), comparison.source, precision, atol,
                         min_agreement, max_diff, mean_diff, top1.agreement, keras_accuracy, coreml_accuracy,
-                        checks, near_ties=top1.near_ties, columns=columns)
+                        checks, near_ties=top1.near_ties, columns=columns,
+                        runtime=f"{coreml.runtime_name} ({coreml.runtime_detail})", kind=coreml.kind)
 
 
 def _load_pair(coreml_path: Path, keras_path: Path, unsafe: bool):
-    """The Core ML model (an image model) for the runtime and the Keras model it came from."""
+    """The converted model (an image classifier: Core ML for kerasml's runtime, Core AI for Apple's) and
+    the Keras model it came from."""
+    from kerasml.checks.compare import load_classifier
     from kerasml.coreml.keras_models import load_keras_model
-    from kerasml.runtime import load_model
 
-    coreml = load_model(Path(coreml_path))
-    if coreml.image is None:
-        raise KerasmlError(f"{coreml_path} has no image input; kerasml verifies image classifiers")
+    coreml = load_classifier(Path(coreml_path))
     return coreml, load_keras_model(Path(keras_path), unsafe=unsafe)
 
 
@@ -130,11 +133,11 @@ def _fit_checks(coreml, keras_model, coreml_path: Path, keras_path: Path) -> lis
     image = coreml.image
     keras_size = int(np.prod(keras_model.input_shape))
     shape_ok = keras_size == image.height * image.width * image.channels
-    checks = [Check("input", shape_ok, f"Core ML {image.width}x{image.height} {image.colour} image, "
+    checks = [Check("input", shape_ok, f"{coreml.kind} {image.width}x{image.height} {image.colour} image, "
                                        f"Keras {keras_model.input_shape}")]
     classes = len(coreml.labels) if coreml.labels is not None else None
     checks.append(Check("outputs", classes == keras_model.output_size,
-                        f"Core ML {classes} labels, Keras {keras_model.output_size} outputs"))
+                        f"{coreml.kind} {classes} labels, Keras {keras_model.output_size} outputs"))
     if not all(check.passed for check in checks):
         raise KerasmlError(f"{coreml_path} and {keras_path} do not fit together "
                            f"({'; '.join(c.detail for c in checks if not c.passed)}); is this the right Keras model?")
@@ -193,10 +196,11 @@ def core_ml_probabilities(path: Path, images: np.ndarray, runtime_model) -> np.n
     return np.asarray(rows, dtype=np.float64)
 
 
-def _columns(keras: np.ndarray, runtime: np.ndarray, apple: np.ndarray, labels) -> dict:
-    """Keras, kerasml runtime and Core ML side by side: agreement with Keras, max |Δp|, accuracy."""
+def _columns(keras: np.ndarray, computed: list[tuple[str, np.ndarray]], labels) -> dict:
+    """Keras and every runtime that computed the converted model, side by side, each column named
+    by what computed it: agreement with Keras, max |Δp|, accuracy."""
     columns = {}
-    for name, values in (("Keras", keras), ("kerasml runtime", runtime), ("Core ML", apple)):
+    for name, values in [("Keras", keras), *computed]:
         columns[name] = {
             "top-1 = Keras": float((values.argmax(1) == keras.argmax(1)).mean()),
             "max |Δp| vs Keras": float(np.abs(values.astype(np.float64) - keras).max()),
@@ -206,13 +210,14 @@ def _columns(keras: np.ndarray, runtime: np.ndarray, apple: np.ndarray, labels) 
 
 def _column_lines(columns: dict) -> list[str]:
     names = list(columns)
-    lines = ["  " + " " * 20 + "".join(f"{name:>18}" for name in names)]
+    width = max(18, *(len(name) + 2 for name in names))
+    lines = ["  " + " " * 20 + "".join(f"{name:>{width}}" for name in names)]
     for row in columns[names[0]]:
         cells = []
         for name in names:
             value = columns[name][row]
             cells.append("-" if value is None else f"{value:.2%}" if row != "max |Δp| vs Keras" else f"{value:.2e}")
-        lines.append(f"  {row:<20}" + "".join(f"{cell:>18}" for cell in cells))
+        lines.append(f"  {row:<20}" + "".join(f"{cell:>{width}}" for cell in cells))
     return lines
 
 

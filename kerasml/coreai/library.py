@@ -2,8 +2,8 @@
 
 coreai-core is an ordinary dependency, but Apple ships it only for Python 3.11+ on x86-64 Linux and
 Apple-silicon macOS, so elsewhere kerasml installs without it; every Core AI command then stops with
-one line saying so. Its runtime also announces each function it loads on the process's own stdout
-("ODIE [default]: Loading function ..."), which would break kerasml's one-result-per-line output.
+one line saying so. Its runtime also announces each function it loads on the process's own stderr
+("ODIE [default]: Loading function ..."), which would break kerasml's one-line messages.
 """
 
 from __future__ import annotations
@@ -50,17 +50,32 @@ def version() -> str | None:
         return None
 
 
+def _flush_c_stdio() -> None:
+    import ctypes
+
+    try:
+        ctypes.CDLL(None).fflush(None)
+    except (OSError, AttributeError):
+        pass
+
+
 @contextlib.contextmanager
 def runtime_notes_muted():
-    """Apple's runtime writes load notes to file descriptor 1 itself; keep them off kerasml's output."""
+    """Apple's runtime writes its load notes to the process's stderr itself; keep them off kerasml's
+    output (its errors still arrive as Python exceptions)."""
     sys.stdout.flush()
-    saved = os.dup(1)
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
     devnull = os.open(os.devnull, os.O_WRONLY)
     try:
         os.dup2(devnull, 1)
+        os.dup2(devnull, 2)
         yield
     finally:
         sys.stdout.flush()
-        os.dup2(saved, 1)
-        os.close(saved)
-        os.close(devnull)
+        sys.stderr.flush()
+        _flush_c_stdio()                # notes still in C's buffers go to /dev/null too
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in (*saved, devnull):
+            os.close(fd)

@@ -72,9 +72,11 @@ class ConvertResult:
     reference_precision: str = "fp32"  # what fp32_size_bytes measured (w8a8 compresses an fp16 program)
 
     def summary_lines(self) -> list[str]:
-        kind = "NeuralNetwork (.mlmodel)" if self.format == "mlmodel" else "ML Program (.mlpackage)"
-        lines = [f"wrote {self.path} ({_human_size(self.size_bytes)}, {kind}, {self.precision}, "
-                 f"specification version {self.spec_version}) in {self.seconds:.1f} s",
+        kind = {"mlmodel": "NeuralNetwork (.mlmodel)", "mlpackage": "ML Program (.mlpackage)",
+                "aimodel": "Core AI program (.aimodel, iOS 27+)"}[self.format]
+        version = f", specification version {self.spec_version}" if self.spec_version else ""
+        lines = [f"wrote {self.path} ({_human_size(self.size_bytes)}, {kind}, {self.precision}{version}) "
+                 f"in {self.seconds:.1f} s",
                  f"  input:   {self.input}"]
         lines += [f"  output:  {output}" for output in self.outputs]
         lines.append(f"  labels:  {len(self.labels)} ({', '.join(map(str, self.labels[:10]))}"
@@ -94,10 +96,25 @@ class ConvertResult:
         return lines
 
 
-def convert(options: ConvertOptions, say: Callable[[str], None] = print,
-            warn: Callable[[str], None] = print) -> ConvertResult:
-    started = time.perf_counter()
-    source, out = _checked_paths(options)
+@dataclasses.dataclass
+class Conversion:
+    """A Keras model converted in memory, before it is saved: what `convert` writes as Core ML and
+    what kerasml's Core AI converter lowers (kerasml/coreai/convert.py)."""
+
+    mlmodel: object                   # coremltools MLModel, metadata filled
+    options: ConvertOptions           # with --precision auto resolved to the scheme chosen
+    source: Path
+    preprocessing: Preprocessing
+    labels: list
+    notes: list[str]
+    reference: dict                   # {"size", "precision"} of the same conversion before compression
+
+
+def keras_to_core_ml(options: ConvertOptions, fmt: str, say: Callable[[str], None] = print,
+                     warn: Callable[[str], None] = print) -> Conversion:
+    """Load the Keras model, work out its image input and labels, convert it to `fmt` (mlmodel or
+    mlpackage) with the requested compression, and describe it; nothing is written."""
+    source = Path(options.model)
     record = read_record(source)
     label_list = resolve_labels(options.labels, record)
     if options.unsafe:
@@ -115,9 +132,20 @@ def convert(options: ConvertOptions, say: Callable[[str], None] = print,
     add_softmax = _adds_softmax(model, options.add_softmax, notes)
 
     say(f"converting {source} to {options.format} ({compress.label(options.precision, options.sparsity)}) ...")
-    mlmodel, options, reference = _convert_compressed(model, options, record, label_list, preprocessing,
-                                                      add_softmax, notes, say)
-    describe(mlmodel, source, record, preprocessing, label_list, options)
+    in_format = dataclasses.replace(options, format=fmt)
+    mlmodel, chosen, reference = _convert_compressed(model, in_format, record, label_list, preprocessing,
+                                                     add_softmax, notes, say)
+    describe(mlmodel, source, record, preprocessing, label_list, chosen)
+    return Conversion(mlmodel, dataclasses.replace(chosen, format=options.format), source, preprocessing,
+                      label_list, notes, reference)
+
+
+def convert(options: ConvertOptions, say: Callable[[str], None] = print,
+            warn: Callable[[str], None] = print) -> ConvertResult:
+    started = time.perf_counter()
+    source, out = _checked_paths(options)
+    conversion = keras_to_core_ml(options, options.format, say, warn)
+    mlmodel, options, preprocessing = conversion.mlmodel, conversion.options, conversion.preprocessing
     with atomic_output(out, force=options.force) as temporary:
         mlmodel.save(str(temporary))
     spec = mlmodel.get_spec()
@@ -126,23 +154,27 @@ def convert(options: ConvertOptions, say: Callable[[str], None] = print,
         from kerasml.checks.verify import accuracy_change
         say("measuring what the compression costs ...")
         accuracy = accuracy_change(out, source, options.data, unsafe=options.unsafe)
+    label_list = conversion.labels
     return ConvertResult(
         path=out, source=source, format=options.format, precision=compress.label(options.precision, options.sparsity),
         spec_version=spec.specificationVersion, size_bytes=path_size(out),
-        input=f"{INPUT_NAME}: {width}x{height} {preprocessing.colour} image, "
+        input=f"{INPUT_NAME}: {preprocessing.width}x{preprocessing.height} {preprocessing.colour} image, "
               f"scale {preprocessing.scale:.6g}, bias {bias_text(preprocessing.bias)}",
         outputs=[f"{LABEL_OUTPUT}: {'Int64' if int_labels(label_list) else 'String'} predicted label",
                  f"{PROBABILITY_OUTPUT}: dictionary label → probability"],
-        labels=core_ml_labels(label_list), seconds=time.perf_counter() - started, notes=notes,
-        fp32_size_bytes=reference.get("size"), accuracy=accuracy,
-        reference_precision=reference.get("precision", "fp32"))
+        labels=core_ml_labels(label_list), seconds=time.perf_counter() - started, notes=conversion.notes,
+        fp32_size_bytes=conversion.reference.get("size"), accuracy=accuracy,
+        reference_precision=conversion.reference.get("precision", "fp32"))
 
 
 
 def _checked_paths(options: ConvertOptions) -> tuple[Path, Path]:
     """(Keras model, Core ML output), refused before anything loads when the options cannot work."""
     if options.format not in FORMATS:
-        raise KerasmlError(f"unknown --format {options.format!r}; use mlmodel or mlpackage")
+        raise KerasmlError(f"unknown --format {options.format!r}; use mlmodel, mlpackage or aimodel")
+    if Path(options.model).suffix in (".mlmodel", ".mlpackage"):
+        raise KerasmlError(f"{options.model} is already a Core ML model; convert its Keras model, or pass "
+                           "--format aimodel to turn it into a Core AI model")
     compress.check(options.format, options.precision, options.sparsity, options.data is not None,
                    options.max_drop)
     source = Path(options.model)

@@ -50,7 +50,7 @@ def describe(mlmodel, source: Path, record: TrainingRecord | None, preprocessing
         "com.apple.coreml.model.preview.type": "imageClassifier",  # Xcode's Preview tab
         metadata_key("kerasml_version"): __version__,
         metadata_key("source_file"): source.name,
-        metadata_key("source_sha256"): _sha256(source),
+        metadata_key("source_sha256"): sha256_of(source),
         metadata_key("preprocessing"): json.dumps(dataclasses.asdict(preprocessing)),
         metadata_key("precision"): options.precision,
         metadata_key("tensorflow_version"): tensorflow().__version__,
@@ -105,7 +105,8 @@ def default_author() -> str:
         return "Unknown"
 
 
-def _sha256(path: Path) -> str:
+def sha256_of(path: Path) -> str:
+    """The SHA-256 of a file, or of all files of a folder (an .mlpackage, a SavedModel) in name order."""
     digest = hashlib.sha256()
     files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
     for file in files:

@@ -40,7 +40,7 @@ class ImageInput:
     bias: tuple[float, ...]
 
 
-def _read_spec(path: Path):
+def read_spec(path: Path):
     """(spec, folder that `@model_path` means) for a .mlmodel file or an .mlpackage folder."""
     if not path.exists():
         raise KerasmlError(f"{path} does not exist; pass a .mlmodel file or an .mlpackage folder")
@@ -66,7 +66,7 @@ def load_model(source) -> "CoreMLModel":
     if hasattr(source, "get_spec") and hasattr(source, "weights_dir"):  # a coremltools MLModel
         weights = source.weights_dir
         return CoreMLModel(source.get_spec(), Path(weights).parent if weights else None)
-    spec, folder = _read_spec(Path(source))
+    spec, folder = read_spec(Path(source))
     return CoreMLModel(spec, folder)
 
 
@@ -88,6 +88,10 @@ def _image_inputs(spec) -> dict[str, ImageInput]:
 
 class CoreMLModel:
     """A loaded Core ML model that computes with NumPy; see `load_model`."""
+
+    kind = "Core ML"
+    runtime_name = "kerasml runtime"
+    runtime_detail = "NumPy, CPU"
 
     def __init__(self, spec, folder: Path | None):
         self.spec = spec
@@ -131,6 +135,18 @@ class CoreMLModel:
             )
         self.image = self._images.get(self.input_name)
         self.weight_precision = least_precise(precisions)
+
+    @property
+    def creator_defined(self) -> dict[str, str]:
+        """The model's user-defined metadata (kerasml's `com.kerasml.*` keys among them)."""
+        return dict(self.spec.description.metadata.userDefined)
+
+    @property
+    def about(self) -> dict[str, str]:
+        """What Xcode's model page shows: description, author, licence, version."""
+        meta = self.spec.description.metadata
+        return {"description": meta.shortDescription, "author": meta.author, "license": meta.license,
+                "version": meta.versionString}
 
     def __repr__(self) -> str:
         return f"<CoreMLModel {self.model_type} v{self.spec_version} input={self.input_name!r} precision={self.weight_precision}>"

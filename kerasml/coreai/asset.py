@@ -1,0 +1,119 @@
+"""`.aimodel` files: written atomically with kerasml's metadata, and checked before anything runs them.
+
+An `.aimodel` is a folder: `main.mlirb` (the program as MLIR bytecode, weights inside), `main.hash`
+(its SHA-256) and `metadata.json` (author, licence, description and creator-defined values). Core
+AI's own metadata has fields for the author, licence and description; everything else kerasml
+knows (labels, how pixels are scaled, provenance, the model's version) goes into the
+creator-defined metadata under the same `com.kerasml.*` keys, with the same string values, that a
+Core ML file made by kerasml carries — one decoder reads both, in Python and in the app.
+
+Apple's loader trusts the folder: damaged bytecode can take the whole process down. So
+`check_asset` proves the folder whole first — every file present, inside the folder, the hash
+matching, the metadata JSON — and the commands refuse a damaged one in one line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from pathlib import Path
+
+from kerasml.coreai.library import authoring, runtime
+from kerasml.errors import KerasmlError
+from kerasml.files import atomic_output
+from kerasml.record import metadata_key
+
+SUFFIX = ".aimodel"
+BYTECODE, HASH, METADATA = "main.mlirb", "main.hash", "metadata.json"
+LABELS_KEY = metadata_key("labels")                # JSON text of the label list: Core AI has no labels field
+VERSION_KEY = metadata_key("model_version")        # Core AI's metadata has no version field
+
+
+@dataclasses.dataclass
+class AssetMetadata:
+    """Core AI's own fields and the creator-defined strings (`com.kerasml.*` and any others)."""
+
+    author: str = ""
+    license: str = ""
+    description: str = ""
+    creator_defined: dict[str, str] = dataclasses.field(default_factory=dict)
+
+    @property
+    def labels(self) -> list | None:
+        text = self.creator_defined.get(LABELS_KEY)
+        if text is None:
+            return None
+        try:
+            labels = json.loads(text)
+        except ValueError:
+            labels = None
+        if not isinstance(labels, list) or not labels:
+            raise KerasmlError(f"the model's {LABELS_KEY} metadata is not a list of labels; convert the model again")
+        return labels
+
+    @property
+    def version(self) -> str:
+        return self.creator_defined.get(VERSION_KEY, "")
+
+
+def write_asset(module, path: Path, metadata: AssetMetadata, force: bool = False) -> None:
+    """Save a lowered module as `path` (.aimodel), nothing half-written if anything fails."""
+    A = authoring()
+    R = runtime()
+    info = R.AIModelAssetMetadata()
+    info.author, info.license, info.model_description = metadata.author, metadata.license, metadata.description
+    for key, value in metadata.creator_defined.items():
+        info.set_custom(key, str(value))
+    with atomic_output(Path(path), force=force) as temporary:
+        try:
+            A.AIProgram(module).save_asset(temporary, metadata=info)
+        except (RuntimeError, ValueError) as exc:
+            raise KerasmlError(f"Core AI could not save the program ({_first_line(exc)}); "
+                               "this is a kerasml bug: please report it with the model") from None
+
+
+def check_asset(path: Path) -> AssetMetadata:
+    """The asset's metadata, once its folder is proven whole; one clear error otherwise."""
+    path = Path(path)
+    if not path.exists():
+        raise KerasmlError(f"{path} does not exist; pass an .aimodel folder")
+    if not path.is_dir():
+        raise KerasmlError(f"{path} is not an .aimodel (a Core AI model is a folder); convert the model again")
+    root = path.resolve()
+    for name in (BYTECODE, HASH, METADATA):
+        item = path / name
+        if not item.exists():
+            raise KerasmlError(f"{path} is incomplete: {name} is missing; convert the model again")
+        if not item.resolve().is_relative_to(root) or not item.is_file():
+            raise KerasmlError(f"{path}/{name} points outside the model folder; kerasml reads nothing outside "
+                               "it: convert the model again")
+    for item in path.rglob("*"):
+        if item.is_symlink() and not item.resolve().is_relative_to(root):
+            raise KerasmlError(f"{item} points outside the model folder; kerasml reads nothing outside it: "
+                               "convert the model again")
+    digest = hashlib.sha256((path / BYTECODE).read_bytes()).digest()
+    if (path / HASH).read_bytes() != digest:
+        raise KerasmlError(f"{path} is damaged: {BYTECODE} does not match its hash (truncated or changed "
+                           "after it was written); convert the model again")
+    return _read_metadata(path)
+
+
+def _read_metadata(path: Path) -> AssetMetadata:
+    try:
+        data = json.loads((path / METADATA).read_text(encoding="utf-8"))
+        if not isinstance(data, dict):
+            raise ValueError("not a JSON object")
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise KerasmlError(f"{path}/{METADATA} is not valid JSON ({exc}); convert the model again") from None
+    custom = data.get("creatorDefinedMetadata") or {}
+    if not isinstance(custom, dict):
+        raise KerasmlError(f"{path}/{METADATA} has creator-defined metadata that is not an object; "
+                           "convert the model again")
+    text = {key: value if isinstance(value, str) else json.dumps(value) for key, value in custom.items()}
+    return AssetMetadata(str(data.get("author", "")), str(data.get("license", "")),
+                         str(data.get("description", "")), text)
+
+
+def _first_line(exc: Exception) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]

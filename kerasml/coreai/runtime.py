@@ -1,0 +1,185 @@
+"""An `.aimodel` run by Apple's Core AI runtime, behind the interface kerasml's own runtime offers
+(`image`, `labels`, `predict_probabilities`), so verify, evaluate, predict, report and try take
+either kind of model.
+
+On Linux Apple's runtime compiles the program for its portable CPU backend when the model loads
+(a second or two for a large network) and runs it there: no Neural Engine, GPU or image inputs.
+It is asynchronous; kerasml keeps one event loop per model in a thread of its own, so a model is
+compiled once and any thread (the try page's workers) can call it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from kerasml.coreai.asset import AssetMetadata, check_asset
+from kerasml.coreai.library import authoring, runtime, runtime_notes_muted, version
+from kerasml.coreai.lowering import FUNCTION, INPUT, OUTPUT
+from kerasml.errors import KerasmlError
+from kerasml.record import Preprocessing, metadata_key
+from kerasml.runtime.model import ImageInput
+
+RUNTIME_NAME = "Apple Core AI runtime"    # what computed the model, in verify's table and the try page
+_CHUNK = 256            # images per call: large enough for the CPU backend, small enough for memory
+
+
+def load_aimodel(path: Path) -> "CoreAIModel":
+    """A kerasml `.aimodel`, checked whole, loaded into Apple's runtime."""
+    return CoreAIModel(Path(path))
+
+
+class CoreAIModel:
+    model_type = "aimodel"
+    kind = "Core AI"
+    runtime_name = RUNTIME_NAME
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.metadata: AssetMetadata = check_asset(path)
+        _probe_bytecode(path)
+        self.labels = self.metadata.labels
+        if self.labels is None:
+            raise KerasmlError(f"{path} has no {metadata_key('labels')} metadata: it was not made by kerasml, "
+                               "which runs the Core AI models it converts")
+        self.image = _image_input(path, self.metadata)
+        self.input_name, self.output_names = INPUT, [OUTPUT]
+        self.weight_precision = self.metadata.creator_defined.get(metadata_key("precision"), "fp32")
+        self.runtime_detail = _backend()
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name=f"coreai {path.name}", daemon=True)
+        self._thread.start()
+        self._lock = threading.Lock()
+        self._model = self._function = None
+        self._call(self._open())
+
+    @property
+    def creator_defined(self) -> dict[str, str]:
+        return dict(self.metadata.creator_defined)
+
+    @property
+    def about(self) -> dict[str, str]:
+        m = self.metadata
+        return {"description": m.description, "author": m.author, "license": m.license, "version": m.version}
+
+    def __repr__(self) -> str:
+        return f"<CoreAIModel {self.path.name} input={self.image.height}x{self.image.width}x{self.image.channels}>"
+
+    # -- running ---------------------------------------------------------------------------------
+    def predict_probabilities(self, images: np.ndarray, batch_size: int = _CHUNK) -> np.ndarray:
+        """Class probabilities (N, classes), in label order, for raw 0-255 pixels (N, H, W[, C]), RGB."""
+        x = np.asarray(images)
+        if x.ndim == 3:
+            x = x[..., None]
+        image = self.image
+        if x.ndim != 4:
+            raise KerasmlError(f"expected images of shape (N, H, W) or (N, H, W, C), got {x.shape}")
+        if x.shape[1:3] != (image.height, image.width):
+            raise KerasmlError(f"the model takes {image.height}x{image.width} images, got {x.shape[1]}x{x.shape[2]}; "
+                               "resize them first")
+        if x.shape[3] != image.channels:
+            raise KerasmlError(f"the model takes {image.colour} images ({image.channels} channels), "
+                               f"got {x.shape[3]} channels")
+        if not len(x):
+            return np.zeros((0, len(self.labels)), np.float32)
+        step = max(1, min(int(batch_size), _CHUNK))
+        rows = [self._call(self._run(np.ascontiguousarray(x[i:i + step], dtype=np.float32)))
+                for i in range(0, len(x), step)]
+        return np.concatenate(rows).astype(np.float32, copy=False)
+
+    def close(self) -> None:
+        if self._loop.is_closed():
+            return
+        self._call(self._close())
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+        self._loop.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:  # interpreter shutdown: nothing left to release
+            pass
+
+    def _call(self, coroutine):
+        with self._lock:
+            return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
+
+    async def _open(self) -> None:
+        A = authoring()
+        self._context = A.AIModelAsset.load(self.path).executable()
+        try:
+            with runtime_notes_muted():
+                self._model = await self._context.__aenter__()
+                self._function = self._model.load_function(FUNCTION)
+        except RuntimeError as exc:
+            raise KerasmlError(f"Apple's Core AI runtime cannot load {self.path} ({_first_line(exc)}); "
+                               "convert the model again") from None
+
+    async def _run(self, pixels: np.ndarray) -> np.ndarray:
+        R = runtime()
+        try:
+            outputs = await self._function({INPUT: R.NDArray(pixels)})
+        except RuntimeError as exc:
+            raise KerasmlError(f"Apple's Core AI runtime failed on {self.path} ({_first_line(exc)})") from None
+        return np.array(outputs[OUTPUT].numpy(), dtype=np.float32)
+
+    async def _close(self) -> None:
+        self._function = self._model = None
+        await self._context.__aexit__(None, None, None)
+
+
+def _image_input(path: Path, metadata: AssetMetadata) -> ImageInput:
+    """The pixels `classify` takes and, from kerasml's metadata, how the model scales them."""
+    text = metadata.creator_defined.get(metadata_key("preprocessing"))
+    try:
+        data = json.loads(text) if text else None
+        preprocessing = Preprocessing(**data) if isinstance(data, dict) else None
+    except (ValueError, TypeError):
+        preprocessing = None
+    if preprocessing is None:
+        raise KerasmlError(f"{path} has no valid {metadata_key('preprocessing')} metadata: it was not made by "
+                           "kerasml, which runs the Core AI models it converts")
+    bias = list(preprocessing.bias) * (preprocessing.channels if len(preprocessing.bias) == 1 else 1)
+    return ImageInput(INPUT, preprocessing.height, preprocessing.width, preprocessing.channels,
+                      preprocessing.colour, float(preprocessing.scale), tuple(float(b) for b in bias))
+
+
+def _probe_bytecode(path: Path) -> None:
+    """Parse the program in a child process first: Apple's parser aborts the whole process on
+    bytecode it cannot read (even with a matching hash), and a kerasml command must instead say so."""
+    if sys.platform != "linux" or not hasattr(os, "fork"):
+        return
+    from coreai._compiler._mlir_libs._coreaiIR._bindings.compiler import load_module_from_bytecode
+
+    context = authoring().Context()._mlir_context
+    sys.stdout.flush()
+    sys.stderr.flush()
+    child = os.fork()
+    if child == 0:                                  # the child: parse, then leave without cleanup
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, 1)
+            os.dup2(devnull, 2)
+            load_module_from_bytecode(context=context, path=path / "main.mlirb")
+            os._exit(0)
+        except BaseException:
+            os._exit(3)
+    _, status = os.waitpid(child, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise KerasmlError(f"{path} is damaged: Apple's Core AI cannot read its program (main.mlirb); "
+                           "convert the model again")
+
+
+def _backend() -> str:
+    return f"coreai-core {version()}, CPU" if sys.platform != "darwin" else f"coreai-core {version()}"
+
+
+def _first_line(exc: Exception) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]

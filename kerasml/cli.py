@@ -176,16 +176,21 @@ def convert(
 @app.command()
 @handle_errors
 def inspect(
-    file: Annotated[Path, typer.Argument(help=".mlmodel, .mlpackage, .keras, .h5 or SavedModel directory.")],
+    file: Annotated[Path, typer.Argument(help=".mlmodel, .mlpackage, .aimodel, .keras, .h5 or SavedModel directory.")],
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")] = False,
     unsafe: Annotated[bool, typer.Option(help="Allow custom code in a Keras file to run.")] = False,
 ) -> None:
-    """Show what a Core ML or Keras model contains."""
+    """Show what a Core ML, Core AI or Keras model contains."""
     import json
 
-    from kerasml.coreml.inspect import format_report, inspect_model
+    if file.suffix == ".aimodel":
+        from kerasml.coreai.inspect import format_aimodel_report as format_report, inspect_aimodel
 
-    report = inspect_model(file, unsafe=unsafe)
+        report = inspect_aimodel(file)
+    else:
+        from kerasml.coreml.inspect import format_report, inspect_model
+
+        report = inspect_model(file, unsafe=unsafe)
     say(json.dumps(report, indent=2, default=str) if json_output else format_report(report))
 
 
@@ -193,7 +198,7 @@ def inspect(
 @app.command()
 @handle_errors
 def verify(
-    model: Annotated[Path, typer.Argument(help="The converted Core ML model (.mlmodel or .mlpackage).")],
+    model: Annotated[Path, typer.Argument(help="The converted model: Core ML (.mlmodel or .mlpackage, run by kerasml's runtime) or Core AI (.aimodel, run by Apple's runtime).")],
     keras: Annotated[Path, typer.Option("--keras", help="The Keras model it was converted from.")],
     data: Annotated[Optional[Path], typer.Option(help="Images to compare on (.npz or IDX folder; default: bundled digits or random images).")] = None,
     samples: Annotated[Optional[int], typer.Option(help="How many images to compare (default: 1,000, or all of --data).", min=1)] = None,
@@ -201,7 +206,7 @@ def verify(
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON instead of the checklist.")] = False,
     unsafe: Annotated[bool, typer.Option(help="Allow custom code in the Keras file to run.")] = False,
 ) -> None:
-    """Prove the Core ML model computes what the Keras model computes (on Linux, no Mac needed)."""
+    """Prove the converted model computes what the Keras model computes (on Linux, no Mac needed)."""
     import json
 
     from kerasml.checks.verify import verify as verify_model
@@ -216,12 +221,12 @@ def verify(
 @app.command()
 @handle_errors
 def evaluate(
-    model: Annotated[Path, typer.Argument(help="A Core ML image classifier (.mlmodel or .mlpackage), from kerasml or elsewhere.")],
+    model: Annotated[Path, typer.Argument(help="An image classifier: Core ML (.mlmodel or .mlpackage, from kerasml or elsewhere) or a kerasml Core AI .aimodel.")],
     data: Annotated[Optional[Path], typer.Option(help="Labelled images: .npz or a folder of IDX files (default: the MNIST test set via Keras).")] = None,
     plot: Annotated[Optional[Path], typer.Option(help="Where to write the confusion-matrix PNG (default: <model>.confusion.png beside the model).")] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")] = False,
 ) -> None:
-    """Accuracy, per-class accuracy, confusion matrix and worst-confused pairs of a Core ML model."""
+    """Accuracy, per-class accuracy, confusion matrix and worst-confused pairs of a converted model."""
     import json
 
     from kerasml.checks.evaluate import evaluate as evaluate_model
@@ -238,7 +243,7 @@ def evaluate(
 @app.command()
 @handle_errors
 def predict(
-    model: Annotated[Path, typer.Argument(help="A Core ML image classifier.")],
+    model: Annotated[Path, typer.Argument(help="An image classifier: .mlmodel, .mlpackage or .aimodel.")],
     images: Annotated[list[Path], typer.Argument(help="PNG or JPEG files.")],
     top: Annotated[int, typer.Option(help="How many labels to show per image.", min=1)] = 3,
     raw: Annotated[bool, typer.Option(help="Only resize, without MNIST-style cropping and centring.")] = False,
@@ -323,7 +328,7 @@ def report(
 @app.command("try")
 @handle_errors
 def try_model(
-    model: Annotated[Path, typer.Argument(help="A Core ML image classifier (.mlmodel or .mlpackage).")],
+    model: Annotated[Path, typer.Argument(help="An image classifier: .mlmodel, .mlpackage or .aimodel.")],
     port: Annotated[int, typer.Option(help="Port to serve the page on (0: any free port).")] = 8000,
     host: Annotated[str, typer.Option(help="Address to listen on; the default keeps the page on this machine.")] = "127.0.0.1",
     no_browser: Annotated[bool, typer.Option("--no-browser", help="Do not open a browser; just print the address.")] = False,

@@ -7,9 +7,10 @@ knows (labels, how pixels are scaled, provenance, the model's version) goes into
 creator-defined metadata under the same `com.kerasml.*` keys, with the same string values, that a
 Core ML file made by kerasml carries — one decoder reads both, in Python and in the app.
 
-Apple's loader trusts the folder: damaged bytecode can take the whole process down. So
-`check_asset` proves the folder whole first — every file present, inside the folder, the hash
-matching, the metadata JSON — and the commands refuse a damaged one in one line.
+Apple's loader trusts the folder: damaged bytecode can take the whole process down, even with a
+matching hash. So `check_asset` proves the folder whole first — every file present and inside the
+folder, the hash matching, the metadata JSON, the program parsed by Apple's parser in a child
+process — and the commands refuse a damaged one in one line.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
+import sys
 from pathlib import Path
 
 from kerasml.coreai.library import authoring, runtime
@@ -96,7 +99,9 @@ def check_asset(path: Path) -> AssetMetadata:
     if (path / HASH).read_bytes() != digest:
         raise KerasmlError(f"{path} is damaged: {BYTECODE} does not match its hash (truncated or changed "
                            "after it was written); convert the model again")
-    return _read_metadata(path)
+    metadata = _read_metadata(path)
+    _probe_program(path)
+    return metadata
 
 
 def _read_metadata(path: Path) -> AssetMetadata:
@@ -113,6 +118,32 @@ def _read_metadata(path: Path) -> AssetMetadata:
     text = {key: value if isinstance(value, str) else json.dumps(value) for key, value in custom.items()}
     return AssetMetadata(str(data.get("author", "")), str(data.get("license", "")),
                          str(data.get("description", "")), text)
+
+
+def _probe_program(path: Path) -> None:
+    """Parse the program in a child process first: Apple's parser aborts the whole process on
+    bytecode it cannot read (even with a matching hash), and a kerasml command must instead say so."""
+    if sys.platform != "linux" or not hasattr(os, "fork"):
+        return
+    from coreai._compiler._mlir_libs._coreaiIR._bindings.compiler import load_module_from_bytecode
+
+    context = authoring().Context()._mlir_context
+    sys.stdout.flush()
+    sys.stderr.flush()
+    child = os.fork()
+    if child == 0:                                  # the child: parse, then leave without cleanup
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, 1)
+            os.dup2(devnull, 2)
+            load_module_from_bytecode(context=context, path=path / BYTECODE)
+            os._exit(0)
+        except BaseException:
+            os._exit(3)
+    _, status = os.waitpid(child, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise KerasmlError(f"{path} is damaged: Apple's Core AI cannot read its program (main.mlirb); "
+                           "convert the model again")
 
 
 def _first_line(exc: Exception) -> str:

@@ -145,14 +145,18 @@ def _from_core_ml(source: Path, options: ConvertOptions, say) -> _Lowerable:
 
 
 def _asset_metadata(spec) -> AssetMetadata:
-    """A Core ML model's metadata as Core AI's: its own fields, the rest creator-defined strings."""
-    meta = spec.description.metadata
-    custom = {key: str(value) for key, value in meta.userDefined.items()}
+    """A Core ML model's metadata as Core AI's: its own fields, the rest creator-defined strings; the
+    descriptions of its image input and probability output go to the Core AI function's names
+    (Core ML's keys for Xcode's preview and the class-label output have no Core AI counterpart)."""
+    meta, description = spec.description.metadata, spec.description
+    custom = {key: str(value) for key, value in meta.userDefined.items() if not key.startswith("com.apple.coreml.")}
     if meta.versionString:
         custom[VERSION_KEY] = meta.versionString
-    for feature in list(spec.description.input) + list(spec.description.output):
-        if feature.shortDescription:
-            custom[metadata_key(f"description.{feature.name}")] = feature.shortDescription
+    features = {INPUT: description.input[0] if description.input else None,
+                OUTPUT: next((f for f in description.output if f.name == description.predictedProbabilitiesName), None)}
+    for name, feature in features.items():
+        if feature is not None and feature.shortDescription:
+            custom[metadata_key(f"description.{name}")] = feature.shortDescription
     return AssetMetadata(meta.author, meta.license, meta.shortDescription, custom)
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import sys
 import threading
 from pathlib import Path
@@ -43,7 +42,6 @@ class CoreAIModel:
     def __init__(self, path: Path):
         self.path = path
         self.metadata: AssetMetadata = check_asset(path)
-        _probe_bytecode(path)
         self.labels = self.metadata.labels
         if self.labels is None:
             raise KerasmlError(f"{path} has no {metadata_key('labels')} metadata: it was not made by kerasml, "
@@ -149,32 +147,6 @@ def _image_input(path: Path, metadata: AssetMetadata) -> ImageInput:
     bias = list(preprocessing.bias) * (preprocessing.channels if len(preprocessing.bias) == 1 else 1)
     return ImageInput(INPUT, preprocessing.height, preprocessing.width, preprocessing.channels,
                       preprocessing.colour, float(preprocessing.scale), tuple(float(b) for b in bias))
-
-
-def _probe_bytecode(path: Path) -> None:
-    """Parse the program in a child process first: Apple's parser aborts the whole process on
-    bytecode it cannot read (even with a matching hash), and a kerasml command must instead say so."""
-    if sys.platform != "linux" or not hasattr(os, "fork"):
-        return
-    from coreai._compiler._mlir_libs._coreaiIR._bindings.compiler import load_module_from_bytecode
-
-    context = authoring().Context()._mlir_context
-    sys.stdout.flush()
-    sys.stderr.flush()
-    child = os.fork()
-    if child == 0:                                  # the child: parse, then leave without cleanup
-        try:
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, 1)
-            os.dup2(devnull, 2)
-            load_module_from_bytecode(context=context, path=path / "main.mlirb")
-            os._exit(0)
-        except BaseException:
-            os._exit(3)
-    _, status = os.waitpid(child, 0)
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise KerasmlError(f"{path} is damaged: Apple's Core AI cannot read its program (main.mlirb); "
-                           "convert the model again")
 
 
 def _backend() -> str:

@@ -30,7 +30,7 @@ final class DigitRecognizer: ObservableObject {
     /// The thresholds from the app contract (the standard ones until the model has loaded).
     private(set) var policy: ConfidencePolicy
     private var tracker = StrokeTracker()
-    private var predictor: DigitPredictor?
+    private var predictor: DigitPredictor.Loaded?
     private var pending: Task<Void, Never>?
 
     init() {
@@ -42,7 +42,7 @@ final class DigitRecognizer: ObservableObject {
     func loadModel() async {
         guard predictor == nil else { return }
         do {
-            let loaded = try await DigitPredictor.load()
+            let loaded = try await Task.detached(priority: .userInitiated) { try await DigitPredictor.load() }.value
             predictor = loaded
             policy = loaded.contract.policy
             modelState = .ready(loaded.card)
@@ -66,7 +66,7 @@ final class DigitRecognizer: ObservableObject {
             let raster = sketch.rasterized()
             if let early = policy.precheck(raster) { return (nil, early) }
             let input = MNISTNormalizer.normalize(raster)
-            let probabilities = try await predictor.probabilities(for: input)
+            let probabilities = try await predictor.classifier.probabilities(for: input)
             return (input, policy.reading(for: Ranking.top(probabilities, count: predictor.contract.reading.top)))
         }
     }
@@ -92,7 +92,7 @@ final class DigitRecognizer: ObservableObject {
                     show(input: nil, reading: .unsure([]))
                     return
                 }
-                let probabilities = try await predictor.probabilities(for: prepared.image)
+                let probabilities = try await predictor.classifier.probabilities(for: prepared.image)
                 guard !Task.isCancelled else { return }
                 show(input: prepared.image,
                      reading: policy.reading(for: Ranking.top(probabilities, count: predictor.contract.reading.top)))

@@ -70,7 +70,8 @@ final class RankingTests: XCTestCase {
         XCTAssertEqual(card.rows[4].value, "99.12%")
         XCTAssertEqual(card.preprocessing?.ink, "white-on-black")
         XCTAssertEqual(card.warnings, [])
-        XCTAssertEqual(card.summaryLine, "Handwritten digit classifier · version 1.0 · 99.12% test accuracy")
+        XCTAssertEqual(card.framework, .coreML)
+        XCTAssertEqual(card.summaryLine, "Handwritten digit classifier · version 1.0 · 99.12% test accuracy · Core ML")
     }
 
     func testModelCardFromAnotherModel() throws {
@@ -80,7 +81,7 @@ final class RankingTests: XCTestCase {
         ])
         XCTAssertNil(card.testAccuracy)
         XCTAssertTrue(card.rows.isEmpty)
-        XCTAssertEqual(card.summaryLine, "Unnamed model")
+        XCTAssertEqual(card.summaryLine, "Unnamed model · Core ML")
         XCTAssertEqual(card.warnings.count, 2)
     }
 }

@@ -69,6 +69,38 @@ final class SharedFixtureTests: XCTestCase {
         }
     }
 
+    /// Both frameworks are given the same pixels: the Core AI tensor holds, as Float32 in [1, 28, 28, 1],
+    /// exactly the bytes the Core ML path copies into its grayscale pixel buffer, which are the
+    /// 28x28 arrays kerasml.preprocess makes of every drawing, image and photo in the fixtures.
+    func testTheCoreAITensorHoldsWhatCoreMLIsFedOnEveryFixture() throws {
+        let fixtures = try loadFixtures()
+        var prepared: [(String, GrayImage, [[Int]])] = fixtures.stroke_cases.map { item in
+            (item.name, Sketch(canvasSide: item.canvas_side,
+                               strokes: item.strokes.map { $0.map { Point(x: $0[0], y: $0[1]) } }).prepared(),
+             item.expected)
+        }
+        prepared += fixtures.image_cases.map { item in
+            (item.name, MNISTNormalizer.normalize(GrayImage(width: item.image[0].count, height: item.image.count,
+                                                            pixels: item.image.flatMap { $0.map { UInt8($0) } })),
+             item.expected)
+        }
+        for item in fixtures.photo_cases {
+            let photo = try Self.readNetpbm(RepositoryFiles.data("tests/fixtures/\(item.file)"))
+            let result = try PhotoPreparer.prepare(pixels: photo.pixels, width: photo.width, height: photo.height,
+                                                   channels: photo.channels)
+            prepared.append((item.name, result.image, item.expected))
+        }
+        XCTAssertGreaterThanOrEqual(prepared.count, 15)
+        for (name, image, expected) in prepared {
+            let tensor = ModelInput.coreAITensor(image)
+            let coreMLBytes = ModelInput.grayscaleRows(image).flatMap { $0 }
+            XCTAssertEqual(tensor.shape, [1, 28, 28, 1], name)
+            XCTAssertEqual(tensor.values, coreMLBytes.map(Float.init), name)
+            XCTAssertEqual(tensor.values, expected.flatMap { $0.map(Float.init) }, "\(name): not kerasml's pixels")
+            XCTAssertTrue(tensor.values.allSatisfy { (0...255).contains($0) && $0 == $0.rounded() }, name)
+        }
+    }
+
     /// Binary PGM (P5) or PPM (P6) with a maximum of 255, as tests/fixtures/generate.py writes them.
     static func readNetpbm(_ data: Data) throws -> (pixels: [UInt8], width: Int, height: Int, channels: Int) {
         let bytes = [UInt8](data)

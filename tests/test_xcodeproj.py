@@ -205,7 +205,8 @@ def test_build_settings_xcode_accepts(objects, project, target):
         assert settings["GENERATE_INFOPLIST_FILE"] == "YES" or (APP_DIR / settings["INFOPLIST_FILE"]).is_file()
         assert settings["ASSETCATALOG_COMPILER_APPICON_NAME"] == "AppIcon"
         assert settings["ASSETCATALOG_COMPILER_GLOBAL_ACCENT_COLOR_NAME"] == "AccentColor"
-        assert settings["PRODUCT_BUNDLE_IDENTIFIER"] and settings["SWIFT_VERSION"]
+        assert settings["PRODUCT_BUNDLE_IDENTIFIER"]
+        assert settings["SWIFT_VERSION"] == "6.0", "the Swift 6 language mode: complete data-race checking"
         assert settings["INFOPLIST_KEY_UILaunchScreen_Generation"] == "YES"
     for key in objects[project_object["buildConfigurationList"]]["buildConfigurations"]:
         settings = objects[key]["buildSettings"]
@@ -280,3 +281,26 @@ def test_the_mac_setup_is_written_down():
     for needle in ("Xcode 16", "Xcode 27", "Metal Toolchain", "xcodebuild -downloadComponent MetalToolchain",
                    "folder reference", _core_ai()["file"]):
         assert needle in readme, f"ios_app/README.md should say {needle!r}"
+
+
+def test_digitkit_is_built_in_the_swift_6_language_mode():
+    import re
+
+    package_swift = (APP_DIR / "DigitKit/Package.swift").read_text(encoding="utf-8")
+    version = re.match(r"// swift-tools-version:\s*(\d+)\.(\d+)", package_swift)
+    assert version and (int(version[1]), int(version[2])) >= (6, 0), "tools 6.0 or later: Swift 6 mode by default"
+    assert "swiftLanguageModes" not in package_swift and "swiftLanguageVersions" not in package_swift
+
+
+def test_views_use_the_two_parameter_on_change():
+    """iOS 17 deprecated `onChange(of:perform:)`; the app runs on iOS 16 too, so one helper
+    (App/ViewCompatibility.swift) picks the two-parameter form where it exists and views call it."""
+    import re
+
+    for source in (APP_DIR / "DigitDemo").rglob("*.swift"):
+        code = "\n".join(line for line in source.read_text(encoding="utf-8").splitlines()
+                         if not line.lstrip().startswith("//"))
+        if source.name == "ViewCompatibility.swift":
+            assert "{ _, newValue in" in code and "if #available(iOS 17.0, *)" in code
+            continue
+        assert not re.search(r"\.onChange\(of:", code), f"{source.name}: use onValueChange(of:perform:)"

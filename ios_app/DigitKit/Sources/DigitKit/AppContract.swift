@@ -63,9 +63,11 @@ public struct AppContract: Decodable, Equatable, Sendable {
     public var metadataKeys: MetadataKeys
     public var reading: Reading
     public var drawing: Drawing
+    /// What the screen says for each outcome (Wording.swift).
+    public var wording: Wording
 
     enum CodingKeys: String, CodingKey {
-        case model, reading, drawing
+        case model, reading, drawing, wording
         case coreAI = "core_ai"
         case metadataKeys = "metadata_keys"
     }
@@ -110,7 +112,7 @@ public struct AppContract: Decodable, Equatable, Sendable {
         } else {
             found.append(ContractProblem(.notClassifier, "it is not a classifier (no class labels)"))
         }
-        if !traits.hasProbabilities {
+        if traits.labels != nil && !traits.hasProbabilities {
             found.append(ContractProblem(.probabilities, "it has no probability dictionary output"))
         }
         found += inkProblems(traits.metadata)
@@ -125,8 +127,11 @@ public struct AppContract: Decodable, Equatable, Sendable {
         return []
     }
 
+    /// The ink the model was trained on, read on its own: a preprocessing record with only `ink` counts.
     func inkProblems(_ metadata: [String: String]) -> [ContractProblem] {
-        guard let ink = preprocessing(in: metadata)?.ink, ink != model.input.ink else { return [] }
+        struct Ink: Decodable { var ink: String? }
+        let record = metadata[metadataKeys.preprocessing].flatMap { try? JSONDecoder().decode(Ink.self, from: Data($0.utf8)) }
+        guard let ink = record?.ink, ink != model.input.ink else { return [] }
         return [ContractProblem(.ink, "it was trained on \(ink) images but the app gives it \(model.input.ink) images")]
     }
 

@@ -147,6 +147,9 @@ extension AppContract {
         guard let tensor else {
             return [ContractProblem(kinds.missing, "its \(function) function has no \(role) named \(spec.name)")]
         }
+        if tensor.scalarType == "image" {
+            return [ContractProblem(kinds.type, "its \(role) \(spec.name) is an image, not a \(spec.scalarType) array")]
+        }
         var found: [ContractProblem] = []
         if tensor.scalarType != spec.scalarType {
             found.append(ContractProblem(kinds.type, "its \(role) \(spec.name) is \(tensor.scalarType), not \(spec.scalarType)"))

@@ -205,9 +205,102 @@ def test_build_settings_xcode_accepts(objects, project, target):
         assert settings["GENERATE_INFOPLIST_FILE"] == "YES" or (APP_DIR / settings["INFOPLIST_FILE"]).is_file()
         assert settings["ASSETCATALOG_COMPILER_APPICON_NAME"] == "AppIcon"
         assert settings["ASSETCATALOG_COMPILER_GLOBAL_ACCENT_COLOR_NAME"] == "AccentColor"
-        assert settings["PRODUCT_BUNDLE_IDENTIFIER"] and settings["SWIFT_VERSION"]
+        assert settings["PRODUCT_BUNDLE_IDENTIFIER"]
+        assert settings["SWIFT_VERSION"] == "6.0", "the Swift 6 language mode: complete data-race checking"
         assert settings["INFOPLIST_KEY_UILaunchScreen_Generation"] == "YES"
     for key in objects[project_object["buildConfigurationList"]]["buildConfigurations"]:
         settings = objects[key]["buildSettings"]
         assert settings["IPHONEOS_DEPLOYMENT_TARGET"] == "16.0" and settings["SDKROOT"] == "iphoneos"
     assert target["productType"] == "com.apple.product-type.application"
+
+
+# ---------------------------------------------------------------------------------------- Core AI
+# The app carries its optional Core AI model (app-contract.json `core_ai`) in a folder reference that
+# Xcode copies as is: an .aimodel that is a member of a target is compiled by Xcode 27, which then needs
+# the Metal Toolchain (Apple: "Integrating on-device AI models in your app with Core AI"), and Xcode 16
+# does not know the type. At run time Core AI specialises the copied .aimodel on the device (ios_app/README.md).
+
+def _core_ai() -> dict:
+    return json.loads((APP_DIR / CONTRACT).read_text(encoding="utf-8"))["core_ai"]
+
+
+def test_the_core_ai_model_travels_in_a_folder_reference_copied_as_is(objects, target, paths):
+    model = PurePosixPath(_core_ai()["file"])
+    assert model.suffix == ".aimodel" and model.stem == MODEL_IN_APP.stem, "one name for both models"
+    folder = model.parent
+    references = [key for key, path in paths.items() if path == folder]
+    assert len(references) == 1, f"the project needs one reference to {folder}"
+    reference = objects[references[0]]
+    assert reference["isa"] == "PBXFileReference" and reference["lastKnownFileType"] == "folder", \
+        "a folder reference (copied whole, its contents never compiled), not a group"
+    assert folder in _phase_files(objects, target, "PBXResourcesBuildPhase", paths)
+    assert folder not in _phase_files(objects, target, "PBXSourcesBuildPhase", paths)
+    assert (APP_DIR / folder).is_dir() and any((APP_DIR / folder).iterdir()), \
+        f"ios_app/{folder} must exist (with its README) so that Xcode finds the folder without a model"
+
+
+def test_no_core_ai_model_is_a_member_of_the_target(objects, paths):
+    """An .aimodel (or .aimodelc) file reference would be compiled: Xcode 16 fails on the unknown type
+    and Xcode 27 without the Metal Toolchain "with a missing Metal compiler error"."""
+    members = [str(path) for path in paths.values() if path.suffix in (".aimodel", ".aimodelc")]
+    assert not members, f"Core AI models must stay inside the folder reference, not in the project: {members}"
+    types = {o.get("lastKnownFileType", "") + o.get("explicitFileType", "") for o in objects.values()
+             if o["isa"] == "PBXFileReference"}
+    assert not any("aimodel" in t for t in types)
+
+
+def test_every_core_ai_use_is_guarded_for_xcode_16():
+    """Xcode 16's SDK has no CoreAI module and iOS before 27 no Core AI: each file that imports it
+    sits inside `#if canImport(CoreAI)` and each declaration that uses it is `@available(iOS 27, *)`."""
+    import re
+
+    core_ai_names = re.compile(r"\b(import CoreAI|AIModel|AIModelAsset|InferenceFunction|NDArray|CoreAIDigitClassifier)\b")
+    users = []
+    for source in (APP_DIR / "DigitDemo").rglob("*.swift"):
+        text = source.read_text(encoding="utf-8")
+        code = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("//"))
+        if not core_ai_names.search(code):
+            continue
+        users.append(source.name)
+        guarded = []
+        for line in code.splitlines():
+            stripped = line.strip()
+            if stripped.startswith("#if"):
+                guarded.append("canImport(CoreAI)" in stripped)
+            elif stripped.startswith("#endif"):
+                guarded.pop()
+            elif core_ai_names.search(stripped):
+                assert any(guarded), f"{source.name}: `{stripped}` is outside #if canImport(CoreAI)"
+        assert "import CoreAI" not in code or "@available(iOS 27, *)" in code, source.name
+        assert "if #available(iOS 27, *)" in code or "@available(iOS 27, *)" in code, source.name
+    assert {"CoreAIDigitClassifier.swift", "DigitPredictor.swift"} <= set(users)
+
+
+def test_the_mac_setup_is_written_down():
+    readme = (APP_DIR / "README.md").read_text(encoding="utf-8")
+    for needle in ("Xcode 16", "Xcode 27", "Metal Toolchain", "xcodebuild -downloadComponent MetalToolchain",
+                   "folder reference", _core_ai()["file"]):
+        assert needle in readme, f"ios_app/README.md should say {needle!r}"
+
+
+def test_digitkit_is_built_in_the_swift_6_language_mode():
+    import re
+
+    package_swift = (APP_DIR / "DigitKit/Package.swift").read_text(encoding="utf-8")
+    version = re.match(r"// swift-tools-version:\s*(\d+)\.(\d+)", package_swift)
+    assert version and (int(version[1]), int(version[2])) >= (6, 0), "tools 6.0 or later: Swift 6 mode by default"
+    assert "swiftLanguageModes" not in package_swift and "swiftLanguageVersions" not in package_swift
+
+
+def test_views_use_the_two_parameter_on_change():
+    """iOS 17 deprecated `onChange(of:perform:)`; the app runs on iOS 16 too, so one helper
+    (App/ViewCompatibility.swift) picks the two-parameter form where it exists and views call it."""
+    import re
+
+    for source in (APP_DIR / "DigitDemo").rglob("*.swift"):
+        code = "\n".join(line for line in source.read_text(encoding="utf-8").splitlines()
+                         if not line.lstrip().startswith("//"))
+        if source.name == "ViewCompatibility.swift":
+            assert "{ _, newValue in" in code and "if #available(iOS 17.0, *)" in code
+            continue
+        assert not re.search(r"\.onChange\(of:", code), f"{source.name}: use onValueChange(of:perform:)"

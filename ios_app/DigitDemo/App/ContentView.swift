@@ -3,14 +3,7 @@ import SwiftUI
 
 /// The one screen: draw a digit or show one on paper, the reading, and the model's metadata one tap away.
 struct ContentView: View {
-    enum Source: String, CaseIterable, Identifiable {
-        case draw = "Draw"
-        case photo = "Photo"
-        var id: String { rawValue }
-    }
-
     @StateObject private var recognizer = DigitRecognizer()
-    @State private var source = Source.draw
     @State private var showsModelInfo = false
 
     var body: some View {
@@ -19,22 +12,25 @@ struct ContentView: View {
                 if case let .unavailable(message) = recognizer.modelState {
                     ModelMissingBanner(message: message)
                 }
-                Picker("Input", selection: $source) {
-                    ForEach(Source.allCases) { Text($0.rawValue).tag($0) }
+                Picker("Input", selection: Binding(get: { recognizer.session.source },
+                                                   set: { recognizer.select($0) })) {
+                    ForEach(InputSource.allCases) { Text($0.rawValue).tag($0) }
                 }
                 .pickerStyle(.segmented)
                 .frame(maxWidth: 420)
-                switch source {
-                case .draw: drawing
+                switch recognizer.session.source {
+                case .drawing: drawing
                 case .photo:
-                    PhotoInputView(steps: recognizer.photoSteps, notes: recognizer.photoNotes,
+                    PhotoInputView(steps: recognizer.session.shown.photoSteps,
+                                   notes: recognizer.session.shown.photoNotes,
+                                   onItem: { recognizer.read(photoItem: $0) },
                                    onPicture: { recognizer.read(photo: $0) })
                         .frame(maxWidth: 420, alignment: .leading)
                 }
-                if case .ready = recognizer.modelState, source == .draw || recognizer.reading != .empty {
-                    PredictionView(reading: recognizer.reading, modelInput: recognizer.modelInput,
-                                   minimumConfidence: recognizer.policy.minimumConfidence,
-                                   failure: recognizer.failure)
+                // Every outcome has its words (DigitKit's `AppContract.display`), a failed first photo included.
+                if case .ready = recognizer.modelState, let display = recognizer.display {
+                    PredictionView(display: display, modelInput: recognizer.session.shown.modelInput,
+                                   isReading: recognizer.session.isReading)
                         .frame(maxWidth: 420)
                 }
                 if case let .ready(card) = recognizer.modelState {
@@ -62,7 +58,6 @@ struct ContentView: View {
                 ModelInfoView(state: recognizer.modelState)
                     .presentationDetents([.medium, .large])
             }
-            .onChange(of: source) { _ in recognizer.clear() }
         }
         .task { await recognizer.loadModel() }
     }

@@ -11,10 +11,10 @@ import SwiftUI
 /// `onEnded` (a notification, a second finger, Control Center). The end of a drag is observed
 /// through `@GestureState`, which SwiftUI resets both when the drag ends and when it is cancelled.
 struct DrawingCanvas: View {
-    let strokes: [[Point]]
+    let strokes: [[CanvasPoint]]
     let lineWidthFraction: Double
     /// (location, where this drag started), both in unit coordinates.
-    let onDraw: (Point, Point) -> Void
+    let onDraw: (CanvasPoint, CanvasPoint) -> Void
     /// The drag ended or was cancelled.
     let onStrokeEnd: () -> Void
 
@@ -23,10 +23,11 @@ struct DrawingCanvas: View {
     var body: some View {
         GeometryReader { proxy in
             let side = min(proxy.size.width, proxy.size.height)
+            // The renderer gets plain values, not the view.
+            let ink = path(side: side), lineWidth = side * lineWidthFraction
             Canvas { context, _ in
-                context.stroke(path(side: side), with: .color(.white),
-                               style: StrokeStyle(lineWidth: side * lineWidthFraction,
-                                                  lineCap: .round, lineJoin: .round))
+                context.stroke(ink, with: .color(.white),
+                               style: StrokeStyle(lineWidth: lineWidth, lineCap: .round, lineJoin: .round))
             }
             .frame(width: side, height: side)
             .background(.black)
@@ -37,11 +38,11 @@ struct DrawingCanvas: View {
                     .updating($dragStart) { value, state, _ in state = value.startLocation }
                     .onChanged { value in
                         guard side > 0 else { return }
-                        onDraw(Point(x: value.location.x / side, y: value.location.y / side),
-                               Point(x: value.startLocation.x / side, y: value.startLocation.y / side))
+                        onDraw(CanvasPoint(x: value.location.x / side, y: value.location.y / side),
+                               CanvasPoint(x: value.startLocation.x / side, y: value.startLocation.y / side))
                     }
             )
-            .onChange(of: dragStart) { start in
+            .onValueChange(of: dragStart) { start in
                 if start == nil { onStrokeEnd() }          // ended or cancelled: both reset the state
             }
         }

@@ -1,7 +1,8 @@
 import DigitKit
 import SwiftUI
 
-/// The model's metadata: description, author, version, licence and the accuracy from training.
+/// The model's metadata (description, author, version, licence, labels and the accuracy from
+/// training) and the framework that runs it, Core AI or Core ML.
 struct ModelInfoView: View {
     let state: DigitRecognizer.ModelState
 
@@ -14,6 +15,9 @@ struct ModelInfoView: View {
                 case let .unavailable(message):
                     Label(message, systemImage: "exclamationmark.triangle")
                 case let .ready(card):
+                    Section("Framework") {
+                        Text(card.frameworkLine)
+                    }
                     Section("Model") {
                         if card.rows.isEmpty {
                             Text("This model has no metadata.").foregroundStyle(.secondary)

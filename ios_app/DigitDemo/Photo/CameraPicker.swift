@@ -5,11 +5,14 @@ import UIKit
 ///
 /// UIImagePickerController is the smallest camera that needs no capture code of our own; the app
 /// only needs one still picture. Not available in the simulator (`isAvailable` is false there).
+/// The presenting view owns the presentation (`isPresented`); the coordinator, which receives the
+/// picker's delegate calls, ends it through the binding of the latest `CameraPicker`, which
+/// `updateUIViewController` hands it on every update.
 struct CameraPicker: UIViewControllerRepresentable {
     static var isAvailable: Bool { UIImagePickerController.isSourceTypeAvailable(.camera) }
 
+    @Binding var isPresented: Bool
     let onPicture: (UIImage) -> Void
-    @Environment(\.dismiss) private var dismiss
 
     func makeUIViewController(context: Context) -> UIImagePickerController {
         let picker = UIImagePickerController()
@@ -19,23 +22,28 @@ struct CameraPicker: UIViewControllerRepresentable {
         return picker
     }
 
-    func updateUIViewController(_ picker: UIImagePickerController, context: Context) {}
+    func updateUIViewController(_ picker: UIImagePickerController, context: Context) {
+        context.coordinator.parent = self
+    }
 
     func makeCoordinator() -> Coordinator { Coordinator(self) }
 
+    @MainActor
     final class Coordinator: NSObject, UIImagePickerControllerDelegate, UINavigationControllerDelegate {
-        private let parent: CameraPicker
+        var parent: CameraPicker
 
-        init(_ parent: CameraPicker) { self.parent = parent }
+        init(_ parent: CameraPicker) {
+            self.parent = parent
+        }
 
         func imagePickerController(_ picker: UIImagePickerController,
                                    didFinishPickingMediaWithInfo info: [UIImagePickerController.InfoKey: Any]) {
             if let image = info[.originalImage] as? UIImage { parent.onPicture(image) }
-            parent.dismiss()
+            parent.isPresented = false
         }
 
         func imagePickerControllerDidCancel(_ picker: UIImagePickerController) {
-            parent.dismiss()
+            parent.isPresented = false
         }
     }
 }

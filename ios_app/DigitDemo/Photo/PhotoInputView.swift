@@ -4,20 +4,22 @@ import SwiftUI
 
 /// Pick a photo or take one, and see how it was prepared for the model (DigitKit's
 /// `PhotoPreparer`, the algorithm `kerasml predict` runs on Linux): each step as a thumbnail,
-/// and what was done in words.
+/// and what was done in words. Loading and reading the photo is the recognizer's; the reading
+/// itself (also when the photo cannot be read) is `PredictionView`'s.
 struct PhotoInputView: View {
     let steps: [PhotoStep]
     let notes: [String]
+    let onItem: (PhotosPickerItem) -> Void
     let onPicture: (UIImage) -> Void
 
-    @State private var selection: PhotosPickerItem?
     @State private var showsCamera = false
-    @State private var loadFailure: String?
 
     var body: some View {
         VStack(alignment: .leading, spacing: 12) {
             HStack {
-                PhotosPicker(selection: $selection, matching: .images) {
+                // Each pick is handed on at once, so picking the same photo again reads it again.
+                PhotosPicker(selection: Binding(get: { nil }, set: { item in if let item { onItem(item) } }),
+                             matching: .images) {
                     Label("Choose Photo", systemImage: "photo.on.rectangle")
                 }
                 .buttonStyle(.bordered)
@@ -30,9 +32,6 @@ struct PhotoInputView: View {
             Text("Write one digit on paper with a dark pen, fill most of the picture with it.")
                 .font(.footnote)
                 .foregroundStyle(.secondary)
-            if let loadFailure {
-                Text(loadFailure).font(.footnote).foregroundStyle(.red)
-            }
             if !steps.isEmpty {
                 ScrollView(.horizontal, showsIndicators: false) {
                     HStack(alignment: .top, spacing: 8) {
@@ -48,36 +47,13 @@ struct PhotoInputView: View {
                         }
                     }
                 }
-                ForEach(notes, id: \.self) { note in
-                    Label(note, systemImage: "checkmark.circle").font(.caption)
-                }
             }
-        }
-        .onChange(of: selection) { item in
-            guard let item else { return }
-            Task {
-                do {
-                    guard let data = try await item.loadTransferable(type: Data.self),
-                          let image = UIImage(data: data) else {
-                        loadFailure = "That photo could not be read as an image."
-                        return
-                    }
-                    loadFailure = nil
-                    onPicture(image)
-                } catch {
-                    loadFailure = "That photo could not be loaded: \(error.localizedDescription)"
-                }
+            ForEach(notes, id: \.self) { note in
+                Label(note, systemImage: "checkmark.circle").font(.caption)
             }
         }
         .fullScreenCover(isPresented: $showsCamera) {
-            CameraPicker(onPicture: onPicture).ignoresSafeArea()
+            CameraPicker(isPresented: $showsCamera, onPicture: onPicture).ignoresSafeArea()
         }
     }
-}
-
-/// One named intermediate image of the photo preparation.
-struct PhotoStep: Identifiable {
-    let name: String
-    let image: GrayImage
-    var id: String { name }
 }

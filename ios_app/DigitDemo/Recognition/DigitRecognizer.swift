@@ -1,12 +1,17 @@
 import Combine
 import DigitKit
 import Foundation
+import PhotosUI
+import SwiftUI
 import UIKit
 
-/// The screen's state: the drawing or the photo, the model's reading of it, and the model itself.
+/// The screen's state: the drawing, the reading the screen shows, and the model.
 ///
-/// Views call `draw`, `strokeEnded`, `clear` and `read(photo:)`, and only render what is published
-/// here. Preparing the input and running the model happen off the main thread.
+/// Views call `select`, `draw`, `strokeEnded`, `read(photoItem:)`, `read(photo:)` and `clear`, and
+/// only render what is published here. What is read and how (the pipeline) is DigitKit's
+/// `DigitReader`, run in a detached task; which reading the screen shows is DigitKit's
+/// `ReadingSession` (the latest input's, in the current mode) and in which words the contract's
+/// (`AppContract.display`). Photos are loaded and decoded off the main thread too.
 @MainActor
 final class DigitRecognizer: ObservableObject {
     enum ModelState {
@@ -17,120 +22,116 @@ final class DigitRecognizer: ObservableObject {
 
     /// Strokes in unit coordinates: the canvas side is 1, whatever its size on screen.
     @Published private(set) var sketch = Sketch(canvasSide: 1)
-    @Published private(set) var reading: Reading = .empty
-    /// The 28x28 image the model was given for the current reading.
-    @Published private(set) var modelInput: GrayImage?
+    @Published private(set) var session = ReadingSession()
     @Published private(set) var modelState: ModelState = .loading
-    /// A prediction that failed although the model loaded (rare: Core ML errors).
-    @Published private(set) var failure: String?
-    /// The last photo's preparation, step by step, and what was done in words.
-    @Published private(set) var photoSteps: [PhotoStep] = []
-    @Published private(set) var photoNotes: [String] = []
 
-    /// The thresholds from the app contract (the standard ones until the model has loaded).
-    private(set) var policy: ConfidencePolicy
+    /// The bundled contract: thresholds and words (nil only in a broken build, which the banner reports).
+    private(set) var contract: AppContract?
     private var tracker = StrokeTracker()
-    private var predictor: DigitPredictor?
+    private var reader: DigitReader?
     private var pending: Task<Void, Never>?
 
     init() {
-        let contract = try? DigitPredictor.contract(in: .main)
-        policy = contract?.policy ?? ConfidencePolicy(minimumConfidence: 1, minimumInkExtent: 0)
+        contract = try? DigitPredictor.contract()
     }
 
-    /// Loads the model once; a missing or unsuitable model becomes one message, not a crash.
+    /// What the screen shows for the current reading, in the contract's words.
+    var display: ReadingDisplay? {
+        contract?.display(session.shown.reading, source: session.source)
+    }
+
+    /// Loads the model once, off the main thread; a missing or unsuitable model becomes one message, not a crash.
     func loadModel() async {
-        guard predictor == nil else { return }
+        guard reader == nil else { return }
         do {
-            let loaded = try await DigitPredictor.load()
-            predictor = loaded
-            policy = loaded.contract.policy
+            let loaded = try await Task.detached(priority: .userInitiated) { try await DigitPredictor.load() }.value
+            contract = loaded.contract
+            reader = DigitReader(classifier: loaded.classifier, contract: loaded.contract)
             modelState = .ready(loaded.card)
-            if !sketch.isEmpty { strokeEnded() }
+            if session.source == .drawing, !sketch.isEmpty { strokeEnded() }
         } catch {
             modelState = .unavailable(error.localizedDescription)
         }
     }
 
+    /// Switches between drawing and photo: the screen starts afresh.
+    func select(_ source: InputSource) {
+        guard source != session.source else { return }
+        clear(to: source)
+    }
+
     /// A drag moved to `point`; `dragStart` tells a new drag (a new stroke) from the same one.
-    func draw(to point: Point, dragStart: Point) {
+    func draw(to point: CanvasPoint, dragStart: CanvasPoint) {
         tracker.dragChanged(to: point, dragStart: dragStart, in: &sketch)
     }
 
-    /// Reads the drawing when a stroke ends (or is cancelled); a newer input cancels an older reading.
+    /// Reads the drawing when a stroke ends (or is cancelled).
     func strokeEnded() {
         tracker.dragFinished()
-        guard let predictor else { return }         // no model: the banner says so, once
-        let sketch = sketch, policy = policy
-        start {
-            let raster = sketch.rasterized()
-            if let early = policy.precheck(raster) { return (nil, early) }
-            let input = MNISTNormalizer.normalize(raster)
-            let probabilities = try await predictor.probabilities(for: input)
-            return (input, policy.reading(for: Ranking.top(probabilities, count: predictor.contract.reading.top)))
-        }
+        guard let reader else { return }          // no model: the banner says so, once
+        let sketch = sketch
+        start { await reader.read(sketch) }
     }
 
-    /// Reads a photo of a digit on paper, prepared by DigitKit exactly as `kerasml predict` does.
-    func read(photo: UIImage) {
-        guard let predictor, let pixels = PhotoPixels(photo) else {
-            photoNotes = predictor == nil ? [] : ["The photo could not be decoded."]
-            return
-        }
-        let policy = policy
-        pending?.cancel()
+    /// A photo chosen in the library: loaded, decoded and read off the main thread.
+    func read(photoItem item: PhotosPickerItem) {
+        guard let reader else { return }
+        let ticket = begin()
         pending = Task {
-            do {
-                let prepared = try await Task.detached(priority: .userInitiated) {
-                    try PhotoPreparer.prepare(pixels: pixels.pixels, width: pixels.width, height: pixels.height,
-                                              channels: PhotoPixels.channels)
-                }.value
-                guard !Task.isCancelled else { return }
-                photoSteps = prepared.steps.map { PhotoStep(name: $0.name, image: $0.image) }
-                photoNotes = prepared.notes
-                if prepared.image.isBlank {
-                    show(input: nil, reading: .unsure([]))
-                    return
-                }
-                let probabilities = try await predictor.probabilities(for: prepared.image)
-                guard !Task.isCancelled else { return }
-                show(input: prepared.image,
-                     reading: policy.reading(for: Ranking.top(probabilities, count: predictor.contract.reading.top)))
-            } catch {
-                guard !Task.isCancelled else { return }
-                failure = "Prediction failed: \(error.localizedDescription)"
-            }
+            let data = try? await Self.data(of: item)
+            guard !Task.isCancelled else { return }
+            let result = await Task.detached(priority: .userInitiated) {
+                guard let data, let pixels = PhotoPixels(data: data) else { return ReadingResult.unreadablePhoto }
+                return await reader.read(photo: pixels.pixels, width: pixels.width, height: pixels.height,
+                                         channels: PhotoPixels.channels)
+            }.value
+            session.finish(ticket, with: result)
         }
     }
 
+    /// A photo taken with the camera: decoded and read off the main thread.
+    func read(photo image: UIImage) {
+        guard let reader else { return }
+        let picture = PhotoPixels.Picture(image)   // the decoded bitmap, which may leave the main thread
+        start {
+            guard let picture, let pixels = PhotoPixels(picture) else { return .unreadablePhoto }
+            return await reader.read(photo: pixels.pixels, width: pixels.width, height: pixels.height,
+                                     channels: PhotoPixels.channels)
+        }
+    }
+
+    /// Clears the drawing or the photo; a reading still under way is dropped.
     func clear() {
+        clear(to: session.source)
+    }
+
+    private func clear(to source: InputSource) {
         pending?.cancel()
+        pending = nil
         sketch.clear()
         tracker.dragFinished()
-        reading = .empty
-        modelInput = nil
-        failure = nil
-        photoSteps = []
-        photoNotes = []
+        session.reset(to: source)
     }
 
-    private func start(_ work: @escaping @Sendable () async throws -> (GrayImage?, Reading)) {
+    /// A new input: the reading of an older one is cancelled and, should it still finish, not shown.
+    private func begin() -> ReadingSession.Ticket {
         pending?.cancel()
+        return session.begin()
+    }
+
+    private func start(_ work: @escaping @Sendable () async -> ReadingResult) {
+        let ticket = begin()
         pending = Task {
-            do {
-                let (input, reading) = try await Task.detached(priority: .userInitiated, operation: work).value
-                guard !Task.isCancelled else { return }
-                show(input: input, reading: reading)
-            } catch {
-                guard !Task.isCancelled else { return }
-                failure = "Prediction failed: \(error.localizedDescription)"
-            }
+            let result = await Task.detached(priority: .userInitiated, operation: work).value
+            session.finish(ticket, with: result)
         }
     }
 
-    private func show(input: GrayImage?, reading: Reading) {
-        modelInput = input
-        self.reading = reading
-        failure = nil
+    /// The picked photo's file data (PhotosPickerItem's completion-handler API: the item stays on
+    /// the main actor, only the Sendable result crosses).
+    private static func data(of item: PhotosPickerItem) async throws -> Data? {
+        try await withCheckedThrowingContinuation { continuation in
+            item.loadTransferable(type: Data.self) { result in continuation.resume(with: result) }
+        }
     }
 }

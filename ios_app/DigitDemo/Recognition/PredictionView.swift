@@ -1,28 +1,33 @@
 import DigitKit
 import SwiftUI
 
-/// The reading: a headline, the top-3 digits with confidence bars, and the image the model saw.
+/// The reading: a headline and what it means, the top-3 digits with confidence bars, and the image
+/// the model saw. What it says for each outcome is DigitKit's decision (`ReadingDisplay`, in the
+/// contract's words); this view only renders it.
 struct PredictionView: View {
-    let reading: Reading
+    let display: ReadingDisplay
     let modelInput: GrayImage?
-    let minimumConfidence: Double
-    let failure: String?
+    /// A reading is under way (a photo takes a moment).
+    let isReading: Bool
 
     var body: some View {
         HStack(alignment: .top, spacing: 16) {
             VStack(alignment: .leading, spacing: 8) {
-                Text(LabelFormat.headline(reading))
-                    .font(.title2.bold())
-                if let failure {
-                    Text(failure).font(.footnote).foregroundStyle(.red)
-                } else if case .unsure = reading {
-                    Text("The best guess is under \(LabelFormat.percent(minimumConfidence)) confidence.")
-                        .font(.footnote)
-                        .foregroundStyle(.secondary)
+                HStack(spacing: 8) {
+                    Text(display.headline)
+                        .font(.title2.bold())
+                    if isReading {
+                        ProgressView()
+                    }
                 }
-                ForEach(reading.predictions) { prediction in
+                if let detail = display.detail {
+                    Text(detail)
+                        .font(.footnote)
+                        .foregroundStyle(display.detailIsError ? Color.red : Color.secondary)
+                }
+                ForEach(display.predictions) { prediction in
                     ConfidenceBar(prediction: prediction,
-                                  isAnswer: reading.isDigit && prediction == reading.predictions.first)
+                                  isAnswer: display.highlightsBest && prediction == display.predictions.first)
                 }
             }
             .frame(maxWidth: .infinity, alignment: .leading)
@@ -37,7 +42,7 @@ struct PredictionView: View {
             }
         }
         .frame(minHeight: 140, alignment: .top)
-        .animation(.default, value: reading)
+        .animation(.default, value: display)
     }
 }
 
@@ -65,6 +70,7 @@ struct GrayImageView: View {
     let image: GrayImage
 
     var body: some View {
+        let image = self.image                  // the renderer gets the value, not the view
         Canvas { context, size in
             let cell = CGSize(width: size.width / Double(image.width), height: size.height / Double(image.height))
             context.fill(Path(CGRect(origin: .zero, size: size)), with: .color(.black))

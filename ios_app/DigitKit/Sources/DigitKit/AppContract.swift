@@ -58,12 +58,17 @@ public struct AppContract: Decodable, Equatable, Sendable {
     }
 
     public var model: Model
+    /// The Core AI model the app prefers on iOS 27 and later, when one is bundled (CoreAIContract.swift).
+    public var coreAI: CoreAIModel
     public var metadataKeys: MetadataKeys
     public var reading: Reading
     public var drawing: Drawing
+    /// What the screen says for each outcome (Wording.swift).
+    public var wording: Wording
 
     enum CodingKeys: String, CodingKey {
-        case model, reading, drawing
+        case model, reading, drawing, wording
+        case coreAI = "core_ai"
         case metadataKeys = "metadata_keys"
     }
 
@@ -84,32 +89,50 @@ public struct AppContract: Decodable, Equatable, Sendable {
         ConfidencePolicy(minimumConfidence: reading.minimumConfidence, minimumInkExtent: reading.minimumInkExtent)
     }
 
-    /// Every reason the app cannot use a model (empty when it fits), the checks `kerasml package` makes.
+    /// Every reason the app cannot use a Core ML model (empty when it fits), the checks `kerasml package` makes.
     public func problems(with traits: ModelTraits) -> [String] {
-        var found: [String] = []
+        refusals(of: traits).map(\.message)
+    }
+
+    /// `problems(with:)` with a stable kind for each, as tests/fixtures/contract-outcomes.json names them.
+    public func refusals(of traits: ModelTraits) -> [ContractProblem] {
         guard let image = traits.imageInput, traits.inputCount == 1 else {
-            return ["it must take exactly one image input"]
+            return [ContractProblem(.inputs, "it must take exactly one image input")]
         }
+        var found: [ContractProblem] = []
         if image.width != model.input.width || image.height != model.input.height {
-            found.append("its input is \(image.width)x\(image.height), not \(model.input.width)x\(model.input.height)")
+            found.append(ContractProblem(.inputSize, "its input is \(image.width)x\(image.height), "
+                                         + "not \(model.input.width)x\(model.input.height)"))
         }
         if image.colour != model.input.colour {
-            found.append("its input is \(image.colour), not \(model.input.colour)")
+            found.append(ContractProblem(.colour, "its input is \(image.colour), not \(model.input.colour)"))
         }
         if let labels = traits.labels {
-            if labels.sorted() != model.labels.sorted() {
-                found.append("its labels are \(labels.joined(separator: ", ")), not \(model.labels.joined(separator: ", "))")
-            }
+            found += labelProblems(labels)
         } else {
-            found.append("it is not a classifier (no class labels)")
+            found.append(ContractProblem(.notClassifier, "it is not a classifier (no class labels)"))
         }
-        if !traits.hasProbabilities {
-            found.append("it has no probability dictionary output")
+        if traits.labels != nil && !traits.hasProbabilities {
+            found.append(ContractProblem(.probabilities, "it has no probability dictionary output"))
         }
-        if let ink = preprocessing(in: traits.metadata)?.ink, ink != model.input.ink {
-            found.append("it was trained on \(ink) images but the app gives it \(model.input.ink) images")
-        }
+        found += inkProblems(traits.metadata)
         return found
+    }
+
+    func labelProblems(_ labels: [String]) -> [ContractProblem] {
+        guard labels.sorted() == model.labels.sorted() else {
+            return [ContractProblem(.labels, "its labels are \(labels.joined(separator: ", ")), "
+                                    + "not \(model.labels.joined(separator: ", "))")]
+        }
+        return []
+    }
+
+    /// The ink the model was trained on, read on its own: a preprocessing record with only `ink` counts.
+    func inkProblems(_ metadata: [String: String]) -> [ContractProblem] {
+        struct Ink: Decodable { var ink: String? }
+        let record = metadata[metadataKeys.preprocessing].flatMap { try? JSONDecoder().decode(Ink.self, from: Data($0.utf8)) }
+        guard let ink = record?.ink, ink != model.input.ink else { return [] }
+        return [ContractProblem(.ink, "it was trained on \(ink) images but the app gives it \(model.input.ink) images")]
     }
 
     /// The preprocessing metadata kerasml writes, or nil for models from elsewhere.
@@ -120,7 +143,7 @@ public struct AppContract: Decodable, Equatable, Sendable {
     }
 }
 
-/// What the app learns about a model from Core ML, in plain values so the check runs on Linux.
+/// What the app learns about a Core ML model, in plain values so the check runs on Linux.
 public struct ModelTraits: Equatable, Sendable {
     public struct Image: Equatable, Sendable {
         public var width: Int

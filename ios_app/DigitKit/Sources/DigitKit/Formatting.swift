@@ -21,14 +21,4 @@ public enum LabelFormat {
         let text = "\(key)".trimmingCharacters(in: .whitespacesAndNewlines)
         return text.isEmpty ? "?" : text
     }
-
-    /// The headline for a reading.
-    public static func headline(_ reading: Reading) -> String {
-        switch reading {
-        case .empty: return "Draw a digit"
-        case .tooSmall: return "No digit: draw it larger"
-        case .unsure: return "No digit recognised"
-        case let .digit(top): return "It's a \(top[0].label)"
-        }
-    }
 }

@@ -1,14 +1,22 @@
 import Foundation
 
-/// The model's metadata, as the app's info panel shows it.
+/// The model's metadata, as the app's info panel shows it, and which framework runs it.
 ///
-/// Read from the Core ML model's standard fields and from the keys `kerasml convert` writes, named
-/// in the app contract (`metadata_keys`); models from elsewhere simply have fewer rows.
+/// Read from the loaded model's standard fields (Core ML: description, author, version, licence;
+/// Core AI: description, author, licence) and from the keys `kerasml convert` writes, named in the
+/// app contract (`metadata_keys`; a Core AI model's version and labels under `core_ai`); models
+/// from elsewhere simply have fewer rows.
 public struct ModelCard: Equatable, Sendable {
+    /// The framework that reads the digits.
+    public var framework: ModelFramework
+    /// Why the app runs Core ML although it prefers Core AI ("Core AI needs iOS 27"), if it does.
+    public var frameworkNote: String?
     public var summary: String
     public var author: String
     public var version: String
     public var license: String
+    /// The class labels, in the model's order.
+    public var labels: [String]
     public var testAccuracy: Double?
     public var dataset: String?
     public var architecture: String?
@@ -26,9 +34,13 @@ public struct ModelCard: Equatable, Sendable {
         public var ink: String?
     }
 
-    public init(contract: AppContract, summary: String = "", author: String = "", version: String = "",
-                license: String = "", creatorDefined: [String: String] = [:]) {
+    public init(contract: AppContract, framework: ModelFramework = .coreML, frameworkNote: String? = nil,
+                summary: String = "", author: String = "", version: String = "", license: String = "",
+                labels: [String] = [], creatorDefined: [String: String] = [:]) {
         let keys = contract.metadataKeys
+        self.framework = framework
+        self.frameworkNote = frameworkNote
+        self.labels = labels
         self.summary = summary
         self.author = author
         self.version = version
@@ -39,6 +51,20 @@ public struct ModelCard: Equatable, Sendable {
         architecture = creatorDefined[keys.architecture]
         kerasmlVersion = creatorDefined[keys.kerasmlVersion]
         preprocessing = contract.preprocessing(in: creatorDefined)
+    }
+
+    /// The card of a Core AI model: its asset metadata has a description, author and licence but
+    /// no version or labels, which kerasml writes as creator-defined metadata (`core_ai` keys).
+    public static func coreAI(contract: AppContract, description: String = "", author: String = "",
+                              license: String = "", creatorDefined: [String: String] = [:]) -> ModelCard {
+        ModelCard(contract: contract, framework: .coreAI, summary: description, author: author,
+                  version: creatorDefined[contract.coreAI.versionKey] ?? "", license: license,
+                  labels: contract.coreAILabels(in: creatorDefined) ?? [], creatorDefined: creatorDefined)
+    }
+
+    /// "Core AI", or "Core ML (Core AI needs iOS 27)".
+    public var frameworkLine: String {
+        framework.rawValue + (frameworkNote.map { " (\($0))" } ?? "")
     }
 
     /// One line of the info panel.
@@ -54,6 +80,7 @@ public struct ModelCard: Equatable, Sendable {
             ("Description", summary), ("Author", author), ("Version", version), ("License", license),
             ("Test accuracy", testAccuracy.map(LabelFormat.accuracy)), ("Dataset", dataset),
             ("Architecture", architecture), ("kerasml", kerasmlVersion),
+            ("Labels", labels.joined(separator: ", ")),
         ]
         return all.compactMap { title, value in
             guard let value, !value.isEmpty else { return nil }
@@ -61,11 +88,12 @@ public struct ModelCard: Equatable, Sendable {
         }
     }
 
-    /// One line for under the results: "Handwritten digits · version 1.0 · 99.12% test accuracy".
+    /// One line for under the results: "Handwritten digits · version 1.0 · 99.12% test accuracy · Core AI".
     public var summaryLine: String {
         var parts = [summary.isEmpty ? "Unnamed model" : summary]
         if !version.isEmpty { parts.append("version \(version)") }
         if let testAccuracy { parts.append("\(LabelFormat.accuracy(testAccuracy)) test accuracy") }
+        parts.append(framework.rawValue)
         return parts.joined(separator: " · ")
     }
 

@@ -28,14 +28,9 @@ public enum PhotoPreparer {
     /// The model input and what happened on the way, for the app to show.
     public struct Result: Equatable, Sendable {
         public var image: GrayImage
-        public var steps: [(name: String, image: GrayImage)]
+        public var steps: [PhotoStep]
         public var notes: [String]
         public var inverted: Bool
-
-        public static func == (a: Result, b: Result) -> Bool {
-            a.image == b.image && a.notes == b.notes && a.inverted == b.inverted
-                && a.steps.map(\.name) == b.steps.map(\.name) && a.steps.map(\.image) == b.steps.map(\.image)
-        }
     }
 
     public enum InputError: Error, Equatable {
@@ -53,7 +48,7 @@ public enum PhotoPreparer {
 
     public static func prepare(_ gray: GrayImage) -> Result {
         var notes: [String] = []
-        var steps: [(name: String, image: GrayImage)] = [("grayscale", gray)]
+        var steps = [PhotoStep("grayscale", gray)]
         var work = gray
         if max(gray.width, gray.height) > workSide {
             let (w, h) = MNISTNormalizer.fittedSize(width: gray.width, height: gray.height, side: workSide)
@@ -64,10 +59,10 @@ public enum PhotoPreparer {
         notes.append(darkInk ? "inverted: dark ink on light paper" : "kept: light ink on a dark ground")
         if !darkInk { work.pixels = work.pixels.map { 255 - $0 } }
         let corrected = flattenIllumination(work)
-        steps.append(("illumination corrected", corrected))
+        steps.append(PhotoStep("illumination corrected", corrected))
         let threshold = max(otsuThreshold(corrected), minimumContrast)
         let mask = corrected.pixels.map { Int($0) > threshold }
-        steps.append(("ink mask", GrayImage(width: work.width, height: work.height, pixels: mask.map { $0 ? 255 : 0 })))
+        steps.append(PhotoStep("ink mask", GrayImage(width: work.width, height: work.height, pixels: mask.map { $0 ? 255 : 0 })))
         // Ink touching the photo's edge is the table around the paper or a shadow, not the digit; so
         // is "ink" wider than the closing's radius (2 * area / boundary), which no pen stroke can be,
         // and a speck of fewer pixels than that radius (noise).
@@ -80,19 +75,19 @@ public enum PhotoPreparer {
         guard !found.isEmpty else {
             notes.append("no ink found away from the photo's edges: the paper is blank or the ink too faint")
             let blank = GrayImage(width: MNISTNormalizer.side, height: MNISTNormalizer.side)
-            return Result(image: blank, steps: steps + [("centred", blank)], notes: notes, inverted: darkInk)
+            return Result(image: blank, steps: steps + [PhotoStep("centred", blank)], notes: notes, inverted: darkInk)
         }
         let (cropped, kept) = cropInk(corrected, components: found)
         notes.append("cropped to the largest ink component" + (kept > 1 ? " and \(kept - 1) piece(s) beside it" : "")
                      + (found.count > kept ? " (\(found.count - kept) other piece(s) dropped)" : ""))
-        steps.append(("cropped", cropped))
+        steps.append(PhotoStep("cropped", cropped))
         let (thickened, growth) = thicken(cropped)
         if growth > 0 {
             notes.append("strokes thickened by \(growth) px to MNIST's width")
-            steps.append(("thickened", thickened))
+            steps.append(PhotoStep("thickened", thickened))
         }
         let image = MNISTNormalizer.normalize(thickened)
-        steps.append(("centred", image))
+        steps.append(PhotoStep("centred", image))
         return Result(image: image, steps: steps, notes: notes, inverted: darkInk)
     }
 
@@ -284,5 +279,17 @@ public enum PhotoPreparer {
         var padded = GrayImage(width: w + 2 * radius, height: h + 2 * radius)
         for y in 0..<h { for x in 0..<w { padded[x + radius, y + radius] = crop[x, y] } }
         return (windowFilter(padded, radius: radius, takeMax: true), radius)
+    }
+}
+
+/// One named intermediate image of the photo preparation, as the app shows it.
+public struct PhotoStep: Equatable, Sendable, Identifiable {
+    public var name: String
+    public var image: GrayImage
+    public var id: String { name }
+
+    public init(_ name: String, _ image: GrayImage) {
+        self.name = name
+        self.image = image
     }
 }

@@ -1,20 +1,27 @@
 import Foundation
 
-/// What the app shows for a drawing.
+/// What came of reading a drawing or a photo; `AppContract.display(_:source:)` says what the screen
+/// shows for each, in the contract's words.
 public enum Reading: Equatable, Sendable {
-    /// Nothing drawn: the model is not asked.
+    /// Nothing drawn, or no photo yet: the model is not asked.
     case empty
     /// The ink is too small a speck to be a digit (a tap, a dot): the model is not asked.
     case tooSmall
+    /// A photo with no ink away from its edges (blank paper, ink too faint): the model is not asked.
+    case noInk
     /// The model answered, but its best guess is below the confidence threshold: "no digit".
     case unsure([Prediction])
     /// A digit, with the ranked predictions (best first).
     case digit([Prediction])
+    /// The photo could not be decoded as an image.
+    case unreadable
+    /// The model failed (rare: a framework error), with the reason.
+    case failed(String)
 
     public var predictions: [Prediction] {
         switch self {
-        case .empty, .tooSmall: return []
         case let .unsure(top), let .digit(top): return top
+        case .empty, .tooSmall, .noInk, .unreadable, .failed: return []
         }
     }
 

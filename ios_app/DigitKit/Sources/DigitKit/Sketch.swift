@@ -15,11 +15,11 @@ public struct Sketch: Equatable, Sendable {
     /// Stroke width on screen, as a fraction of the canvas side.
     public static let lineWidthFraction = 1.0 / 15.0
 
-    public private(set) var strokes: [[Point]] = []
+    public private(set) var strokes: [[CanvasPoint]] = []
     /// Side of the square canvas, in the same units as the points.
     public var canvasSide: Double
 
-    public init(canvasSide: Double, strokes: [[Point]] = []) {
+    public init(canvasSide: Double, strokes: [[CanvasPoint]] = []) {
         self.canvasSide = canvasSide
         self.strokes = strokes
     }
@@ -29,9 +29,9 @@ public struct Sketch: Equatable, Sendable {
     /// Stroke width on screen, in canvas units.
     public var lineWidth: Double { canvasSide * Self.lineWidthFraction }
 
-    public mutating func beginStroke(at point: Point) { strokes.append([point]) }
+    public mutating func beginStroke(at point: CanvasPoint) { strokes.append([point]) }
 
-    public mutating func extendStroke(to point: Point) {
+    public mutating func extendStroke(to point: CanvasPoint) {
         guard !strokes.isEmpty else { return beginStroke(at: point) }
         if strokes[strokes.count - 1].last != point { strokes[strokes.count - 1].append(point) }
     }
@@ -42,13 +42,13 @@ public struct Sketch: Equatable, Sendable {
     public func rasterized() -> GrayImage {
         let side = Double(Self.rasterSide)
         let scale = canvasSide > 0 ? side / canvasSide : 1
-        let scaled = strokes.map { $0.map { Point(x: $0.x * scale, y: $0.y * scale) } }
+        let scaled = strokes.map { $0.map { CanvasPoint(x: $0.x * scale, y: $0.y * scale) } }
         return StrokeRasterizer.rasterize(scaled, width: Self.rasterSide, height: Self.rasterSide,
                                           lineWidth: Self.modelStrokeWidth(scaled))
     }
 
     /// 1/6 of the longer side of the points' bounding box, at least 2 px (`kerasml.preprocess.model_stroke_width`).
-    static func modelStrokeWidth(_ strokes: [[Point]]) -> Double {
+    static func modelStrokeWidth(_ strokes: [[CanvasPoint]]) -> Double {
         let points = strokes.joined()
         guard let first = points.first else { return minimumStroke }
         var minX = first.x, maxX = first.x, minY = first.y, maxY = first.y

@@ -1,7 +1,8 @@
 import Foundation
 
-/// A point on the drawing canvas, in canvas units (points or pixels), y pointing down.
-public struct Point: Equatable, Sendable, Codable {
+/// A point on the drawing canvas, in canvas units (points or pixels), y pointing down. (Not `Point`:
+/// MacTypes.h, which every Apple SDK imports, declares a C `struct Point`.)
+public struct CanvasPoint: Equatable, Sendable, Codable {
     public var x: Double
     public var y: Double
 
@@ -18,7 +19,7 @@ public struct Point: Equatable, Sendable, Codable {
 /// rasterize_strokes` does the same floating-point operations in the same order, so both give
 /// the same pixels (checked by the shared fixtures in tests/fixtures/digits.json).
 public enum StrokeRasterizer {
-    public static func rasterize(_ strokes: [[Point]], width: Int, height: Int,
+    public static func rasterize(_ strokes: [[CanvasPoint]], width: Int, height: Int,
                                  lineWidth: Double) -> GrayImage {
         var image = GrayImage(width: width, height: height)
         let radius = lineWidth / 2.0
@@ -31,7 +32,7 @@ public enum StrokeRasterizer {
         return image
     }
 
-    private static func stamp(from a: Point, to b: Point, radius: Double, into image: inout GrayImage) {
+    private static func stamp(from a: CanvasPoint, to b: CanvasPoint, radius: Double, into image: inout GrayImage) {
         // Only pixels near the segment can be ink: its bounding box grown by the radius.
         let x0 = max(Int((min(a.x, b.x) - radius).rounded(.down)) - 1, 0)
         let x1 = min(Int((max(a.x, b.x) + radius).rounded(.up)) + 1, image.width - 1)

@@ -8,12 +8,12 @@ import Foundation
 /// stroke, whether or not the previous one was reported finished.
 public struct StrokeTracker: Equatable, Sendable {
     /// Where the drag that draws the last stroke started; nil when no drag is drawing.
-    public private(set) var activeDragStart: Point?
+    public private(set) var activeDragStart: CanvasPoint?
 
     public init() {}
 
     /// A drag moved to `location`; `dragStart` is where that drag began (SwiftUI's `startLocation`).
-    public mutating func dragChanged(to location: Point, dragStart: Point, in sketch: inout Sketch) {
+    public mutating func dragChanged(to location: CanvasPoint, dragStart: CanvasPoint, in sketch: inout Sketch) {
         if let active = activeDragStart, active == dragStart, !sketch.isEmpty {
             sketch.extendStroke(to: location)
         } else {

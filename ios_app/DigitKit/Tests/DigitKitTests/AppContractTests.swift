@@ -50,6 +50,7 @@ final class AppContractTests: XCTestCase {
         traits.metadata[contract.metadataKeys.preprocessing] = #"{"height":32,"width":32,"channels":3,"ink":"black-on-white"}"#
         let problems = contract.problems(with: traits)
         XCTAssertEqual(problems.count, 5, "\(problems)")
+        XCTAssertEqual(contract.refusals(of: traits).map(\.kind), [.inputSize, .colour, .labels, .probabilities, .ink])
         XCTAssertTrue(problems[0].contains("32x32, not 28x28"))
         XCTAssertTrue(problems[1].contains("rgb, not grayscale"))
         XCTAssertTrue(problems[2].contains("cat, dog"))

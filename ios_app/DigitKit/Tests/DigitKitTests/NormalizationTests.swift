@@ -8,7 +8,7 @@ final class NormalizationTests: XCTestCase {
     }
 
     func testLongerSideBecomesTwentyAndAspectIsKept() {
-        let raster = StrokeRasterizer.rasterize([[Point(x: 20, y: 100), Point(x: 260, y: 100)]],
+        let raster = StrokeRasterizer.rasterize([[CanvasPoint(x: 20, y: 100), CanvasPoint(x: 260, y: 100)]],
                                                 width: 280, height: 280, lineWidth: 40)
         let bounds = MNISTNormalizer.normalize(raster).inkBounds
         XCTAssertEqual(bounds?.width, 20)
@@ -17,9 +17,9 @@ final class NormalizationTests: XCTestCase {
 
     func testPositionAndSizeOnTheCanvasDoNotMatter() {
         // Drawn as the app draws: a Sketch, whose model raster scales the stroke with the drawing.
-        let seven = [Point(x: 0, y: 0), Point(x: 16, y: 0), Point(x: 6, y: 19)]
+        let seven = [CanvasPoint(x: 0, y: 0), CanvasPoint(x: 16, y: 0), CanvasPoint(x: 6, y: 19)]
         func drawn(scale: Double, dx: Double, dy: Double) -> GrayImage {
-            Sketch(canvasSide: 280, strokes: [seven.map { Point(x: $0.x * scale + dx, y: $0.y * scale + dy) }]).prepared()
+            Sketch(canvasSide: 280, strokes: [seven.map { CanvasPoint(x: $0.x * scale + dx, y: $0.y * scale + dy) }]).prepared()
         }
         let big = drawn(scale: 12, dx: 30, dy: 20)
         let small = drawn(scale: 2, dx: 5, dy: 5)              // inside the top-left 15% of the canvas
@@ -67,15 +67,15 @@ final class NormalizationTests: XCTestCase {
 
     func testSketchScalesPointsToTheRaster() {
         var sketch = Sketch(canvasSide: 140)
-        sketch.beginStroke(at: Point(x: 70, y: 20))
-        sketch.extendStroke(to: Point(x: 70, y: 20))   // repeated points are dropped
-        sketch.extendStroke(to: Point(x: 70, y: 120))
+        sketch.beginStroke(at: CanvasPoint(x: 70, y: 20))
+        sketch.extendStroke(to: CanvasPoint(x: 70, y: 20))   // repeated points are dropped
+        sketch.extendStroke(to: CanvasPoint(x: 70, y: 120))
         XCTAssertEqual(sketch.strokes.first?.count, 2)
         XCTAssertEqual(sketch.lineWidth, 140.0 / 15.0, accuracy: 1e-9)   // on screen
         let bounds = sketch.rasterized().inkBounds
         // 40..240 px on the 280 raster; the model's stroke is 200 / 6 = 33.3 px wide (radius 16.7).
         XCTAssertEqual(bounds?.y, 23)
-        XCTAssertEqual(Sketch.modelStrokeWidth([[Point(x: 3, y: 3)]]), 2)         // a dot: the minimum
+        XCTAssertEqual(Sketch.modelStrokeWidth([[CanvasPoint(x: 3, y: 3)]]), 2)         // a dot: the minimum
         XCTAssertFalse(sketch.prepared().isBlank)
         sketch.clear()
         XCTAssertTrue(sketch.prepared().isBlank)

@@ -36,9 +36,9 @@ final class RankingTests: XCTestCase {
         let policy = try RepositoryFiles.contract().policy
         var sketch = Sketch(canvasSide: 300)
         XCTAssertEqual(policy.precheck(sketch.rasterized()), .empty)
-        sketch.beginStroke(at: Point(x: 150, y: 150))             // a tap: a dot
+        sketch.beginStroke(at: CanvasPoint(x: 150, y: 150))             // a tap: a dot
         XCTAssertEqual(policy.precheck(sketch.rasterized()), .tooSmall)
-        sketch.extendStroke(to: Point(x: 150, y: 200))
+        sketch.extendStroke(to: CanvasPoint(x: 150, y: 200))
         XCTAssertNil(policy.precheck(sketch.rasterized()))
     }
 
@@ -53,8 +53,6 @@ final class RankingTests: XCTestCase {
         XCTAssertEqual(LabelFormat.accuracy(0.90051), "90.05%")
         XCTAssertEqual(LabelFormat.label(Int64(7)), "7")
         XCTAssertEqual(LabelFormat.label(" "), "?")
-        XCTAssertEqual(LabelFormat.headline(.digit([Prediction(label: "4", confidence: 0.9)])), "It's a 4")
-        XCTAssertEqual(LabelFormat.headline(.empty), "Draw a digit")
     }
 
     func testModelCardFromKerasmlMetadata() throws {
@@ -70,7 +68,8 @@ final class RankingTests: XCTestCase {
         XCTAssertEqual(card.rows[4].value, "99.12%")
         XCTAssertEqual(card.preprocessing?.ink, "white-on-black")
         XCTAssertEqual(card.warnings, [])
-        XCTAssertEqual(card.summaryLine, "Handwritten digit classifier · version 1.0 · 99.12% test accuracy")
+        XCTAssertEqual(card.framework, .coreML)
+        XCTAssertEqual(card.summaryLine, "Handwritten digit classifier · version 1.0 · 99.12% test accuracy · Core ML")
     }
 
     func testModelCardFromAnotherModel() throws {
@@ -80,7 +79,7 @@ final class RankingTests: XCTestCase {
         ])
         XCTAssertNil(card.testAccuracy)
         XCTAssertTrue(card.rows.isEmpty)
-        XCTAssertEqual(card.summaryLine, "Unnamed model")
+        XCTAssertEqual(card.summaryLine, "Unnamed model · Core ML")
         XCTAssertEqual(card.warnings.count, 2)
     }
 }

@@ -8,6 +8,8 @@ final class SharedFixtureTests: XCTestCase {
     struct Fixtures: Decodable {
         struct StrokeCase: Decodable {
             let name: String
+            /// The digit a person meant; nil for what is not a digit (a dot, a dash, nothing).
+            let label: String?
             let canvas_side: Double
             let strokes: [[[Double]]]
             let ink_pixels: Int
@@ -20,6 +22,7 @@ final class SharedFixtureTests: XCTestCase {
         }
         struct PhotoCase: Decodable {
             let name: String
+            let label: String?
             let file: String
             let notes: [String]
             let steps: [String]
@@ -30,16 +33,16 @@ final class SharedFixtureTests: XCTestCase {
         let photo_cases: [PhotoCase]
     }
 
-    func loadFixtures() throws -> Fixtures {
+    static func loadFixtures() throws -> Fixtures {
         try JSONDecoder().decode(Fixtures.self, from: RepositoryFiles.data("tests/fixtures/digits.json"))
     }
 
     func testDrawingsAreRasterisedAsTheAppDrawsThemAndMatchPython() throws {
-        let fixtures = try loadFixtures()
+        let fixtures = try Self.loadFixtures()
         XCTAssertGreaterThanOrEqual(fixtures.stroke_cases.count, 8)
         for item in fixtures.stroke_cases {
             let sketch = Sketch(canvasSide: item.canvas_side,
-                                strokes: item.strokes.map { $0.map { Point(x: $0[0], y: $0[1]) } })
+                                strokes: item.strokes.map { $0.map { CanvasPoint(x: $0[0], y: $0[1]) } })
             let raster = sketch.rasterized()
             XCTAssertEqual(raster.pixels.filter { $0 > 0 }.count, item.ink_pixels, "ink pixels of \(item.name)")
             assertSamePixels(sketch.prepared(), item.expected, item.name)
@@ -47,7 +50,7 @@ final class SharedFixtureTests: XCTestCase {
     }
 
     func testImageCasesMatchPython() throws {
-        let fixtures = try loadFixtures()
+        let fixtures = try Self.loadFixtures()
         XCTAssertGreaterThanOrEqual(fixtures.image_cases.count, 3)
         for item in fixtures.image_cases {
             let image = GrayImage(width: item.image[0].count, height: item.image.count,
@@ -57,7 +60,7 @@ final class SharedFixtureTests: XCTestCase {
     }
 
     func testPhotoCasesMatchPython() throws {
-        let fixtures = try loadFixtures()
+        let fixtures = try Self.loadFixtures()
         XCTAssertGreaterThanOrEqual(fixtures.photo_cases.count, 4)
         for item in fixtures.photo_cases {
             let photo = try Self.readNetpbm(RepositoryFiles.data("tests/fixtures/\(item.file)"))
@@ -66,6 +69,38 @@ final class SharedFixtureTests: XCTestCase {
             XCTAssertEqual(result.notes, item.notes, item.name)
             XCTAssertEqual(result.steps.map(\.name), item.steps, item.name)
             assertSamePixels(result.image, item.expected, item.name)
+        }
+    }
+
+    /// Both frameworks are given the same pixels: the Core AI tensor holds, as Float32 in [1, 28, 28, 1],
+    /// exactly the bytes the Core ML path copies into its grayscale pixel buffer, which are the
+    /// 28x28 arrays kerasml.preprocess makes of every drawing, image and photo in the fixtures.
+    func testTheCoreAITensorHoldsWhatCoreMLIsFedOnEveryFixture() throws {
+        let fixtures = try Self.loadFixtures()
+        var prepared: [(String, GrayImage, [[Int]])] = fixtures.stroke_cases.map { item in
+            (item.name, Sketch(canvasSide: item.canvas_side,
+                               strokes: item.strokes.map { $0.map { CanvasPoint(x: $0[0], y: $0[1]) } }).prepared(),
+             item.expected)
+        }
+        prepared += fixtures.image_cases.map { item in
+            (item.name, MNISTNormalizer.normalize(GrayImage(width: item.image[0].count, height: item.image.count,
+                                                            pixels: item.image.flatMap { $0.map { UInt8($0) } })),
+             item.expected)
+        }
+        for item in fixtures.photo_cases {
+            let photo = try Self.readNetpbm(RepositoryFiles.data("tests/fixtures/\(item.file)"))
+            let result = try PhotoPreparer.prepare(pixels: photo.pixels, width: photo.width, height: photo.height,
+                                                   channels: photo.channels)
+            prepared.append((item.name, result.image, item.expected))
+        }
+        XCTAssertGreaterThanOrEqual(prepared.count, 15)
+        for (name, image, expected) in prepared {
+            let tensor = ModelInput.coreAITensor(image)
+            let coreMLBytes = ModelInput.grayscaleRows(image).flatMap { $0 }
+            XCTAssertEqual(tensor.shape, [1, 28, 28, 1], name)
+            XCTAssertEqual(tensor.values, coreMLBytes.map(Float.init), name)
+            XCTAssertEqual(tensor.values, expected.flatMap { $0.map(Float.init) }, "\(name): not kerasml's pixels")
+            XCTAssertTrue(tensor.values.allSatisfy { (0...255).contains($0) && $0 == $0.rounded() }, name)
         }
     }
 

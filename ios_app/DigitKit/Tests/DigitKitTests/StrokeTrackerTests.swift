@@ -2,7 +2,7 @@ import XCTest
 @testable import DigitKit
 
 final class StrokeTrackerTests: XCTestCase {
-    private let a = Point(x: 0.2, y: 0.2), b = Point(x: 0.3, y: 0.4), c = Point(x: 0.6, y: 0.6), d = Point(x: 0.7, y: 0.9)
+    private let a = CanvasPoint(x: 0.2, y: 0.2), b = CanvasPoint(x: 0.3, y: 0.4), c = CanvasPoint(x: 0.6, y: 0.6), d = CanvasPoint(x: 0.7, y: 0.9)
 
     func testOneDragIsOneStroke() {
         var sketch = Sketch(canvasSide: 1), tracker = StrokeTracker()

@@ -266,11 +266,11 @@ def predict(
 @app.command()
 @handle_errors
 def package(
-    model: Annotated[Path, typer.Argument(help="A converted digit model (.mlmodel).")],
+    model: Annotated[Path, typer.Argument(help="A converted digit model: .mlmodel (every iOS) or .aimodel (Core AI, iOS 27+).")],
     app_dir: Annotated[Path, typer.Option("--app", help="The demo app folder.")] = Path("ios_app"),
 ) -> None:
     """Copy a digit model into the SwiftUI demo app, after checking it fits."""
-    from kerasml.coreml.package import next_steps, package_model
+    from kerasml.app.package import next_steps, package_model
 
     destination = package_model(model, app_dir)
     say(f"copied {model} to {destination}")

@@ -19,7 +19,7 @@ KNOWN_MISREADINGS: dict[str, str] = {}
 @pytest.fixture(scope="module")
 def read():
     pytest.importorskip("coremltools")
-    from kerasml.coreml.package import load_contract
+    from kerasml.app.contract import load_contract
     from kerasml.runtime import load_model
 
     if not APP_MODEL.is_file():

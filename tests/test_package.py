@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from kerasml.errors import KerasmlError
-from kerasml.coreml.package import CONTRACT, PROJECT, load_contract, next_steps, package_model
+from kerasml.app.contract import CONTRACT, PROJECT, load_contract
+from kerasml.app.package import next_steps, package_model
 from kerasml.coreml.spec import class_labels
 
 APP_DIR = Path(__file__).resolve().parents[1] / "ios_app"
@@ -229,3 +231,52 @@ def test_the_repository_contract_says_what_the_app_was_built_for():
     assert contract.labels == tuple("0123456789")
     assert all(key.startswith("com.kerasml.") for key in contract.metadata_keys.values())
     assert 0 < contract.minimum_confidence < 1
+
+
+# -- one fixture of outcomes, run here and by DigitKit's ContractOutcomeTests ------------------------
+OUTCOMES = json.loads((Path(__file__).parent / "fixtures" / "contract-outcomes.json").read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("case", OUTCOMES["cases"], ids=[c["name"] for c in OUTCOMES["cases"]])
+def test_contract_outcomes_shared_with_the_app(case):
+    from kerasml.app.fit import problems
+
+    found = problems(case["model"], case["format"], load_contract(APP_DIR))
+    assert {p.kind for p in found} == set(case.get("reasons", [])), [p.text for p in found]
+    assert (case["verdict"] == "accepted") == (not found)
+    assert set(case.get("reasons", [])) <= set(OUTCOMES["reasons"]), "every kind the fixture uses is explained"
+
+
+@pytest.fixture(scope="module")
+def digit_aimodel(trained_digits, tmp_path_factory):
+    pytest.importorskip("coreai.authoring", reason="Apple's coreai-core is not installed here")
+    from kerasml.coreai.convert import convert
+    from kerasml.coreml.convert import ConvertOptions
+
+    out = tmp_path_factory.mktemp("ai") / "digits.aimodel"
+    convert(ConvertOptions(model=trained_digits.model_path, labels="digits", format="aimodel", out=out),
+            say=lambda m: None, warn=lambda m: None)
+    return out
+
+
+@pytest.mark.slow
+def test_an_aimodel_goes_into_the_core_ai_folder(digit_aimodel, app):
+    destination = package_model(digit_aimodel, app)
+    assert destination == app / load_contract(APP_DIR).core_ai.model_file
+    assert sorted(p.name for p in destination.iterdir()) == ["main.hash", "main.mlirb", "metadata.json"]
+    assert (destination / "main.mlirb").read_bytes() == (digit_aimodel / "main.mlirb").read_bytes()
+    assert not (app / MODEL_IN_APP).exists(), "the Core ML model's place is left alone"
+
+
+@pytest.mark.slow
+def test_an_aimodel_with_other_labels_is_refused(digit_aimodel, app, tmp_path):
+    import shutil
+
+    copy = tmp_path / "letters.aimodel"
+    shutil.copytree(digit_aimodel, copy)
+    metadata = json.loads((copy / "metadata.json").read_text())
+    metadata["creatorDefinedMetadata"]["com.kerasml.labels"] = json.dumps(list("abcdefghij"))
+    (copy / "metadata.json").write_text(json.dumps(metadata))
+    with pytest.raises(KerasmlError, match="its labels are a, b, c"):
+        package_model(copy, app)
+    assert not (app / load_contract(APP_DIR).core_ai.model_file).exists()

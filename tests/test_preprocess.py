@@ -61,7 +61,7 @@ def test_fixtures_are_what_the_current_code_generates():
 
 def test_stroke_fixtures_are_drawn_as_the_app_draws_them():
     """The drawings are rasterised by the app's rule (the contract's `drawing`), pixel for pixel."""
-    from kerasml.coreml.package import load_contract
+    from kerasml.app.contract import load_contract
 
     drawing = json.loads((ROOT / "ios_app/app-contract.json").read_text(encoding="utf-8"))["drawing"]
     contract = load_contract(ROOT / "ios_app")

@@ -13,7 +13,7 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
-from kerasml.coreml.package import CONTRACT, PROJECT, load_contract
+from kerasml.app.contract import CONTRACT, PROJECT, load_contract
 
 openstep = pytest.importorskip("openstep_parser", reason="pip install -e '.[test]' for the plist parser")
 

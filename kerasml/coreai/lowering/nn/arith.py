@@ -21,8 +21,16 @@ def c(value) -> np.ndarray:
     return np.asarray(value, np.float32)
 
 
-def binary(g: Graph, name: str, a, b, dtype=F32) -> Tensor:
-    """Core AI's broadcasting_<name> of a and b (at least one of them computed)."""
+_NUMPY = {"add": np.add, "sub": np.subtract, "mul": np.multiply, "divide": np.divide, "maximum": np.maximum,
+          "minimum": np.minimum, "pow": np.power, "modulo": np.fmod, "floor_divide": np.floor_divide,
+          "greater": np.greater, "equal": np.equal, "not_equal": np.not_equal, "and": np.logical_and,
+          "or": np.logical_or, "xor": np.logical_xor}
+
+
+def binary(g: Graph, name: str, a, b, dtype=F32):
+    """Core AI's broadcasting_<name> of a and b; NumPy's, as a constant, when neither is computed."""
+    if not isinstance(a, Tensor) and not isinstance(b, Tensor):
+        return np.asarray(_NUMPY[name](a, b)).astype(dtype)
     shape = np.broadcast_shapes(shape_of(a), shape_of(b))
     return g.elementwise(getattr(g.A, f"broadcasting_{name}"), [a, b], shape, dtype)
 
@@ -40,7 +48,9 @@ def greater(g, a, b) -> Tensor:
     return binary(g, "greater", a, b, BOOL)
 
 
-def where(g, cond, a, b) -> Tensor:
+def where(g, cond, a, b):
+    if not any(isinstance(v, Tensor) for v in (cond, a, b)):
+        return np.where(cond, a, b).astype(F32)
     shape = np.broadcast_shapes(shape_of(cond), shape_of(a), shape_of(b))
     return g.elementwise(g.A.broadcasting_where, [cond, a, b], shape, F32)
 

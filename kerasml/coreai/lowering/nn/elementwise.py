@@ -106,6 +106,15 @@ def _broadcastable(op):
     return lower
 
 
+def _mod(g, a, b):
+    """NumPy's mod (the divisor's sign), as NumPy computes it: Core AI's modulo is C's fmod (the
+    dividend's sign), moved by b where it is not 0 and its sign differs from b's."""
+    r = arith.binary(g, "modulo", a, b)
+    other_sign = arith.binary(g, "xor", arith.greater(g, c(0), b), arith.greater(g, c(0), r), arith.BOOL)
+    wrong = arith.binary(g, "and", other_sign, arith.binary(g, "not_equal", r, c(0), arith.BOOL), arith.BOOL)
+    return arith.where(g, wrong, add(g, r, b), r)
+
+
 def _floor(g, x):
     return arith.binary(g, "floor_divide", x, c(1))
 
@@ -113,7 +122,7 @@ def _floor(g, x):
 for _name, _op in {"addBroadcastable": add, "subtractBroadcastable": sub, "multiplyBroadcastable": mul,
                    "divideBroadcastable": div, "maxBroadcastable": maximum, "minBroadcastable": minimum,
                    "powBroadcastable": power,
-                   "modBroadcastable": lambda g, a, b: arith.binary(g, "modulo", a, b),
+                   "modBroadcastable": lambda g, a, b: _mod(g, a, b),
                    "floorDivBroadcastable": lambda g, a, b: arith.binary(g, "floor_divide", a, b)}.items():
     lowers(NN_LOWERINGS, _name, params="")(_broadcastable(_op))
 

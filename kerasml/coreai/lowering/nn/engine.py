@@ -74,17 +74,10 @@ def prepared(graph: Graph, pixels: Tensor, step, rank4: bool) -> Tensor:
 
 def lower_layer(layer, kind: str, args: list, graph: Graph) -> list:
     """One layer's outputs: NumPy constants when every input is one, else Tensors from its lowering."""
-    compile_ = NN_LAYERS.get(kind)
-    run = None
-    if compile_ is not None:
-        try:
-            run = compile_(layer, layer.name)
-        except (ValueError, IndexError) as exc:
-            raise KerasmlError(f"layer '{layer.name}' ({kind}) is malformed: {exc}; convert the model again") from None
-    computed = any(isinstance(a, Tensor) for a in args)
+    if not any(isinstance(a, Tensor) for a in args):
+        batch_of_one = [np.asarray(a, np.float32)[None] for a in args]
+        return [r[0] for r in _run(_compiled(layer, kind), layer, kind, batch_of_one)]
     lowering = NN_LOWERINGS.get(kind)
-    if not computed and not (lowering is not None and run is None):
-        return [r[0] for r in _run(run, layer, kind, [np.asarray(a, np.float32)[None] for a in args])]
     if lowering is None:
         raise UnsupportedModelError(f"layer '{layer.name}' has type '{kind}', which kerasml cannot express in Core AI")
     p = getattr(layer, kind)
@@ -92,7 +85,7 @@ def lower_layer(layer, kind: str, args: list, graph: Graph) -> list:
     if extra:
         raise UnsupportedModelError(f"layer '{layer.name}' ({kind}) has parameter '{extra[0]}', which kerasml's "
                                     "Core AI lowering of it does not know")
-    shapes = _shapes(run, layer, kind, args)
+    shapes = _shapes(_compiled(layer, kind), layer, kind, args)
     try:
         results = lowering.fn(Layer(layer, kind, args, shapes, graph))
     except _CAUGHT as exc:
@@ -105,10 +98,19 @@ def lower_layer(layer, kind: str, args: list, graph: Graph) -> list:
     return results
 
 
+def _compiled(layer, kind: str):
+    """The runtime's function for the layer (it refuses what it does not implement, by name)."""
+    compile_ = NN_LAYERS.get(kind)
+    if compile_ is None:
+        raise UnsupportedModelError(f"layer '{layer.name}' has type '{kind}', which kerasml cannot express in Core AI")
+    try:
+        return compile_(layer, layer.name)
+    except (ValueError, IndexError) as exc:
+        raise KerasmlError(f"layer '{layer.name}' ({kind}) is malformed: {exc}; convert the model again") from None
+
+
 def _shapes(run, layer, kind: str, args: list) -> list[tuple[int, ...]]:
     """Per-prediction shapes of the layer's outputs: its runtime function on one prediction of zeros."""
-    if run is None:
-        raise UnsupportedModelError(f"layer '{layer.name}' has type '{kind}', which kerasml's runtime cannot size")
     probes = [np.zeros((1, *a.shape), np.float32) if isinstance(a, Tensor) else np.asarray(a, np.float32)[None]
               for a in args]
     return [tuple(r.shape[1:]) for r in _run(run, layer, kind, probes)]

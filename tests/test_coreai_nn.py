@@ -477,6 +477,44 @@ def test_resize_bilinear(mode):
     checked(b)
 
 
+# -- recurrent layers -----------------------------------------------------------------------------
+def _sequence_network(seq: int, batch: int) -> NeuralNetworkBuilder:
+    """A grayscale image (1, 4, 6) read as `seq` steps of `batch` rows of 24 / (seq * batch) values."""
+    b = network((1, 4, 6))
+    b.add_reshape_static("steps", "image", "steps", (seq, batch, 24 // (seq * batch), 1, 1))
+    return b
+
+
+def _gates(count: int, rows: int, cols: int) -> list:
+    return [rand(rows, cols, scale=0.5) for _ in range(count)]
+
+
+@pytest.mark.parametrize("options", [dict(), dict(output_all=True, reverse_input=True, forget_bias=True),
+                                     dict(output_all=True, peep=True, coupled_input_forget_gate=True,
+                                          cell_clip_threshold=0.5, inner_activation="SIGMOID_HARD")])
+def test_unidirectional_lstm(options):
+    b = _sequence_network(4, 2)
+    if options.pop("peep", False):
+        options["peep"] = [rand(5) for _ in range(3)]
+    b.add_unilstm("lstm", _gates(4, 5, 5), _gates(4, 5, 3), [rand(5) for _ in range(4)], 5, 3, ["steps"],
+                  ["out", "h", "c"], **options)
+    checked(b)
+
+
+def test_bidirectional_lstm_gru_and_simple_rnn_with_their_states():
+    b = _sequence_network(6, 1)
+    b.add_bidirlstm("bi", _gates(4, 3, 3), _gates(4, 3, 4), [rand(3) for _ in range(4)], _gates(4, 3, 3),
+                    _gates(4, 3, 4), [rand(3) for _ in range(4)], 3, 4, ["steps"], ["bi", "hf", "cf", "hb", "cb"],
+                    output_all=True)
+    b.add_gru("gru", _gates(3, 5, 5), _gates(3, 5, 6), [rand(5) for _ in range(3)], 5, 6, ["bi"], ["gru", "h"],
+              output_all=True, reverse_input=True)
+    b.add_simple_rnn("rnn", rand(5, 5, scale=0.5), rand(5, 5), rand(5), 5, 5, "TANH", ["gru", "h"], ["rnn", "rnn_h"])
+    for name in ("hb", "cf", "rnn", "rnn_h"):
+        b.add_reshape_static(f"flat_{name}", name, f"flat_{name}", (-1,))
+    b.add_concat_nd("out", ["flat_hb", "flat_cf", "flat_rnn", "flat_rnn_h"], "out", axis=0)
+    checked(b)
+
+
 # -- whole classifiers through `kerasml convert --format aimodel` ---------------------------------
 def _converted(spec, folder: Path, n: int = 6):
     """(labels, Core AI probabilities, kerasml's probabilities) for `spec` saved as an .mlmodel and

@@ -7,6 +7,7 @@ from kerasml.coreai.lowering.nn import (  # noqa: F401  (imported to register th
     elementwise,
     linear,
     normalization,
+    recurrent,
     reductions,
     resize,
     shape_ops,

@@ -293,11 +293,16 @@ def test_dot_and_cosine_similarity():
     checked(b)
 
 
-def test_embedding_nd_of_ids_computed_from_the_image():
-    b = network((1, 4, 5))
-    b.add_unary("ids", "image", "ids", "abs")                 # grayscale 0..3 as ids after the scaler
-    b.add_reshape_static("column", "ids", "column", (20, 1))
-    b.add_embedding_nd("embed", "column", "out", vocab_size=4, embedding_size=3, W=rand(3, 4), b=rand(3))
+@pytest.mark.parametrize("kind", ["embedding", "embeddingND"])
+def test_embeddings_of_ids_computed_from_the_image(kind):
+    b = network((1, 4, 5), rank_n=kind == "embeddingND")
+    b.add_unary("ids", "image", "ids", "abs")                 # grayscale 0..3 as ids
+    if kind == "embeddingND":
+        b.add_reshape_static("column", "ids", "column", (20, 1))
+        b.add_embedding_nd("embed", "column", "out", vocab_size=4, embedding_size=3, W=rand(3, 4), b=rand(3))
+    else:
+        b.add_reshape("column", "ids", "column", (20, 1, 1, 1), 0)
+        b.add_embedding("embed", rand(3, 4), rand(3), 4, 3, True, "column", "out")
     spec = as_image(b, scale=1.0, bias=(0.0, 0.0, 0.0))
     images = RNG.integers(0, 4, (3, 4, 5, 1)).astype(np.float32)
     want = load_model(spec).predict_probabilities(images)

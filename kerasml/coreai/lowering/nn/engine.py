@@ -42,9 +42,9 @@ def lower_network(spec, graph: Graph, inputs: dict[str, Tensor]) -> LoweredProgr
     env: dict = {name: prepared(graph, tensor, steps.get(name), network.imageInputShapeMapping == 1)
                  for name, tensor in inputs.items()}
     kinds = [layer.WhichOneof("layer") for layer in network.layers]
-    unknown = sorted({k for k in kinds if k not in NN_LOWERINGS and k not in NN_LAYERS})
+    unknown = sorted({str(k) for k in kinds if k not in NN_LOWERINGS and k not in NN_LAYERS})
     if unknown:
-        raise UnsupportedModelError(f"the network uses layer types {', '.join(map(str, unknown))}, which kerasml "
+        raise UnsupportedModelError(f"the network uses layer types {', '.join(unknown)}, which kerasml "
                                     "cannot express in Core AI")
     op_outputs = []
     for layer, kind in zip(network.layers, kinds):
@@ -54,7 +54,10 @@ def lower_network(spec, graph: Graph, inputs: dict[str, Tensor]) -> LoweredProgr
                                         f"lowering gives {len(results)}")
         env.update(zip(layer.output, results))
         op_outputs.append((kind, layer.name, layer.output[0] if layer.output else ""))
-    return LoweredProgram(env, _probabilities(spec, model_type, network), None, op_outputs)
+    probabilities = _probabilities(spec, model_type, network)
+    if probabilities not in env:
+        raise KerasmlError(f"the network never produces its probabilities '{probabilities}'; the model is malformed")
+    return LoweredProgram(env, probabilities, None, op_outputs)
 
 
 def prepared(graph: Graph, pixels: Tensor, step, rank4: bool) -> Tensor:

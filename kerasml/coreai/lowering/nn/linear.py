@@ -13,7 +13,7 @@ import numpy as np
 
 from kerasml.coreai.lowering.graph import STACKED, Tensor
 from kerasml.coreai.lowering.nn import arith
-from kerasml.coreai.lowering.nn.arith import F32, c
+from kerasml.coreai.lowering.nn.arith import F32
 from kerasml.coreai.lowering.nn.layer import Layer
 from kerasml.coreai.lowering.registry import NN_LOWERINGS, lowers
 
@@ -58,13 +58,13 @@ def batched_matmul(layer: Layer) -> list:
         bias = layer.vector(p.bias, cols, "bias") if p.hasBias else None
         return [_with_bias(g, times_matrix(g, layer.x(), w), bias)]
     a, b = layer.inputs
-    rank = max(arith.shape_of(a).__len__(), arith.shape_of(b).__len__())
-    if min(len(arith.shape_of(a)), len(arith.shape_of(b))) < 2:
+    ranks = [len(arith.shape_of(v)) for v in (a, b)]
+    if min(ranks) < 2:
         raise layer.unsupported("a rank-1 operand")
+    rank = max(ranks)
     a, b = (_operand(g, v, rank, swap) for v, swap in ((a, p.transposeA), (b, p.transposeB)))
-    if not isinstance(b, Tensor):
-        if a.rank == 2 or all(d == 1 for d in b.shape[:-2]):
-            return [layer.out(times_matrix(g, a, b.reshape(b.shape[-2:])))]
+    if not isinstance(b, Tensor) and all(d == 1 for d in b.shape[:-2]):     # a constant matrix: any layout
+        return [layer.out(times_matrix(g, a, b.reshape(b.shape[-2:])))]
     values = [g.stacked(v).value if isinstance(v, Tensor) else np.ascontiguousarray(v[None]) for v in (a, b)]
     shape = (*np.broadcast_shapes(arith.shape_of(a)[:-2], arith.shape_of(b)[:-2]),
              arith.shape_of(a)[-2], arith.shape_of(b)[-1])
@@ -85,15 +85,22 @@ def _operand(g, v, rank: int, swap: bool):
     return np.ascontiguousarray(np.swapaxes(v, -1, -2) if swap else v)
 
 
+def _channel_sum(g, v):
+    """The sum over C (axis -3), kept."""
+    if isinstance(v, Tensor):
+        return arith.reduce(g, "sum", v, [-3])
+    return np.sum(v, axis=-3, keepdims=True, dtype=np.float32)
+
+
 @lowers(NN_LOWERINGS, "dot", params="cosineSimilarity")
 def dot(layer: Layer) -> list:
+    """sum(a * b) over C; with cosineSimilarity, divided by sqrt(sum(a * a) * sum(b * b))."""
     g = layer.g
     a, b = layer.inputs
-    total = arith.reduce(g, "sum", arith.mul(g, a, b), [-3])
+    total = _channel_sum(g, arith.mul(g, a, b))
     if layer.p.cosineSimilarity:
-        norms = arith.mul(g, *(arith.reduce(g, "sum", arith.mul(g, v, v), [-3]) if isinstance(v, Tensor)
-                               else np.sum(np.asarray(v) ** 2, axis=-3, keepdims=True) for v in (a, b)))
-        total = arith.div(g, total, arith.fn(g, "sqrt", norms))
+        norms = arith.mul(g, _channel_sum(g, arith.mul(g, a, a)), _channel_sum(g, arith.mul(g, b, b)))
+        total = arith.div(g, total, arith.fn(g, "sqrt", norms) if isinstance(norms, Tensor) else np.sqrt(norms))
     return [total]
 
 

@@ -41,7 +41,7 @@ class Prediction:
 
 def predict(model_path: Path, images: list[Path], top: int = 3, raw: bool = False) -> list[Prediction]:
     from kerasml.data.images import open_image
-    from kerasml.preprocess import prepare_picture, reads_digits
+    from kerasml.preprocess import decode_side, prepare_picture, reads_digits
 
     if not images:
         raise KerasmlError("give at least one image file to classify")
@@ -52,7 +52,9 @@ def predict(model_path: Path, images: list[Path], top: int = 3, raw: bool = Fals
     digits = reads_digits(model.labels)
     inputs, notes = [], []
     for path in images:
-        prepared = prepare_picture(open_image(path), *shape, raw=raw, digits=digits)
+        picture = open_image(path, min_side=decode_side(*shape[:2]))    # a big JPEG: at reduced scale
+        prepared = prepare_picture(picture, *shape, raw=raw, digits=digits)
+        del picture                                                      # one full-size picture at a time
         inputs.append(prepared.image)
         notes.append(prepared.notes)
     probabilities = model.predict_probabilities(np.stack(inputs))

@@ -48,10 +48,10 @@ def decode_image(source, name: str, max_pixels: int | None = MAX_PIXELS, min_sid
     upright (EXIF orientation applied); `name` says which in the one-line errors.
 
     A picture of more than `max_pixels` is refused from its header, before its pixels are decoded,
-    and so is one with several frames (an animated GIF, PNG or WebP; MPO, a JPEG followed by a
-    depth map or preview, is read as its first picture). With
-    `min_side`, a JPEG is decoded at the smallest of 1/2, 1/4 and 1/8 scale whose longer side is
-    still at least `min_side`; `picture.info[SCALED_FROM]` then holds its full (upright) size.
+    and so is one with several frames (an animated GIF, PNG or WebP; an MPO, a JPEG followed by a
+    depth map or preview, is read as its first picture). With `min_side`, a JPEG is decoded at the
+    smallest of 1/2, 1/4 and 1/8 scale whose longer side is still at least `min_side`;
+    `picture.info[SCALED_FROM]` then holds its full (upright) size.
     """
     from PIL import Image, ImageOps, UnidentifiedImageError
 
@@ -98,11 +98,12 @@ def _draft(opened, min_side: int) -> bool:
     return opened.size != (width, height)
 
 
-@functools.cache
 def _quiet_pillow() -> None:
     """Pillow warns on stderr about pictures over 89 megapixels (kerasml's own, lower limit refuses
     them in one line; Pillow's error over 179 megapixels still comes, as ImageTooLarge) and about
-    damaged EXIF blocks (read as no EXIF): neither may add lines to kerasml's one-line answers."""
+    damaged EXIF blocks (read as no EXIF): neither may add lines to kerasml's one-line answers.
+    Set on every call (the same filter is replaced, not added twice), since a caller's
+    `warnings.catch_warnings()` block, pytest's for one, drops filters set inside it."""
     import warnings
 
     from PIL import Image

@@ -45,15 +45,20 @@ def prepare_photo(pixels: np.ndarray) -> PhotoPreparation:
     return prepare_grayscale(photo_grayscale(pixels))
 
 
-def prepare_grayscale(gray: np.ndarray) -> PhotoPreparation:
+def prepare_grayscale(gray: np.ndarray, full_shape: tuple[int, int] | None = None) -> PhotoPreparation:
     """`prepare_photo` from its first step's result: a 2-D uint8 photo already in `photo_grayscale`'s
     luma, kept (not copied) as the "grayscale" step. Only the shrink to WORK_SIDE reads it whole:
-    everything after works on at most 256x256 pixels."""
+    everything after works on at most 256x256 pixels.
+
+    `full_shape`: the (height, width) of the photo when `gray` was decoded from it at reduced scale
+    (a JPEG at 1/8, whose sides are rounded up): the working size is the full photo's, so the
+    digit keeps the proportions it has when the photo is decoded whole.
+    """
     notes: list[str] = []
     steps = [("grayscale", gray)]
     work = gray
     if max(gray.shape) > WORK_SIDE:
-        height, width = _fitted_size(gray.shape, WORK_SIDE)
+        height, width = _fitted_size(full_shape or gray.shape, WORK_SIDE)
         work = _area_resize(gray, height, width)
         notes.append(f"scaled down from {gray.shape[1]}x{gray.shape[0]} to {width}x{height}")
     dark_ink = _ink_is_dark(work)

@@ -34,7 +34,7 @@ def prepare_picture(picture, height: int, width: int, channels: int, raw: bool =
         prepared = PhotoPreparation(image, [("photo", rgb), (f"resized to {width}x{height}", image)],
                                     [f"resized to {width}x{height}"])
     elif not raw and digits and (height, width) == (FIELD, FIELD):
-        prepared = prepare_grayscale(picture_grayscale(picture))
+        prepared = prepare_grayscale(picture_grayscale(picture), _full_shape(picture))
     else:
         prepared = prepare_raw(picture_grayscale(picture), height, width)
     if SCALED_FROM in picture.info:
@@ -42,6 +42,12 @@ def prepare_picture(picture, height: int, width: int, channels: int, raw: bool =
         prepared.notes.insert(0, f"decoded at reduced scale: {full_width}x{full_height} read as "
                                  f"{picture.width}x{picture.height}")
     return prepared
+
+
+def _full_shape(picture) -> tuple[int, int] | None:
+    """(height, width) of the picture before a reduced-scale decode, or None."""
+    full = picture.info.get(SCALED_FROM)
+    return None if full is None else (full[1], full[0])
 
 
 def picture_grayscale(picture) -> np.ndarray:
@@ -74,8 +80,9 @@ def prepare_image(path: Path | str, raw: bool = False, size: tuple[int, int] = (
     if not raw and (height, width) != (FIELD, FIELD):
         raise KerasmlError(f"MNIST-style preparation makes 28x28 images, not {height}x{width}; "
                            "pass raw=True (--raw) to only resize")
-    gray = picture_grayscale(open_image(path, min_side=decode_side(height, width)))
-    return (prepare_raw(gray, height, width) if raw else prepare_grayscale(gray)).image
+    picture = open_image(path, min_side=decode_side(height, width))
+    gray = picture_grayscale(picture)
+    return (prepare_raw(gray, height, width) if raw else prepare_grayscale(gray, _full_shape(picture))).image
 
 
 def prepare_raw(pixels: np.ndarray, height: int, width: int) -> "PhotoPreparation":

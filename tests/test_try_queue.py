@@ -214,7 +214,7 @@ def test_the_pool_is_sized_to_the_machine():
     from kerasml.web import work
 
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    assert work.WORKERS == max(1, min(cores, 8)) and work.QUEUE >= 25      # make load's 25 uploads fit
+    assert work.WORKERS == max(1, min(cores, 4)) and work.QUEUE >= 25      # make load's 25 uploads fit
     assert PhotoWork().workers == work.WORKERS
     with pytest.raises(ValueError):
         PhotoWork(workers=0)

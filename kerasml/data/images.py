@@ -178,6 +178,6 @@ def _opaque_luma(band) -> tuple[np.ndarray, np.ndarray]:
 def _composite(band, paper: float) -> np.ndarray:
     """Luminance as uint8; transparent pixels become the paper colour that contrasts the ink."""
     rgba = band.convert("RGBA")
-    alpha = np.asarray(rgba, dtype=np.float64)[..., 3] / 255.0
+    alpha = np.asarray(rgba, dtype=np.uint8)[..., 3] / 255.0
     luma = np.asarray(rgba.convert("L"), dtype=np.float64)
     return np.rint(luma * alpha + paper * (1 - alpha)).astype(np.uint8)

@@ -20,11 +20,13 @@ ERRORS = {status: {"model": ErrorResponse} for status in (400, 413, 422, 503)}
 CLIENT_LEFT = 499                # nginx's "client closed request": an answer nobody receives
 
 
-def tried_model(request: Request) -> TryModel:
+# Dependencies and quick routes are `async`: on the event loop, not a thread each, so the card still
+# answers at once while every thread is busy with drawings and photos.
+async def tried_model(request: Request) -> TryModel:
     return request.app.state.model
 
 
-def photo_work(request: Request) -> PhotoWork:
+async def photo_work(request: Request) -> PhotoWork:
     return request.app.state.work
 
 
@@ -33,7 +35,7 @@ read_router = APIRouter(prefix="/api/read", tags=["reading"], responses=ERRORS)
 
 
 @model_router.get("/model", response_model=ModelCard)
-def model_card(model: TryModel = Depends(tried_model), work: PhotoWork = Depends(photo_work)) -> ModelCard:
+async def model_card(model: TryModel = Depends(tried_model), work: PhotoWork = Depends(photo_work)) -> ModelCard:
     """What the model is (its metadata), how the page should offer it, and the limits of the API."""
     policy = Policy(minimum_confidence=reading.MINIMUM_CONFIDENCE, minimum_ink_extent=reading.MINIMUM_INK_EXTENT,
                     line_width_fraction=reading.LINE_WIDTH_FRACTION, top=reading.TOP)
@@ -44,7 +46,7 @@ def model_card(model: TryModel = Depends(tried_model), work: PhotoWork = Depends
 
 
 @model_router.get("/load", response_model=Load)
-def load(work: PhotoWork = Depends(photo_work)) -> Load:
+async def load(work: PhotoWork = Depends(photo_work)) -> Load:
     """How busy the photo workers are: photos arriving, waiting for a worker, being worked on."""
     return Load(workers=work.workers, queue=work.queue, **work.counts())
 

@@ -2,7 +2,7 @@
 
 A photo request holds a place from its first byte until it is answered: while its body arrives,
 while it waits for a worker, and while a worker decodes, prepares and reads it. At most `workers`
-photos are worked on at once (one per core, WORKERS) and `queue` more may be arriving or waiting
+photos are worked on at once (one per core, at most 4: WORKERS) and `queue` more may be arriving or waiting
 (QUEUE); the next one is answered 503 with a Retry-After header at once, before its body is read.
 So a burst of uploads costs a bounded amount of memory: each place holds at most one body of
 MAX_UPLOAD_BYTES, and each worker one photo being prepared. Drawings and the model card never wait
@@ -30,7 +30,7 @@ def _cores() -> int:
         return os.cpu_count() or 1
 
 
-WORKERS = max(1, min(_cores(), 8))  # photos worked on at once: one per core, at most 8 (~0.3 GB each at worst)
+WORKERS = max(1, min(_cores(), 4))  # photos worked on at once: one per core, at most 4 (~0.3 GB each at worst)
 QUEUE = 32                          # more photo requests that may be arriving or waiting for a worker
 RETRY_AFTER_S = 2                   # what a refused client is told to wait (most photos take well under 1 s)
 

@@ -6,6 +6,9 @@ component cropped, fitted into 20x20 and centred by mass); other grayscale model
 with `raw=True`, are only resized after dark-on-light pictures are inverted. Each result says what
 was done.
 Colour models always get a plain resize to the model's input size.
+Files are opened as the `kerasml try` page opens uploads (`kerasml.data.images`): a big JPEG at
+reduced scale (a note says so), in bounded memory; over 40 megapixels, animated, damaged or not
+PNG/JPEG/GIF/BMP/WebP/PPM, one clear error.
 """
 
 from __future__ import annotations

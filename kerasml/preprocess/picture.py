@@ -72,7 +72,8 @@ def prepare_image(path: Path | str, raw: bool = False, size: tuple[int, int] = (
 
     Unless `raw`, the picture goes through `prepare_photo` (the app's photo preparation). With
     `raw` it is only resized (area averaging) to `size`, dark ink on light paper (judged from the
-    border) inverted first.
+    border) inverted first. A big JPEG is decoded at reduced scale (`decode_side`), as by
+    `kerasml predict`.
     """
     height, width = int(size[0]), int(size[1])
     if height < 1 or width < 1:

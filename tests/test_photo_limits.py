@@ -128,6 +128,16 @@ def test_the_exact_shrink_needs_no_dense_matrices():
                 assert np.array_equal(photo._area_resize(image, out_h, out_w), expected), (h, w, out_h, out_w, band)
 
 
+def test_transparency_becomes_paper_in_integers_as_it_did_in_floats():
+    """Every luma and alpha, on both papers: the integer compositing gives what the float formula
+    it replaced gave (the page's fixtures and DigitKit were made with that one)."""
+    luma, alpha = np.meshgrid(np.arange(256), np.arange(256), indexing="ij")
+    picture = Image.fromarray(np.stack([luma, luma, luma, alpha], -1).astype(np.uint8), "RGBA")
+    for paper in (0, 255):
+        floats = np.rint(luma * (alpha / 255.0) + paper * (1 - alpha / 255.0)).astype(np.uint8)
+        assert np.array_equal(images._composite(picture, paper), floats)
+
+
 # ------------------------------------------------------------------------------ hostile files
 EXPECTED = {      # name in hostile_images.hostile_cases() -> (HTTP status from the page, words in the line)
     "png header claims 100000x100000": (413, "claims more than 178 megapixels"),

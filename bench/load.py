@@ -559,7 +559,7 @@ def write_report(out: Path, rows: list[dict], details: dict) -> None:
               "|---|---|---|---|---|"]
     for name, case in details["hostile"]["cases"].items():
         answer = str(case["answer"]).replace("|", "/")
-        lines.append(f"| {name} | {case['bytes']:,} | {case['status']} | {answer} | {case['mib_above_before']:.0f} MiB |")
+        lines.append(f"| {name} | {case['bytes']:,} | {case['status']} | {answer} | {max(0.0, case['mib_above_before']):.0f} MiB |")
     (out / "load.md").write_text("\n".join(lines) + "\n")
 
 

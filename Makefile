@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 MODELS := models
 SWIFT  ?= swift
 
-.PHONY: venv demo test pytest swift-test bench conformance zoo compression clean
+.PHONY: venv demo test pytest swift-test bench conformance zoo compression load clean
 
 venv: $(STAMP)
 
@@ -73,6 +73,12 @@ zoo: venv
 # Writes bench/compression.md and .json (about 12 minutes on 2 cores).
 compression: venv
 	PYTHONPATH=$(CURDIR) $(PY) bench/compression.py
+
+# `kerasml try` under load on loopback (issue 26): one 40 MP photo, 600 drawings from 24 clients with 24
+# concurrent 40 MP uploads and a 9 MB trickle, the queue's 503, hostile files and a fuzz of the upload
+# route. Starts its own server; writes bench/load.json and bench/load.md (about 3 minutes on 2 cores).
+load: venv
+	PYTHONPATH=$(CURDIR) $(PY) bench/load.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info bench/out

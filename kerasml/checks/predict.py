@@ -6,6 +6,9 @@ component cropped, fitted into 20x20 and centred by mass); other grayscale model
 with `raw=True`, are only resized after dark-on-light pictures are inverted. Each result says what
 was done.
 Colour models always get a plain resize to the model's input size.
+Files are opened as the `kerasml try` page opens uploads (`kerasml.data.images`): a big JPEG at
+reduced scale (a note says so), in bounded memory; over 40 megapixels, animated, damaged or not
+PNG/JPEG/GIF/BMP/WebP/PPM, one clear error.
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ class Prediction:
 
 def predict(model_path: Path, images: list[Path], top: int = 3, raw: bool = False) -> list[Prediction]:
     from kerasml.data.images import open_image
-    from kerasml.preprocess import prepare_picture, reads_digits
+    from kerasml.preprocess import decode_side, prepare_picture, reads_digits
 
     if not images:
         raise KerasmlError("give at least one image file to classify")
@@ -52,7 +55,9 @@ def predict(model_path: Path, images: list[Path], top: int = 3, raw: bool = Fals
     digits = reads_digits(model.labels)
     inputs, notes = [], []
     for path in images:
-        prepared = prepare_picture(open_image(path), *shape, raw=raw, digits=digits)
+        picture = open_image(path, min_side=decode_side(*shape[:2]))    # a big JPEG: at reduced scale
+        prepared = prepare_picture(picture, *shape, raw=raw, digits=digits)
+        del picture                                                      # one full-size picture at a time
         inputs.append(prepared.image)
         notes.append(prepared.notes)
     probabilities = model.predict_probabilities(np.stack(inputs))

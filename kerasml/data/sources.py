@@ -45,16 +45,28 @@ def load_mnist() -> dict:
                 labels=list(DIGITS))
 
 
-MNIST_HOST = "storage.googleapis.com"   # where keras.datasets.mnist downloads from
+MNIST_HOST = "storage.googleapis.com"   # where keras.datasets.mnist and .fashion_mnist download from
+FASHION_FILES = ("train-labels-idx1-ubyte.gz", "train-images-idx3-ubyte.gz",     # as keras.datasets
+                 "t10k-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz")       # .fashion_mnist names them
 
 
 def _mnist_cached() -> bool:
-    """Whether Keras' downloader would find mnist.npz in its cache (it then needs no network):
-    $KERAS_HOME or ~/.keras, or /tmp/.keras where that is not writable, as keras.utils.get_file."""
+    """Whether Keras' downloader would find mnist.npz in its cache (it then needs no network)."""
+    return _keras_cached("mnist.npz")
+
+
+def _fashion_cached() -> bool:
+    """Whether Keras' downloader would find all four Fashion-MNIST files in its cache."""
+    return all(_keras_cached(f"fashion-mnist/{name}") for name in FASHION_FILES)
+
+
+def _keras_cached(relative: str) -> bool:
+    """Whether datasets/`relative` is in Keras' download cache: $KERAS_HOME or ~/.keras, or
+    /tmp/.keras where that is not writable, as keras.utils.get_file."""
     import os
 
     home = Path(os.environ.get("KERAS_HOME") or Path.home() / ".keras")
-    return any((base / "datasets" / "mnist.npz").is_file() for base in (home, Path("/tmp/.keras")))
+    return any((base / "datasets" / relative).is_file() for base in (home, Path("/tmp/.keras")))
 
 
 def _reachable(host: str, timeout: float = 3.0) -> bool:
@@ -84,10 +96,15 @@ def load_mnist_sample() -> dict:
 
 
 def load_fashion() -> dict:
-    """Fashion-MNIST from the Debian package when installed, else Keras' downloader."""
+    """Fashion-MNIST from the Debian package when installed, else Keras' downloader and its cache.
+
+    Offline (no package, not cached, no connection) is found out quietly first, as for MNIST, so
+    Keras never prints "Downloading data from ..." before the one-line error."""
     if DEBIAN_FASHION.is_dir():
         fields = _read_idx_dir(DEBIAN_FASHION, num_classes=len(FASHION))
         source = f"{DEBIAN_FASHION} (Debian package dataset-fashion-mnist)"
+    elif not _fashion_cached() and not _reachable(MNIST_HOST):
+        raise KerasmlError(_FASHION_MISSING.format(reason="no network connection"))
     else:
         from kerasml.libs import tensorflow
 
@@ -95,10 +112,9 @@ def load_fashion() -> dict:
         import keras
         try:
             (x_train, y_train), (x_test, y_test) = keras.datasets.fashion_mnist.load_data()
-        except Exception:
-            raise KerasmlError("Fashion-MNIST is not installed and could not be downloaded; "
-                               "install it with `apt-get install dataset-fashion-mnist` or pass "
-                               "--data PATH to its IDX files") from None
+        except Exception as exc:  # the downloader raises plain Exception for network failures
+            reason = " ".join(str(exc).split(" -- ")[-1].split())[:120] or type(exc).__name__
+            raise KerasmlError(_FASHION_MISSING.format(reason=reason)) from None
         fields = dict(x_train=check_images(x_train, "x_train"),
                       y_train=check_labels_array(y_train, len(x_train), 10, "y_train"),
                       x_test=check_images(x_test, "x_test"),
@@ -107,6 +123,9 @@ def load_fashion() -> dict:
     fields.update(name="fashion", source=source, labels=list(FASHION))
     return fields
 
+
+_FASHION_MISSING = ("Fashion-MNIST is not installed and could not be downloaded ({reason}); install it with "
+                    "`apt-get install dataset-fashion-mnist` or pass --data PATH to its IDX files")
 
 SOURCES = {"mnist": load_mnist, "mnist-sample": load_mnist_sample, "fashion": load_fashion}
 

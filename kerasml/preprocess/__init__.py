@@ -26,9 +26,10 @@ integer arithmetic or in the same floating-point operations, in the same order, 
 
 from kerasml.preprocess.drawing import (BOX, FIELD, model_stroke_width, normalize_digit,
                                         rasterize_sketch, rasterize_strokes)
-from kerasml.preprocess.photo import PhotoPreparation, prepare_photo
-from kerasml.preprocess.picture import prepare_image, prepare_picture, prepare_raw, reads_digits
+from kerasml.preprocess.photo import PhotoPreparation, prepare_grayscale, prepare_photo
+from kerasml.preprocess.picture import (decode_side, picture_grayscale, prepare_image, prepare_picture, prepare_raw,
+                                        reads_digits)
 
-__all__ = ["BOX", "FIELD", "PhotoPreparation", "model_stroke_width", "normalize_digit", "prepare_image",
-           "prepare_photo", "prepare_picture", "prepare_raw", "rasterize_sketch", "rasterize_strokes",
-           "reads_digits"]
+__all__ = ["BOX", "FIELD", "PhotoPreparation", "decode_side", "model_stroke_width", "normalize_digit",
+           "picture_grayscale", "prepare_grayscale", "prepare_image", "prepare_photo", "prepare_picture",
+           "prepare_raw", "rasterize_sketch", "rasterize_strokes", "reads_digits"]

@@ -6,8 +6,9 @@ import dataclasses
 
 import numpy as np
 
+from kerasml.data.images import BAND_PIXELS
 from kerasml.errors import KerasmlError
-from kerasml.preprocess.drawing import FIELD, area_overlaps, normalize_digit
+from kerasml.preprocess.drawing import FIELD, normalize_digit
 
 # ---------------------------------------------------------------------------------------- photos
 # A photo of a digit written on paper, to the 28x28 white-on-black image MNIST models expect.
@@ -41,12 +42,23 @@ def prepare_photo(pixels: np.ndarray) -> PhotoPreparation:
     sizeable pieces near it); crop to it, thicken strokes thinner than MNIST's, fit to 20x20 and
     centre by mass in 28x28 (`normalize_digit`).
     """
+    return prepare_grayscale(photo_grayscale(pixels))
+
+
+def prepare_grayscale(gray: np.ndarray, full_shape: tuple[int, int] | None = None) -> PhotoPreparation:
+    """`prepare_photo` from its first step's result: a 2-D uint8 photo already in `photo_grayscale`'s
+    luma, kept (not copied) as the "grayscale" step. Only the shrink to WORK_SIDE reads it whole:
+    everything after works on at most 256x256 pixels.
+
+    `full_shape`: the (height, width) of the photo when `gray` was decoded from it at reduced scale
+    (a JPEG at 1/8, whose sides are rounded up): the working size is the full photo's, so the
+    digit keeps the proportions it has when the photo is decoded whole.
+    """
     notes: list[str] = []
-    gray = photo_grayscale(pixels)
     steps = [("grayscale", gray)]
     work = gray
     if max(gray.shape) > WORK_SIDE:
-        height, width = _fitted_size(gray.shape, WORK_SIDE)
+        height, width = _fitted_size(full_shape or gray.shape, WORK_SIDE)
         work = _area_resize(gray, height, width)
         notes.append(f"scaled down from {gray.shape[1]}x{gray.shape[0]} to {width}x{height}")
     dark_ink = _ink_is_dark(work)
@@ -90,8 +102,12 @@ def photo_grayscale(pixels: np.ndarray) -> np.ndarray:
                            "decode the image to 8-bit grayscale or RGB first")
     if pixels.ndim == 2:
         return pixels.copy()
-    rgb = pixels.astype(np.int64)
-    return ((299 * rgb[..., 0] + 587 * rgb[..., 1] + 114 * rgb[..., 2] + 500) // 1000).astype(np.uint8)
+    gray = np.empty(pixels.shape[:2], dtype=np.uint8)
+    rows = max(1, BAND_PIXELS // pixels.shape[1])       # a band at a time: no int64 copy of a big photo
+    for top in range(0, len(pixels), rows):
+        rgb = pixels[top:top + rows].astype(np.int32)
+        gray[top:top + rows] = (299 * rgb[..., 0] + 587 * rgb[..., 1] + 114 * rgb[..., 2] + 500) // 1000
+    return gray
 
 
 def _fitted_size(shape: tuple[int, int], side: int) -> tuple[int, int]:
@@ -102,11 +118,44 @@ def _fitted_size(shape: tuple[int, int], side: int) -> tuple[int, int]:
 
 
 def _area_resize(image: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
-    """Exact area averaging to (out_h, out_w), half up (as `_fit_box`, any output size)."""
+    """Exact area averaging to (out_h, out_w) no larger than the image, half up (as `_fit_box`).
+
+    The weights are `area_overlaps`', applied in integers one axis at a time and one tile of at
+    most BAND_PIXELS at a time, so a 40-megapixel photo is never copied as int64 or floats whole:
+    the sums are the exact integers a float64 product of the overlap matrices gives.
+    """
     h, w = image.shape
-    rows, cols = area_overlaps(h, out_h).astype(np.float64), area_overlaps(w, out_w).astype(np.float64)
-    sums = np.rint(rows @ image.astype(np.float64) @ cols.T).astype(np.int64)   # exact: < 2**53
-    return ((2 * sums + h * w) // (2 * h * w)).astype(np.uint8)
+    tile_w = min(w, BAND_PIXELS)
+    tile_h = max(1, BAND_PIXELS // tile_w)
+    sums = np.zeros((out_h + 1, out_w), dtype=np.int64)            # + 1: see _shrink_part
+    for top in range(0, h, tile_h):
+        band = np.zeros((min(tile_h, h - top), out_w + 1), dtype=np.int64)
+        for left in range(0, w, tile_w):
+            tile = image[top:top + tile_h, left:left + tile_w].astype(np.int64)
+            first, part = _shrink_part(tile.T, left, w, out_w)
+            band[:, first:first + len(part)] += part.T
+        first, part = _shrink_part(band[:, :out_w], top, h, out_h)
+        sums[first:first + len(part)] += part
+    return ((2 * sums[:out_h] + h * w) // (2 * h * w)).astype(np.uint8)
+
+
+def _shrink_part(values: np.ndarray, offset: int, n: int, n_out: int) -> tuple[int, np.ndarray]:
+    """Rows offset ... offset + len(values) of an n-row input, area-summed into n_out <= n rows:
+    (the first output row they reach, their sums into it and the rows after it).
+
+    In units where input row k is [k * n_out, (k+1) * n_out) and output row o is [o * n, (o+1) * n)
+    (`area_overlaps`), an input row is no longer than an output row: it overlaps the output row
+    holding its start, and the rest of it (possibly nothing) falls in the next one.
+    """
+    start = np.arange(offset, offset + len(values), dtype=np.int64) * n_out
+    owner = start // n                                                # output row holding k's start
+    inside = (np.minimum(start + n_out, (owner + 1) * n) - start).reshape((-1,) + (1,) * (values.ndim - 1))
+    first = int(owner[0])
+    groups = np.searchsorted(owner, np.arange(first, int(owner[-1]) + 1))   # each output row holds a start
+    part = np.zeros((len(groups) + 1,) + values.shape[1:], dtype=np.int64)
+    part[:-1] += np.add.reduceat(values * inside, groups, axis=0)
+    part[1:] += np.add.reduceat(values * (n_out - inside), groups, axis=0)
+    return first, part
 
 
 def _rank_value(values: np.ndarray, percent: int) -> int:

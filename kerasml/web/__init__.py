@@ -9,6 +9,7 @@ the app would read for the same strokes.
     reading.py     the app's policy: stroke raster, "no digit" prechecks, top-3 ranking, threshold
     photo.py       decoding an upload in memory and preparing it for the model
     classifier.py  the loaded model: card, drawing mode, one lock around the runtime
+    work.py        the photo workers (one per core) and their bounded queue: 503 + Retry-After beyond it
     schemas.py     request and response shapes (pydantic)
     routes.py      the HTTP routes, grouped by concern
     app.py         the FastAPI app: routes, static files, body limit, error shapes

@@ -49,7 +49,7 @@ class TryModel:
         return (early, None) if early else (self.classify(prepared), prepared)
 
     def read_photo(self, data: bytes) -> tuple[reading.Reading, photo.PhotoPreparation]:
-        picture = photo.open_upload(data)
+        picture = photo.open_upload(data, min_side=preprocess.decode_side(self.image.height, self.image.width))
         prepared = photo.prepare_upload(picture, self.image.height, self.image.width, self.image.channels,
                                         digits=self.digits)
         if self.digits and self.drawing and not prepared.image.any():

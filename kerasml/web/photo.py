@@ -15,19 +15,20 @@ import numpy as np
 
 from kerasml import preprocess
 from kerasml.preprocess import PhotoPreparation
-from kerasml.data.images import decode_image
+from kerasml.data import images
 from kerasml.errors import KerasmlError
 
-MAX_PIXELS = 40_000_000          # a 40-megapixel photo; larger ones are refused before decoding
+MAX_PIXELS = images.MAX_PIXELS   # a 40-megapixel photo; larger ones are refused before decoding
 SHOWN_SIDE = 280                 # steps larger than this are shrunk for the page, never for the model
 
 
-def open_upload(data: bytes):
-    """The uploaded bytes as a loaded, upright PIL image, opened as `kerasml predict` opens a file;
-    one clear error when they are not one or have more than `MAX_PIXELS`."""
+def open_upload(data: bytes, min_side: int | None = None):
+    """The uploaded bytes as a loaded, upright PIL image, opened as `kerasml predict` opens a file
+    (a JPEG at reduced scale, down to `min_side`); one clear error when they are not one, are
+    animated or have more than `MAX_PIXELS`."""
     if not data:
         raise KerasmlError("the upload is empty; choose a PNG or JPEG image")
-    return decode_image(io.BytesIO(data), "the upload", max_pixels=MAX_PIXELS)
+    return images.decode_image(io.BytesIO(data), "the upload", max_pixels=MAX_PIXELS, min_side=min_side)
 
 
 def prepare_upload(picture, height: int, width: int, channels: int, digits: bool = True) -> PhotoPreparation:

@@ -5,20 +5,29 @@ Each route only adapts HTTP to `TryModel` (kerasml's preparation, runtime and th
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request
-from starlette.concurrency import run_in_threadpool
+import functools
+
+from fastapi import APIRouter, Depends, Request, Response
 
 from kerasml.web import photo, reading
 from kerasml.web.classifier import TryModel
 from kerasml.web.schemas import (MAX_POINTS, MAX_POINTS_PER_STROKE, MAX_STROKES, MAX_UPLOAD_BYTES,
-                                 ErrorResponse, Guess, Limits, ModelCard, PhotoResponse, Policy,
+                                 ErrorResponse, Guess, Limits, Load, ModelCard, PhotoResponse, Policy,
                                  ReadingResponse, Step, StrokesRequest)
+from kerasml.web.work import PhotoWork
 
-ERRORS = {status: {"model": ErrorResponse} for status in (400, 413, 422)}
+ERRORS = {status: {"model": ErrorResponse} for status in (400, 413, 422, 503)}
+CLIENT_LEFT = 499                # nginx's "client closed request": an answer nobody receives
 
 
-def tried_model(request: Request) -> TryModel:
+# Dependencies and quick routes are `async`: on the event loop, not a thread each, so the card still
+# answers at once while every thread is busy with drawings and photos.
+async def tried_model(request: Request) -> TryModel:
     return request.app.state.model
+
+
+async def photo_work(request: Request) -> PhotoWork:
+    return request.app.state.work
 
 
 model_router = APIRouter(prefix="/api", tags=["model"])
@@ -26,13 +35,20 @@ read_router = APIRouter(prefix="/api/read", tags=["reading"], responses=ERRORS)
 
 
 @model_router.get("/model", response_model=ModelCard)
-def model_card(model: TryModel = Depends(tried_model)) -> ModelCard:
+async def model_card(model: TryModel = Depends(tried_model), work: PhotoWork = Depends(photo_work)) -> ModelCard:
     """What the model is (its metadata), how the page should offer it, and the limits of the API."""
     policy = Policy(minimum_confidence=reading.MINIMUM_CONFIDENCE, minimum_ink_extent=reading.MINIMUM_INK_EXTENT,
                     line_width_fraction=reading.LINE_WIDTH_FRACTION, top=reading.TOP)
     limits = Limits(max_strokes=MAX_STROKES, max_points_per_stroke=MAX_POINTS_PER_STROKE,
-                    max_points=MAX_POINTS, max_upload_bytes=MAX_UPLOAD_BYTES)
+                    max_points=MAX_POINTS, max_upload_bytes=MAX_UPLOAD_BYTES, max_pixels=photo.MAX_PIXELS,
+                    photo_workers=work.workers, photo_queue=work.queue)
     return ModelCard(**model.card(), policy=policy, limits=limits)
+
+
+@model_router.get("/load", response_model=Load)
+async def load(work: PhotoWork = Depends(photo_work)) -> Load:
+    """How busy the photo workers are: photos arriving, waiting for a worker, being worked on."""
+    return Load(workers=work.workers, queue=work.queue, **work.counts())
 
 
 @read_router.post("/strokes", response_model=ReadingResponse)
@@ -44,10 +60,13 @@ def read_strokes(body: StrokesRequest, model: TryModel = Depends(tried_model)) -
 
 @read_router.post("/photo", response_model=PhotoResponse,
                   openapi_extra={"requestBody": {"content": {"image/*": {}}, "required": True}})
-async def read_photo(request: Request, model: TryModel = Depends(tried_model)) -> PhotoResponse:
-    """The request body is the image file itself (PNG, JPEG, ...); it is decoded in memory only."""
-    data = await request.body()          # at most MAX_UPLOAD_BYTES: FastAPI's max_body_size stops more
-    return await run_in_threadpool(_photo_response, model, data)     # decoding is slow work: off the loop
+async def read_photo(request: Request, model: TryModel = Depends(tried_model),
+                     work: PhotoWork = Depends(photo_work)) -> PhotoResponse | Response:
+    """The request body is the image file itself (PNG, JPEG, ...); it is decoded in memory only,
+    by one of the photo workers (503 with Retry-After when they and their queue are full)."""
+    # The body is at most MAX_UPLOAD_BYTES: FastAPI's max_body_size stops more as it streams in.
+    answer = await work.run(request, functools.partial(_photo_response, model))
+    return Response(status_code=CLIENT_LEFT) if answer is None else answer
 
 
 def _photo_response(model: TryModel, data: bytes) -> PhotoResponse:

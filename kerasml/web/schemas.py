@@ -67,6 +67,19 @@ class Limits(BaseModel):
     max_points_per_stroke: int
     max_points: int
     max_upload_bytes: int
+    max_pixels: int
+    photo_workers: int = Field(description="photos decoded and read at once")
+    photo_queue: int = Field(description="more photos that may arrive or wait; the next gets HTTP 503")
+
+
+class Load(BaseModel):
+    """How full the photo workers and their queue are."""
+
+    workers: int
+    queue: int
+    arriving: int = Field(description="photo requests whose body is still arriving")
+    waiting: int = Field(description="photos waiting for a worker")
+    working: int = Field(description="photos being decoded, prepared and read")
 
 
 class ModelCard(BaseModel):

@@ -34,6 +34,10 @@ demo: venv
 	$(KERASML) verify $(MODELS)/digits.mlmodel --keras $(MODELS)/digits.keras $(if $(MNIST_TEST),--data $(MNIST_TEST))
 	$(KERASML) inspect $(MODELS)/digits.mlmodel
 	$(KERASML) package $(MODELS)/digits.mlmodel
+	$(KERASML) convert $(MODELS)/digits.keras --labels digits --format aimodel --out $(MODELS)/digits.aimodel --force \
+		--author "$(DEMO_AUTHOR)" --license "$(DEMO_LICENSE)"
+	$(KERASML) verify $(MODELS)/digits.aimodel --keras $(MODELS)/digits.keras $(if $(MNIST_TEST),--data $(MNIST_TEST))
+	$(KERASML) package $(MODELS)/digits.aimodel
 
 test: venv pytest swift-test
 
@@ -63,7 +67,8 @@ conformance: venv
 	PYTHONPATH=$(CURDIR) $(PY) tests/conformance/run.py $(ARGS)
 
 # Every zoo case (bench/zoo_cases.py: single unusual layers and every keras.applications family,
-# random weights, nothing downloaded) converted in both formats and verified: writes bench/zoo.md,
+# random weights, nothing downloaded) converted to .mlmodel, .mlpackage and .aimodel and verified (Core ML
+# with kerasml's runtime, Core AI with Apple's, and the two runtimes against each other): writes bench/zoo.md,
 # bench/zoo.json and the README's zoo table. Long (tens of minutes); `make test` runs its fast subset.
 zoo: venv
 	$(PY) bench/zoo.py

@@ -1,9 +1,13 @@
-"""kerasml's NumPy runtime against Keras `model.predict`, on the same images, in both Core ML formats.
+"""kerasml's NumPy runtime (both Core ML formats) and Apple's Core AI runtime (.aimodel) against
+Keras `model.predict`, on the same images.
 
-Each model is converted to .mlmodel (NeuralNetwork) and .mlpackage (ML Program); then, after one
-warm-up call of each, Keras `predict` and the runtime's `predict_probabilities` take turns on the
-same batch `REPEATS` times (interleaved, so load from other processes hits both alike), and a row
-gives their median seconds and the ratio runtime / Keras (the goal: at most 1.5).
+Each model is converted to .mlmodel (NeuralNetwork), .mlpackage (ML Program) and .aimodel (Core AI,
+lowered from that ML Program; run by Apple's CPU runtime from coreai-core); then, after one warm-up
+call of each, Keras `predict` and the runtime's `predict_probabilities` take turns on the same batch
+`REPEATS` times (interleaved, so load from other processes hits both alike), and a row gives their
+median seconds, the ratio runtime / Keras (the goal for kerasml's runtime: at most 1.5) and, for the
+.aimodel, Apple's runtime against kerasml's on the .mlpackage. `convert_s` is each conversion's time
+in this process (TensorFlow already loaded).
 
     PYTHONPATH=$PWD .venv/bin/python bench/runtime_speed.py                   # the three bench models
     PYTHONPATH=$PWD .venv/bin/python bench/runtime_speed.py MobileNetV2 ResNet50V2 --formats mlpackage
@@ -31,7 +35,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "bench")]
 
-FORMATS = ("mlmodel", "mlpackage")
+FORMATS = ("mlmodel", "mlpackage", "aimodel")
 REPEATS = int(os.environ.get("BENCH_REPEATS", "5"))
 BATCH = 64
 DEFAULT_MODELS = ["digits", "ResNet50", "MobileNetV2"]
@@ -129,8 +133,9 @@ def time_pair(keras_model, coreml, images: np.ndarray, repeats: int = REPEATS) -
 def measure(names: list[str] | None = None, formats: tuple[str, ...] = FORMATS, repeats: int = REPEATS,
             say: Callable[[str], None] = lambda m: None) -> list[dict]:
     """One row per model and format: model, format, batch, keras_s, runtime_s, ratio, max_abs_diff."""
+    from kerasml.checks.compare import load_classifier
+    from kerasml.coreai.convert import convert as convert_aimodel
     from kerasml.coreml.convert import ConvertOptions, convert
-    from kerasml.runtime import load_model
 
     rows = []
     with tempfile.TemporaryDirectory(prefix="kerasml-speed-") as tmp:
@@ -142,12 +147,16 @@ def measure(names: list[str] | None = None, formats: tuple[str, ...] = FORMATS, 
             for fmt in formats:
                 say(f"{name} {fmt}: converting")
                 out = keras_path.with_suffix("." + fmt)
-                convert(ConvertOptions(model=keras_path, labels=",".join(f"class{i}" for i in range(10)),
-                                       out=out, format=fmt, force=True), say=lambda m: None, warn=lambda m: None)
-                coreml = load_model(out)
+                started = time.perf_counter()
+                (convert_aimodel if fmt == "aimodel" else convert)(
+                    ConvertOptions(model=keras_path, labels=",".join(f"class{i}" for i in range(10)), out=out,
+                                   format=fmt, force=True), say=lambda m: None, warn=lambda m: None)
+                convert_s = time.perf_counter() - started
+                coreml = load_classifier(out)
                 images = _images(name, coreml, batch)
                 say(f"{name} {fmt}: timing {len(images)} images, {repeats} repeats")
-                row = {"model": name, "format": fmt, "batch": len(images)}
+                row = {"model": name, "format": fmt, "batch": len(images), "convert_s": convert_s,
+                       "runtime": coreml.runtime_name}
                 row.update(time_pair(keras_model, coreml, images, repeats))
                 say(f"{name} {fmt}: {row['runtime_s']:.3f} s against {row['keras_s']:.3f} s ({row['ratio']:.2f}x)")
                 rows.append(row)
@@ -155,11 +164,21 @@ def measure(names: list[str] | None = None, formats: tuple[str, ...] = FORMATS, 
 
 
 def markdown(rows: list[dict]) -> str:
-    lines = ["| model | format | batch | Keras predict s | runtime s | ratio | max \\|Δp\\| |",
-             "|---|---|---:|---:|---:|---:|---:|"]
+    """One row per model and format; the .aimodel rows also give Apple's runtime against kerasml's
+    on the .mlpackage, and its conversion time against the .mlpackage's."""
+    package = {r["model"]: r for r in rows if r["format"] == "mlpackage"}
+    lines = ["| model | format | runtime | batch | Keras predict s | runtime s | runtime / Keras "
+             "| Apple / kerasml (.mlpackage) | convert s | max \\|Δp\\| |",
+             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
-        lines.append(f"| {r['model']} | {r['format']} | {r['batch']:,} | {r['keras_s']:.3f} | {r['runtime_s']:.3f} "
-                     f"| {r['ratio']:.2f}x | {r.get('max_abs_diff', float('nan')):.1e} |")
+        versus = package.get(r["model"]) if r["format"] == "aimodel" else None
+        apple = f"{r['runtime_s'] / versus['runtime_s']:.2f}x" if versus else "-"
+        convert = f"{r['convert_s']:.1f}" if "convert_s" in r else "-"
+        if versus and "convert_s" in versus:
+            convert += f" ({r['convert_s'] / versus['convert_s']:.2f}x)"
+        lines.append(f"| {r['model']} | {r['format']} | {r.get('runtime', 'kerasml runtime')} | {r['batch']:,} "
+                     f"| {r['keras_s']:.3f} | {r['runtime_s']:.3f} | {r['ratio']:.2f}x | {apple} | {convert} "
+                     f"| {r.get('max_abs_diff', float('nan')):.1e} |")
     return "\n".join(lines) + "\n"
 
 

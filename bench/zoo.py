@@ -33,7 +33,7 @@ sys.path[:0] = [str(REPO), str(REPO / "bench")]
 
 from zoo_cases import CASES, CLASSES, Case, case_named  # noqa: E402
 
-FORMATS = ("mlmodel", "mlpackage")
+FORMATS = ("mlmodel", "mlpackage", "aimodel")
 SAMPLES = 64
 LABELS = ",".join(f"class{i}" for i in range(CLASSES))
 README_START, README_END = "<!-- zoo:start -->", "<!-- zoo:end -->"
@@ -54,6 +54,10 @@ class Row:
     runtime_seconds: float | None = None
     keras_seconds: float | None = None
     measured: str = ""                # UTC time of the run that made this row
+    # aimodel rows: Apple's Core AI runtime on the .aimodel against kerasml's runtime on the same
+    # case's .mlpackage (the ML Program it was lowered from), on the same images
+    runtimes_max_abs_diff: float | None = None
+    runtimes_top1_agreement: float | None = None
 
 
 def build(case: Case, folder: Path) -> tuple[Path, int]:
@@ -67,10 +71,15 @@ def build(case: Case, folder: Path) -> tuple[Path, int]:
 def run_case(case: Case, fmt: str, keras_path: Path, parameters: int, samples: int = SAMPLES,
              timings: bool = True) -> Row:
     """Convert, verify and time one case in one format; failures become the row's status."""
-    from kerasml.coreml.convert import ConvertOptions, convert
+    from kerasml.checks.verify import verify
+    from kerasml.coreml.convert import ConvertOptions
     from kerasml.errors import KerasmlError
     from kerasml.runtime.errors import UnsupportedModelError
-    from kerasml.checks.verify import verify
+
+    if fmt == "aimodel":
+        from kerasml.coreai.convert import convert
+    else:
+        from kerasml.coreml.convert import convert
 
     row = Row(case.name, case.kind, parameters, fmt, "error",
               measured=f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC")
@@ -98,19 +107,39 @@ def run_case(case: Case, fmt: str, keras_path: Path, parameters: int, samples: i
         row.detail = "; ".join(c.detail for c in result.checks if not c.passed)
     if timings:
         row.runtime_seconds, row.keras_seconds = _timings(out, keras_path, samples)
+    package = keras_path.with_suffix(".mlpackage")
+    if fmt == "aimodel" and package.exists():
+        row.runtimes_max_abs_diff, row.runtimes_top1_agreement = _runtimes(out, package, samples)
     return row
 
 
-def _timings(coreml_path: Path, keras_path: Path, samples: int) -> tuple[float, float]:
-    """Seconds for `samples` images: kerasml's runtime and Keras `predict`, each after a warm-up."""
-    from kerasml.coreml.keras_models import load_keras_model
-    from kerasml.runtime import load_model
+def _images(image, samples: int) -> np.ndarray:
+    """The seeded random images the timings and the runtime comparison use."""
+    return np.random.default_rng(1).integers(0, 256, (samples, image.height, image.width, image.channels),
+                                             dtype=np.uint8)
 
-    coreml = load_model(coreml_path)
+
+def _runtimes(aimodel: Path, package: Path, samples: int) -> tuple[float, float]:
+    """Apple's Core AI runtime on the .aimodel against kerasml's runtime on the .mlpackage: max |Δp|
+    and top-1 agreement on the same images."""
+    from kerasml.checks.compare import load_classifier
+
+    apple, numpy = load_classifier(aimodel), load_classifier(package)
+    images = _images(numpy.image, samples)
+    a, b = apple.predict_probabilities(images), numpy.predict_probabilities(images)
+    return float(np.abs(a.astype(np.float64) - b).max()), float((a.argmax(1) == b.argmax(1)).mean())
+
+
+def _timings(coreml_path: Path, keras_path: Path, samples: int) -> tuple[float, float]:
+    """Seconds for `samples` images: the converted model's runtime (kerasml's for Core ML, Apple's for
+    Core AI) and Keras `predict`, each after a warm-up."""
+    from kerasml.checks.compare import load_classifier
+    from kerasml.coreml.keras_models import load_keras_model
+
+    coreml = load_classifier(coreml_path)
     keras_model = load_keras_model(keras_path)
     image = coreml.image
-    images = np.random.default_rng(1).integers(0, 256, (samples, image.height, image.width, image.channels),
-                                               dtype=np.uint8)
+    images = _images(image, samples)
     inputs = (images.astype(np.float32) * np.float32(image.scale)
               + np.asarray(image.bias, np.float32)).reshape((samples, *keras_model.input_shape))
     coreml.predict_probabilities(images)
@@ -139,6 +168,31 @@ def markdown(rows: list[Row], header: str) -> str:
     counts = {s: sum(r.status == s for r in rows) for s in ("verified", "failed", "refused", "runtime", "error")}
     lines += ["", ", ".join(f"{n} {s}" for s, n in counts.items() if n) + f" of {len(rows)} conversions."]
     return "\n".join(lines) + "\n"
+
+
+def runtimes_markdown(rows: list[Row]) -> str:
+    """Three runtimes side by side, per case: Keras against kerasml's NumPy runtime on the
+    .mlpackage, Keras against Apple's Core AI runtime on the .aimodel lowered from the same ML
+    Program, and the two runtimes against each other on the same images."""
+    by_case: dict[str, dict[str, Row]] = {}
+    for r in rows:
+        by_case.setdefault(r.case, {})[r.format] = r
+    lines = ["| case | Keras ↔ kerasml runtime (.mlpackage) | Keras ↔ Apple Core AI runtime (.aimodel) "
+             "| kerasml ↔ Apple: max \\|Δp\\| | kerasml ↔ Apple: top-1 agree |",
+             "|---|---:|---:|---:|---:|"]
+    for case, formats in by_case.items():
+        package, ai = formats.get("mlpackage"), formats.get("aimodel")
+        if ai is None:
+            continue
+        lines.append(f"| {case} | {_diff(package)} | {_diff(ai)} | {_num(ai.runtimes_max_abs_diff, '.1e')} "
+                     f"| {_num(ai.runtimes_top1_agreement, '.1%')} |")
+    return "\n".join(lines) + "\n"
+
+
+def _diff(row: Row | None) -> str:
+    if row is None:
+        return "-"
+    return _num(row.max_abs_diff, ".1e") if row.status == "verified" else f"{row.status}"
 
 
 def _num(value, spec: str) -> str:
@@ -183,6 +237,8 @@ def write_tables(rows: list[Row], command: str, minutes: float | None) -> None:
         f"{os.cpu_count()} cores); each row from the latest run of its case (times in bench/zoo.json), "
         f"the last `{command}`{took}. Random weights, {SAMPLES} seeded random images; top-1 agreement "
         "counts images whose best Keras class leads by more than the tolerance (near-ties in brackets)."))
+    table += ("\n### Three runtimes side by side\n\nmax |Δp| on the same images; the .aimodel is the case's "
+              "ML Program lowered to Core AI ops and run by Apple's runtime (CPU).\n\n" + runtimes_markdown(rows))
     (REPO / "bench" / "zoo.md").write_text("# Model zoo: convert and verify\n\n" + table)
     update_readme(table)
 

@@ -94,7 +94,7 @@ def test_apple_runtime_agrees_with_kerasml_runtime_on_the_ml_program(converted, 
 def mnist_or_bundled():
     from kerasml.data.sources import load_mnist_sample
 
-    return load_mnist_sample()["x_train"][:, :, :, None]
+    return load_mnist_sample()["x_train"]
 
 
 def test_evaluate_and_predict_take_an_aimodel(converted, small_digits_npz, tmp_path):
@@ -108,7 +108,8 @@ def test_evaluate_and_predict_take_an_aimodel(converted, small_digits_npz, tmp_p
     with np.load(small_digits_npz) as data:
         Image.fromarray(data["x_test"][0]).save(picture)
     predictions = [json.loads(run("predict", model, picture, "--json").stdout)[0] for model in (aimodel, package)]
-    assert predictions[0]["predictions"][0]["label"] == predictions[1]["predictions"][0]["label"]
+    assert predictions[0]["classLabel"] == predictions[1]["classLabel"]
+    assert predictions[0]["top"][0]["probability"] == pytest.approx(predictions[1]["top"][0]["probability"], abs=1e-5)
 
 
 # -- migration: an existing Core ML model, not made by kerasml ---------------------------------------

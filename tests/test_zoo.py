@@ -1,6 +1,7 @@
 """The zoo's fast subset (bench/zoo_cases.py, `fast=True`): every single-layer case and a small
-keras.applications model, each converted in both formats and verified against Keras with kerasml's
-runtime. `make zoo` runs every case, the full keras.applications families included.
+keras.applications model, each converted to Core ML in both formats and verified against Keras with
+kerasml's runtime, and to Core AI, verified with Apple's runtime (and against kerasml's runtime on
+the same ML Program). `make zoo` runs every case, the full keras.applications families included.
 
 A case the runtime cannot run yet (UnsupportedModelError, "does not implement") is an expected
 failure naming the op: the conversion itself must succeed, and whatever the runtime runs must match."""
@@ -42,9 +43,13 @@ def test_every_layer_case_is_in_the_fast_subset():
 @pytest.mark.parametrize("fmt", FORMATS)
 @pytest.mark.parametrize("case", FAST, ids=[case.name for case in FAST])
 def test_case_converts_and_verifies(case, fmt, saved):
+    if fmt == "aimodel":
+        pytest.importorskip("coreai.authoring", reason="Apple's coreai-core is not installed here")
     path, parameters = saved(case)
     row = run_case(case, fmt, path, parameters, samples=16, timings=False)
     if row.status == "runtime":
         pytest.xfail(f"kerasml runtime: {row.detail}")
     assert row.status == "verified", f"{case.name} {fmt}: {row.status}: {row.detail}"
     assert row.max_abs_diff <= 1e-5
+    if row.runtimes_max_abs_diff is not None:      # Apple's runtime and kerasml's on the same ML Program
+        assert row.runtimes_max_abs_diff <= 1e-5

@@ -123,11 +123,11 @@ def _read_metadata(path: Path) -> AssetMetadata:
 def _probe_program(path: Path) -> None:
     """Parse the program in a child process first: Apple's parser aborts the whole process on
     bytecode it cannot read (even with a matching hash), and a kerasml command must instead say so."""
+    context = authoring().Context()._mlir_context      # first: one clear line when coreai-core is missing
     if sys.platform != "linux" or not hasattr(os, "fork"):
         return
     from coreai._compiler._mlir_libs._coreaiIR._bindings.compiler import load_module_from_bytecode
 
-    context = authoring().Context()._mlir_context
     sys.stdout.flush()
     sys.stderr.flush()
     child = os.fork()

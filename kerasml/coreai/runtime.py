@@ -14,6 +14,7 @@ import asyncio
 import json
 import sys
 import threading
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -50,12 +51,9 @@ class CoreAIModel:
         self.input_name, self.output_names = INPUT, [OUTPUT]
         self.weight_precision = self.metadata.creator_defined.get(metadata_key("precision"), "fp32")
         self.runtime_detail = _backend()
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name=f"coreai {path.name}", daemon=True)
-        self._thread.start()
-        self._lock = threading.Lock()
-        self._model = self._function = None
-        self._call(self._open())
+        self._session = _Session(path)
+        # closed when the model is collected, or at exit while the event loop's thread still runs
+        self._finalizer = weakref.finalize(self, self._session.close)
 
     @property
     def creator_defined(self) -> dict[str, str]:
@@ -87,50 +85,71 @@ class CoreAIModel:
         if not len(x):
             return np.zeros((0, len(self.labels)), np.float32)
         step = max(1, min(int(batch_size), _CHUNK))
-        rows = [self._call(self._run(np.ascontiguousarray(x[i:i + step], dtype=np.float32)))
+        session = self._session
+        rows = [session.call(session.run(np.ascontiguousarray(x[i:i + step], dtype=np.float32)))
                 for i in range(0, len(x), step)]
         return np.concatenate(rows).astype(np.float32, copy=False)
 
     def close(self) -> None:
-        if self._loop.is_closed():
-            return
-        self._call(self._close())
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=10)
-        self._loop.close()
+        self._finalizer()
 
-    def __del__(self):
+
+class _Session:
+    """The loaded model and the event loop, in a thread of its own, that every call goes through."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name=f"coreai {path.name}", daemon=True)
+        self.thread.start()
+        self.lock = threading.Lock()
+        self.context = self.function = None
         try:
+            self.call(self._open())
+        except BaseException:
             self.close()
-        except Exception:  # interpreter shutdown: nothing left to release
-            pass
+            raise
 
-    def _call(self, coroutine):
-        with self._lock:
-            return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
+    def call(self, coroutine, timeout: float | None = None):
+        with self.lock:
+            return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
 
     async def _open(self) -> None:
-        A = authoring()
-        self._context = A.AIModelAsset.load(self.path).executable()
+        self.context = authoring().AIModelAsset.load(self.path).executable()
         try:
             with runtime_notes_muted():
-                self._model = await self._context.__aenter__()
-                self._function = self._model.load_function(FUNCTION)
+                model = await self.context.__aenter__()
+                self.function = model.load_function(FUNCTION)
         except RuntimeError as exc:
             raise KerasmlError(f"Apple's Core AI runtime cannot load {self.path} ({_first_line(exc)}); "
                                "convert the model again") from None
 
-    async def _run(self, pixels: np.ndarray) -> np.ndarray:
-        R = runtime()
+    async def run(self, pixels: np.ndarray) -> np.ndarray:
         try:
-            outputs = await self._function({INPUT: R.NDArray(pixels)})
+            outputs = await self.function({INPUT: runtime().NDArray(pixels)})
         except RuntimeError as exc:
             raise KerasmlError(f"Apple's Core AI runtime failed on {self.path} ({_first_line(exc)})") from None
         return np.array(outputs[OUTPUT].numpy(), dtype=np.float32)
 
-    async def _close(self) -> None:
-        self._function = self._model = None
-        await self._context.__aexit__(None, None, None)
+    async def _release(self) -> None:
+        self.function = None
+        if self.context is not None:
+            context, self.context = self.context, None
+            await context.__aexit__(None, None, None)
+
+    def close(self) -> None:
+        """Release the model and stop the loop; bounded in time, so exit never hangs on it."""
+        if self.loop.is_closed():
+            return
+        try:
+            if self.thread.is_alive():
+                self.call(self._release(), timeout=10)
+        except Exception:  # a model that failed to load, or the loop already stopping: nothing to release
+            pass
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=10)
+        if not self.thread.is_alive():
+            self.loop.close()
 
 
 def _image_input(path: Path, metadata: AssetMetadata) -> ImageInput:

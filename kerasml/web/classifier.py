@@ -1,4 +1,5 @@
-"""The model behind the page: loaded once, checked, described, and run through kerasml's runtime."""
+"""The model behind the page: loaded once, checked, described, and run — a Core ML model by kerasml's
+runtime, a Core AI .aimodel by Apple's."""
 
 from __future__ import annotations
 
@@ -14,17 +15,19 @@ from kerasml.web import photo, reading
 
 
 class TryModel:
-    """A Core ML image classifier, ready to read drawings and photos as the app would."""
+    """An image classifier (Core ML or Core AI), ready to read drawings and photos as the app would."""
 
     def __init__(self, path: Path):
-        from kerasml.runtime import load_model
+        from kerasml.checks.compare import load_classifier
 
         self.path = Path(path)
-        self.model = load_model(self.path)
+        try:
+            self.model = load_classifier(self.path)
+        except KerasmlError as exc:
+            if "is not an image classifier" in str(exc):
+                raise KerasmlError(f"{exc}; kerasml try shows image classifiers only") from None
+            raise
         image = self.model.image
-        if image is None or self.model.labels is None:
-            raise KerasmlError(f"{self.path} is not an image classifier (it needs an image input and class "
-                               "labels); kerasml try shows image classifiers only")
         self.image = image
         self.labels = [str(label) for label in self.model.labels]
         # As `kerasml predict`: 28x28 grayscale models get MNIST-style preparation, so they can be drawn on.
@@ -60,19 +63,19 @@ class TryModel:
         return f"{self.image.width}x{self.image.height} {self.image.colour}"
 
     def card(self) -> dict:
-        """The model card: Core ML's standard metadata and the `com.kerasml.*` keys convert writes."""
-        metadata = self.model.spec.description.metadata
-        user = dict(metadata.userDefined)
+        """The model card: the model's own metadata (Core ML's, or Core AI's) and the `com.kerasml.*`
+        keys convert writes, and which framework and runtime compute it here."""
+        about, user = self.model.about, self.model.creator_defined
         try:
             accuracy = float(user.get(metadata_key("test_accuracy"), ""))
         except ValueError:
             accuracy = None
         return {
             "name": self.path.name,
-            "description": metadata.shortDescription,
-            "author": metadata.author,
-            "license": metadata.license,
-            "version": metadata.versionString,
+            "description": about["description"],
+            "author": about["author"],
+            "license": about["license"],
+            "version": about["version"],
             "labels": self.labels,
             "input": f"{self.image.name}: {self.describe_input()}",
             "test_accuracy": accuracy,
@@ -80,4 +83,6 @@ class TryModel:
             "architecture": user.get(metadata_key("architecture")) or None,
             "mode": "drawing" if self.drawing else "photo",
             "noun": self.noun,
+            "framework": self.model.kind,
+            "runtime": f"{self.model.runtime_name} ({self.model.runtime_detail})",
         }

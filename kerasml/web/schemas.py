@@ -95,6 +95,8 @@ class ModelCard(BaseModel):
     architecture: Optional[str]
     mode: Literal["drawing", "photo"]
     noun: str
+    framework: Literal["Core ML", "Core AI"]     # the model's format, as the app would run it
+    runtime: str                                  # what computes it here: kerasml's runtime or Apple's
     policy: Policy
     limits: Limits
 

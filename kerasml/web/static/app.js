@@ -287,6 +287,7 @@ function showCard(card) {
                                        : card.labels.join(", ")],
     ["Test accuracy", card.test_accuracy == null ? "" : `${(card.test_accuracy * 100).toFixed(2)}%`],
     ["Dataset", card.dataset], ["Architecture", card.architecture],
+    ["Framework", `${card.framework}, run by the ${card.runtime}`],
   ];
   $("card").replaceChildren(...rows.filter(([, value]) => value).flatMap(([title, value]) => {
     const term = document.createElement("dt");

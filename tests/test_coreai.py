@@ -35,7 +35,7 @@ def converted(trained_digits, tmp_path_factory):
 def test_convert_writes_the_asset_and_says_what_it_takes(converted):
     aimodel, _, stdout = converted
     assert sorted(p.name for p in aimodel.iterdir()) == ["main.hash", "main.mlirb", "metadata.json"]
-    assert "image: float32 [N, 28, 28, 1], raw grayscale pixels 0-255" in stdout
+    assert "image: float32 [N, 28, 28, 1], raw grayscale pixels 0-255; inside, scale 0.00392157" in stdout
     assert "labelProbabilities: float32 [N, 10]" in stdout
     assert not list(aimodel.parent.glob(".d.aimodel*")), "a temporary folder was left behind"
 

@@ -70,8 +70,9 @@ def convert(options: ConvertOptions, say: Callable[[str], None] = print,
     return ConvertResult(
         path=out, source=source, format="aimodel", precision=lowerable.precision, spec_version=0,
         size_bytes=path_size(out),
-        input=(f"{INPUT}: float32 [N, {pixels.height}, {pixels.width}, {pixels.channels}], raw {p.colour} pixels "
-               f"0-255 (RGB order); inside, scale {p.scale:.6g}, bias {bias_text(p.bias)}"),
+        input=(f"{INPUT}: float32 [N, {pixels.height}, {pixels.width}, {pixels.channels}], raw "
+               f"{'grayscale' if pixels.channels == 1 else 'RGB'} pixels 0-255; inside, "
+               f"{'reversed to BGR, ' if p.channel_order == 'bgr' else ''}scale {p.scale:.6g}, bias {bias_text(p.bias)}"),
         outputs=[f"{OUTPUT}: float32 [N, {len(lowered.labels)}], one probability per label"],
         labels=list(lowered.labels), seconds=time.perf_counter() - started, notes=lowerable.notes,
         accuracy=accuracy)

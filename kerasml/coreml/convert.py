@@ -90,6 +90,12 @@ class ConvertResult:
                          f"{a['coreml_accuracy']:.2%} ({a['points_change']:+.2f} points) on "
                          f"{a['samples']:,} {a['source']}")
         lines += self.notes
+        if Path(self.source).suffix in (".mlmodel", ".mlpackage"):      # migrated from Core ML
+            lines += ["next:", f"  kerasml evaluate {self.path} --data IMAGES   # same accuracy as "
+                               f"`kerasml evaluate {self.source} --data IMAGES`",
+                      f"  kerasml inspect {self.path}",
+                      f"  kerasml package {self.path}   # put it into the demo app, or drag it into Xcode"]
+            return lines
         lines += ["next:", f"  kerasml verify {self.path} --keras {self.source}   # prove it computes what Keras computes",
                   f"  kerasml inspect {self.path}",
                   f"  kerasml package {self.path}   # put it into the demo app, or drag it into Xcode"]

@@ -106,7 +106,7 @@ def verify(coreml_path: Path, keras_path: Path, data: Path | None = None, sample
     computed = [(coreml.runtime_name, actual)]
     apple = core_ml_probabilities(Path(coreml_path), images, coreml) if coreml.model_type != "aimodel" else None
     if apple is not None:
-        computed.append(("Core ML (Apple)", apple))
+        computed.append(("Apple Core ML", apple))
         runtime_gap = float(np.abs(apple.astype(np.float64) - actual).max())
         checks.append(Check("Core ML", runtime_gap <= atol,
                             f"Apple's Core ML against the kerasml runtime: max |Δp| {runtime_gap:.3e} "

@@ -134,7 +134,10 @@ def test_folder_options_are_checked(tmp_path, small_digits_npz):
     assert p.scale == pytest.approx(1 / 127.5)
     batch, labels = next(iter(data.batches("train", 4, shuffle_seed=0)))
     assert batch.shape == (4, 40, 40, 1) and labels.shape == (4, 3)
-    assert -1.0 <= float(batch.numpy().min()) and float(batch.numpy().max()) <= 1.0
+    pixels = (batch.numpy() + 1) * 127.5          # symmetric scaling undone: whole 0-255 grey levels again
+    assert pixels.min() >= -1e-3 and pixels.max() <= 255 + 1e-3
+    np.testing.assert_allclose(pixels, np.round(pixels), atol=2e-3)
+    assert pixels.max() - pixels.min() > 100    # pale paper and a darker shape, not a constant
 
 
 # ---------------------------------------------------------------------------- folders to Core ML

@@ -64,9 +64,14 @@ def test_npz_random_bytes(raw):
         path = Path(folder) / "data.npz"
         path.write_bytes(b"PK\x03\x04" + raw)
         try:
-            read_npz(path)
+            fields = read_npz(path)
         except KerasmlError as exc:
             one_line(exc)
+        else:   # whatever parses is a complete, consistent dataset
+            assert fields["x_train"] is not None or fields["x_test"] is not None
+            for split in ("train", "test"):
+                if fields[f"x_{split}"] is not None:
+                    assert len(fields[f"x_{split}"]) == len(fields[f"y_{split}"])
 
 
 ARRAYS = st.sampled_from([

@@ -104,8 +104,8 @@ def test_cached_mnist_is_tried_even_offline(monkeypatch):
 
 def test_cache_location_follows_keras_home(monkeypatch, tmp_path):
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
-    if not sources.Path("/tmp/.keras/datasets/mnist.npz").is_file():
-        assert not sources._mnist_cached()
+    monkeypatch.setattr(sources, "KERAS_FALLBACK_HOME", tmp_path / "no-fallback")
+    assert not sources._mnist_cached()
     (tmp_path / "datasets").mkdir()
     (tmp_path / "datasets" / "mnist.npz").write_bytes(b"")
     assert sources._mnist_cached()

@@ -10,12 +10,11 @@ from kerasml.runtime import kernels
 
 keras = pytest.importorskip("keras")
 
+from runtime_harness import seeded  # noqa: E402
+
 RNG = np.random.default_rng(11)
 TANH_ACTS = (kernels.sigmoid, np.tanh, np.tanh)
-
-
-def rand(*shape, scale=1.0) -> np.ndarray:
-    return (RNG.standard_normal(shape) * scale).astype(np.float32)
+rand = seeded(11)
 
 
 def keras_call(layer, x, **kwargs) -> np.ndarray:

@@ -8,20 +8,15 @@ import pytest
 
 from kerasml.errors import KerasmlError
 from kerasml.runtime import UnsupportedModelError, load_model, proto
-from kerasml.runtime.mil.args import Args
-from kerasml.runtime.registry import MIL_OPS as OPS
+
+from runtime_harness import call_mil, seeded
 
 RNG = np.random.default_rng(3)
-
-
-def rand(*shape) -> np.ndarray:
-    return RNG.standard_normal(shape).astype(np.float32)
+rand = seeded(3)
 
 
 def call(kind: str, batched: tuple[str, ...] = ("x",), **inputs) -> np.ndarray:
-    values = {k: (v if isinstance(v, list) and k == "values" else [v]) for k, v in inputs.items()}
-    flags = {k: [k in batched] * len(v) for k, v in values.items()}
-    return OPS[kind](Args("op", kind, values, flags, [np.float32]))[0]
+    return call_mil(kind, batched, **inputs)[0]
 
 
 # -- each op alone --------------------------------------------------------------------------------

@@ -9,16 +9,12 @@ import pytest
 
 from kerasml.errors import KerasmlError
 from kerasml.runtime import UnsupportedModelError
-from kerasml.runtime.mil.args import Args
 from kerasml.runtime.registry import MIL_OPS as OPS
 
 RNG = np.random.default_rng(13)
 
 
-def call(kind: str, batched: tuple[str, ...] = ("x",), **inputs) -> list:
-    values = {k: (v if isinstance(v, list) and k == "values" else [v]) for k, v in inputs.items()}
-    flags = {k: [k in batched] * len(v) for k, v in values.items()}
-    return OPS[kind](Args("op", kind, values, flags, [np.float32]))
+from runtime_harness import call_mil as call  # noqa: E402
 
 
 def test_thresholded_relu_keeps_values_at_the_threshold():

@@ -16,21 +16,10 @@ ct = pytest.importorskip("coremltools")
 from coremltools.models import datatypes  # noqa: E402
 from coremltools.models.neural_network import NeuralNetworkBuilder  # noqa: E402
 
+from runtime_harness import nn_builder as builder, run_nn as run, seeded  # noqa: E402
+
 RNG = np.random.default_rng(7)
-
-
-def rand(*shape) -> np.ndarray:
-    return RNG.standard_normal(shape).astype(np.float32)
-
-
-def builder(shape, *, rank_n: bool = False, inputs=("data",)) -> NeuralNetworkBuilder:
-    return NeuralNetworkBuilder(
-        [(name, datatypes.Array(*shape)) for name in inputs], [("out", None)], disable_rank5_shape_mapping=rank_n
-    )
-
-
-def run(nn: NeuralNetworkBuilder, **features) -> np.ndarray:
-    return load_model(nn.spec).predict(features)["out"]
+rand = seeded(7)
 
 
 # -- references -----------------------------------------------------------------------------------

@@ -14,22 +14,10 @@ keras = pytest.importorskip("keras")
 from coremltools.models import datatypes  # noqa: E402
 from coremltools.models.neural_network import NeuralNetworkBuilder  # noqa: E402
 
-RNG = np.random.default_rng(5)
+from runtime_harness import nn_builder as builder, run_nn as predict, seeded  # noqa: E402
+
 ATOL = 1e-5
-
-
-def rand(*shape, scale=1.0) -> np.ndarray:
-    return (RNG.standard_normal(shape) * scale).astype(np.float32)
-
-
-def builder(shape, *, rank_n=False, outputs=("out",)) -> NeuralNetworkBuilder:
-    return NeuralNetworkBuilder(
-        [("data", datatypes.Array(*shape))], [(o, None) for o in outputs], disable_rank5_shape_mapping=rank_n
-    )
-
-
-def predict(nn, x, output="out"):
-    return load_model(nn.spec).predict({"data": x})[output]
+rand = seeded(5)
 
 
 def nhwc(x):

@@ -9,27 +9,16 @@ import pytest
 from kerasml.runtime import UnsupportedModelError, load_model
 
 ct = pytest.importorskip("coremltools")
-from coremltools.models import datatypes  # noqa: E402
-from coremltools.models.neural_network import NeuralNetworkBuilder  # noqa: E402
+
+from runtime_harness import nn_builder, run_nn as run, seeded  # noqa: E402
 
 RNG = np.random.default_rng(3)
+rand = seeded(3)
 
 
-def rand(*shape) -> np.ndarray:
-    return RNG.standard_normal(shape).astype(np.float32)
-
-
-def builder(*shapes, rank_n=True, outputs=("out",)) -> NeuralNetworkBuilder:
-    names = ["data"] if len(shapes) == 1 else [f"in{i}" for i in range(len(shapes))]
-    return NeuralNetworkBuilder(
-        [(n, datatypes.Array(*s)) for n, s in zip(names, shapes)], [(o, None) for o in outputs],
-        disable_rank5_shape_mapping=rank_n,
-    )
-
-
-def run(nn, *xs, output="out"):
-    names = ["data"] if len(xs) == 1 else [f"in{i}" for i in range(len(xs))]
-    return load_model(nn.spec).predict(dict(zip(names, xs)))[output]
+def builder(*shapes, rank_n=True, outputs=("out",)):
+    """This module's specs are rank-N (specification version 4) unless a test asks otherwise."""
+    return nn_builder(*shapes, rank_n=rank_n, outputs=outputs)
 
 
 # -- activations -------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ linked, the shared scheme missing, settings Xcode needs.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path, PurePosixPath
 
 import pytest
@@ -78,7 +79,7 @@ def test_header_and_root_object(project, objects):
     assert objects[project["rootObject"]]["isa"] == "PBXProject"
     # The parser keeps the last of two objects with the same id: count them in the text too.
     assert PBXPROJ.read_text(encoding="utf-8").count("isa = ") == len(objects)
-    assert all(len(key) == 24 and int(key, 16) >= 0 for key in objects)
+    assert all(re.fullmatch(r"[0-9A-F]{24}", key) for key in objects), "object ids are 24 hex digits"
 
 
 def test_every_reference_points_to_an_object(project, objects):

@@ -50,6 +50,9 @@ FASHION_FILES = ("train-labels-idx1-ubyte.gz", "train-images-idx3-ubyte.gz",    
                  "t10k-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz")       # .fashion_mnist names them
 
 
+KERAS_FALLBACK_HOME = Path("/tmp/.keras")   # where keras.utils.get_file caches when ~/.keras is not writable
+
+
 def _mnist_cached() -> bool:
     """Whether Keras' downloader would find mnist.npz in its cache (it then needs no network)."""
     return _keras_cached("mnist.npz")
@@ -66,7 +69,7 @@ def _keras_cached(relative: str) -> bool:
     import os
 
     home = Path(os.environ.get("KERAS_HOME") or Path.home() / ".keras")
-    return any((base / "datasets" / relative).is_file() for base in (home, Path("/tmp/.keras")))
+    return any((base / "datasets" / relative).is_file() for base in (home, KERAS_FALLBACK_HOME))
 
 
 def _reachable(host: str, timeout: float = 3.0) -> bool:

@@ -1,3 +1,4 @@
+import Foundation
 import XCTest
 @testable import DigitKit
 
@@ -15,8 +16,12 @@ final class AppContractTests: XCTestCase {
         XCTAssertEqual(contract.drawing.minimumStroke, Sketch.minimumStroke)
         XCTAssertEqual(contract.modelName, "DigitClassifier")
         XCTAssertTrue(contract.model.file.hasSuffix(".mlmodel"))
-        XCTAssertEqual(contract.model.labels.count, 10)
-        XCTAssertGreaterThan(contract.reading.top, 0)
+        XCTAssertEqual(contract.model.labels, (0...9).map(String.init))
+        // decoded as the file says, read here independently of AppContract's decoder
+        let raw = try JSONSerialization.jsonObject(with: RepositoryFiles.data("ios_app/\(AppContract.fileName)"))
+        let reading = try XCTUnwrap((raw as? [String: Any])?["reading"] as? [String: Any])
+        XCTAssertEqual(contract.reading.top, try XCTUnwrap(reading["top"] as? Int))
+        XCTAssertEqual(contract.reading.minimumConfidence, try XCTUnwrap(reading["minimum_confidence"] as? Double))
         for key in [contract.metadataKeys.testAccuracy, contract.metadataKeys.dataset, contract.metadataKeys.preprocessing] {
             XCTAssertTrue(key.hasPrefix("com.kerasml."), key)
         }

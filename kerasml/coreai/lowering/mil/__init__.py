@@ -2,6 +2,7 @@
 
 from kerasml.coreai.lowering.mil import (  # noqa: F401  (imported to register their lowerings)
     activations,
+    compression,
     conv_pool,
     elementwise,
     linear,

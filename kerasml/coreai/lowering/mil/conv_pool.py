@@ -191,11 +191,13 @@ def _pool(kind: str):
         out = list(op.shape[2:])
         # windows that run past the padded input (ceil mode, `same`) read padding there too
         need = [(o - 1) * s + kk for o, s, kk in zip(out, strides, kernel)]
+        declared = list(pads)       # an average counts these pads, not the windows' overhang
         pads = [(a, max(b, need_i - a - n)) for (a, b), need_i, n in zip(pads, need, x.shape[2:])]
         value, batch = g.spatial(x, k)
         value = _as_2d(g, value, x.shape, k)
         if k == 1:
             kernel, strides, pads, out = [1, kernel[0]], [1, strides[0]], [(0, 0), pads[0]], [1, out[0]]
+            declared = [(0, 0), declared[0]]
             sizes = [1, x.shape[2]]
         else:
             sizes = list(x.shape[2:])
@@ -214,7 +216,7 @@ def _pool(kind: str):
                 value = g.A.sqrt(value)
             else:
                 exclude = bool(op.scalar("exclude_padding_from_average", False))
-                counts = _window_counts(sizes, kernel, strides, pads, out, exclude)
+                counts = _window_counts(sizes, kernel, strides, pads, declared, out, exclude)
                 value = g.A.broadcasting_divide(value, counts.astype(x.dtype))
         value = g.A.reshape(value, i32((-1, *op.shape[1:]))) if k == 1 else value
         return [g.from_spatial(value, op.shape, op.dtype, batch)]
@@ -229,10 +231,12 @@ def _sum_pool(g, value, kernel, strides, out, channels):
     return g.A.slice_(value, i32([0, 0, 0, 0]), i32([np.iinfo(np.int32).max, channels, *out]), i32([1, 1, 1, 1]))
 
 
-def _window_counts(sizes, kernel, strides, pads, out, exclude: bool) -> np.ndarray:
-    """How many pixels each average window divides by: the real ones (`exclude`) or real and padding."""
+def _window_counts(sizes, kernel, strides, pads, declared, out, exclude: bool) -> np.ndarray:
+    """How many pixels each average window divides by: the real ones (`exclude`) or real and declared
+    padding (`pads` also hold what windows past the padded input read, in ceil mode)."""
     covered = np.zeros([a + n + b for (a, b), n in zip(pads, sizes)], np.float32)
-    inside = tuple(slice(a, a + n) if exclude else slice(0, a + n + b) for (a, b), n in zip(pads, sizes))
+    inside = tuple(slice(a, a + n) if exclude else slice(0, a + n + d) for (a, b), (_, d), n
+                   in zip(pads, declared, sizes))
     covered[inside] = 1
     counts = np.empty(out, np.float32)
     for i in range(out[0]):

@@ -91,8 +91,9 @@ class _Shaped:
 
 @lowers(MIL_LOWERINGS, "einsum", params="values equation")
 def einsum(op: Op) -> list:
-    """The two-operand batched matrix products coremltools writes for attention ("nchw,nwhu->nchu" and
-    the like): the equation's letters put the operands into matmul form."""
+    """Two-operand batched matrix products ("nchw,nwhu->nchu", "chw,whu->chu" and the like): the
+    equation's letters put the operands into matmul form (shared axes, rows, contracted | shared,
+    contracted, columns), and the product into the output's order."""
     values = op.many("values")
     equation = str(op.scalar("equation")).replace(" ", "")
     inputs, output = equation.split("->")
@@ -104,12 +105,16 @@ def einsum(op: Op) -> list:
     contracted = [c for c in a if c in b and c not in output]
     rows = [c for c in a if c not in b]
     cols = [c for c in b if c not in a]
-    if len(contracted) != 1 or len(rows) != 1 or len(cols) != 1 or output != "".join(shared + rows + cols):
+    order = shared + rows + cols
+    if (len(contracted) != 1 or len(rows) != 1 or len(cols) != 1 or sorted(output) != sorted(order)
+            or len(set(a)) != len(a) or len(set(b)) != len(b)):
         raise op.unsupported(f"einsum '{equation}'")
     g = op.g
     x = _arranged(g, values[0], a, shared + rows + contracted)
     y = _arranged(g, values[1], b, shared + contracted + cols)
-    return [_product(op, x, y)]
+    sizes = dict(zip(output, op.shape))
+    product = _product(_Shaped(op, [sizes[c] for c in order]), x, y)
+    return [g.transpose(product, [order.index(c) for c in output])]
 
 
 def _arranged(g, t, letters: str, order: list[str]):

@@ -383,3 +383,183 @@ EINSUM = {
 @pytest.mark.parametrize("equation", list(EINSUM))
 def test_einsum(equation, tmp_path):
     check(lambda x, y: mb.einsum(values=(x, y), equation=equation), EINSUM[equation], tmp_path)
+
+
+# -- shape ops ------------------------------------------------------------------------------------
+
+X3 = (1, 4, 6, 5)
+
+SHAPE_OPS = {
+    "reshape": ([X3], lambda x: mb.reshape(x=x, shape=[1, 8, 15])),
+    "reshape_zero_minus_one": ([X3], lambda x: mb.reshape(x=x, shape=[0, -1, 5])),
+    "reshape_to_stacked": ([X3], lambda x: mb.reshape(x=x, shape=[4, 30])),
+    "reshape_stacked_to_folded": ([(2, 3, 4)], lambda x: mb.reshape(x=x, shape=[1, 24])),
+    "squeeze": ([(1, 4, 1, 5)], lambda x: mb.squeeze(x=x, axes=[2])),
+    "squeeze_all": ([(1, 4, 1, 5)], lambda x: mb.squeeze(x=x)),
+    "expand_dims": ([X3], lambda x: mb.expand_dims(x=x, axes=[-1])),
+    "expand_dims_front": ([(3, 4)], lambda x: mb.expand_dims(x=x, axes=[0, 2])),
+    "flatten2d": ([X3], lambda x: mb.flatten2d(x=x, axis=2)),
+    "transpose": ([X3], lambda x: mb.transpose(x=x, perm=[0, 2, 3, 1])),
+    "transpose_batch_axis": ([X3], lambda x: mb.transpose(x=x, perm=[1, 0, 3, 2])),
+    "transpose_stacked": ([(2, 3, 4)], lambda x: mb.transpose(x=x, perm=[2, 0, 1])),
+    "slice_by_index": ([X3], lambda x: mb.slice_by_index(x=x, begin=[0, 1, 0, 1], end=[1, 4, 6, 5], stride=[1, 2, 2, 1])),
+    "slice_negative_indices": ([X3], lambda x: mb.slice_by_index(x=x, begin=[0, -3, 1, -4], end=[1, -1, -1, 5])),
+    "slice_negative_stride": ([X3], lambda x: mb.slice_by_index(x=x, begin=[0, 3, 5, 4], end=[1, 0, 0, 0], stride=[1, -1, -2, -1])),
+    "slice_masks": ([X3], lambda x: mb.slice_by_index(x=x, begin=[0, 2, 3, 1], end=[1, 3, 4, 4],
+                                                      begin_mask=[True, False, True, False], end_mask=[True, False, False, True])),
+    "slice_negative_stride_masks": ([X3], lambda x: mb.slice_by_index(
+        x=x, begin=[0, 0, 4, 0], end=[1, 0, 0, 0], stride=[1, -1, -1, -2],
+        begin_mask=[False, True, False, True], end_mask=[False, True, True, True])),
+    "slice_squeeze": ([X3], lambda x: mb.slice_by_index(x=x, begin=[0, 2, 0, 0], end=[1, 3, 6, 5],
+                                                        squeeze_mask=[False, True, False, False])),
+    "slice_prediction_axis_stacked": ([(3, 4, 5)], lambda x: mb.slice_by_index(x=x, begin=[1, 0, 0], end=[3, 4, 5])),
+    "slice_by_size": ([X3], lambda x: mb.slice_by_size(x=x, begin=[0, 1, 2, 0], size=[1, 2, -1, 3])),
+    "slice_by_size_negative": ([X3], lambda x: mb.slice_by_size(x=x, begin=[0, -3, 0, -2], size=[-1, 2, 4, 2])),
+    "concat_channels": ([X3], lambda x: mb.concat(values=[x, mb.relu(x=x), rand(1, 2, 6, 5)], axis=1)),
+    "concat_last": ([X3, X3], lambda x, y: mb.concat(values=[x, y], axis=-1)),
+    "concat_axis0": ([X3], lambda x: mb.concat(values=[x, mb.exp(x=x)], axis=0)),
+    "concat_interleave": ([X3, X3], lambda x, y: mb.concat(values=[x, y], axis=1, interleave=True)),
+    "concat_interleave_const": ([X3], lambda x: mb.concat(values=[x, rand(1, 4, 6, 5)], axis=3, interleave=True)),
+    "stack": ([X3, X3], lambda x, y: mb.stack(values=[x, y], axis=2)),
+    "stack_front": ([X3, X3], lambda x, y: mb.stack(values=[x, y], axis=0)),
+    "stack_const": ([X3], lambda x: mb.stack(values=[x, rand(1, 4, 6, 5)], axis=-1)),
+    "split_num": ([X3], lambda x: mb.split(x=x, num_splits=2, axis=1)),
+    "split_sizes": ([X3], lambda x: mb.split(x=x, split_sizes=[1, 3, 2], axis=2)),
+    "split_axis0_stacked": ([(4, 3, 2)], lambda x: mb.split(x=x, num_splits=2, axis=0)),
+    "tile": ([X3], lambda x: mb.tile(x=x, reps=[1, 2, 1, 3])),
+    "tile_batch": ([X3], lambda x: mb.tile(x=x, reps=[2, 1, 1, 1])),
+    "reverse": ([X3], lambda x: mb.reverse(x=x, axes=[1, 3])),
+    "reverse_all": ([X3], lambda x: mb.reverse(x=x)),
+    "depth_to_space": ([(1, 8, 3, 2)], lambda x: mb.depth_to_space(x=x, block_size=2)),
+    "space_to_depth": ([(1, 2, 4, 6)], lambda x: mb.space_to_depth(x=x, block_size=2)),
+    "pixel_shuffle": ([(1, 8, 3, 2)], lambda x: mb.pixel_shuffle(x=x, upscale_factor=2)),
+    "pixel_unshuffle": ([(1, 2, 4, 6)], lambda x: mb.pixel_unshuffle(x=x, downscale_factor=np.uint32(2))),
+}
+
+
+@pytest.mark.parametrize("name", list(SHAPE_OPS))
+def test_shape_op(name, tmp_path):
+    shapes, build = SHAPE_OPS[name]
+    check(build, shapes, tmp_path, target=IOS18 if name.startswith("pixel_unshuffle") else IOS17)
+
+
+PADS = {
+    "constant": dict(pad=[0, 0, 1, 2, 2, 0], mode="constant", constant_val=1.5),
+    "constant_all_axes": dict(pad=[0, 0, 1, 0, 0, 1, 2, 1], mode="constant"),
+    "reflect": dict(pad=[1, 2, 2, 1], mode="reflect"),
+    "replicate": dict(pad=[2, 1, 0, 3], mode="replicate"),
+    "constant_batch_axis": dict(pad=[1, 0, 0, 0, 0, 0, 0, 0], mode="constant"),
+}
+
+
+@pytest.mark.parametrize("name", list(PADS))
+def test_pad(name, tmp_path):
+    check(lambda x: mb.pad(x=x, **PADS[name]), [X3], tmp_path)
+
+
+GATHER = {
+    "axis1": dict(indices=np.array([2, 0, 3, 3], np.int32), axis=1),
+    "negative_indices": dict(indices=np.array([-1, 0, -2], np.int32), axis=-1),
+    "scalar_index": dict(indices=np.int32(1), axis=2),
+    "2d_indices": dict(indices=np.array([[0, 1], [3, 2]], np.int32), axis=1),
+    "axis0": dict(indices=np.array([0, 0], np.int32), axis=0),
+}
+
+
+@pytest.mark.parametrize("name", list(GATHER))
+def test_gather(name, tmp_path):
+    check(lambda x: mb.gather(x=x, **GATHER[name]), [X3], tmp_path)
+
+
+def test_gather_along_axis(tmp_path):
+    indices = RNG.integers(0, 6, (1, 4, 3, 5)).astype(np.int32)
+    check(lambda x: mb.gather_along_axis(x=x, indices=indices, axis=2), [X3], tmp_path)
+
+
+def test_gather_nd(tmp_path):
+    indices = np.array([[0, 1, 2], [0, 3, 0]], np.int32)
+    check(lambda x: mb.gather_nd(x=x, indices=indices), [X3], tmp_path)
+
+
+# -- reductions -----------------------------------------------------------------------------------
+
+REDUCTIONS = ["reduce_mean", "reduce_sum", "reduce_max", "reduce_min", "reduce_prod", "reduce_l1_norm",
+              "reduce_l2_norm", "reduce_sum_square", "reduce_log_sum", "reduce_log_sum_exp"]
+
+
+@pytest.mark.parametrize("kind", REDUCTIONS)
+@pytest.mark.parametrize("axes,keep", [([2, 3], True), ([1], False), ([-1], False), (None, False), ([0, 2], True)])
+def test_reduction(kind, axes, keep, tmp_path):
+    def build(x):
+        if kind == "reduce_log_sum":
+            x = mb.abs(x=x)
+        if kind == "reduce_prod":
+            x = mb.add(x=mb.mul(x=x, y=0.1), y=1.0)
+        return getattr(mb, kind)(x=x, axes=axes, keep_dims=keep)
+    check(build, [X3], tmp_path, rtol=2e-4)
+
+
+@pytest.mark.parametrize("kind", ["reduce_argmax", "reduce_argmin"])
+@pytest.mark.parametrize("axis,keep", [(1, False), (-1, True), (2, False)])
+def test_reduce_arg(kind, axis, keep, tmp_path):
+    check(lambda x: getattr(mb, kind)(x=x, axis=axis, keep_dims=keep), [X3], tmp_path)
+
+
+# -- normalisation --------------------------------------------------------------------------------
+
+NORMS = {
+    "batch_norm": ([X3], lambda x: mb.batch_norm(x=x, mean=rand(4), variance=np.abs(rand(4)) + 0.5,
+                                                 gamma=rand(4), beta=rand(4), epsilon=1e-3)),
+    "batch_norm_plain": ([X3], lambda x: mb.batch_norm(x=x, mean=rand(4), variance=np.abs(rand(4)) + 0.5)),
+    "batch_norm_rank3": ([(1, 4, 7)], lambda x: mb.batch_norm(x=x, mean=rand(4), variance=np.abs(rand(4)) + 0.5)),
+    "instance_norm": ([X3], lambda x: mb.instance_norm(x=x, gamma=rand(4), beta=rand(4), epsilon=1e-4)),
+    "instance_norm_plain": ([X3], lambda x: mb.instance_norm(x=x)),
+    "layer_norm_last": ([X3], lambda x: mb.layer_norm(x=x, axes=[-1], gamma=rand(5), beta=rand(5))),
+    "layer_norm_chw": ([X3], lambda x: mb.layer_norm(x=x, axes=[1, 2, 3], epsilon=1e-3)),
+    "layer_norm_channels": ([X3], lambda x: mb.layer_norm(x=x, axes=[1], gamma=rand(4), beta=rand(4))),
+    "layer_norm_with_batch_axis": ([X3], lambda x: mb.layer_norm(x=x, axes=[0, 1])),
+    "l2_norm": ([X3], lambda x: mb.l2_norm(x=x, epsilon=1e-5)),
+    "l2_norm_rank3": ([(1, 3, 9)], lambda x: mb.l2_norm(x=x)),
+    "l2_norm_stacked": ([(2, 3, 9)], lambda x: mb.l2_norm(x=x)),
+    "l2_norm_rank5": ([(1, 2, 3, 4, 5)], lambda x: mb.l2_norm(x=x)),
+    "local_response_norm": ([X3], lambda x: mb.local_response_norm(x=x, size=3, alpha=1e-2, beta=0.75, k=1.0)),
+    "local_response_norm_even": ([(1, 6, 4, 3)], lambda x: mb.local_response_norm(x=x, size=4, alpha=0.1, beta=0.5, k=2.0)),
+    "local_response_norm_rank3": ([(1, 5, 7)], lambda x: mb.local_response_norm(x=x, size=5)),
+}
+
+
+@pytest.mark.parametrize("name", list(NORMS))
+def test_normalization(name, tmp_path):
+    shapes, build = NORMS[name]
+    check(build, shapes, tmp_path, scale=3.0)
+
+
+# -- resizing -------------------------------------------------------------------------------------
+
+X_SMALL = (1, 2, 5, 4)
+
+RESIZES = {
+    "upsample_nearest": lambda x: mb.upsample_nearest_neighbor(x=x, scale_factor_height=2, scale_factor_width=3),
+    "upsample_nearest_fractional": lambda x: mb.upsample_nearest_neighbor(x=x, scale_factor_height=1.5, scale_factor_width=2.5),
+    "resize_nearest": lambda x: mb.resize_nearest_neighbor(x=x, target_size_height=7, target_size_width=3),
+    "upsample_bilinear_align": lambda x: mb.upsample_bilinear(x=x, scale_factor_height=2, scale_factor_width=2, align_corners=True),
+    "upsample_bilinear_half_pixel": lambda x: mb.upsample_bilinear(x=x, scale_factor_height=2.0, scale_factor_width=1.5, align_corners=False, half_pixel_centers=True),
+    "upsample_bilinear_asymmetric": lambda x: mb.upsample_bilinear(x=x, scale_factor_height=3, scale_factor_width=2, align_corners=False, half_pixel_centers=False),
+    "crop": lambda x: mb.crop(x=x, crop_height=[1, 2], crop_width=[0, 1]),
+}
+for _mode in ("STRICT_ALIGN_CORNERS", "ALIGN_CORNERS", "DEFAULT", "OFFSET_CORNERS", "UNALIGN_CORNERS"):
+    RESIZES[f"resize_bilinear_{_mode}"] = (
+        lambda x, m=_mode: mb.resize_bilinear(x=x, target_size_height=8, target_size_width=3, sampling_mode=m))
+
+
+@pytest.mark.parametrize("name", list(RESIZES))
+def test_resize(name, tmp_path):
+    check(RESIZES[name], [X_SMALL], tmp_path)
+
+
+@pytest.mark.parametrize("mode,sampling", [("LINEAR", "DEFAULT"), ("LINEAR", "STRICT_ALIGN_CORNERS"),
+                                           ("LINEAR", "UNALIGN_CORNERS"), ("LINEAR", "ALIGN_CORNERS"),
+                                           ("LINEAR", "OFFSET_CORNERS"), ("NEAREST_NEIGHBOR", "DEFAULT")])
+def test_resize_ios17(mode, sampling, tmp_path):
+    check(lambda x: mb.resize(x=x, shape=np.array([9, 7], np.int32), resized_dims=np.uint32(2),
+                              interpolation_mode=mode, sampling_mode=sampling), [X_SMALL], tmp_path)

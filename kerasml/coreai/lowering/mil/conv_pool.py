@@ -211,7 +211,7 @@ def _pool(kind: str):
             squared = kind == "l2"
             if squared:
                 value = g.A.broadcasting_mul(value, value)
-            value = _sum_pool(g, value, kernel, strides, out, x.shape[1])
+            value = sum_pool(g, value, kernel, strides, out, x.shape[1])
             if squared:
                 value = g.A.sqrt(value)
             else:
@@ -223,7 +223,7 @@ def _pool(kind: str):
     return lower
 
 
-def _sum_pool(g, value, kernel, strides, out, channels):
+def sum_pool(g, value, kernel, strides, out, channels):
     # b3's sumpool2d takes its dilation only as an explicit constant
     from coreai.authoring.constant import constant
 

@@ -563,3 +563,61 @@ def test_resize(name, tmp_path):
 def test_resize_ios17(mode, sampling, tmp_path):
     check(lambda x: mb.resize(x=x, shape=np.array([9, 7], np.int32), resized_dims=np.uint32(2),
                               interpolation_mode=mode, sampling_mode=sampling), [X_SMALL], tmp_path)
+
+
+# -- recurrent layers (unrolled) --------------------------------------------------------------------
+
+T, B, I, H = 4, 2, 3, 5
+
+
+def _rnn_weights(gates: int, back: bool = False) -> dict:
+    suffix = "_back" if back else ""
+    return {f"weight_ih{suffix}": rand(gates * H, I, scale=0.5), f"weight_hh{suffix}": rand(gates * H, H, scale=0.5),
+            f"bias{suffix}": rand(gates * H, scale=0.5)}
+
+
+LSTMS = {
+    "forward_sequence": dict(direction="forward", output_sequence=True),
+    "forward_last": dict(direction="forward", output_sequence=False),
+    "reverse": dict(direction="reverse", output_sequence=True),
+    "bidirectional": dict(direction="bidirectional", output_sequence=True),
+    "peephole_clip": dict(direction="forward", output_sequence=True, peephole=True, clip=0.7),
+    "activations": dict(direction="forward", output_sequence=True, recurrent_activation="hard_sigmoid",
+                        cell_activation="relu", activation="linear"),
+}
+
+
+@pytest.mark.parametrize("name", list(LSTMS))
+def test_lstm(name, tmp_path):
+    opts = dict(LSTMS[name])
+    dirs = 2 if opts["direction"] == "bidirectional" else 1
+    weights = _rnn_weights(4)
+    if dirs == 2:
+        weights.update(_rnn_weights(4, back=True))
+    if opts.pop("peephole", False):
+        weights["peephole"] = rand(3 * H, scale=0.5)
+    h0, c0 = rand(B, dirs * H, scale=0.3), rand(B, dirs * H, scale=0.3)
+    check(lambda x: mb.lstm(x=x, initial_h=h0, initial_c=c0, **weights, **opts), [(T, B, I)], tmp_path)
+
+
+@pytest.mark.parametrize("direction,sequence,reset_after", [("forward", True, False), ("reverse", False, False),
+                                                            ("forward", True, True)])
+def test_gru(direction, sequence, reset_after, tmp_path):
+    weights = _rnn_weights(3)
+    extra = {"reset_after": True, "input_bias": rand(3 * H, scale=0.5)} if reset_after else {}
+    check(lambda x: mb.gru(x=x, initial_h=rand(B, H, scale=0.3), direction=direction, output_sequence=sequence,
+                           **weights, **extra), [(T, B, I)], tmp_path, target=IOS18 if reset_after else IOS17)
+
+
+@pytest.mark.parametrize("direction,activation", [("forward", "tanh"), ("reverse", "relu")])
+def test_rnn(direction, activation, tmp_path):
+    weights = _rnn_weights(1)
+    check(lambda x: mb.rnn(x=x, initial_h=rand(B, H, scale=0.3), direction=direction, output_sequence=True,
+                           activation=activation, **weights), [(T, B, I)], tmp_path)
+
+
+def test_lstm_state_from_the_input(tmp_path):
+    """Initial states computed from the input (batched), one step folded into the prediction axis."""
+    weights = _rnn_weights(4)
+    check(lambda x, h: mb.lstm(x=x, initial_h=h, initial_c=mb.mul(x=h, y=0.5), output_sequence=True, **weights),
+          [(1, B, I), (B, H)], tmp_path)

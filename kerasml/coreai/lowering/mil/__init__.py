@@ -7,6 +7,7 @@ from kerasml.coreai.lowering.mil import (  # noqa: F401  (imported to register t
     elementwise,
     linear,
     normalization,
+    recurrent,
     reductions,
     resize,
     shape_ops,

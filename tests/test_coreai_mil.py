@@ -621,3 +621,197 @@ def test_lstm_state_from_the_input(tmp_path):
     weights = _rnn_weights(4)
     check(lambda x, h: mb.lstm(x=x, initial_h=h, initial_c=mb.mul(x=h, y=0.5), output_sequence=True, **weights),
           [(1, B, I), (B, H)], tmp_path)
+
+
+# -- 8-bit activations (w8a8) ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype,per_axis", [("int8", False), ("uint8", False), ("int8", True), ("uint8", True)])
+def test_quantize_dequantize(dtype, per_axis, tmp_path):
+    if per_axis:
+        scale, axis = np.array([0.02, 0.05, 0.1, 0.04], np.float32), 1
+        zero = np.array([0, 3, -2, 1], np.int8) if dtype == "int8" else np.array([128, 120, 130, 127], np.uint8)
+    else:
+        scale, axis = np.float32(0.03), None
+        zero = np.int8(2) if dtype == "int8" else np.uint8(128)
+    extra = {} if axis is None else {"axis": axis}
+
+    def build(x):
+        q = mb.quantize(input=x, scale=scale, zero_point=zero, output_dtype=dtype, **extra)
+        return mb.dequantize(input=q, scale=scale, zero_point=zero, **extra)
+    check(build, [X3], tmp_path, scale=2.0, atol=1e-6)
+
+
+# -- compressed weights ---------------------------------------------------------------------------
+
+def sub_byte(values, nbits: int, signed: bool = False) -> np.ndarray:
+    return np.asarray(values).astype(types.nptype_from_builtin(types.string_to_builtin(f"{'int' if signed else 'uint'}{nbits}")))
+
+
+def packed_bytes(values, nbits: int) -> np.ndarray:
+    """iOS 16's packing: n-bit values least significant bit first, in bytes."""
+    flat = np.asarray(values).reshape(-1).astype(np.int64) & ((1 << nbits) - 1)
+    return np.packbits(((flat[:, None] >> np.arange(nbits)) & 1).astype(np.uint8).reshape(-1), bitorder="little")
+
+
+W_SHAPE = (32, 16, 3, 3)          # a convolution of 16 -> 32 channels
+W_COUNT = int(np.prod(W_SHAPE))
+
+
+def _palette(nbits):
+    return np.sort(rand(2 ** nbits, scale=0.3))
+
+
+def _lut16(nbits):
+    lut = _palette(nbits)
+    idx = RNG.integers(0, 2 ** nbits, W_SHAPE)
+    return lambda: mb.constexpr_lut_to_dense(lut=lut, indices=packed_bytes(idx, nbits) if nbits < 8 else idx.astype(np.uint8).reshape(-1),
+                                             shape=np.array(W_SHAPE, np.uint32))
+
+
+def _lut18(nbits, blocks=(1, 1, 1, 1), vector=1, axis=None, lut_dtype=np.float32):
+    shape = list(W_SHAPE)
+    if vector > 1:
+        shape[axis] //= vector
+    lut = rand(*blocks, 2 ** nbits, vector, scale=0.3).astype(lut_dtype)
+    idx = sub_byte(RNG.integers(0, 2 ** nbits, shape), nbits)
+    extra = {"vector_axis": axis} if vector > 1 else {}
+    return lambda: mb.constexpr_lut_to_dense(indices=idx, lut=lut, **extra)
+
+
+def _affine16(dtype):
+    if dtype == "int8":
+        data, zero = RNG.integers(-128, 128, W_SHAPE).astype(np.int8), RNG.integers(-3, 3, 32).astype(np.int8)
+    else:
+        data, zero = RNG.integers(0, 256, W_SHAPE).astype(np.uint8), np.uint8(128)
+    scale = np.abs(rand(32, scale=0.01)) + 1e-3
+    return lambda: mb.constexpr_affine_dequantize(quantized_data=data, zero_point=zero, scale=scale, axis=0)
+
+
+def _blockwise18(nbits, signed, offset):
+    lo, hi = (-(1 << (nbits - 1)), 1 << (nbits - 1)) if signed else (0, 1 << nbits)
+    data = RNG.integers(lo, hi, W_SHAPE)
+    data = sub_byte(data, nbits, signed) if nbits < 8 else data.astype(np.int8 if signed else np.uint8)
+    scale = np.abs(rand(32, 16 // 8, 1, 1, scale=0.01)) + 1e-3          # blocks of 8 input channels
+    extra = {}
+    if offset == "int":
+        off = RNG.integers(lo, hi, scale.shape)
+        extra["offset"] = sub_byte(off, nbits, signed) if nbits < 8 else off.astype(data.dtype)
+    elif offset == "float":
+        extra["offset"] = rand(*scale.shape)
+    return lambda: mb.constexpr_blockwise_shift_scale(data=data, scale=scale, **extra)
+
+
+def _sparse16():
+    mask = RNG.random(W_SHAPE) < 0.4
+    values = rand(int(mask.sum()))
+    return lambda: mb.constexpr_sparse_to_dense(nonzero_data=values, mask=packed_bytes(mask, 1),
+                                                shape=np.array(W_SHAPE, np.uint32))
+
+
+def _sparse18():
+    mask = RNG.random(W_SHAPE) < 0.4
+    return lambda: mb.constexpr_sparse_to_dense(nonzero_data=rand(int(mask.sum())), mask=sub_byte(mask, 1))
+
+
+def _lut_sparse18(nbits):
+    mask = RNG.random(W_SHAPE) < 0.5
+    idx = sub_byte(RNG.integers(0, 2 ** nbits, int(mask.sum())), nbits)
+    lut = rand(1, 1, 1, 1, 2 ** nbits, 1, scale=0.3)
+
+    def build():
+        m, values = mb.constexpr_lut_to_sparse(indices_mask=sub_byte(mask, 1), indices_nonzero_data=idx, lut=lut)
+        return mb.constexpr_sparse_to_dense(nonzero_data=values, mask=m)
+    return build
+
+
+def _sparse_blockwise18(nbits):
+    mask = RNG.random(W_SHAPE) < 0.5
+    lo, hi = -(1 << (nbits - 1)), 1 << (nbits - 1)
+    values = RNG.integers(lo, hi, int(mask.sum()))
+    values = sub_byte(values, nbits, True) if nbits < 8 else values.astype(np.int8)
+    scale = np.abs(rand(32, 1, 1, 1, scale=0.01)) + 1e-3
+
+    def build():
+        m, data = mb.constexpr_sparse_blockwise_shift_scale(data_mask=sub_byte(mask, 1), nonzero_data=values, scale=scale)
+        return mb.constexpr_sparse_to_dense(nonzero_data=data, mask=m)
+    return build
+
+
+def _cast16():
+    data = rand(*W_SHAPE).astype(np.float16)
+    return lambda: mb.constexpr_cast(source_val=data, output_dtype="fp32")
+
+
+IOS16 = ct.target.iOS16
+# name: (target, weight builder, largest .aimodel size as a fraction of the dense fp32 weights)
+COMPRESSED = {
+    "lut_ios16_4bit": (IOS16, _lut16(4), 0.16),
+    "lut_ios16_6bit": (IOS16, _lut16(6), 0.22),
+    "lut_ios16_8bit": (IOS16, _lut16(8), 0.30),
+    "lut_ios16_2bit": (IOS16, _lut16(2), 0.09),
+    "lut_ios16_1bit": (IOS16, _lut16(1), 0.06),
+    "lut_ios18_4bit": (IOS18, _lut18(4), 0.16),
+    "lut_ios18_3bit": (IOS18, _lut18(3), 0.13),
+    "lut_ios18_grouped": (IOS18, _lut18(2, blocks=(4, 1, 1, 1)), 0.09),
+    "lut_ios18_vector": (IOS18, _lut18(4, vector=2, axis=1), 0.10),
+    "affine_ios16_int8": (IOS16, _affine16("int8"), 0.30),
+    "affine_ios16_uint8": (IOS16, _affine16("uint8"), 0.30),
+    "blockwise_int4_offset": (IOS18, _blockwise18(4, True, "int"), 0.16),
+    "blockwise_int4": (IOS18, _blockwise18(4, True, None), 0.16),
+    "blockwise_uint4_float_offset": (IOS18, _blockwise18(4, False, "float"), 0.16),
+    "blockwise_int8": (IOS18, _blockwise18(8, True, None), 0.30),
+    "blockwise_uint8_offset": (IOS18, _blockwise18(8, False, "int"), 0.30),
+    "sparse_ios16": (IOS16, _sparse16(), 0.50),
+    "sparse_ios18": (IOS18, _sparse18(), 0.50),
+    "lut_to_sparse_4bit": (IOS18, _lut_sparse18(4), 0.22),
+    "lut_to_sparse_6bit": (IOS18, _lut_sparse18(6), 0.25),
+    "sparse_blockwise_int8": (IOS18, _sparse_blockwise18(8), 0.22),
+    "sparse_blockwise_int4": (IOS18, _sparse_blockwise18(4), 0.16),
+    "cast_fp16": (IOS16, _cast16(), 0.55),
+}
+
+
+@pytest.mark.parametrize("name", list(COMPRESSED))
+def test_compressed_conv_weight_stays_compressed(name, tmp_path):
+    target, weight, fraction = COMPRESSED[name]
+    check(lambda x: mb.conv(x=x, weight=weight(), pad_type="same"), [(1, 16, 6, 6)], tmp_path, target=target,
+          atol=2e-3, rtol=1e-3)
+    size = sum(f.stat().st_size for f in (tmp_path / "op.aimodel").iterdir())
+    assert size < fraction * W_COUNT * 4 + 4096, f"{size} bytes for {W_COUNT} weights"
+
+
+@pytest.mark.parametrize("consumer", ["linear", "matmul", "conv_transpose", "conv1d", "add", "batch_norm"])
+def test_compressed_weight_in_other_ops(consumer, tmp_path):
+    """A palette feeding each kind of op: kept compressed where the op takes a Core AI weight, else
+    decompressed at conversion (an add of the weights; batch_norm's parameters are constants)."""
+    lut = _palette(4)
+
+    def weight(shape):
+        return mb.constexpr_lut_to_dense(lut=lut, indices=packed_bytes(RNG.integers(0, 16, shape), 4),
+                                         shape=np.array(shape, np.uint32))
+
+    builds = {
+        "linear": ([(1, 32)], lambda x: mb.linear(x=x, weight=weight((24, 32)), bias=rand(24))),
+        "matmul": ([(1, 5, 32)], lambda x: mb.matmul(x=x, y=weight((32, 24)))),
+        "conv_transpose": ([(1, 16, 5, 5)], lambda x: mb.conv_transpose(x=x, weight=weight((16, 8, 3, 3)), strides=[2, 2])),
+        "conv1d": ([(1, 16, 9)], lambda x: mb.conv(x=x, weight=weight((8, 16, 3)), pad_type="same")),
+        "add": ([(1, 16, 4, 4)], lambda x: mb.add(x=x, y=weight((16, 4, 4)))),
+        "batch_norm": ([(1, 256, 2, 2)], lambda x: mb.batch_norm(x=x, mean=weight((256,)), variance=np.ones(256, np.float32))),
+    }
+    shapes, build = builds[consumer]
+    check(build, shapes, tmp_path, target=IOS16, atol=1e-3)
+
+
+def test_compressed_weights_in_an_fp16_program(tmp_path):
+    """fp16 palettes and 4-bit blocks feeding fp16 convolutions, between casts (as `--precision fp16`
+    programs compute)."""
+    lut = _lut18(4, lut_dtype=np.float16)
+    data = sub_byte(RNG.integers(-8, 8, (8, 32, 3, 3)), 4, True)
+    scale = (np.abs(rand(8, 4, 1, 1, scale=0.01)) + 1e-3).astype(np.float16)
+
+    def build(x):
+        h = mb.cast(x=x, dtype="fp16")
+        h = mb.relu(x=mb.conv(x=h, weight=lut(), pad_type="same"))
+        h = mb.conv(x=h, weight=mb.constexpr_blockwise_shift_scale(data=data, scale=scale), pad_type="valid")
+        return mb.cast(x=mb.softmax(x=mb.reduce_mean(x=h, axes=[2, 3]), axis=1), dtype="fp32")
+    check(build, [(1, 16, 6, 6)], tmp_path, target=IOS18, atol=5e-3, rtol=0)

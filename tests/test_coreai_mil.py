@@ -11,6 +11,7 @@ same way, and checked to stay compressed in the saved `.aimodel`.
 from __future__ import annotations
 
 import asyncio
+import re
 import inspect
 from pathlib import Path
 from typing import Annotated
@@ -815,3 +816,40 @@ def test_compressed_weights_in_an_fp16_program(tmp_path):
         h = mb.conv(x=h, weight=mb.constexpr_blockwise_shift_scale(data=data, scale=scale), pad_type="valid")
         return mb.cast(x=mb.softmax(x=mb.reduce_mean(x=h, axes=[2, 3]), axis=1), dtype="fp32")
     check(build, [(1, 16, 6, 6)], tmp_path, target=IOS18, atol=5e-3, rtol=0)
+
+
+def test_shape_of_a_computed_value_is_a_constant(tmp_path):
+    check(lambda x: mb.add(x=x, y=mb.cast(x=mb.reduce_sum(x=mb.shape(x=x), axes=[0]), dtype="fp32")),
+          [X3], tmp_path)
+
+
+def test_fill_like(tmp_path):
+    check(lambda x: mb.add(x=x, y=mb.fill_like(ref_tensor=x, value=2.5)), [X3], tmp_path)
+
+
+# -- refusals -------------------------------------------------------------------------------------
+
+REFUSED = {
+    "crop_resize": ([(1, 2, 6, 6)], IOS17, lambda x: mb.crop_resize(
+        x=x, boxes=np.array([[0, 0, 3, 3]], np.float32), box_indices=np.array([0], np.int32), target_height=2,
+        target_width=2, normalized_coordinates=False, box_coordinate_mode="CORNERS_HEIGHT_FIRST"),
+        "op 'crop_resize_0' (crop_resize) has no Core AI lowering"),
+    "gather_batch_dims": ([(1, 4, 5)], IOS17, lambda x: mb.gather(
+        x=x, indices=np.zeros((1, 2), np.int32), axis=1, batch_dims=1), "(gather) uses batch_dims"),
+    "computed_gather_indices": ([(1, 4, 5), (1, 2)], IOS17, lambda x, i: mb.gather(
+        x=x, indices=mb.cast(x=i, dtype="int32"), axis=1), "(gather) uses a computed 'indices'"),
+    "conv3d": ([(1, 2, 3, 4, 4)], IOS17, lambda x: mb.conv(x=x, weight=rand(2, 2, 1, 1, 1)), "3-D convolution"),
+    "computed_conv_weights": ([(1, 2, 4, 4), (3, 2, 1, 1)], IOS17, lambda x, w: mb.conv(x=x, weight=w),
+                              "(conv) uses weights computed from the image"),
+    "resize_three_axes": ([(1, 2, 3, 4)], IOS17, lambda x: mb.resize(
+        x=x, shape=np.array([4, 6, 8], np.int32), resized_dims=np.uint32(3)), "resizing more than two axes"),
+    "topk": ([(1, 6)], IOS17, lambda x: mb.topk(x=x, k=2)[0], "(topk) has no Core AI lowering"),
+}
+
+
+@pytest.mark.parametrize("name", list(REFUSED))
+def test_refused_op_names_op_and_parameter(name):
+    shapes, target, build, message = REFUSED[name]
+    mlmodel = convert(build, shapes, target)
+    with pytest.raises(UnsupportedModelError, match=re.escape(message)):
+        lower_function(mlmodel)

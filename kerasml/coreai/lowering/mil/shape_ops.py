@@ -246,3 +246,16 @@ def rearrange_blocks(op: Op) -> list:
     y = g.reshape(x, (n, c, h // bs, bs, w // bs, bs))
     y = g.transpose(y, [0, 1, 3, 5, 2, 4] if channels_first else [0, 3, 5, 1, 2, 4])
     return [g.reshape(y, op.shape)]
+
+
+@lowers(MIL_LOWERINGS, "shape", params="x")
+def shape(op: Op) -> list:
+    """Shapes are static: the shape of each prediction's value is a constant."""
+    return [np.asarray(op.batched("x").shape, op.dtype or np.int32)]
+
+
+@lowers(MIL_LOWERINGS, "fill_like", params="ref_tensor value")
+def fill_like(op: Op) -> list:
+    """A constant of the reference's (static) shape, joined to every prediction where it is used."""
+    ref = op.batched("ref_tensor")
+    return [np.full(ref.shape, op.scalar("value", 0.0), op.dtype)]

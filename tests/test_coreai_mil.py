@@ -97,7 +97,7 @@ def lower_function(mlmodel):
     module = A.Module.create()
     with module:
         A.graph(main)
-    return module, [i.name for i in inputs], outputs
+    return module, [i.name for i in inputs], outputs, graph.notes
 
 
 def run_core_ai(module, feeds: dict, n_outputs: int, path) -> list[np.ndarray]:
@@ -124,7 +124,7 @@ def batch_for(shape, scale=1.0) -> np.ndarray:
 def check(build, shapes, tmp_path, target=IOS17, atol=1e-4, rtol=1e-4, feeds=None, scale=1.0, dtypes=None):
     """Lower `build` as a program, run both runtimes on the same batch, compare every output."""
     mlmodel = convert(build, shapes, target, dtypes)
-    module, names, outputs = lower_function(mlmodel)
+    module, names, outputs, notes = lower_function(mlmodel)
     feeds = feeds or {}
     feeds = {name: feeds.get(name, batch_for(shape, scale)) for name, shape in zip(names, shapes)}
     got = run_core_ai(module, feeds, len(outputs), tmp_path / "op.aimodel")
@@ -132,7 +132,7 @@ def check(build, shapes, tmp_path, target=IOS17, atol=1e-4, rtol=1e-4, feeds=Non
     for name, g in zip(outputs, got):
         w = np.asarray(want[name], np.float32).reshape(len(g), -1)
         np.testing.assert_allclose(g, w, atol=atol, rtol=rtol, err_msg=f"output {name}")
-    return got
+    return notes
 
 
 # -- activations and unary ops --------------------------------------------------------------------
@@ -783,8 +783,8 @@ def test_compressed_conv_weight_stays_compressed(name, tmp_path):
 
 @pytest.mark.parametrize("consumer", ["linear", "matmul", "conv_transpose", "conv1d", "add", "batch_norm"])
 def test_compressed_weight_in_other_ops(consumer, tmp_path):
-    """A palette feeding each kind of op: kept compressed where the op takes a Core AI weight, else
-    decompressed at conversion (an add of the weights; batch_norm's parameters are constants)."""
+    """A palette feeding each kind of op: kept compressed where the op takes a Core AI value, else
+    decompressed at conversion, with a note (batch_norm's parameters are folded into constants)."""
     lut = _palette(4)
 
     def weight(shape):
@@ -800,7 +800,14 @@ def test_compressed_weight_in_other_ops(consumer, tmp_path):
         "batch_norm": ([(1, 256, 2, 2)], lambda x: mb.batch_norm(x=x, mean=weight((256,)), variance=np.ones(256, np.float32))),
     }
     shapes, build = builds[consumer]
-    check(build, shapes, tmp_path, target=IOS16, atol=1e-3)
+    notes = check(build, shapes, tmp_path, target=IOS16, atol=1e-3)
+    decompressed = consumer == "batch_norm"
+    assert bool(notes) == decompressed, notes
+    if not decompressed:
+        size = sum(f.stat().st_size for f in (tmp_path / "op.aimodel").iterdir())
+        count = {"linear": 24 * 32, "matmul": 32 * 24, "conv_transpose": 16 * 8 * 9, "conv1d": 8 * 16 * 3,
+                 "add": 16 * 4 * 4}[consumer]
+        assert size < count * 4 * 0.2 + 4096, f"{size} bytes for {count} weights"
 
 
 def test_compressed_weights_in_an_fp16_program(tmp_path):

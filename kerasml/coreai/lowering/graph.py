@@ -79,6 +79,7 @@ class Graph:
 
     def __init__(self):
         self.A = authoring()
+        self.notes: list[str] = []      # compressed weights some op needed decompressed, in words
 
     # -- layouts --------------------------------------------------------------------------------
     def reshape(self, t: Tensor, shape, dtype=None) -> Tensor:

@@ -50,6 +50,9 @@ class Op:
         value = self.get(param, default)
         if isinstance(value, Tensor):
             if not value.batched and value.dense is not None:
+                note = f"op '{self.name}' ({self.kind}) reads its compressed '{param}' decompressed"
+                if note not in self.g.notes:
+                    self.g.notes.append(note)
                 return value.dense
             raise self.unsupported(f"a computed '{param}'")
         return value

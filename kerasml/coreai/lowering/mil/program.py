@@ -64,7 +64,7 @@ def lower_program(spec, folder: Path | None, graph: Graph, inputs: dict[str, Ten
     if unknown:
         raise UnsupportedModelError(f"the ML Program uses {', '.join(unknown)}, which kerasml cannot express in Core AI")
     env: dict = dict(inputs)
-    labels, probabilities, op_outputs, notes = None, None, [], []
+    labels, probabilities, op_outputs = None, None, []
     for op in block.operations:
         name = op.outputs[0].name if op.outputs else op.type
         if op.type == "const":
@@ -78,7 +78,7 @@ def lower_program(spec, folder: Path | None, graph: Graph, inputs: dict[str, Ten
             probabilities, labels = _classify(op, bound, name)
             continue
         shapes, dtypes = _declared_outputs(op)
-        results = _computed(op, name, bound, shapes, dtypes, graph, notes)
+        results = _computed(op, name, bound, shapes, dtypes, graph)
         if len(results) != len(op.outputs):
             raise UnsupportedModelError(f"op '{name}' ({op.type}) has {len(op.outputs)} outputs; "
                                         f"its Core AI lowering gives {len(results)}")
@@ -87,7 +87,7 @@ def lower_program(spec, folder: Path | None, graph: Graph, inputs: dict[str, Ten
         op_outputs.append((op.type, name, name))
     if probabilities is None:
         probabilities = block.outputs[0]
-    return LoweredProgram(env, probabilities, labels, op_outputs, notes)
+    return LoweredProgram(env, probabilities, labels, op_outputs, list(graph.notes))
 
 
 def _main(spec):
@@ -132,7 +132,7 @@ def _declared_outputs(op) -> tuple[list, list]:
     return shapes, dtypes
 
 
-def _computed(op, name: str, bound: dict, shapes: list, dtypes: list, graph: Graph, notes: list) -> list:
+def _computed(op, name: str, bound: dict, shapes: list, dtypes: list, graph: Graph) -> list:
     lowering = MIL_LOWERINGS.get(op.type)
     keeps = lowering is not None and getattr(lowering.fn, "keeps_compressed", False)
     batched = any(isinstance(v, Tensor) and v.batched for values in bound.values() for v in values)
@@ -157,7 +157,7 @@ def _computed(op, name: str, bound: dict, shapes: list, dtypes: list, graph: Gra
             raise UnsupportedModelError(f"op '{name}' ({op.type}) cannot be expressed in Core AI: {exc}") from None
     # weights Core AI would decompress, which this op cannot take as they are: decompressed here
     # (what Core AI emitted for the first try is unused, and left out of the saved model)
-    notes.append(f"op '{name}' ({op.type}) reads its compressed weights decompressed")
+    graph.notes.append(f"op '{name}' ({op.type}) reads its compressed weights decompressed")
     try:
         return lowering.fn(Op(name, op.type, dense, shapes, dtypes, graph))
     except (ValueError, IndexError, TypeError) as exc:

@@ -860,3 +860,64 @@ def test_refused_op_names_op_and_parameter(name):
     mlmodel = convert(build, shapes, target)
     with pytest.raises(UnsupportedModelError, match=re.escape(message)):
         lower_function(mlmodel)
+
+
+# -- `--precision` end to end (slow: each scheme converts a Keras model with coremltools) -----------
+
+@pytest.fixture(scope="module")
+def small_classifier():
+    keras = pytest.importorskip("keras")
+    keras.utils.set_random_seed(5)
+    model = keras.Sequential([
+        keras.Input((16, 16, 1)),
+        keras.layers.Conv2D(16, 3, activation="relu"),
+        keras.layers.MaxPooling2D(),
+        keras.layers.Conv2D(32, 3, activation="relu", padding="same"),
+        keras.layers.BatchNormalization(),
+        keras.layers.GlobalAveragePooling2D(),
+        keras.layers.Dense(10, activation="softmax"),
+    ])
+    images = np.random.default_rng(1).integers(0, 256, (64, 16, 16, 1)).astype(np.uint8)
+    return model, images
+
+
+def _lowered_sizes_and_outputs(mlmodel, images, path):
+    from kerasml.coreai.lowering import lower_model
+    from kerasml.files import path_size
+
+    A, R = authoring(), runtime()
+    folder = Path(mlmodel.weights_dir).parent
+    lowered = lower_model(mlmodel.get_spec(), folder)
+    A.AIProgram(lowered.module).save_asset(path)
+
+    async def go():
+        async with A.AIModelAsset.load(path).executable() as model:
+            out = await model.load_function("classify")({"image": R.NDArray(images.astype(np.float32))})
+            return out["labelProbabilities"].numpy()
+
+    with runtime_notes_muted():
+        got = asyncio.run(go())
+    return path_size(path), path_size(folder), got
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("precision,sparsity", [("fp16", None), ("int8", None), ("palette8", None), ("palette6", None),
+                                                ("palette4", None), ("int4", None), ("w8a8", None), ("fp32", 0.5),
+                                                ("palette4", 0.5), ("int8", 0.5)])
+def test_precision_schemes_stay_compressed_in_core_ai(small_classifier, precision, sparsity, tmp_path):
+    """kerasml's own compression (coreml/compress.py) lowered: the .aimodel shrinks as the .mlpackage
+    does, and Apple's runtime matches kerasml's on the same compressed program."""
+    from kerasml.coreml.convert import convert_keras_model
+
+    model, images = small_classifier
+    labels = [str(i) for i in range(10)]
+    reference = convert_keras_model(model, "mlpackage", "fp32", labels)
+    ref_ai, ref_ml, _ = _lowered_sizes_and_outputs(reference, images[:4], tmp_path / "fp32.aimodel")
+    mlmodel = convert_keras_model(model, "mlpackage", precision, labels, sparsity=sparsity,
+                                  calibration=images if precision == "w8a8" else None)
+    size_ai, size_ml, got = _lowered_sizes_and_outputs(mlmodel, images, tmp_path / "compressed.aimodel")
+    want = load_model(mlmodel).predict_probabilities(images)
+    atol = {"fp16": 5e-3, "w8a8": 0.1}.get(precision, 1e-4)
+    np.testing.assert_allclose(got, want, atol=atol)
+    # a small model: w8a8's 14 quantize/dequantize ops weigh more in Core AI's encoding (about 1 kB)
+    assert size_ai / ref_ai < size_ml / ref_ml + 0.08, (size_ai, ref_ai, size_ml, ref_ml)

@@ -923,3 +923,57 @@ def test_precision_schemes_stay_compressed_in_core_ai(small_classifier, precisio
     np.testing.assert_allclose(got, want, atol=atol)
     # a small model: w8a8's 14 quantize/dequantize ops weigh more in Core AI's encoding (about 1 kB)
     assert size_ai / ref_ai < size_ml / ref_ml + 0.08, (size_ai, ref_ai, size_ml, ref_ml)
+
+
+# -- fp16 programs: each op on float16 values, between casts (as --precision fp16 computes) --------
+
+def in_fp16(build):
+    def run(*inputs):
+        out = build(*[mb.cast(x=x, dtype="fp16") for x in inputs])
+        outs = out if isinstance(out, (list, tuple)) else [out]
+        outs = [mb.cast(x=o, dtype="fp32") if o.dtype == types.fp16 else o for o in outs]
+        return outs if isinstance(out, (list, tuple)) else outs[0]
+    return run
+
+
+FP16_CASES = {
+    # (the cases whose builders write float32 constants next to the value are left out)
+    **{f"unary_{k}": ([X4], v) for k, v in UNARY.items()
+       if k not in ("cast_fp16_and_back", "prelu", "softplus_parametric", "clip", "tan", "atanh", "threshold",
+                    "cast_int32", "logical_not")},
+    **{f"binary_{k}": ([X4, (1, 3, 1, 6)], lambda x, y, k=k: _binary(k, x, y))
+       for k in BINARY if k not in ("pow", "real_div", "floor_div", "mod")},
+    # divisors that are powers of two divide exactly in float16 as in float32: no quotient near an
+    # integer rounds differently in the two
+    **{f"binary_{k}_by_constant": ([X4], lambda x, k=k: getattr(mb, k)(
+        x=x, y=np.array([0.5, 1, 2, 4, 0.25, 8], np.float16))) for k in ("real_div", "floor_div", "mod")},
+    "conv_same": ([X_IMG], lambda x: mb.conv(x=x, weight=rand(6, 4, 3, 3).astype(np.float16), bias=rand(6).astype(np.float16),
+                                             pad_type="same", strides=[2, 2])),
+    "conv_transpose": ([X_IMG], lambda x: mb.conv_transpose(x=x, weight=rand(4, 3, 3, 3).astype(np.float16), strides=[2, 2])),
+    "linear": ([(1, 12)], lambda x: mb.linear(x=x, weight=rand(7, 12).astype(np.float16), bias=rand(7).astype(np.float16))),
+    "matmul": ([(1, 5, 6), (1, 6, 3)], lambda x, y: mb.matmul(x=x, y=y)),
+    **{f"pool_{k}": ([X_IMG], lambda x, k=k: getattr(mb, k)(x=x, kernel_sizes=[3, 3], strides=[2, 2], pad_type="same"))
+       for k in ("max_pool", "avg_pool", "l2_pool")},
+    "batch_norm": ([X3], lambda x: mb.batch_norm(x=x, mean=rand(4).astype(np.float16),
+                                                 variance=(np.abs(rand(4)) + 0.5).astype(np.float16))),
+    "instance_norm": ([X3], lambda x: mb.instance_norm(x=x, gamma=rand(4).astype(np.float16), beta=rand(4).astype(np.float16))),
+    "layer_norm": ([X3], lambda x: mb.layer_norm(x=x, axes=[-1], gamma=rand(5).astype(np.float16))),
+    "l2_norm": ([X3], lambda x: mb.l2_norm(x=x)),
+    "local_response_norm": ([X3], lambda x: mb.local_response_norm(x=x, size=3)),
+    **{f"reduce_{k}": ([X3], lambda x, k=k: getattr(mb, k)(x=x, axes=[2, 3], keep_dims=False))
+       for k in ("reduce_mean", "reduce_sum", "reduce_max", "reduce_l2_norm", "reduce_log_sum_exp")},
+    "argmax": ([X3], lambda x: mb.reduce_argmax(x=x, axis=1)),
+    "resize_bilinear": ([X_SMALL], RESIZES["resize_bilinear_UNALIGN_CORNERS"]),
+    "upsample_nearest": ([X_SMALL], RESIZES["upsample_nearest"]),
+    "concat_interleave": ([X3, X3], SHAPE_OPS["concat_interleave"][1]),
+    "pad_reflect": ([X3], lambda x: mb.pad(x=x, **PADS["reflect"])),
+    "gather": ([X3], lambda x: mb.gather(x=x, **GATHER["axis1"])),
+    "softmax": ([X3], lambda x: mb.softmax(x=x, axis=1)),
+    "select": ([X4, X4], lambda x, y: mb.select(cond=mb.greater(x=x, y=y), a=x, b=y)),
+}
+
+
+@pytest.mark.parametrize("name", list(FP16_CASES))
+def test_op_in_fp16(name, tmp_path):
+    shapes, build = FP16_CASES[name]
+    check(in_fp16(build), shapes, tmp_path, scale=2.0, atol=2e-2, rtol=1e-2)

@@ -560,6 +560,30 @@ def test_resize(name, tmp_path):
     check(RESIZES[name], [X_SMALL], tmp_path)
 
 
+CROP_RESIZES = {
+    "ios17_boxes": ((2, 3, 7, 6), IOS17, dict(
+        boxes=np.array([[0.5, 1, 4, 5], [1, 0, 6, 3], [-1, 2, 3, 8]], np.float32), box_indices=np.array([1, 0, 1], np.int32),
+        target_height=4, target_width=3, normalized_coordinates=False, box_coordinate_mode="CORNERS_HEIGHT_FIRST",
+        sampling_mode="STRICT_ALIGN_CORNERS", pad_value=0.5)),
+    "ios17_normalized_center": ((1, 3, 7, 6), IOS17, dict(
+        boxes=np.array([[0.5, 0.5, 0.6, 0.4]], np.float32), box_indices=np.array([0], np.int32), target_height=3,
+        target_width=5, normalized_coordinates=True, box_coordinate_mode="CENTER_SIZE_HEIGHT_FIRST",
+        sampling_mode="ALIGN_CORNERS")),
+    "ios16_roi_with_index": ((1, 3, 7, 6), ct.target.iOS16, dict(
+        roi=np.array([[0, 0, 0, 4, 5], [0, 1, 1, 6, 5]], np.float32).reshape(2, 1, 5, 1, 1), target_height=3,
+        target_width=2, box_coordinate_mode="CORNERS_WIDTH_FIRST", sampling_mode="OFFSET_CORNERS")),
+    "ios16_roi_every_image": ((2, 3, 7, 6), ct.target.iOS16, dict(
+        roi=np.array([[0, 0, 4, 5]], np.float32).reshape(1, 1, 4, 1, 1), target_height=2, target_width=2,
+        sampling_mode="DEFAULT", spatial_scale=0.5)),
+}
+
+
+@pytest.mark.parametrize("name", list(CROP_RESIZES))
+def test_crop_resize(name, tmp_path):
+    shape, target, opts = CROP_RESIZES[name]
+    check(lambda x: mb.crop_resize(x=x, **opts), [shape], tmp_path, target=target)
+
+
 @pytest.mark.parametrize("mode,sampling", [("LINEAR", "DEFAULT"), ("LINEAR", "STRICT_ALIGN_CORNERS"),
                                            ("LINEAR", "UNALIGN_CORNERS"), ("LINEAR", "ALIGN_CORNERS"),
                                            ("LINEAR", "OFFSET_CORNERS"), ("NEAREST_NEIGHBOR", "DEFAULT")])
@@ -839,15 +863,17 @@ def test_fill_like(tmp_path):
 # -- refusals -------------------------------------------------------------------------------------
 
 REFUSED = {
-    "crop_resize": ([(1, 2, 6, 6)], IOS17, lambda x: mb.crop_resize(
+    "crop_resize_unaligned": ([(1, 2, 6, 6)], IOS17, lambda x: mb.crop_resize(
         x=x, boxes=np.array([[0, 0, 3, 3]], np.float32), box_indices=np.array([0], np.int32), target_height=2,
-        target_width=2, normalized_coordinates=False, box_coordinate_mode="CORNERS_HEIGHT_FIRST"),
-        "op 'crop_resize_0' (crop_resize) has no Core AI lowering"),
+        target_width=2, sampling_mode="UNALIGN_CORNERS"), "crop_resize with sampling_mode 'UNALIGN_CORNERS'"),
     "gather_batch_dims": ([(1, 4, 5)], IOS17, lambda x: mb.gather(
         x=x, indices=np.zeros((1, 2), np.int32), axis=1, batch_dims=1), "(gather) uses batch_dims"),
     "computed_gather_indices": ([(1, 4, 5), (1, 2)], IOS17, lambda x, i: mb.gather(
         x=x, indices=mb.cast(x=i, dtype="int32"), axis=1), "(gather) uses a computed 'indices'"),
     "conv3d": ([(1, 2, 3, 4, 4)], IOS17, lambda x: mb.conv(x=x, weight=rand(2, 2, 1, 1, 1)), "3-D convolution"),
+    "crop_resize_indexed_boxes_on_a_batch": ([(2, 2, 6, 6)], ct.target.iOS16, lambda x: mb.crop_resize(
+        x=x, roi=np.array([[1, 0, 0, 3, 3]], np.float32).reshape(1, 1, 5, 1, 1), target_height=2, target_width=2),
+        "boxes with batch indices on 2 images"),
     "computed_conv_weights": ([(1, 2, 4, 4), (3, 2, 1, 1)], IOS17, lambda x, w: mb.conv(x=x, weight=w),
                               "(conv) uses weights computed from the image"),
     "resize_three_axes": ([(1, 2, 3, 4)], IOS17, lambda x: mb.resize(

@@ -764,6 +764,28 @@ def _sparse_blockwise18(nbits):
     return build
 
 
+def _quantized_lut18():
+    """A palette of int8 values, scaled to floats by its own constexpr op (coremltools' lut_dtype int8)."""
+    idx = sub_byte(RNG.integers(0, 16, W_SHAPE), 4)
+    lut = RNG.integers(-128, 128, (1, 1, 1, 1, 16, 1)).astype(np.int8)
+
+    def build():
+        floats = mb.constexpr_blockwise_shift_scale(data=lut, scale=np.full((1, 1, 1, 1, 1, 1), 0.01, np.float32))
+        return mb.constexpr_lut_to_dense(indices=idx, lut=floats)
+    return build
+
+
+def _palette_then_scale18():
+    """int8 weights from a palette of int8 values, then scaled per output channel."""
+    idx = sub_byte(RNG.integers(0, 16, W_SHAPE), 4)
+    lut = RNG.integers(-128, 128, (1, 1, 1, 1, 16, 1)).astype(np.int8)
+    scale = np.abs(rand(32, 1, 1, 1, scale=0.01)) + 1e-3
+
+    def build():
+        return mb.constexpr_blockwise_shift_scale(data=mb.constexpr_lut_to_dense(indices=idx, lut=lut), scale=scale)
+    return build
+
+
 def _cast16():
     data = rand(*W_SHAPE).astype(np.float16)
     return lambda: mb.constexpr_cast(source_val=data, output_dtype="fp32")
@@ -795,6 +817,8 @@ COMPRESSED = {
     "sparse_blockwise_int8": (IOS18, _sparse_blockwise18(8), 0.22),
     "sparse_blockwise_int4": (IOS18, _sparse_blockwise18(4), 0.16),
     "cast_fp16": (IOS16, _cast16(), 0.55),
+    "lut_of_int8_values_scaled": (IOS18, _quantized_lut18(), 0.16),
+    "int8_palette_then_scale": (IOS18, _palette_then_scale18(), 0.16),
 }
 
 

@@ -201,9 +201,12 @@ def _blockwise(g, data: np.ndarray, scale: np.ndarray, offset, out_dtype, data_v
     if offset is not None and offset.dtype.kind == "f":
         post = (-(offset.astype(np.float32) * scale.astype(np.float32))).astype(out_dtype)
         offset = None
-    signed = data.dtype.kind == "i" or (offset is not None and offset.dtype.kind == "i" and offset.min() < 0)
     pre = np.zeros(scale.shape, np.int64) if offset is None else offset.astype(np.int64)
-    bits = _width(np.concatenate([data.reshape(-1).astype(np.int64), pre.reshape(-1)]), signed)
+    if data_value is not None:       # data Core AI computes (a palette of int8 values): its own type
+        signed, bits = data.dtype.kind == "i", 8 * data.dtype.itemsize
+    else:
+        signed = data.dtype.kind == "i" or (offset is not None and offset.dtype.kind == "i" and offset.min() < 0)
+        bits = _width(np.concatenate([data.reshape(-1).astype(np.int64), pre.reshape(-1)]), signed)
     operand = data_value if data_value is not None else int_constant(g, data, bits, signed)
     return g.A.blockwise_shift_scale(operand, scale.astype(out_dtype), int_constant(g, pre, bits, signed),
                                      post)

@@ -383,6 +383,23 @@ EINSUM = {
 }
 
 
+ATTENTION = {
+    "self": ([(1, 2, 5, 4)], lambda x: mb.scaled_dot_product_attention(query=x, key=x, value=mb.relu(x=x))),
+    "cross_constant_kv": ([(1, 2, 5, 4)], lambda x: mb.scaled_dot_product_attention(
+        query=x, key=rand(1, 2, 6, 4), value=rand(1, 2, 6, 3))),
+    "float_mask": ([(1, 2, 5, 4), (1, 2, 6, 4)], lambda q, k: mb.scaled_dot_product_attention(
+        query=q, key=k, value=k, attn_mask=rand(5, 6))),
+    "bool_mask": ([(1, 5, 4)], lambda x: mb.scaled_dot_product_attention(
+        query=x, key=x, value=x, attn_mask=np.tril(np.ones((5, 5), bool)))),
+}
+
+
+@pytest.mark.parametrize("name", list(ATTENTION))
+def test_scaled_dot_product_attention(name, tmp_path):
+    shapes, build = ATTENTION[name]
+    check(build, shapes, tmp_path, target=IOS18)
+
+
 @pytest.mark.parametrize("equation", list(EINSUM))
 def test_einsum(equation, tmp_path):
     check(lambda x, y: mb.einsum(values=(x, y), equation=equation), EINSUM[equation], tmp_path)

@@ -122,3 +122,30 @@ def _arranged(g, t, letters: str, order: list[str]):
     if isinstance(t, Tensor):
         return g.transpose(t, perm)
     return np.transpose(t, perm)
+
+
+@lowers(MIL_LOWERINGS, "scaled_dot_product_attention", params="query key value attn_mask")
+def scaled_dot_product_attention(op: Op) -> list:
+    """softmax(Q K^T / sqrt(E) + mask) V, the mask added (float) or choosing -inf (bool), as iOS 18's
+    op defines it."""
+    g = op.g
+    q, k, v = op.tensor("query"), op.tensor("key"), op.tensor("value")
+    shape_of = lambda t: t.shape if isinstance(t, Tensor) else np.shape(t)  # noqa: E731
+    q_shape, k_shape = shape_of(q), shape_of(k)
+    lead = tuple(np.broadcast_shapes(q_shape[:-2], k_shape[:-2]))
+    scores_shape = lead + (q_shape[-2], k_shape[-2])
+    k_t = _swap_last(g, k) if isinstance(k, Tensor) else np.swapaxes(np.asarray(k, op.dtype), -1, -2)
+    scores = _product(_Shaped(op, scores_shape), q, k_t)
+    scale = np.asarray(1 / np.sqrt(np.float32(q_shape[-1])), op.dtype)
+    scores = g.elementwise(g.A.broadcasting_mul, [scores, scale], scores_shape, op.dtype)
+    mask = op.tensor("attn_mask", None)
+    if mask is not None:
+        is_bool = (mask.dtype if isinstance(mask, Tensor) else np.asarray(mask).dtype) == np.bool_
+        if is_bool:
+            scores = g.elementwise(g.A.broadcasting_where, [mask, scores, np.asarray(-np.inf, op.dtype)],
+                                   scores_shape, op.dtype)
+        else:
+            scores = g.elementwise(g.A.broadcasting_add, [scores, mask], scores_shape, op.dtype)
+    scores, (axis,) = g.on_axes(scores, [-1])
+    probabilities = g.unary(lambda value: g.A.softmax(value, int(axis)), scores)
+    return [_product(op, probabilities, v)]

@@ -231,8 +231,9 @@ def test_binary_op(kind, form, tmp_path):
         c = np.round(rand(3, 1, 1, scale=2), 1)
         if kind == "pow":
             c = np.abs(c)
-        check(lambda x: getattr(mb, kind)(x=c, y=mb.add(x=mb.abs(x=x), y=0.5)) if kind in ("floor_div", "mod", "real_div", "pow")
-              else _binary(kind, c, x), [X4], tmp_path, scale=2)
+        positive = kind in ("floor_div", "mod", "real_div", "pow")
+        check(lambda x: getattr(mb, kind)(x=c, y=mb.add(x=mb.abs(x=x), y=0.5)) if positive else _binary(kind, c, x),
+              [X4], tmp_path, scale=2)
     else:   # a rank-3 value against a rank-4 one: the prediction axis is not the program's batch axis
         check(lambda x, y: _binary(kind, x, y), [(3, 5, 6), X4], tmp_path, scale=2)
 
@@ -424,9 +425,11 @@ SHAPE_OPS = {
     "transpose_stacked": ([(2, 3, 4)], lambda x: mb.transpose(x=x, perm=[2, 0, 1])),
     "slice_by_index": ([X3], lambda x: mb.slice_by_index(x=x, begin=[0, 1, 0, 1], end=[1, 4, 6, 5], stride=[1, 2, 2, 1])),
     "slice_negative_indices": ([X3], lambda x: mb.slice_by_index(x=x, begin=[0, -3, 1, -4], end=[1, -1, -1, 5])),
-    "slice_negative_stride": ([X3], lambda x: mb.slice_by_index(x=x, begin=[0, 3, 5, 4], end=[1, 0, 0, 0], stride=[1, -1, -2, -1])),
+    "slice_negative_stride": ([X3], lambda x: mb.slice_by_index(x=x, begin=[0, 3, 5, 4], end=[1, 0, 0, 0],
+                                                                stride=[1, -1, -2, -1])),
     "slice_masks": ([X3], lambda x: mb.slice_by_index(x=x, begin=[0, 2, 3, 1], end=[1, 3, 4, 4],
-                                                      begin_mask=[True, False, True, False], end_mask=[True, False, False, True])),
+                                                      begin_mask=[True, False, True, False],
+                                                      end_mask=[True, False, False, True])),
     "slice_negative_stride_masks": ([X3], lambda x: mb.slice_by_index(
         x=x, begin=[0, 0, 4, 0], end=[1, 0, 0, 0], stride=[1, -1, -1, -2],
         begin_mask=[False, True, False, True], end_mask=[False, True, True, True])),
@@ -560,11 +563,15 @@ X_SMALL = (1, 2, 5, 4)
 
 RESIZES = {
     "upsample_nearest": lambda x: mb.upsample_nearest_neighbor(x=x, scale_factor_height=2, scale_factor_width=3),
-    "upsample_nearest_fractional": lambda x: mb.upsample_nearest_neighbor(x=x, scale_factor_height=1.5, scale_factor_width=2.5),
+    "upsample_nearest_fractional": lambda x: mb.upsample_nearest_neighbor(x=x, scale_factor_height=1.5,
+                                                                          scale_factor_width=2.5),
     "resize_nearest": lambda x: mb.resize_nearest_neighbor(x=x, target_size_height=7, target_size_width=3),
-    "upsample_bilinear_align": lambda x: mb.upsample_bilinear(x=x, scale_factor_height=2, scale_factor_width=2, align_corners=True),
-    "upsample_bilinear_half_pixel": lambda x: mb.upsample_bilinear(x=x, scale_factor_height=2.0, scale_factor_width=1.5, align_corners=False, half_pixel_centers=True),
-    "upsample_bilinear_asymmetric": lambda x: mb.upsample_bilinear(x=x, scale_factor_height=3, scale_factor_width=2, align_corners=False, half_pixel_centers=False),
+    "upsample_bilinear_align": lambda x: mb.upsample_bilinear(x=x, scale_factor_height=2, scale_factor_width=2,
+                                                              align_corners=True),
+    "upsample_bilinear_half_pixel": lambda x: mb.upsample_bilinear(x=x, scale_factor_height=2.0, scale_factor_width=1.5,
+                                                                   align_corners=False, half_pixel_centers=True),
+    "upsample_bilinear_asymmetric": lambda x: mb.upsample_bilinear(x=x, scale_factor_height=3, scale_factor_width=2,
+                                                                   align_corners=False, half_pixel_centers=False),
     "crop": lambda x: mb.crop(x=x, crop_height=[1, 2], crop_width=[0, 1]),
 }
 for _mode in ("STRICT_ALIGN_CORNERS", "ALIGN_CORNERS", "DEFAULT", "OFFSET_CORNERS", "UNALIGN_CORNERS"):
@@ -688,7 +695,8 @@ def test_quantize_dequantize(dtype, per_axis, tmp_path):
 # -- compressed weights ---------------------------------------------------------------------------
 
 def sub_byte(values, nbits: int, signed: bool = False) -> np.ndarray:
-    return np.asarray(values).astype(types.nptype_from_builtin(types.string_to_builtin(f"{'int' if signed else 'uint'}{nbits}")))
+    name = f"{'int' if signed else 'uint'}{nbits}"
+    return np.asarray(values).astype(types.nptype_from_builtin(types.string_to_builtin(name)))
 
 
 def packed_bytes(values, nbits: int) -> np.ndarray:
@@ -708,8 +716,8 @@ def _palette(nbits):
 def _lut16(nbits):
     lut = _palette(nbits)
     idx = RNG.integers(0, 2 ** nbits, W_SHAPE)
-    return lambda: mb.constexpr_lut_to_dense(lut=lut, indices=packed_bytes(idx, nbits) if nbits < 8 else idx.astype(np.uint8).reshape(-1),
-                                             shape=np.array(W_SHAPE, np.uint32))
+    indices = packed_bytes(idx, nbits) if nbits < 8 else idx.astype(np.uint8).reshape(-1)
+    return lambda: mb.constexpr_lut_to_dense(lut=lut, indices=indices, shape=np.array(W_SHAPE, np.uint32))
 
 
 def _lut18(nbits, blocks=(1, 1, 1, 1), vector=1, axis=None, lut_dtype=np.float32):
@@ -864,7 +872,8 @@ def test_compressed_weight_in_other_ops(consumer, tmp_path):
         "conv_transpose": ([(1, 16, 5, 5)], lambda x: mb.conv_transpose(x=x, weight=weight((16, 8, 3, 3)), strides=[2, 2])),
         "conv1d": ([(1, 16, 9)], lambda x: mb.conv(x=x, weight=weight((8, 16, 3)), pad_type="same")),
         "add": ([(1, 16, 4, 4)], lambda x: mb.add(x=x, y=weight((16, 4, 4)))),
-        "batch_norm": ([(1, 256, 2, 2)], lambda x: mb.batch_norm(x=x, mean=weight((256,)), variance=np.ones(256, np.float32))),
+        "batch_norm": ([(1, 256, 2, 2)], lambda x: mb.batch_norm(x=x, mean=weight((256,)),
+                                                                 variance=np.ones(256, np.float32))),
     }
     shapes, build = builds[consumer]
     notes = check(build, shapes, tmp_path, target=IOS16, atol=1e-3)
@@ -1014,16 +1023,18 @@ FP16_CASES = {
     # integer rounds differently in the two
     **{f"binary_{k}_by_constant": ([X4], lambda x, k=k: getattr(mb, k)(
         x=x, y=np.array([0.5, 1, 2, 4, 0.25, 8], np.float16))) for k in ("real_div", "floor_div", "mod")},
-    "conv_same": ([X_IMG], lambda x: mb.conv(x=x, weight=rand(6, 4, 3, 3).astype(np.float16), bias=rand(6).astype(np.float16),
-                                             pad_type="same", strides=[2, 2])),
-    "conv_transpose": ([X_IMG], lambda x: mb.conv_transpose(x=x, weight=rand(4, 3, 3, 3).astype(np.float16), strides=[2, 2])),
+    "conv_same": ([X_IMG], lambda x: mb.conv(x=x, weight=rand(6, 4, 3, 3).astype(np.float16),
+                                             bias=rand(6).astype(np.float16), pad_type="same", strides=[2, 2])),
+    "conv_transpose": ([X_IMG], lambda x: mb.conv_transpose(x=x, weight=rand(4, 3, 3, 3).astype(np.float16),
+                                                            strides=[2, 2])),
     "linear": ([(1, 12)], lambda x: mb.linear(x=x, weight=rand(7, 12).astype(np.float16), bias=rand(7).astype(np.float16))),
     "matmul": ([(1, 5, 6), (1, 6, 3)], lambda x, y: mb.matmul(x=x, y=y)),
     **{f"pool_{k}": ([X_IMG], lambda x, k=k: getattr(mb, k)(x=x, kernel_sizes=[3, 3], strides=[2, 2], pad_type="same"))
        for k in ("max_pool", "avg_pool", "l2_pool")},
     "batch_norm": ([X3], lambda x: mb.batch_norm(x=x, mean=rand(4).astype(np.float16),
                                                  variance=(np.abs(rand(4)) + 0.5).astype(np.float16))),
-    "instance_norm": ([X3], lambda x: mb.instance_norm(x=x, gamma=rand(4).astype(np.float16), beta=rand(4).astype(np.float16))),
+    "instance_norm": ([X3], lambda x: mb.instance_norm(x=x, gamma=rand(4).astype(np.float16),
+                                                       beta=rand(4).astype(np.float16))),
     "layer_norm": ([X3], lambda x: mb.layer_norm(x=x, axes=[-1], gamma=rand(5).astype(np.float16))),
     "l2_norm": ([X3], lambda x: mb.l2_norm(x=x)),
     "local_response_norm": ([X3], lambda x: mb.local_response_norm(x=x, size=3)),

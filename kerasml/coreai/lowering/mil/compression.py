@@ -36,6 +36,7 @@ from kerasml.coreai.lowering.mil.op import Op
 from kerasml.coreai.lowering.registry import MIL_LOWERINGS, lowers
 from kerasml.runtime.mil.args import Args
 from kerasml.runtime.mil.values import unpack_bits
+from kerasml.runtime.registry import MIL_OPS
 
 _BLOBS = itertools.count()
 _INDEX_BITS = (1, 2, 3, 4, 6, 8)
@@ -102,14 +103,8 @@ def _runtime(op: Op) -> list:
     """What kerasml's runtime computes for this constexpr op (the oracle), in the declared dtypes."""
     bound = {param: [_as_array(v) for v in op.many(param)] for param in op.params()}
     flags = {param: [False] * len(values) for param, values in bound.items()}
-    results = runtime_constexpr_op(op.kind)(Args(op.name, op.kind, bound, flags, op.dtypes))
+    results = MIL_OPS[op.kind](Args(op.name, op.kind, bound, flags, op.dtypes))
     return [np.asarray(r).astype(d) if d is not None else np.asarray(r) for r, d in zip(results, op.dtypes)]
-
-
-def runtime_constexpr_op(kind: str):
-    from kerasml.runtime.registry import MIL_OPS
-
-    return MIL_OPS[kind]
 
 
 def _as_array(value):
@@ -136,7 +131,7 @@ class SparseHalf:
 
 # -- palettes -------------------------------------------------------------------------------------
 
-def _lut_operand(g, lut: np.ndarray, rank: int):
+def _lut_operand(lut: np.ndarray, rank: int):
     """A MIL iOS 16 palette (P,) as Core AI's (1, ..., 1, P, 1); iOS 18's are already (*blocks, P, V)."""
     lut = np.asarray(lut)
     if lut.ndim == 1:
@@ -159,7 +154,7 @@ def lut_to_dense(op: Op) -> list:
         bits = _index_bits(lut.shape[-2])
     axis = int(op.scalar("vector_axis", 0) or 0) % max(indices.ndim, 1)
     g = op.g
-    value = g.A.lut_to_dense(int_constant(g, indices, bits, signed=False), _lut_operand(g, lut, indices.ndim),
+    value = g.A.lut_to_dense(int_constant(g, indices, bits, signed=False), _lut_operand(lut, indices.ndim),
                              np.int16(axis))
     return [_shared(value, dense, op.dtype)]
 
@@ -175,7 +170,7 @@ def lut_to_sparse(op: Op) -> list:
     axis = int(op.scalar("vector_axis", 0) or 0) % max(mask.ndim, 1)
     sparse = g.A.build_sparse_with_bitmask(int_constant(g, nonzero, bits, signed=False),
                                            int_constant(g, mask != 0, 1, signed=False))
-    sparse = g.A.lut_to_sparse_with_bitmask(sparse, _const(_lut_operand(g, lut, mask.ndim)),
+    sparse = g.A.lut_to_sparse_with_bitmask(sparse, _const(_lut_operand(lut, mask.ndim)),
                                             _const(np.int16(axis)))
     dense_value = g.A.sparse_with_bitmask_to_dense(sparse)
     return [SparseHalf(mask_out, dense_value), SparseHalf(values_out, dense_value)]
@@ -213,6 +208,7 @@ def _blockwise(g, data: np.ndarray, scale: np.ndarray, offset, out_dtype, data_v
 
 
 def _per_axis(values, rank: int, axis: int) -> np.ndarray:
+    """A scalar or per-channel parameter shaped (1, ..., C at `axis`, ..., 1) for a rank-`rank` tensor."""
     values = np.asarray(values)
     if values.size == 1:
         return values.reshape((1,) * rank)

@@ -1055,3 +1055,15 @@ FP16_CASES = {
 def test_op_in_fp16(name, tmp_path):
     shapes, build = FP16_CASES[name]
     check(in_fp16(build), shapes, tmp_path, scale=2.0, atol=2e-2, rtol=1e-2)
+
+
+@pytest.mark.parametrize("kind", ["round", "floor", "ceil", "sign", "floor_div", "mod"])
+def test_exact_ties_and_signs(kind, tmp_path):
+    """Halves round to even (MIL's round is np.round); integral and negative values, zero."""
+    values = np.array([-2.5, -1.5, -0.5, 0.5, 1.5, 2.5, -2.0, 0.0, 3.0, -0.0, 7.25, -7.25], np.float32)
+    feeds = {"x0": np.stack([values, values * 2, values - 1])}   # 3 predictions of (1, 12)
+    if kind in ("floor_div", "mod"):
+        build = lambda x: getattr(mb, kind)(x=x, y=np.float32(-2.0) if kind == "mod" else np.float32(2.0))  # noqa: E731
+    else:
+        build = lambda x: getattr(mb, kind)(x=x)  # noqa: E731
+    check(build, [(1, 12)], tmp_path, feeds=feeds, atol=0, rtol=0)

@@ -460,6 +460,12 @@ SHAPE_OPS = {
 }
 
 
+def test_reshape_like(tmp_path):
+    """iOS 16's reshape_like: x takes the shape of slices of other tensors' shapes."""
+    check(lambda x, y: mb.reshape_like(x=x, ref_tensors=(y,), begins=(0,), ends=(3,), end_masks=(True,)),
+          [(1, 4, 6), (1, 6, 4)], tmp_path, target=ct.target.iOS16)
+
+
 @pytest.mark.parametrize("name", list(SHAPE_OPS))
 def test_shape_op(name, tmp_path):
     shapes, build = SHAPE_OPS[name]

@@ -892,6 +892,16 @@ def test_compressed_weight_in_other_ops(consumer, tmp_path):
         assert size < count * 4 * 0.2 + 4096, f"{size} bytes for {count} weights"
 
 
+def test_compression_core_ai_cannot_keep_is_decompressed_with_a_note(tmp_path):
+    """Where Core AI's op refuses a compressed form, the weights are decompressed at conversion."""
+    with mock.patch.object(authoring(), "lut_to_dense", side_effect=ValueError("no such palette")):
+        notes = check(lambda x: mb.conv(x=x, weight=_lut16(4)(), pad_type="same"), [(1, 16, 6, 6)], tmp_path,
+                      target=IOS16)
+    assert notes and "decompressed at conversion: no such palette" in notes[0]
+    size = sum(f.stat().st_size for f in (tmp_path / "op.aimodel").iterdir())
+    assert size > W_COUNT * 4
+
+
 def test_compressed_weights_in_an_fp16_program(tmp_path):
     """fp16 palettes and 4-bit blocks feeding fp16 convolutions, between casts (as `--precision fp16`
     programs compute)."""

@@ -150,8 +150,11 @@ def _computed(op, name: str, bound: dict, shapes: list, dtypes: list, graph: Gra
     try:
         return lowering.fn(Op(name, op.type, bound, shapes, dtypes, graph))
     except (ValueError, IndexError, TypeError, UnsupportedModelError) as exc:
+        if keeps:           # a compression Core AI cannot keep: the weights are stored decompressed
+            graph.notes.append(f"op '{name}' ({op.type}) is decompressed at conversion: {exc}")
+            return _folded(op, name, _decompressed(bound), dtypes)
         dense = _decompressed(bound)
-        if dense is bound or keeps:
+        if dense is bound:
             if isinstance(exc, UnsupportedModelError):
                 raise
             raise UnsupportedModelError(f"op '{name}' ({op.type}) cannot be expressed in Core AI: {exc}") from None

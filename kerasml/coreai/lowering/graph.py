@@ -38,6 +38,9 @@ class Tensor:
     shape: tuple[int, ...]
     dtype: np.dtype
     layout: str
+    # SHARED values that Core AI decompresses: the same values as NumPy (kerasml's runtime decompressed
+    # them), for ops that need them at conversion (a folded op, a parameter that must be a constant)
+    dense: object = dataclasses.field(default=None, compare=False, repr=False)
 
     @property
     def rank(self) -> int:
@@ -76,6 +79,7 @@ class Graph:
 
     def __init__(self):
         self.A = authoring()
+        self.notes: list[str] = []      # compressed weights some op needed decompressed, in words
 
     # -- layouts --------------------------------------------------------------------------------
     def reshape(self, t: Tensor, shape, dtype=None) -> Tensor:
@@ -85,7 +89,8 @@ class Graph:
             raise ValueError(f"cannot reshape {t.shape} to {shape}")
         dtype = t.dtype if dtype is None else dtype
         if not t.batched:
-            return Tensor(self.A.reshape(t.value, i32(shape)), shape, dtype, SHARED)
+            dense = None if t.dense is None else np.reshape(t.dense, shape)
+            return Tensor(self.A.reshape(t.value, i32(shape)), shape, dtype, SHARED, dense)
         layout = FOLDED if shape and shape[0] == 1 else STACKED
         target = (-1, *shape[1:]) if layout == FOLDED else (-1, *shape)
         if target == t.core_shape():
@@ -159,7 +164,8 @@ class Graph:
             layout = STACKED
         else:
             core, layout = perm, t.layout
-        return Tensor(self.A.transpose(t.value, u32(core)), shape, t.dtype, layout)
+        dense = None if t.dense is None else np.transpose(t.dense, perm)
+        return Tensor(self.A.transpose(t.value, u32(core)), shape, t.dtype, layout, dense)
 
     def slice(self, t: Tensor, begin, end, stride) -> Tensor:
         """t[begin:end:stride] per axis (all non-negative, in range), as the program sees it."""

@@ -2,10 +2,12 @@
 
 from kerasml.coreai.lowering.mil import (  # noqa: F401  (imported to register their lowerings)
     activations,
+    compression,
     conv_pool,
     elementwise,
     linear,
     normalization,
+    recurrent,
     reductions,
     resize,
     shape_ops,

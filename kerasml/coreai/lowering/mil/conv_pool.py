@@ -58,11 +58,12 @@ def _pad_value(g, value, pads: list[tuple[int, int]], fill: float, dtype):
     return g.A.pad(value, u32(widths), np.asarray(fill, dtype))
 
 
-def _weight_2d(weight, k: int):
+def _weight_2d(g, weight, k: int):
     """Weights (C_out, C_in / groups, *K) as a 2-D kernel; a computed (SHARED) weight stays a Value."""
     if isinstance(weight, Tensor):
         if k == 1:
-            raise ValueError("computed 1-D convolution weights")
+            out, per_group, width = weight.shape
+            return g.A.reshape(weight.value, i32((out, per_group, 1, width)))
         return weight.value
     weight = np.asarray(weight)
     return np.ascontiguousarray(weight[:, :, None, :] if k == 1 else weight)
@@ -93,7 +94,7 @@ def conv(op: Op) -> list:
     if k == 1:
         pads, strides, dilations = [(0, 0), pads[0]], [1, strides[0]], [1, dilations[0]]
     value = _pad_value(g, value, pads, 0.0, x.dtype)
-    value = g.A.conv2d(value, _weight_2d(weight, k), u32(strides), u32(dilations),
+    value = g.A.conv2d(value, _weight_2d(g, weight, k), u32(strides), u32(dilations),
                        np.uint32(int(op.scalar("groups", 1))))
     value = _add_bias(g, value, op.tensor("bias", None), op.dtype)
     if k == 1:
@@ -105,7 +106,9 @@ def conv(op: Op) -> list:
         params="x weight bias strides pad_type pad dilations groups output_shape")
 def conv_transpose(op: Op) -> list:
     g, x = op.g, op.batched("x")
-    weight = op.const("weight")
+    weight = op.tensor("weight")
+    if isinstance(weight, Tensor) and weight.batched:
+        raise op.unsupported("weights computed from the image")
     k = x.rank - 2
     if k not in (1, 2):
         raise op.unsupported(f"{k}-D transposed convolution")
@@ -116,15 +119,20 @@ def conv_transpose(op: Op) -> list:
     crops = _transpose_crops(op, k, full, sizes, strides)
     value, batch = g.spatial(x, k)
     value = _as_2d(g, value, x.shape, k)
-    w = np.asarray(weight, np.float32)
     if k == 1:
-        w, strides, dilations = w[:, :, None, :], [1, strides[0]], [1, dilations[0]]
+        strides, dilations = [1, strides[0]], [1, dilations[0]]
         full, crops, sizes = [1, full[0]], [(0, 0), crops[0]], [1, sizes[0]]
+    kernel = [1, weight.shape[2]] if k == 1 else list(weight.shape[2:])
     value = _spread(g, value, x.shape[1], sizes, strides, x.dtype)
-    reach = [d * (kk - 1) for d, kk in zip(dilations, w.shape[2:])]
+    reach = [d * (kk - 1) for d, kk in zip(dilations, kernel)]
     value = _pad_value(g, value, [(r, r) for r in reach], 0.0, x.dtype)
-    value = g.A.conv2d(value, _flipped_for_conv(w, groups).astype(x.dtype), u32([1, 1]), u32(dilations),
-                       np.uint32(groups))
+    if isinstance(weight, Tensor):      # decompressed by Core AI: rearranged there too
+        flipped = _flipped_value(g, weight, groups, kernel)
+    else:
+        w = np.asarray(weight, np.float32)
+        w = w[:, :, None, :] if k == 1 else w
+        flipped = _flipped_for_conv(w, groups).astype(x.dtype)
+    value = g.A.conv2d(value, flipped, u32([1, 1]), u32(dilations), np.uint32(groups))
     out = list(op.shape[2:]) if k == 2 else [1, op.shape[2]]
     value = _crop_to(g, value, full, crops, out, x.dtype)
     value = _add_bias(g, value, op.tensor("bias", None), op.dtype)
@@ -167,6 +175,17 @@ def _flipped_for_conv(w: np.ndarray, groups: int) -> np.ndarray:
     return np.ascontiguousarray(np.concatenate(parts, axis=0)[:, :, ::-1, ::-1])
 
 
+def _flipped_value(g, weight: Tensor, groups: int, kernel) -> object:
+    """`_flipped_for_conv` on a SHARED Core AI value (C_in, C_out / groups, *K)."""
+    c_in, cout_g = weight.shape[:2]
+    cin_g = c_in // groups
+    kh, kw = kernel
+    value = g.A.reshape(weight.value, i32((groups, cin_g, cout_g, kh, kw)))
+    value = g.A.transpose(value, u32([0, 2, 1, 3, 4]))
+    value = g.A.reshape(value, i32((groups * cout_g, cin_g, kh, kw)))
+    return g.A.reverse(value, i32([2, 3]))
+
+
 def _crop_to(g, value, full, crops, out, dtype):
     """value (M, C, *full) cropped by `crops` ((before, after) per axis) to `out`, zeros past the full result."""
     starts = [a for a, _ in crops]
@@ -191,11 +210,13 @@ def _pool(kind: str):
         out = list(op.shape[2:])
         # windows that run past the padded input (ceil mode, `same`) read padding there too
         need = [(o - 1) * s + kk for o, s, kk in zip(out, strides, kernel)]
+        declared = list(pads)       # an average counts these pads, not the windows' overhang
         pads = [(a, max(b, need_i - a - n)) for (a, b), need_i, n in zip(pads, need, x.shape[2:])]
         value, batch = g.spatial(x, k)
         value = _as_2d(g, value, x.shape, k)
         if k == 1:
             kernel, strides, pads, out = [1, kernel[0]], [1, strides[0]], [(0, 0), pads[0]], [1, out[0]]
+            declared = [(0, 0), declared[0]]
             sizes = [1, x.shape[2]]
         else:
             sizes = list(x.shape[2:])
@@ -209,19 +230,19 @@ def _pool(kind: str):
             squared = kind == "l2"
             if squared:
                 value = g.A.broadcasting_mul(value, value)
-            value = _sum_pool(g, value, kernel, strides, out, x.shape[1])
+            value = sum_pool(g, value, kernel, strides, out, x.shape[1])
             if squared:
                 value = g.A.sqrt(value)
             else:
                 exclude = bool(op.scalar("exclude_padding_from_average", False))
-                counts = _window_counts(sizes, kernel, strides, pads, out, exclude)
+                counts = _window_counts(sizes, kernel, strides, pads, declared, out, exclude)
                 value = g.A.broadcasting_divide(value, counts.astype(x.dtype))
         value = g.A.reshape(value, i32((-1, *op.shape[1:]))) if k == 1 else value
         return [g.from_spatial(value, op.shape, op.dtype, batch)]
     return lower
 
 
-def _sum_pool(g, value, kernel, strides, out, channels):
+def sum_pool(g, value, kernel, strides, out, channels):
     # b3's sumpool2d takes its dilation only as an explicit constant
     from coreai.authoring.constant import constant
 
@@ -229,10 +250,12 @@ def _sum_pool(g, value, kernel, strides, out, channels):
     return g.A.slice_(value, i32([0, 0, 0, 0]), i32([np.iinfo(np.int32).max, channels, *out]), i32([1, 1, 1, 1]))
 
 
-def _window_counts(sizes, kernel, strides, pads, out, exclude: bool) -> np.ndarray:
-    """How many pixels each average window divides by: the real ones (`exclude`) or real and padding."""
+def _window_counts(sizes, kernel, strides, pads, declared, out, exclude: bool) -> np.ndarray:
+    """How many pixels each average window divides by: the real ones (`exclude`) or real and declared
+    padding (`pads` also hold what windows past the padded input read, in ceil mode)."""
     covered = np.zeros([a + n + b for (a, b), n in zip(pads, sizes)], np.float32)
-    inside = tuple(slice(a, a + n) if exclude else slice(0, a + n + b) for (a, b), n in zip(pads, sizes))
+    inside = tuple(slice(a, a + n) if exclude else slice(0, a + n + d) for (a, b), (_, d), n
+                   in zip(pads, declared, sizes))
     covered[inside] = 1
     counts = np.empty(out, np.float32)
     for i in range(out[0]):

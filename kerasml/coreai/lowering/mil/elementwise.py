@@ -1,7 +1,8 @@
 """ML Program binary ops, comparisons and `select`, with NumPy broadcasting (as MIL defines them).
 
 Core AI has no less / less_equal / greater_equal: they are `greater` with the operands swapped or
-negated. `floor_div` and `mod` follow MIL (np.floor_divide, np.mod: the divisor's sign).
+negated. `floor_div` and `mod` follow MIL (np.floor_divide, np.mod: the divisor's sign); Core AI's
+modulo takes the dividend's sign (C's fmod), so `mod` is x - floor(x / y) * y.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ def _binary(name: str):
 for _mil, _core in {"add": "broadcasting_add", "sub": "broadcasting_sub", "mul": "broadcasting_mul",
                     "real_div": "broadcasting_divide", "maximum": "broadcasting_maximum",
                     "minimum": "broadcasting_minimum", "pow": "broadcasting_pow",
-                    "floor_div": "broadcasting_floor_divide", "mod": "broadcasting_modulo",
+                    "floor_div": "broadcasting_floor_divide",
                     "equal": "broadcasting_equal", "not_equal": "broadcasting_not_equal",
                     "greater": "broadcasting_greater", "logical_and": "broadcasting_and",
                     "logical_or": "broadcasting_or", "logical_xor": "broadcasting_xor"}.items():
@@ -44,3 +45,11 @@ def select(op: Op) -> list:
     g = op.g
     return [g.elementwise(g.A.broadcasting_where, [op.tensor("cond"), op.tensor("a"), op.tensor("b")],
                           op.shape, op.dtype)]
+
+
+@lowers(MIL_LOWERINGS, "mod", params="x y")
+def mod(op: Op) -> list:
+    g, x, y = op.g, op.tensor("x"), op.tensor("y")
+    quotient = g.elementwise(g.A.broadcasting_floor_divide, [x, y], op.shape, op.dtype)
+    product = g.elementwise(g.A.broadcasting_mul, [quotient, y], op.shape, op.dtype)
+    return [g.elementwise(g.A.broadcasting_sub, [x, product], op.shape, op.dtype)]

@@ -91,8 +91,9 @@ class _Shaped:
 
 @lowers(MIL_LOWERINGS, "einsum", params="values equation")
 def einsum(op: Op) -> list:
-    """The two-operand batched matrix products coremltools writes for attention ("nchw,nwhu->nchu" and
-    the like): the equation's letters put the operands into matmul form."""
+    """Two-operand batched matrix products ("nchw,nwhu->nchu", "chw,whu->chu" and the like): the
+    equation's letters put the operands into matmul form (shared axes, rows, contracted | shared,
+    contracted, columns), and the product into the output's order."""
     values = op.many("values")
     equation = str(op.scalar("equation")).replace(" ", "")
     inputs, output = equation.split("->")
@@ -104,12 +105,16 @@ def einsum(op: Op) -> list:
     contracted = [c for c in a if c in b and c not in output]
     rows = [c for c in a if c not in b]
     cols = [c for c in b if c not in a]
-    if len(contracted) != 1 or len(rows) != 1 or len(cols) != 1 or output != "".join(shared + rows + cols):
+    order = shared + rows + cols
+    if (len(contracted) != 1 or len(rows) != 1 or len(cols) != 1 or sorted(output) != sorted(order)
+            or len(set(a)) != len(a) or len(set(b)) != len(b)):
         raise op.unsupported(f"einsum '{equation}'")
     g = op.g
     x = _arranged(g, values[0], a, shared + rows + contracted)
     y = _arranged(g, values[1], b, shared + contracted + cols)
-    return [_product(op, x, y)]
+    sizes = dict(zip(output, op.shape))
+    product = _product(_Shaped(op, [sizes[c] for c in order]), x, y)
+    return [g.transpose(product, [order.index(c) for c in output])]
 
 
 def _arranged(g, t, letters: str, order: list[str]):
@@ -117,3 +122,30 @@ def _arranged(g, t, letters: str, order: list[str]):
     if isinstance(t, Tensor):
         return g.transpose(t, perm)
     return np.transpose(t, perm)
+
+
+@lowers(MIL_LOWERINGS, "scaled_dot_product_attention", params="query key value attn_mask")
+def scaled_dot_product_attention(op: Op) -> list:
+    """softmax(Q K^T / sqrt(E) + mask) V, the mask added (float) or choosing -inf (bool), as iOS 18's
+    op defines it."""
+    g = op.g
+    q, k, v = op.tensor("query"), op.tensor("key"), op.tensor("value")
+    shape_of = lambda t: t.shape if isinstance(t, Tensor) else np.shape(t)  # noqa: E731
+    q_shape, k_shape = shape_of(q), shape_of(k)
+    lead = tuple(np.broadcast_shapes(q_shape[:-2], k_shape[:-2]))
+    scores_shape = lead + (q_shape[-2], k_shape[-2])
+    k_t = _swap_last(g, k) if isinstance(k, Tensor) else np.swapaxes(np.asarray(k, op.dtype), -1, -2)
+    scores = _product(_Shaped(op, scores_shape), q, k_t)
+    scale = np.asarray(1 / np.sqrt(np.float32(q_shape[-1])), op.dtype)
+    scores = g.elementwise(g.A.broadcasting_mul, [scores, scale], scores_shape, op.dtype)
+    mask = op.tensor("attn_mask", None)
+    if mask is not None:
+        is_bool = (mask.dtype if isinstance(mask, Tensor) else np.asarray(mask).dtype) == np.bool_
+        if is_bool:
+            scores = g.elementwise(g.A.broadcasting_where, [mask, scores, np.asarray(-np.inf, op.dtype)],
+                                   scores_shape, op.dtype)
+        else:
+            scores = g.elementwise(g.A.broadcasting_add, [scores, mask], scores_shape, op.dtype)
+    scores, (axis,) = g.on_axes(scores, [-1])
+    probabilities = g.unary(lambda value: g.A.softmax(value, int(axis)), scores)
+    return [_product(op, probabilities, v)]

@@ -81,3 +81,29 @@ def l2_norm(op: Op) -> list:
     total = Tensor(g.A.reduce_sum(t.value, i32(core)), kept, x.dtype, t.layout)
     total = g.elementwise(g.A.broadcasting_add, [total, np.asarray(op.scalar("epsilon", 1e-6), x.dtype)], kept, x.dtype)
     return [g.elementwise(g.A.broadcasting_mul, [x, g.unary(g.A.rsqrt, total)], x.shape, x.dtype)]
+
+
+@lowers(MIL_LOWERINGS, "local_response_norm", params="x size alpha beta k")
+def local_response_norm(op: Op) -> list:
+    """x / (k + alpha / size * sum of x^2 over channels c - size // 2 ... c + (size - 1) // 2)^beta:
+    the window sums are a sum pool down the channels of x^2 viewed as (B, 1, C, rest)."""
+    from kerasml.coreai.lowering.mil.conv_pool import sum_pool
+
+    g, x = op.g, op.batched("x")
+    if x.rank < 3:
+        raise op.unsupported(f"a rank-{x.rank} input")
+    size = int(op.scalar("size"))
+    alpha, beta, k = (float(op.scalar(n, d)) for n, d in (("alpha", 1e-4), ("beta", 0.75), ("k", 1.0)))
+    b, c = x.shape[:2]
+    rest = int(np.prod(x.shape[2:]))
+    squared = g.elementwise(g.A.broadcasting_mul, [x, x], x.shape, x.dtype)
+    planes = g.reshape(squared, (b, 1, c, rest))
+    value, batch = g.spatial(planes, 2)
+    value = g.A.pad(value, np.asarray([0, 0, 0, 0, size // 2, (size - 1) // 2, 0, 0], np.uint32),
+                    np.asarray(0, x.dtype))
+    value = sum_pool(g, value, [size, 1], [1, 1], [c, rest], 1)
+    sums = g.reshape(g.from_spatial(value, (b, 1, c, rest), x.dtype, batch), x.shape)
+    scaled = g.elementwise(g.A.broadcasting_mul, [sums, np.asarray(alpha / size, x.dtype)], x.shape, x.dtype)
+    base = g.elementwise(g.A.broadcasting_add, [scaled, np.asarray(k, x.dtype)], x.shape, x.dtype)
+    power = g.elementwise(g.A.broadcasting_pow, [base, np.asarray(beta, x.dtype)], x.shape, x.dtype)
+    return [g.elementwise(g.A.broadcasting_divide, [x, power], x.shape, x.dtype)]

@@ -28,6 +28,9 @@ class Op:
     def dtype(self):
         return self.dtypes[0]
 
+    def params(self) -> list[str]:
+        return list(self._inputs)
+
     def has(self, param: str) -> bool:
         return param in self._inputs
 
@@ -42,9 +45,15 @@ class Op:
         return list(self._inputs.get(param, []))
 
     def const(self, param: str, default=_REQUIRED):
-        """A parameter that must be known when the model is converted (a size, an axis, a weight)."""
+        """A parameter that must be known when the model is converted (a size, an axis, a weight);
+        weights Core AI would decompress are decompressed here."""
         value = self.get(param, default)
         if isinstance(value, Tensor):
+            if not value.batched and value.dense is not None:
+                note = f"op '{self.name}' ({self.kind}) reads its compressed '{param}' decompressed"
+                if note not in self.g.notes:
+                    self.g.notes.append(note)
+                return value.dense
             raise self.unsupported(f"a computed '{param}'")
         return value
 

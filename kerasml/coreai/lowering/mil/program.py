@@ -8,12 +8,13 @@ lowering keeps them: Core AI then stores the weights compressed and expands them
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from kerasml.coreai.lowering.graph import Graph, Tensor
+from kerasml.coreai.lowering.mil.compression import SparseHalf
 from kerasml.coreai.lowering.mil.op import Op
 from kerasml.coreai.lowering.registry import MIL_LOWERINGS
 from kerasml.errors import KerasmlError
@@ -41,6 +42,7 @@ class LoweredProgram:
     probabilities: str
     labels: list | None
     op_outputs: list[tuple[str, str, str]]   # (op type, op name, first output) in program order
+    notes: list[str] = field(default_factory=list)  # compressed weights decompressed at conversion
 
 
 def program_inputs(spec) -> list[ProgramInput]:
@@ -85,7 +87,7 @@ def lower_program(spec, folder: Path | None, graph: Graph, inputs: dict[str, Ten
         op_outputs.append((op.type, name, name))
     if probabilities is None:
         probabilities = block.outputs[0]
-    return LoweredProgram(env, probabilities, labels, op_outputs)
+    return LoweredProgram(env, probabilities, labels, op_outputs, list(graph.notes))
 
 
 def _main(spec):
@@ -132,19 +134,52 @@ def _declared_outputs(op) -> tuple[list, list]:
 
 def _computed(op, name: str, bound: dict, shapes: list, dtypes: list, graph: Graph) -> list:
     lowering = MIL_LOWERINGS.get(op.type)
-    computed = any(isinstance(v, Tensor) for values in bound.values() for v in values)
-    if not computed and not (lowering is not None and getattr(lowering.fn, "keeps_compressed", False)):
-        return _folded(op, name, bound, dtypes)
+    keeps = lowering is not None and getattr(lowering.fn, "keeps_compressed", False)
+    batched = any(isinstance(v, Tensor) and v.batched for values in bound.values() for v in values)
+    if not batched and not keeps:
+        return _folded(op, name, _decompressed(bound), dtypes)
     if lowering is None:
         raise UnsupportedModelError(f"op '{name}' ({op.type}) has no Core AI lowering in kerasml yet")
     extra = sorted(set(bound) - lowering.params)
     if extra:
         raise UnsupportedModelError(f"op '{name}' ({op.type}) has parameter '{extra[0]}', which kerasml's "
                                     "Core AI lowering of it does not know")
+    if not keeps:
+        bound = {param: [v.array if isinstance(v, SparseHalf) else v for v in values]
+                 for param, values in bound.items()}
     try:
         return lowering.fn(Op(name, op.type, bound, shapes, dtypes, graph))
+    except (ValueError, IndexError, TypeError, UnsupportedModelError) as exc:
+        if keeps:           # a compression Core AI cannot keep: the weights are stored decompressed
+            graph.notes.append(f"op '{name}' ({op.type}) is decompressed at conversion: {exc}")
+            return _folded(op, name, _decompressed(bound), dtypes)
+        dense = _decompressed(bound)
+        if dense is bound:
+            if isinstance(exc, UnsupportedModelError):
+                raise
+            raise UnsupportedModelError(f"op '{name}' ({op.type}) cannot be expressed in Core AI: {exc}") from None
+    # weights Core AI would decompress, which this op cannot take as they are: decompressed here
+    # (what Core AI emitted for the first try is unused, and left out of the saved model)
+    graph.notes.append(f"op '{name}' ({op.type}) reads its compressed weights decompressed")
+    try:
+        return lowering.fn(Op(name, op.type, dense, shapes, dtypes, graph))
     except (ValueError, IndexError, TypeError) as exc:
         raise UnsupportedModelError(f"op '{name}' ({op.type}) cannot be expressed in Core AI: {exc}") from None
+
+
+def _decompressed(bound: dict) -> dict:
+    """`bound` with compressed SHARED values as the NumPy arrays kerasml's runtime decompressed
+    (`bound` itself when it has none)."""
+    def dense(v):
+        if isinstance(v, SparseHalf):
+            return v.array
+        if isinstance(v, Tensor) and not v.batched and v.dense is not None:
+            return v.dense
+        return v
+
+    if not any(dense(v) is not v for values in bound.values() for v in values):
+        return bound
+    return {param: [dense(v) for v in values] for param, values in bound.items()}
 
 
 def _folded(op, name: str, bound: dict, dtypes: list) -> list:

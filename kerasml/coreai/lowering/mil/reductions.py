@@ -57,15 +57,16 @@ class _Kept:
         self.ints = op.ints
 
 
-@lowers(MIL_LOWERINGS, "reduce_argmax", "reduce_argmin", params="x axis keep_dims")
+@lowers(MIL_LOWERINGS, "reduce_argmax", "reduce_argmin", params="x axis keep_dims output_dtype")
 def reduce_arg(op: Op) -> list:
     g, x = op.g, op.batched("x")
     axis = int(op.scalar("axis", -1))
     if op.kind == "reduce_argmin":
         x = g.elementwise(g.A.broadcasting_mul, [x, np.asarray(-1, x.dtype)], x.shape, x.dtype)
     x, (core,) = g.on_axes(x, [axis])
-    value = g.A.argmax(x.value, int(core))
+    value = g.A.argmax(x.value, int(core))          # Core AI's indices are uint32
+    if op.dtype != np.uint32:
+        value = g.A.cast(value, op.dtype.type)
     a = axis % x.rank
     kept = x.shape[:a] + (1,) + x.shape[a + 1:]
-    out = g.reshape(Tensor(value, kept, np.dtype(np.int32), x.layout), op.shape)
-    return [out]
+    return [g.reshape(Tensor(value, kept, op.dtype, x.layout), op.shape)]

@@ -97,3 +97,65 @@ def crop(op: Op) -> list:
     begin = [0] * (x.rank - 2) + [top, left]
     end = list(x.shape[:-2]) + [x.shape[-2] - bottom, x.shape[-1] - right]
     return [op.g.slice(x, begin, end, [1] * x.rank)]
+
+
+@lowers(MIL_LOWERINGS, "crop_resize", params="x roi boxes box_indices target_height target_width "
+        "normalized_coordinates spatial_scale box_coordinate_mode sampling_mode pad_value")
+def crop_resize(op: Op) -> list:
+    """Constant boxes: each crop is bilinear sampling on a grid, rows and columns apart, so two matrix
+    products with the image (the runtime's own grid and weights, as in `axis_matrix`), then the
+    padding value wherever the grid leaves the image."""
+    from kerasml.runtime.mil import resize as runtime_resize
+    from kerasml.runtime.mil.args import Args
+
+    g, x = op.g, op.batched("x")
+    if x.rank != 4:
+        raise op.unsupported(f"a rank-{x.rank} input")
+    b, c, h, w = x.shape
+    th, tw = int(op.scalar("target_height", 1)), int(op.scalar("target_width", 1))
+    params = {p: [op.const(p)] for p in op.params() if p not in ("x",)}
+    args = Args(op.name, op.kind, params, {p: [False] for p in params}, op.dtypes)
+    mode, pad = runtime_resize._mode(args), float(op.scalar("pad_value", 0.0))
+    if mode not in ("align_corners", "align_endpoints", "asymmetric", "roi_align"):
+        raise op.unsupported(f"crop_resize with sampling_mode '{op.scalar('sampling_mode')}'")
+    if op.has("boxes"):          # iOS 17: (N, 4) boxes on images box_indices → (N, C, th, tw)
+        boxes = np.asarray(op.const("boxes"), np.float32).reshape(-1, 4)
+        indices = op.ints("box_indices", None) or list(range(len(boxes)))
+        crops = [([int(i)], box) for i, box in zip(indices, boxes)]
+        piece = (1, c, th, tw)
+    else:
+        roi = np.asarray(op.const("roi"), np.float32)
+        roi = roi.reshape(len(roi), -1)
+        if roi.shape[1] == 5:     # (N, 1, 5, 1, 1): a batch index per box → (N, 1, C, th, tw)
+            if tuple(op.shape[:2]) != (len(roi), 1):
+                raise op.unsupported(f"boxes with batch indices on {b} images (declared {op.shape}, where "
+                                     "kerasml's runtime computes one image per box)")
+            crops = [([int(r[0])], r[1:]) for r in roi]
+            piece = (1, 1, c, th, tw)
+        else:                     # every box on every image → (N, B, C, th, tw)
+            crops = [(list(range(b)), r) for r in roi]
+            piece = (1, b, c, th, tw)
+    parts = []
+    for images, coords in crops:
+        h0, h1, w0, w1 = runtime_resize._box(args, coords, h, w)
+        rows, cols = kernels.box_grid(h0, h1, th, mode), kernels.box_grid(w0, w1, tw, mode)
+        if images[0] < 0 or images[-1] >= b:
+            raise ValueError(f"box index {images[0]} is out of range for {b} images")
+        image = g.slice(x, [images[0], 0, 0, 0], [images[-1] + 1, c, h, w], [1, 1, 1, 1])
+        m_rows = _sampling_matrix(rows, h).astype(x.dtype)
+        m_cols = _sampling_matrix(cols, w).astype(x.dtype)
+        y = _product(g, m_rows, image, image.shape[:2] + (th, w))
+        y = _product(g, y, np.ascontiguousarray(m_cols.T), image.shape[:2] + (th, tw))
+        outside = ((rows < 0) | (rows > h - 1))[:, None] | ((cols < 0) | (cols > w - 1))[None, :]
+        if outside.any():
+            y = g.elementwise(g.A.broadcasting_where, [outside, np.asarray(pad, x.dtype), y], y.shape, x.dtype)
+        parts.append(g.reshape(y, piece))
+    return [parts[0] if len(parts) == 1 else g.concat(parts, 0, op.shape, op.dtype)]
+
+
+def _sampling_matrix(positions: np.ndarray, n: int) -> np.ndarray:
+    """M (len(positions), n): bilinear sampling at `positions` (clipped to the axis, as the runtime
+    reads them) is M @ values."""
+    basis = np.eye(n, dtype=np.float32).reshape(n, n, 1)
+    sampled = kernels.bilinear_sample(basis, np.clip(positions, 0, n - 1), np.zeros(1))
+    return np.ascontiguousarray(sampled[:, :, 0].T)

@@ -165,14 +165,26 @@ def reverse(op: Op) -> list:
 
 @lowers(MIL_LOWERINGS, "gather", params="x indices axis batch_dims validate_indices")
 def gather(op: Op) -> list:
-    """np.take with constant indices: the axis moved to the front, Core AI's gather_nd, moved back."""
+    """np.take with constant indices."""
     g, x = op.g, op.batched("x")
     if int(op.scalar("batch_dims", 0)):
         raise op.unsupported("batch_dims")
-    indices = op.const("indices")
     axis = normalized_axis(int(op.scalar("axis", 0)), x.rank)
-    flat = np.asarray(indices, np.int64).reshape(-1)
-    flat = np.where(flat < 0, flat + x.shape[axis], flat)
+    flat = _in_range(op.const("indices"), x.shape[axis])
+    return [g.reshape(_take(g, x, flat.reshape(-1), axis), op.shape)]
+
+
+def _in_range(indices, size: int) -> np.ndarray:
+    flat = np.asarray(indices, np.int64)
+    flat = np.where(flat < 0, flat + size, flat)
+    if flat.size and (flat.min() < 0 or flat.max() >= size):
+        raise ValueError(f"indices out of range for an axis of {size}")
+    return flat
+
+
+def _take(g, x: Tensor, flat: np.ndarray, axis: int) -> Tensor:
+    """x's entries `flat` (1-D, in range) along per-prediction `axis`: the axis moved to the front,
+    Core AI's gather_nd, moved back."""
     x = g.stacked(x)
     core_axis = axis + 1
     perm = [core_axis] + [a for a in range(x.rank + 1) if a != core_axis]
@@ -181,7 +193,38 @@ def gather(op: Op) -> list:
     back = [perm.index(a) for a in range(x.rank + 1)]
     value = g.A.transpose(picked, u32(back))
     taken = x.shape[:axis] + (len(flat),) + x.shape[axis + 1:]
-    return [g.reshape(Tensor(value, taken, x.dtype, STACKED), op.shape)]
+    return Tensor(value, taken, x.dtype, STACKED)
+
+
+@lowers(MIL_LOWERINGS, "gather_nd", params="x indices batch_dims validate_indices")
+def gather_nd(op: Op) -> list:
+    """Constant (..., K) indices into the first K axes: those axes flattened, one np.take."""
+    g, x = op.g, op.batched("x")
+    if int(op.scalar("batch_dims", 0)):
+        raise op.unsupported("batch_dims")
+    indices = np.asarray(op.const("indices"), np.int64)
+    k = indices.shape[-1]
+    dims = x.shape[:k]
+    columns = [_in_range(indices[..., i], d) for i, d in enumerate(dims)]
+    flat = np.ravel_multi_index(columns, dims).reshape(-1) if k else np.zeros(0, np.int64)
+    merged = g.reshape(x, (int(np.prod(dims)),) + x.shape[k:])
+    return [g.reshape(_take(g, merged, flat, 0), op.shape)]
+
+
+@lowers(MIL_LOWERINGS, "gather_along_axis", params="x indices axis validate_indices")
+def gather_along_axis(op: Op) -> list:
+    """np.take_along_axis with constant indices: for each output position, the flat position in x it
+    reads, and one np.take over x flattened."""
+    g, x = op.g, op.batched("x")
+    axis = normalized_axis(int(op.scalar("axis", 0)), x.rank)
+    indices = _in_range(op.const("indices"), x.shape[axis])
+    grid = list(np.indices(indices.shape, sparse=False))
+    grid[axis] = indices
+    if any(i.max(initial=0) >= d for i, d in zip(grid, x.shape)):
+        raise ValueError("indices whose shape does not fit the input's")
+    flat = np.ravel_multi_index(grid, x.shape).reshape(-1)
+    merged = g.reshape(x, (int(np.prod(x.shape)),))
+    return [g.reshape(_take(g, merged, flat, 0), op.shape)]
 
 
 @lowers(MIL_LOWERINGS, "depth_to_space", params="x block_size")
@@ -203,3 +246,16 @@ def rearrange_blocks(op: Op) -> list:
     y = g.reshape(x, (n, c, h // bs, bs, w // bs, bs))
     y = g.transpose(y, [0, 1, 3, 5, 2, 4] if channels_first else [0, 3, 5, 1, 2, 4])
     return [g.reshape(y, op.shape)]
+
+
+@lowers(MIL_LOWERINGS, "shape", params="x")
+def shape(op: Op) -> list:
+    """Shapes are static: the shape of each prediction's value is a constant."""
+    return [np.asarray(op.batched("x").shape, op.dtype or np.int32)]
+
+
+@lowers(MIL_LOWERINGS, "fill_like", params="ref_tensor value")
+def fill_like(op: Op) -> list:
+    """A constant of the reference's (static) shape, joined to every prediction where it is used."""
+    ref = op.batched("ref_tensor")
+    return [np.full(ref.shape, op.scalar("value", 0.0), op.dtype)]

@@ -97,12 +97,12 @@ def verify(coreml_path: Path, keras_path: Path, data: Path | None = None, sample
     worst = int(difference.max(axis=1).argmax())
     if max_diff > atol:
         checks[-1].detail += (f"; worst image #{worst}: Keras {expected[worst].max():.6f} "
-                              f"for {expected[worst].argmax()}, Core ML {actual[worst].max():.6f} for {actual[worst].argmax()}")
+                              f"for {expected[worst].argmax()}, {coreml.kind} {actual[worst].max():.6f} for {actual[worst].argmax()}")
     top1 = top1_check(expected, actual, atol, min_agreement)
     checks.append(top1.check)
     keras_accuracy, coreml_accuracy = comparison.keras_accuracy, comparison.coreml_accuracy
     if labels is not None:
-        checks.append(Check("accuracy", True, f"Keras {keras_accuracy:.2%}, Core ML {coreml_accuracy:.2%}"))
+        checks.append(Check("accuracy", True, f"Keras {keras_accuracy:.2%}, {coreml.kind} {coreml_accuracy:.2%}"))
     computed = [(coreml.runtime_name, actual)]
     apple = core_ml_probabilities(Path(coreml_path), images, coreml) if coreml.model_type != "aimodel" else None
     if apple is not None:

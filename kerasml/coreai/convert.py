@@ -44,6 +44,8 @@ class _Lowerable:
     preprocessing: Preprocessing
     precision: str
     notes: list[str]
+    reference: object = None          # the same model uncompressed (coremltools MLModel), to size against
+    reference_precision: str = "fp32"
 
 
 def convert(options: ConvertOptions, say: Callable[[str], None] = print,
@@ -56,6 +58,7 @@ def convert(options: ConvertOptions, say: Callable[[str], None] = print,
         lowerable = _from_keras(options, say, warn)
     say("lowering to Core AI ops ...")
     lowered = lower_model(lowerable.spec, lowerable.folder, labels=lowerable.labels)
+    lowerable.notes.extend(lowered.notes)
     metadata = lowerable.metadata
     metadata.creator_defined[LABELS_KEY] = json.dumps([str(label) for label in lowered.labels])
     metadata.creator_defined[metadata_key("coreai_version")] = coreai_version() or ""
@@ -67,6 +70,7 @@ def convert(options: ConvertOptions, say: Callable[[str], None] = print,
         say("measuring what the compression costs ...")
         accuracy = accuracy_change(out, source, options.data, unsafe=options.unsafe)
     p, pixels = lowerable.preprocessing, lowered.pixels
+    reference_size = _reference_size(lowerable, metadata) if lowerable.reference is not None else None
     return ConvertResult(
         path=out, source=source, format="aimodel", precision=lowerable.precision, spec_version=0,
         size_bytes=path_size(out),
@@ -75,7 +79,21 @@ def convert(options: ConvertOptions, say: Callable[[str], None] = print,
                f"{'reversed to BGR, ' if p.channel_order == 'bgr' else ''}scale {p.scale:.6g}, bias {bias_text(p.bias)}"),
         outputs=[f"{OUTPUT}: float32 [N, {len(lowered.labels)}], one probability per label"],
         labels=list(lowered.labels), seconds=time.perf_counter() - started, notes=lowerable.notes,
-        accuracy=accuracy)
+        accuracy=accuracy, fp32_size_bytes=reference_size, reference_precision=lowerable.reference_precision)
+
+
+def _reference_size(lowerable: _Lowerable, metadata: AssetMetadata) -> int:
+    """Bytes of the same .aimodel without compression: what "% of fp32" is measured against, as for
+    the Core ML formats."""
+    import tempfile
+
+    mlmodel = lowerable.reference
+    weights = mlmodel.weights_dir
+    lowered = lower_model(mlmodel.get_spec(), Path(weights).parent if weights else None, labels=lowerable.labels)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / f"reference{SUFFIX}"
+        write_asset(lowered.module, path, metadata)
+        return path_size(path)
 
 
 def _checked_paths(options: ConvertOptions) -> tuple[Path, Path]:
@@ -101,7 +119,8 @@ def _from_keras(options: ConvertOptions, say, warn) -> _Lowerable:
     chosen = conversion.options
     return _Lowerable(spec, Path(weights).parent if weights else None, None, _asset_metadata(spec),
                       conversion.preprocessing, compress.label(chosen.precision, chosen.sparsity),
-                      conversion.notes)
+                      conversion.notes, conversion.reference.get("mlmodel"),
+                      conversion.reference.get("precision", "fp32"))
 
 
 def _from_core_ml(source: Path, options: ConvertOptions, say) -> _Lowerable:

@@ -269,6 +269,11 @@ def activation_ranges(mlmodel, images: np.ndarray) -> dict[str, dict[str, float]
             low, high = float(value.min()), float(value.max())
             seen = ranges.setdefault(name, {"rmin": low, "rmax": high})
             seen["rmin"], seen["rmax"] = min(seen["rmin"], low), max(seen["rmax"], high)
+    for seen in ranges.values():
+        # A tensor that was zero on every image (a dead channel group, an fp16 underflow) would get
+        # scale 0, which coremltools refuses: a tiny symmetric range quantizes its zeros to zero.
+        if max(abs(seen["rmin"]), abs(seen["rmax"])) < 1e-6:
+            seen["rmin"], seen["rmax"] = -1e-3, 1e-3
     return ranges
 
 

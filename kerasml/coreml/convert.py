@@ -86,7 +86,8 @@ class ConvertResult:
                          f"of the {self.reference_precision} model ({_human_size(self.fp32_size_bytes)})")
         if self.accuracy:
             a = self.accuracy
-            lines.append(f"  accuracy: Keras fp32 {a['keras_accuracy']:.2%}, Core ML {self.precision} "
+            kind = "Core AI" if self.format == "aimodel" else "Core ML"
+            lines.append(f"  accuracy: Keras fp32 {a['keras_accuracy']:.2%}, {kind} {self.precision} "
                          f"{a['coreml_accuracy']:.2%} ({a['points_change']:+.2f} points) on "
                          f"{a['samples']:,} {a['source']}")
         lines += self.notes
@@ -224,7 +225,8 @@ def _convert_compressed(model: LoadedModel, options: ConvertOptions, record: Tra
         with tempfile.TemporaryDirectory() as folder:
             path = Path(folder) / f"reference.{options.format}"
             uncompressed.save(str(path))
-            reference.update(size=path_size(path), precision="fp16" if fp16_program else "fp32")
+            reference.update(size=path_size(path), precision="fp16" if fp16_program else "fp32",
+                             mlmodel=uncompressed)      # Core AI measures its own format's reference
 
     auto = options.precision == "auto"
     calibration = None

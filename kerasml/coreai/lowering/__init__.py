@@ -44,6 +44,7 @@ class LoweredModel:
     pixels: PixelInput
     labels: list
     op_outputs: list = field(default_factory=list)   # (op type, op name, value name) in program order
+    notes: list[str] = field(default_factory=list)     # what the lowering did that the user should know
     intermediates: list = field(default_factory=list)  # value names exposed as extra outputs
 
 
@@ -77,6 +78,7 @@ def lower_model(spec, folder, labels: list | None = None, intermediates: list[st
             raise KerasmlError(f"the network gives {width} probabilities for {len(labels)} labels; "
                                "the model is malformed (or --labels lists the wrong number)")
         found["op_outputs"] = lowered.op_outputs
+        found["notes"] = list(getattr(lowered, "notes", []) or graph.notes)
         outputs = [graph.rows(probabilities)]
         for name in intermediates or []:
             outputs.append(_exposed(graph, lowered.values.get(name), name))
@@ -88,7 +90,17 @@ def lower_model(spec, folder, labels: list | None = None, intermediates: list[st
     function = _signature(body, A, pixels, specs)
     with module:
         A.graph(function)
-    return LoweredModel(module, pixels, labels, found.get("op_outputs", []), list(intermediates or []))
+    return LoweredModel(module, pixels, labels, found.get("op_outputs", []), list(intermediates or []),
+                        _notes(found.get("notes", [])))
+
+
+def _notes(found: list[str]) -> list[str]:
+    """The lowering's notes as convert prints them: one line, the first few ops named."""
+    if not found:
+        return []
+    shown = "; ".join(found[:3]) + (f"; and {len(found) - 3} more" if len(found) > 3 else "")
+    return [f"note: {len(found)} weight tensor(s) could not stay compressed in Core AI and are stored "
+            f"dense: {shown}"]
 
 
 def _signature(body, A, pixels: PixelInput, outputs: list):

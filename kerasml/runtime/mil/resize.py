@@ -17,7 +17,7 @@ from kerasml.runtime.mil.args import Args
 from kerasml.runtime.mil.per_prediction import per_prediction
 from kerasml.runtime.registry import MIL_OPS
 
-_MODES = {
+SAMPLING_MODES = {
     "STRICT_ALIGN_CORNERS": "align_corners",
     "ALIGN_CORNERS": "align_endpoints",
     "DEFAULT": "asymmetric",
@@ -28,9 +28,9 @@ _MODES = {
 
 def _mode(args: Args) -> str:
     mode = str(args.scalar("sampling_mode", "DEFAULT"))
-    if mode not in _MODES:
+    if mode not in SAMPLING_MODES:
         raise args.unsupported(f"sampling_mode '{mode}'")
-    return _MODES[mode]
+    return SAMPLING_MODES[mode]
 
 
 def _scaled(args: Args, x: np.ndarray) -> tuple[int, int]:

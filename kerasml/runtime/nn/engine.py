@@ -52,7 +52,7 @@ def _image_bias(scaler, colour: str) -> list[float]:
     return rgb[::-1] if colour == "bgr" else rgb
 
 
-def _preprocessing(net, colours: dict[str, str]) -> dict[str, tuple[str, object]]:
+def image_preprocessing(net, colours: dict[str, str]) -> dict[str, tuple[str, object]]:
     """{image input: ("scaler", (scale, bias per channel)) or ("mean", mean image)}."""
     found: dict[str, tuple[str, object]] = {}
     for pre in net.preprocessing:
@@ -87,7 +87,7 @@ class NeuralNetworkEngine:
             for f in spec.description.input
             if f.type.WhichOneof("Type") == "multiArrayType"
         }
-        self.preprocessing = _preprocessing(net, colours)
+        self.preprocessing = image_preprocessing(net, colours)
         self.steps = []
         for layer in net.layers:
             kind = layer.WhichOneof("layer")

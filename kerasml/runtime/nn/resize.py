@@ -14,9 +14,9 @@ from kerasml.runtime.registry import NN_LAYERS
 
 # UpsampleLayerParams.LinearUpsampleMode: DEFAULT's spacing (Xin - Xin/Xout) / (Xout - 1) is
 # i * Xin / Xout, the asymmetric grid (TensorFlow 1's align_corners=False without half pixels).
-_UPSAMPLE_GRIDS = {0: "asymmetric", 1: "align_corners", 2: "half_pixel"}
+UPSAMPLE_GRIDS = {0: "asymmetric", 1: "align_corners", 2: "half_pixel"}
 # SamplingMode.Method: STRICT_ALIGN_ENDPOINTS, ALIGN_ENDPOINTS, UPSAMPLE, ROI_ALIGN.
-_SAMPLING_GRIDS = {0: "align_corners", 1: "align_endpoints", 2: "asymmetric", 3: "roi_align"}
+SAMPLING_GRIDS = {0: "align_corners", 1: "align_endpoints", 2: "asymmetric", 3: "roi_align"}
 
 
 def _spatial(x: np.ndarray, what: str) -> None:
@@ -37,7 +37,7 @@ def compile_upsample(layer, name: str) -> Run:
         raise ValueError(f"layer '{name}' (upsample): scaling factors {factors} must be positive")
     if p.mode not in (0, 1):
         raise unsupported(name, "upsample", f"interpolation mode {p.mode}")
-    grid = _UPSAMPLE_GRIDS.get(p.linearUpsampleMode)
+    grid = UPSAMPLE_GRIDS.get(p.linearUpsampleMode)
     if p.mode == 1 and grid is None:
         raise unsupported(name, "upsample", f"linear upsample mode {p.linearUpsampleMode}")
     if fractional and (p.mode == 0 or p.linearUpsampleMode == 0):  # Core ML's validator rejects these too
@@ -61,7 +61,7 @@ def compile_upsample(layer, name: str) -> Run:
 
 
 def _sampling(mode_msg, name: str, kind: str) -> str:
-    grid = _SAMPLING_GRIDS.get(mode_msg.samplingMethod)
+    grid = SAMPLING_GRIDS.get(mode_msg.samplingMethod)
     if grid is None:
         raise unsupported(name, kind, f"sampling method {mode_msg.samplingMethod}")
     return grid

@@ -14,7 +14,7 @@ from kerasml.coreai.lowering.graph import STACKED, Tensor
 from kerasml.coreai.lowering.mil.op import Op
 from kerasml.coreai.lowering.registry import MIL_LOWERINGS, lowers
 from kerasml.runtime import kernels
-from kerasml.runtime.mil.resize import _MODES
+from kerasml.runtime.mil.resize import SAMPLING_MODES
 
 
 def axis_matrix(n_in: int, n_out: int, resize) -> np.ndarray:
@@ -69,9 +69,9 @@ def upsample_bilinear(op: Op) -> list:
 @lowers(MIL_LOWERINGS, "resize_bilinear", params="x target_size_height target_size_width sampling_mode")
 def resize_bilinear(op: Op) -> list:
     mode = str(op.scalar("sampling_mode", "DEFAULT"))
-    if mode not in _MODES:
+    if mode not in SAMPLING_MODES:
         raise op.unsupported(f"sampling_mode '{mode}'")
-    return _resized(op, lambda x, size: kernels.resize_bilinear(x, size, _MODES[mode]))
+    return _resized(op, lambda x, size: kernels.resize_bilinear(x, size, SAMPLING_MODES[mode]))
 
 
 @lowers(MIL_LOWERINGS, "resize", params="x shape resized_dims interpolation_mode sampling_mode")
@@ -85,9 +85,9 @@ def resize(op: Op) -> list:
         if sampling != "DEFAULT":
             raise op.unsupported(f"nearest-neighbour resizing with sampling_mode '{sampling}'")
         return _resized(op, lambda x, size: kernels.resize_nearest(x, size, half_pixel=True))
-    if mode != "LINEAR" or sampling not in _MODES:
+    if mode != "LINEAR" or sampling not in SAMPLING_MODES:
         raise op.unsupported(f"interpolation_mode '{mode}' with sampling_mode '{sampling}'")
-    return _resized(op, lambda x, size: kernels.resize_bilinear(x, size, _MODES[sampling]))
+    return _resized(op, lambda x, size: kernels.resize_bilinear(x, size, SAMPLING_MODES[sampling]))
 
 
 @lowers(MIL_LOWERINGS, "crop", params="x crop_height crop_width")

@@ -22,7 +22,7 @@ from kerasml.coreai.lowering.registry import NN_LOWERINGS
 from kerasml.coreml.spec import image_colour
 from kerasml.errors import KerasmlError
 from kerasml.runtime.errors import UnsupportedModelError
-from kerasml.runtime.nn.engine import _preprocessing
+from kerasml.runtime.nn.engine import image_preprocessing
 from kerasml.runtime.registry import NN_LAYERS
 
 _RUNTIME_ERRORS = (ValueError, IndexError, TypeError, ArithmeticError)
@@ -38,7 +38,7 @@ def lower_network(spec, graph: Graph, inputs: dict[str, Tensor]) -> LoweredProgr
     network = getattr(spec, model_type)
     colours = {f.name: image_colour(f.type.imageType.colorSpace) for f in spec.description.input
                if f.type.WhichOneof("Type") == "imageType"}
-    steps = _preprocessing(network, colours)
+    steps = image_preprocessing(network, colours)
     env: dict = {name: prepared(graph, tensor, steps.get(name), network.imageInputShapeMapping == 1)
                  for name, tensor in inputs.items()}
     kinds = [layer.WhichOneof("layer") for layer in network.layers]

@@ -19,7 +19,7 @@ from kerasml.coreai.lowering.nn.shape_ops import picked
 from kerasml.coreai.lowering.registry import NN_LOWERINGS, lowers
 from kerasml.runtime import kernels
 from kerasml.runtime.nn.common import border, pair
-from kerasml.runtime.nn.resize import _SAMPLING_GRIDS, _UPSAMPLE_GRIDS
+from kerasml.runtime.nn.resize import SAMPLING_GRIDS, UPSAMPLE_GRIDS
 
 
 def axis_matrix(n_in: int, n_out: int, grid: str) -> np.ndarray:
@@ -62,7 +62,7 @@ def upsample(layer: Layer) -> list:
         core = [1, *reps] if y.layout == STACKED else [1, *reps[1:]]
         y = Tensor(g.A.tile(y.value, u32(core)), (*lead, h, fh, w, fw), F32, y.layout)
         return [layer.out(y)]
-    grid = _UPSAMPLE_GRIDS.get(p.linearUpsampleMode)
+    grid = UPSAMPLE_GRIDS.get(p.linearUpsampleMode)
     if p.mode != 1 or grid is None:
         raise layer.unsupported(f"upsample mode {p.mode} with linear mode {p.linearUpsampleMode}")
     return [resized(g, x, out, grid)]
@@ -72,7 +72,7 @@ def upsample(layer: Layer) -> list:
 def resize_bilinear(layer: Layer) -> list:
     x = layer.x()
     _needs_rank3(x)
-    grid = _SAMPLING_GRIDS.get(layer.p.mode.samplingMethod)
+    grid = SAMPLING_GRIDS.get(layer.p.mode.samplingMethod)
     if grid is None:
         raise layer.unsupported(f"sampling method {layer.p.mode.samplingMethod}")
     return [resized(layer.g, x, tuple(layer.shape[-2:]), grid)]

@@ -158,6 +158,7 @@ def convert(
     no_softmax: Annotated[bool, typer.Option("--no-softmax", help="Keep logits when the model has no softmax.")] = False,
     unsafe: Annotated[bool, typer.Option(help="Allow Lambda layers and custom code inside the model file to run.")] = False,
     data: Annotated[Optional[Path], typer.Option(help="Labelled test images (.npz or IDX folder): measure the accuracy compression costs; calibrates w8a8.")] = None,
+    fp32_layers: Annotated[Optional[str], typer.Option("--fp32-layers", help="Keras layers (a,b,c) that keep computing in float32 in a --precision fp16 ML Program; `kerasml diff --compute fp16` names the ones that overflow.")] = None,
     force: Annotated[bool, typer.Option(help="Overwrite an existing output.")] = False,
 ) -> None:
     """Convert a Keras model to Core ML or Core AI with full metadata (or a Core ML model to Core AI)."""

@@ -22,7 +22,7 @@ from kerasml.coreai.asset import LABELS_KEY, SUFFIX, VERSION_KEY, AssetMetadata,
 from kerasml.coreai.library import version as coreai_version
 from kerasml.coreai.lowering import INPUT, OUTPUT, lower_model
 from kerasml.coreml import compress
-from kerasml.coreml.convert import ConvertOptions, ConvertResult, keras_to_core_ml
+from kerasml.coreml.convert import ConvertOptions, ConvertResult, check_fp32_layers, keras_to_core_ml
 from kerasml.coreml.interface import bias_text
 from kerasml.coreml.metadata import sha256_of
 from kerasml.data.labels import parse_labels
@@ -106,6 +106,7 @@ def _checked_paths(options: ConvertOptions) -> tuple[Path, Path]:
     if source.resolve() == out.resolve():
         raise KerasmlError(f"--out {out} is the model itself; choose another output")
     compress.check("mlpackage", options.precision, options.sparsity, options.data is not None, options.max_drop)
+    check_fp32_layers(options, "aimodel")
     check_output(out, options.force)
     return source, out
 

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from kerasml.coreml import auto_precision, compress
+from kerasml.coreml import auto_precision, compress, layers
 from kerasml.coreml import conversion_fixes as fixes
 from kerasml.coreml import short_names
 from kerasml.coreml.folding import conversion_pipeline
@@ -52,6 +52,7 @@ class ConvertOptions:
     data: Path | None = None          # labelled images: what compression costs, w8a8 calibration, auto
     sparsity: float | None = None     # fraction of weights pruned to zero and stored sparse
     max_drop: float | None = None     # --precision auto: accuracy points the smallest scheme may lose
+    fp32_layers: str | None = None    # Keras layers kept in float32 in a float16 ML Program (a,b,c)
 
 
 @dataclasses.dataclass
@@ -175,6 +176,13 @@ def convert(options: ConvertOptions, say: Callable[[str], None] = print,
 
 
 
+def check_fp32_layers(options: ConvertOptions, fmt: str) -> None:
+    """--fp32-layers only means something where the rest of the program computes in float16."""
+    if options.fp32_layers and not (fmt in ("mlpackage", "aimodel") and compress.computes_in_fp16(options.precision)):
+        raise KerasmlError("--fp32-layers keeps layers in float32 inside a float16 ML Program: use it with "
+                           "--precision fp16 and --format mlpackage or aimodel")
+
+
 def _checked_paths(options: ConvertOptions) -> tuple[Path, Path]:
     """(Keras model, Core ML output), refused before anything loads when the options cannot work."""
     if options.format not in FORMATS:
@@ -184,6 +192,7 @@ def _checked_paths(options: ConvertOptions) -> tuple[Path, Path]:
                            "--format aimodel to turn it into a Core AI model")
     compress.check(options.format, options.precision, options.sparsity, options.data is not None,
                    options.max_drop)
+    check_fp32_layers(options, options.format)
     source = Path(options.model)
     out = Path(options.out) if options.out else source.with_name(model_stem(source) + "." + options.format)
     if out.suffix != "." + options.format:
@@ -192,6 +201,10 @@ def _checked_paths(options: ConvertOptions) -> tuple[Path, Path]:
         raise KerasmlError(f"model {source} not found")
     check_output(out, options.force)
     return source, out
+
+
+def _layer_list(text: str | None) -> list[str] | None:
+    return [name.strip() for name in text.split(",") if name.strip()] if text else None
 
 
 def _adds_softmax(model: LoadedModel, add_softmax: bool, notes: list[str]) -> bool:
@@ -239,7 +252,8 @@ def _convert_compressed(model: LoadedModel, options: ConvertOptions, record: Tra
     mlmodel = convert_keras_model(model, options.format, "fp32" if auto else options.precision, labels,
                                   preprocessing, add_softmax=add_softmax, min_target=target,
                                   sparsity=None if auto else options.sparsity, calibration=calibration,
-                                  uncompressed=keep_uncompressed if not auto else None, notes=notes)
+                                  uncompressed=keep_uncompressed if not auto else None, notes=notes,
+                                  fp32_layers=_layer_list(options.fp32_layers))
     if fp16_program and options.precision == "fp16":
         notes.append("note: an fp16 ML Program is converted in float16 directly, so there is no fp32 model "
                      "to compare its size with (convert with --precision fp32 for that)")
@@ -260,12 +274,14 @@ def convert_keras_model(model, fmt: str = "mlmodel", precision: str = "fp32",
                         labels: list[str] | None = None, preprocessing: Preprocessing | None = None,
                         add_softmax: bool = False, min_target: str | None = None,
                         sparsity: float | None = None, calibration=None, uncompressed=None,
-                        notes: list[str] | None = None):
+                        notes: list[str] | None = None, fp32_layers: list[str] | None = None):
     """The conversion itself: a traced model → a named Core ML classifier (no metadata, not saved).
 
     `model` is a `LoadedModel` or a Keras model object; returns a `coremltools.models.MLModel`.
     `precision` and `sparsity` name a `compress` scheme (`calibration`: images for w8a8);
-    `uncompressed(mlmodel)` sees the model before it is compressed.
+    `uncompressed(mlmodel)` sees the model before it is compressed; `fp32_layers` (Keras layer
+    names) keep computing in float32 in a program that otherwise computes in float16. The model
+    records which of its values each Keras layer computed (`layers.KEY`).
     """
     ct = coremltools()
     if not isinstance(model, LoadedModel):
@@ -281,10 +297,11 @@ def convert_keras_model(model, fmt: str = "mlmodel", precision: str = "fp32",
 
     convert_to = FORMATS[fmt]
     kwargs = {}
+    layer_names = layers.keras_layer_names(model.keras_model)
     if convert_to == "mlprogram":
         # ML Programs default to float16 compute; fp32 keeps exact parity with Keras.
-        kwargs["compute_precision"] = (ct.precision.FLOAT16 if compress.computes_in_fp16(precision)
-                                       else ct.precision.FLOAT32)
+        kwargs["compute_precision"] = (layers.fp16_except(ct, fp32_layers, layer_names)
+                                       if compress.computes_in_fp16(precision) else ct.precision.FLOAT32)
     target = _deployment_target(ct, min_target, fmt, precision, sparsity)
     if target is not None:
         kwargs["minimum_deployment_target"] = target
@@ -310,10 +327,15 @@ def convert_keras_model(model, fmt: str = "mlmodel", precision: str = "fp32",
                 return False
             return True
         raise KerasmlError(fixes.explain_failure(exc, graph, fmt, model.path, ml_program_converts)) from None
-    mlmodel = short_names.shortened(_rename_probabilities(ct, mlmodel))
+    mlmodel = _rename_probabilities(ct, mlmodel)
+    traced = layers.computing_values(mlmodel.get_spec())        # TensorFlow's names, before shortening
+    before = list(zip([t for t, _ in traced], layers.layers_of([n for _, n in traced], layer_names)))
+    mlmodel = short_names.shortened(mlmodel)
     if uncompressed is not None:
         uncompressed(mlmodel)
-    return compress.apply(mlmodel, fmt, precision, sparsity=sparsity, calibration=calibration, notes=notes)
+    mlmodel = compress.apply(mlmodel, fmt, precision, sparsity=sparsity, calibration=calibration, notes=notes)
+    layers.write(mlmodel, layers.paired(before, layers.computing_values(mlmodel.get_spec())))
+    return mlmodel
 
 
 def _traced_graph(model: LoadedModel, image_shape: tuple, add_softmax: bool):

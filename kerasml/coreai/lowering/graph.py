@@ -19,6 +19,7 @@ declared shapes, instead of leaving it to Core AI.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 
 import numpy as np
@@ -27,6 +28,9 @@ from kerasml.coreai.library import authoring
 from kerasml.runtime.errors import UnsupportedModelError
 
 FOLDED, STACKED, SHARED = "folded", "stacked", "shared"
+# Every Core AI op carries, in its debug location, the Core ML value it computes part of: how
+# `kerasml diff` finds a layer's output inside a saved .aimodel (coreai/intermediates.py).
+PROVENANCE = "kerasml.value:"
 _BIG = np.iinfo(np.int32).max        # a slice end that keeps the whole (dynamic) prediction axis
 
 
@@ -80,6 +84,12 @@ class Graph:
     def __init__(self):
         self.A = authoring()
         self.notes: list[str] = []      # compressed weights some op needed decompressed, in words
+
+    @contextlib.contextmanager
+    def provenance(self, value_name: str):
+        """Ops emitted inside are located at the Core ML value `value_name` (op output or layer blob)."""
+        with self.A.DebugInfo.metadata_only([PROVENANCE + value_name]).activate():
+            yield
 
     # -- layouts --------------------------------------------------------------------------------
     def reshape(self, t: Tensor, shape, dtype=None) -> Tensor:

@@ -78,7 +78,8 @@ def lower_program(spec, folder: Path | None, graph: Graph, inputs: dict[str, Ten
             probabilities, labels = _classify(op, bound, name)
             continue
         shapes, dtypes = _declared_outputs(op)
-        results = _computed(op, name, bound, shapes, dtypes, graph)
+        with graph.provenance(name):
+            results = _computed(op, name, bound, shapes, dtypes, graph)
         if len(results) != len(op.outputs):
             raise UnsupportedModelError(f"op '{name}' ({op.type}) has {len(op.outputs)} outputs; "
                                         f"its Core AI lowering gives {len(results)}")

@@ -90,7 +90,8 @@ def lower_layer(layer, kind: str, args: list, graph: Graph) -> list:
                                     "Core AI lowering of it does not know")
     shapes = _shapes(_compiled(layer, kind), layer, kind, args)
     try:
-        results = lowering.fn(Layer(layer, kind, args, shapes, graph))
+        with graph.provenance(layer.output[0] if layer.output else layer.name):
+            results = lowering.fn(Layer(layer, kind, args, shapes, graph))
     except _CAUGHT as exc:
         raise UnsupportedModelError(f"layer '{layer.name}' ({kind}) cannot be expressed in Core AI: {exc}") from None
     for i, (result, shape) in enumerate(zip(results, shapes)):

@@ -1,0 +1,74 @@
+"""Values inside a saved `.aimodel`, computed by Apple's runtime: what `kerasml diff` compares with
+Keras layer by layer.
+
+Every Core AI op kerasml writes carries, in its debug location, the name of the Core ML value it
+computes part of (`lowering.graph.PROVENANCE`). A copy of the program with the last op of each
+wanted value added to the function's outputs is saved to a temporary folder and run: the values
+come from the program on disk, weights as stored, not from a new conversion.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from kerasml.coreai.asset import check_asset
+from kerasml.coreai.library import authoring, runtime, runtime_notes_muted
+from kerasml.coreai.lowering import FUNCTION, INPUT, OUTPUT
+from kerasml.coreai.lowering.graph import PROVENANCE
+from kerasml.errors import KerasmlError
+
+_TAG = re.compile(r'"' + re.escape(PROVENANCE) + r'([^"]+)"')
+
+
+def intermediates(path: Path, pixels: np.ndarray, names: list[str]) -> dict[str, np.ndarray]:
+    """{value name: (N, values) float32} for raw pixels (N, H, W, C), for those of `names` the
+    program computes from the image (a value folded to a constant at conversion has no op)."""
+    path = Path(path)
+    check_asset(path)
+    A = authoring()
+    program = A.AIModelAsset.load(path).program
+    graph = program._get_graph(FUNCTION)   # noqa: SLF001  b3 has no public way to reach a function
+    if graph is None:
+        raise KerasmlError(f"{path} has no function {FUNCTION}; it was not made by kerasml")
+    last = _last_ops(graph)
+    exposed = [(name, last[name]) for name in names if name in last]
+    with program._module._mlir_module.context, graph.location:   # noqa: SLF001
+        outputs = list(graph.outputs_spec)
+        for i, (_, op) in enumerate(exposed):
+            outputs.append((f"kerasml_value_{i}", op.results[0]))
+        graph.outputs_spec = outputs
+    with tempfile.TemporaryDirectory(prefix="kerasml-diff-") as folder:
+        copy = Path(folder) / path.name
+        program.save_asset(copy)
+        values = _run(copy, pixels)
+    return {name: values[f"kerasml_value_{i}"].reshape(len(pixels), -1) for i, (name, _) in enumerate(exposed)}
+
+
+def _last_ops(graph) -> dict[str, object]:
+    """Value name → the last op (in program order) located at it whose result holds predictions."""
+    last = {}
+    for op in graph.entry_block.operations:
+        if op.name in ("coreai.constant", "coreai.output") or not len(op.results):
+            continue
+        match = _TAG.search(str(op.location))
+        if match and str(op.results[0].type).startswith("tensor<?x"):
+            last[match.group(1)] = op
+    return last
+
+
+def _run(path: Path, pixels: np.ndarray) -> dict[str, np.ndarray]:
+    A, R = authoring(), runtime()
+
+    async def go():
+        async with A.AIModelAsset.load(path).executable() as model:
+            function = model.load_function(FUNCTION)
+            out = await function({INPUT: R.NDArray(np.ascontiguousarray(pixels, dtype=np.float32))})
+            return {name: np.asarray(value.numpy(), dtype=np.float32) for name, value in out.items() if name != OUTPUT}
+
+    with runtime_notes_muted():
+        return asyncio.run(go())

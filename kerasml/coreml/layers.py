@@ -1,0 +1,107 @@
+"""Which Keras layer each value of a converted model came from, recorded in the model itself
+(`com.kerasml.layers`), so `kerasml diff` can compare the two models layer by Keras layer.
+
+coremltools names every op after the TensorFlow node it came from, and a traced Keras model's nodes
+carry their layer's name as a scope (`StatefulPartitionedCall_sequential_1_conv2d_10_1_convolutionx`:
+layer `conv2d_10`). That is read before kerasml shortens the names and compresses the weights; those
+steps keep the computing ops in order, so the names before and after are paired by aligning the two
+sequences of op types. The record maps each Keras layer to the last value computed for it, its
+output (kept that small: it travels inside every model); an op that matches no layer (the image
+scaling, layout transposes) is left out, and so is a layer no op was named after (conversion fused
+it into the one before, as a batch normalisation into its convolution).
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+
+from kerasml.errors import KerasmlError
+from kerasml.record import metadata_key
+
+KEY = metadata_key("layers")
+# Ops that hold or reshape weights rather than compute on the image, and the activation quantization
+# w8a8 inserts: left out of the alignment, since compression adds and removes them.
+_NOT_COMPUTING = ("const", "quantize", "dequantize")
+
+
+def computing_values(spec) -> list[tuple[str, str]]:
+    """(op or layer type, output name) of everything a model computes, in order."""
+    model_type = spec.WhichOneof("Type")
+    if model_type == "mlProgram":
+        function = spec.mlProgram.functions["main"]
+        found = []
+        for op in function.block_specializations[function.opset].operations:
+            if op.type in _NOT_COMPUTING or op.type.startswith("constexpr_") or not op.outputs:
+                continue
+            found += [(op.type, value.name) for value in op.outputs]
+        return found
+    network = getattr(spec, model_type, None)
+    return [(layer.WhichOneof("layer"), name) for layer in getattr(network, "layers", []) for name in layer.output]
+
+
+def keras_layer_names(keras_model) -> list[str]:
+    return [layer.name for layer in getattr(keras_model, "layers", [])]
+
+
+def layers_of(names: list[str], layer_names: list[str]) -> list[str | None]:
+    """The Keras layer each (TensorFlow-derived) value name belongs to: the last layer name that
+    appears in it as a whole scope (`..._conv2d_10_1_...`, not `conv2d_1` inside `conv2d_10`)."""
+    if not layer_names:
+        return [None] * len(names)
+    alternatives = "|".join(re.escape(n) for n in sorted(set(layer_names), key=len, reverse=True))
+    pattern = re.compile(rf"(?:^|_)({alternatives})(?:_\d+)?(?=_|$)")
+    found = []
+    for name in names:
+        matches = pattern.findall(name.replace("/", "_"))
+        found.append(matches[-1] if matches else None)
+    return found
+
+
+def paired(before: list[tuple[str, str | None]], after: list[tuple[str, str]]) -> dict[str, str]:
+    """{Keras layer: its last value's final name} from (type, layer) before the renaming steps and
+    (type, final name) after, aligned by their type sequences."""
+    record: dict[str, str] = {}
+    matcher = difflib.SequenceMatcher(a=[t for t, _ in before], b=[t for t, _ in after], autojunk=False)
+    for block in matcher.get_matching_blocks():
+        for i in range(block.size):
+            layer = before[block.a + i][1]
+            if layer is not None:
+                record[layer] = after[block.b + i][1]
+    return record
+
+
+def write(mlmodel, record: dict[str, str]) -> None:
+    if record:
+        mlmodel.user_defined_metadata[KEY] = json.dumps(record, separators=(",", ":"))
+
+
+def read(metadata: dict[str, str]) -> dict[str, str] | None:
+    """The record a converted model carries (Core ML user-defined or Core AI creator-defined), or None."""
+    text = metadata.get(KEY)
+    if not text:
+        return None
+    try:
+        record = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(record, dict) or not all(isinstance(v, str) for v in record.values()):
+        return None
+    return record
+
+
+def fp16_except(ct, fp32_layers: list[str] | None, layer_names: list[str]):
+    """float16 compute, except for the ops of the Keras layers named in `fp32_layers`."""
+    if not fp32_layers:
+        return ct.precision.FLOAT16
+    unknown = [name for name in fp32_layers if name not in layer_names]
+    if unknown:
+        raise KerasmlError(f"--fp32-layers names {', '.join(unknown)}, which the model does not have; its "
+                           f"layers are {', '.join(layer_names[:12])}{', ...' if len(layer_names) > 12 else ''}")
+    keep = set(fp32_layers)
+
+    def in_fp16(op) -> bool:   # coremltools' selector: True casts the op to float16
+        return layers_of([op.name], layer_names)[0] not in keep
+
+    return ct.transform.FP16ComputePrecision(op_selector=in_fp16)

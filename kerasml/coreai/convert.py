@@ -21,7 +21,7 @@ from typing import Callable
 from kerasml.coreai.asset import LABELS_KEY, SUFFIX, VERSION_KEY, AssetMetadata, write_asset
 from kerasml.coreai.library import version as coreai_version
 from kerasml.coreai.lowering import INPUT, OUTPUT, lower_model
-from kerasml.coreml import compress
+from kerasml.coreml import compress, layers
 from kerasml.coreml.convert import ConvertOptions, ConvertResult, check_fp32_layers, keras_to_core_ml
 from kerasml.coreml.interface import bias_text
 from kerasml.coreml.metadata import sha256_of
@@ -60,6 +60,7 @@ def convert(options: ConvertOptions, say: Callable[[str], None] = print,
     lowered = lower_model(lowerable.spec, lowerable.folder, labels=lowerable.labels)
     lowerable.notes.extend(lowered.notes)
     metadata = lowerable.metadata
+    _point_layers_at_core_ai_values(metadata, lowered.same_as)
     metadata.creator_defined[LABELS_KEY] = json.dumps([str(label) for label in lowered.labels])
     metadata.creator_defined[metadata_key("coreai_version")] = coreai_version() or ""
     write_asset(lowered.module, out, metadata, force=options.force)
@@ -94,6 +95,13 @@ def _reference_size(lowerable: _Lowerable, metadata: AssetMetadata) -> int:
         path = Path(folder) / f"reference{SUFFIX}"
         write_asset(lowered.module, path, metadata)
         return path_size(path)
+
+
+def _point_layers_at_core_ai_values(metadata: AssetMetadata, same_as: dict[str, str]) -> None:
+    """The layer record names, for each Keras layer, the value Core AI computes its output as."""
+    record = layers.read(metadata.creator_defined)
+    if record:
+        layers.write_to(metadata.creator_defined, {layer: same_as.get(v, v) for layer, v in record.items()})
 
 
 def _checked_paths(options: ConvertOptions) -> tuple[Path, Path]:

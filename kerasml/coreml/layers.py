@@ -73,8 +73,13 @@ def paired(before: list[tuple[str, str | None]], after: list[tuple[str, str]]) -
 
 
 def write(mlmodel, record: dict[str, str]) -> None:
+    write_to(mlmodel.user_defined_metadata, record)
+
+
+def write_to(metadata, record: dict[str, str]) -> None:
+    """Into a metadata mapping: Core ML's user-defined metadata or Core AI's creator-defined strings."""
     if record:
-        mlmodel.user_defined_metadata[KEY] = json.dumps(record, separators=(",", ":"))
+        metadata[KEY] = json.dumps(record, separators=(",", ":"))
 
 
 def read(metadata: dict[str, str]) -> dict[str, str] | None:

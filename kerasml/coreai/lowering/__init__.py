@@ -45,14 +45,12 @@ class LoweredModel:
     labels: list
     op_outputs: list = field(default_factory=list)   # (op type, op name, value name) in program order
     notes: list[str] = field(default_factory=list)     # what the lowering did that the user should know
-    intermediates: list = field(default_factory=list)  # value names exposed as extra outputs
+    same_as: dict = field(default_factory=dict)        # value name -> the earlier name Core AI computes it as
 
 
-def lower_model(spec, folder, labels: list | None = None, intermediates: list[str] | None = None) -> LoweredModel:
-    """The Core AI module for a parsed Core ML spec (`folder`: where an ML Program's weights are).
-
-    `labels` replaces the model's own class labels (required when it has none); `intermediates`
-    names values to expose as extra outputs, for comparing layer by layer."""
+def lower_model(spec, folder, labels: list | None = None) -> LoweredModel:
+    """The Core AI module for a parsed Core ML spec (`folder`: where an ML Program's weights are);
+    `labels` replaces the model's own class labels (required when it has none)."""
     A = authoring()
     model_type = spec.WhichOneof("Type")
     if model_type not in ("mlProgram", *NN_TYPES):
@@ -79,19 +77,30 @@ def lower_model(spec, folder, labels: list | None = None, intermediates: list[st
                                "the model is malformed (or --labels lists the wrong number)")
         found["op_outputs"] = lowered.op_outputs
         found["notes"] = list(getattr(lowered, "notes", []) or graph.notes)
-        outputs = [graph.rows(probabilities)]
-        for name in intermediates or []:
-            outputs.append(_exposed(graph, lowered.values.get(name), name))
-        return outputs[0] if len(outputs) == 1 else tuple(outputs)
+        found["same_as"] = _same_values(lowered.values)
+        return graph.rows(probabilities)
 
     module = A.Module.create()
-    specs = [A.TensorSpec((-1, len(labels)), np.float32, name=OUTPUT)]
-    specs += [A.TensorSpec((-1, -1), np.float32, name=_exposed_name(i)) for i in range(len(intermediates or []))]
-    function = _signature(body, A, pixels, specs)
+    function = _signature(body, A, pixels, A.TensorSpec((-1, len(labels)), np.float32, name=OUTPUT))
     with module:
         A.graph(function)
-    return LoweredModel(module, pixels, labels, found.get("op_outputs", []), list(intermediates or []),
-                        _notes(found.get("notes", [])))
+    return LoweredModel(module, pixels, labels, op_outputs=found.get("op_outputs", []),
+                        notes=_notes(found.get("notes", [])), same_as=found.get("same_as", {}))
+
+
+def _same_values(values: dict) -> dict[str, str]:
+    """Names whose Core AI value an earlier name already holds (a reshape that changed nothing Core AI
+    sees, an identity): no op carries them, so they are read where the value was made."""
+    first: dict[int, str] = {}
+    same = {}
+    for name, value in values.items():
+        if isinstance(value, Tensor) and value.batched:
+            key = id(value.value)
+            if key in first:
+                same[name] = first[key]
+            else:
+                first[key] = name
+    return same
 
 
 def _notes(found: list[str]) -> list[str]:
@@ -103,15 +112,14 @@ def _notes(found: list[str]) -> list[str]:
             f"dense: {shown}"]
 
 
-def _signature(body, A, pixels: PixelInput, outputs: list):
-    """`body` as a function Core AI's @graph can read: one annotated image input, annotated outputs."""
+def _signature(body, A, pixels: PixelInput, output):
+    """`body` as a function Core AI's @graph can read: one annotated image input, an annotated output."""
     def classify(image):
         return body(image)
 
     image = inspect.Parameter(INPUT, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Annotated[
         A.Value, A.TensorSpec((-1, pixels.height, pixels.width, pixels.channels), np.float32, name=INPUT)])
-    returns = (Annotated[A.Value, outputs[0]] if len(outputs) == 1
-               else tuple[tuple(Annotated[A.Value, o] for o in outputs)])
+    returns = Annotated[A.Value, output]
     classify.__signature__ = inspect.Signature([image], return_annotation=returns)
     classify.__annotations__ = {INPUT: image.annotation, "return": returns}
     classify.__name__ = FUNCTION
@@ -162,13 +170,3 @@ def _lower_body(spec, folder, model_type, graph: Graph, feature, pixels: PixelIn
     from kerasml.coreai.lowering.nn import lower_network
 
     return lower_network(spec, graph, {feature.name: tensor})
-
-
-def _exposed_name(i: int) -> str:
-    return f"intermediate_{i}"
-
-
-def _exposed(graph: Graph, value, name: str):
-    if not isinstance(value, Tensor) or not value.batched:
-        raise KerasmlError(f"'{name}' is not a value the model computes from its image")
-    return graph.rows(value)

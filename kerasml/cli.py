@@ -218,6 +218,36 @@ def verify(
         raise typer.Exit(1)
 
 
+# ------------------------------------------------------------------------------------------ diff
+@app.command()
+@handle_errors
+def diff(
+    keras: Annotated[Path, typer.Argument(help="The Keras model (.keras or .h5) the model was converted from.")],
+    model: Annotated[Path, typer.Argument(help="The converted model: .mlmodel, .mlpackage (kerasml's runtime) or .aimodel (Apple's runtime).")],
+    data: Annotated[Optional[Path], typer.Option(help="Images to compare on (.npz or IDX folder; default: bundled digits or random images).")] = None,
+    samples: Annotated[Optional[int], typer.Option(help="How many images (default 100, or all of --data).", min=1)] = None,
+    compute: Annotated[str, typer.Option(help="fp32, or fp16: run the Core ML program as GPU and Neural Engine do and list the layers that leave float16's range.")] = "fp32",
+    tolerance: Annotated[Optional[float], typer.Option(help="Largest |Δ| relative to a layer's largest Keras value (default: fp32 1e-4, fp16 1e-2).")] = None,
+    plot: Annotated[Optional[Path], typer.Option(help="Write the per-layer error as a PNG (log scale, tolerance line, first departure marked).")] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print JSON: the rows and first_divergent_layer.")] = False,
+    unsafe: Annotated[bool, typer.Option(help="Allow custom code in the Keras file to run.")] = False,
+) -> None:
+    """Where a converted model departs from Keras, layer by Keras layer (on Linux)."""
+    import json
+
+    from kerasml.checks.diff import diff as diff_models
+
+    result = diff_models(keras, model, data=data, samples=samples, compute=compute, tolerance=tolerance,
+                         unsafe=unsafe)
+    if plot is not None:
+        from kerasml.report.plots import plot_layer_errors
+
+        plot_layer_errors(result, plot)
+    say(json.dumps(result.to_dict(), indent=2, default=str)) if json_output else say_lines(result.lines())
+    if result.first_divergent_layer is not None:
+        raise typer.Exit(1)
+
+
 # -------------------------------------------------------------------------------------- evaluate
 @app.command()
 @handle_errors

@@ -77,7 +77,7 @@ def verify(coreml_path: Path, keras_path: Path, data: Path | None = None, sample
            atol: float | None = None, unsafe: bool = False) -> VerifyResult:
     coreml, keras_model = _load_pair(coreml_path, keras_path, unsafe)
     image = coreml.image
-    images = _images_for(image.height, image.width, image.channels, data, samples)
+    images = images_for(image.height, image.width, image.channels, data, samples)
     checks = _fit_checks(coreml, keras_model, coreml_path, keras_path)
     comparison = compare(coreml, keras_model, *images)
     expected, actual, labels, images = comparison.expected, comparison.actual, comparison.labels, comparison.images
@@ -225,14 +225,14 @@ def accuracy_change(coreml_path: Path, keras_path: Path, data: Path, unsafe: boo
     """What a lower weight precision costs: Keras (fp32) against the Core ML model on labelled data."""
     coreml, keras_model = _load_pair(coreml_path, keras_path, unsafe)
     image = coreml.image
-    comparison = compare(coreml, keras_model, *_images_for(image.height, image.width, image.channels, Path(data), None))
+    comparison = compare(coreml, keras_model, *images_for(image.height, image.width, image.channels, Path(data), None))
     keras_accuracy, coreml_accuracy = comparison.keras_accuracy, comparison.coreml_accuracy
     return {"samples": len(comparison.images), "source": comparison.source, "keras_accuracy": keras_accuracy,
             "coreml_accuracy": coreml_accuracy,
             "points_change": round(100 * (coreml_accuracy - keras_accuracy), 4)}
 
 
-def _images_for(height: int, width: int, channels: int, data: Path | None, samples: int | None):
+def images_for(height: int, width: int, channels: int, data: Path | None, samples: int | None):
     """Images to compare on: the user's data, else bundled MNIST digits, else seeded noise."""
     if data is not None:
         x, y, _ = labelled_images(Path(data), (height, width, channels), limit=samples)

@@ -55,9 +55,10 @@ def _last_ops(graph) -> dict[str, object]:
     for op in graph.entry_block.operations:
         if op.name in ("coreai.constant", "coreai.output") or not len(op.results):
             continue
-        match = _TAG.search(str(op.location))
-        if match and str(op.results[0].type).startswith("tensor<?x"):
-            last[match.group(1)] = op
+        if not str(op.results[0].type).startswith("tensor<?x"):
+            continue
+        for name in _TAG.findall(str(op.location)):   # ops Core AI merged carry every name they had
+            last[name] = op
     return last
 
 

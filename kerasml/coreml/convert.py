@@ -329,7 +329,10 @@ def convert_keras_model(model, fmt: str = "mlmodel", precision: str = "fp32",
         raise KerasmlError(fixes.explain_failure(exc, graph, fmt, model.path, ml_program_converts)) from None
     mlmodel = _rename_probabilities(ct, mlmodel)
     traced = layers.computing_values(mlmodel.get_spec())        # TensorFlow's names, before shortening
-    before = list(zip([t for t, _ in traced], layers.layers_of([n for _, n in traced], layer_names)))
+    owners = layers.layers_of([n for _, n in traced], layer_names)
+    if owners and not add_softmax and layer_names:   # the graph's output is named Identity, not after its layer
+        owners[-1] = owners[-1] or layer_names[-1]
+    before = list(zip([t for t, _ in traced], owners))
     mlmodel = short_names.shortened(mlmodel)
     if uncompressed is not None:
         uncompressed(mlmodel)

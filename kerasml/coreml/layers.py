@@ -23,7 +23,7 @@ from kerasml.record import metadata_key
 KEY = metadata_key("layers")
 # Ops that hold or reshape weights rather than compute on the image, and the activation quantization
 # w8a8 inserts: left out of the alignment, since compression adds and removes them.
-_NOT_COMPUTING = ("const", "quantize", "dequantize")
+_NOT_COMPUTING = ("const", "quantize", "dequantize", "classify")   # classify only names what the last op computed
 
 
 def computing_values(spec) -> list[tuple[str, str]]:

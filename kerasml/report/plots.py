@@ -79,3 +79,34 @@ def save_figure(figure, path: Path) -> Path:
     finally:
         plt.close(figure)
     return Path(path)
+
+
+def plot_layer_errors(result, path: Path) -> Path:
+    """`kerasml diff`'s rows as a picture: each Keras layer's |Δ| relative to its largest value, on a
+    log scale, with the tolerance line and the first layer beyond it marked."""
+    plt = pyplot()
+    rows = [row for row in result.rows if row.relative is not None]
+    first = result.first_divergent_layer
+    figure, axis = plt.subplots(figsize=(min(24.0, max(6.0, 0.28 * len(rows) + 2)), 4.5))
+    x = np.arange(len(rows))
+    values = np.array([max(row.relative, 1e-12) for row in rows])
+    colours = ["#c0392b" if not row.within else "#2e86c1" for row in rows]
+    axis.bar(x, values, color=colours)
+    axis.set_yscale("log")
+    axis.axhline(result.tolerance, color="black", linestyle="--", linewidth=1, label=f"tolerance {result.tolerance:g}")
+    if first is not None:
+        index = next(i for i, row in enumerate(rows) if row.layer == first)
+        axis.annotate(f"first departs: {first}", (index, values[index]), xytext=(0, 18), textcoords="offset points",
+                      ha="center", fontsize=8, arrowprops={"arrowstyle": "->"})
+    axis.set_xticks(x)
+    axis.set_xticklabels([row.layer if len(row.layer) <= 28 else row.layer[:27] + "…" for row in rows],
+                         rotation=70, ha="right", fontsize=7 if len(rows) <= 60 else 4)
+    axis.set_ylabel("max |Δ| / largest Keras value")
+    axis.set_title(f"{Path(result.converted).name} against Keras ({result.compute}), layer by layer")
+    axis.legend(loc="upper left", fontsize=8)
+    axis.grid(axis="y", alpha=0.3)
+    figure.tight_layout()
+    with atomic_output(Path(path), force=True) as temporary:
+        figure.savefig(temporary, dpi=120, format="png")
+    plt.close(figure)
+    return Path(path)

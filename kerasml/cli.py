@@ -223,19 +223,33 @@ def verify(
 @handle_errors
 def diff(
     keras: Annotated[Path, typer.Argument(help="The Keras model (.keras or .h5) the model was converted from.")],
-    model: Annotated[Path, typer.Argument(help="The converted model: .mlmodel, .mlpackage (kerasml's runtime) or .aimodel (Apple's runtime).")],
+    model: Annotated[Optional[Path], typer.Argument(help="The converted model: .mlmodel, .mlpackage (kerasml's runtime) or .aimodel (Apple's runtime); not with --sensitivity.")] = None,
     data: Annotated[Optional[Path], typer.Option(help="Images to compare on (.npz or IDX folder; default: bundled digits or random images).")] = None,
     samples: Annotated[Optional[int], typer.Option(help="How many images (default 100, or all of --data).", min=1)] = None,
     compute: Annotated[str, typer.Option(help="fp32, or fp16: run the Core ML program as GPU and Neural Engine do and list the layers that leave float16's range.")] = "fp32",
     tolerance: Annotated[Optional[float], typer.Option(help="Largest |Δ| relative to a layer's largest Keras value (default: fp32 1e-4, fp16 1e-2).")] = None,
     plot: Annotated[Optional[Path], typer.Option(help="Write the per-layer error as a PNG (log scale, tolerance line, first departure marked).")] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON: the rows and first_divergent_layer.")] = False,
+    sensitivity: Annotated[bool, typer.Option("--sensitivity", help="Instead: compress one Keras layer at a time with --precision and report each one's accuracy cost and size saving (needs labelled --data or a training record).")] = False,
+    precision: Annotated[str, typer.Option(help="With --sensitivity: the scheme to try per layer (palette4, palette6, palette8, int8, int4).")] = "palette4",
     unsafe: Annotated[bool, typer.Option(help="Allow custom code in the Keras file to run.")] = False,
 ) -> None:
-    """Where a converted model departs from Keras, layer by Keras layer (on Linux)."""
+    """Where a converted model departs from Keras, layer by Keras layer (on Linux); or, with
+    --sensitivity, which layers pay for compression."""
     import json
 
     from kerasml.checks.diff import diff as diff_models
+
+    if sensitivity:
+        from kerasml.coreml.sensitivity import layer_costs
+
+        if model is not None:
+            raise KerasmlError("--sensitivity converts the Keras model itself; give only MODEL.keras")
+        report_ = layer_costs(keras, precision, data, samples, say=say, unsafe=unsafe)
+        say(json.dumps(report_.to_dict(), indent=2)) if json_output else say_lines(report_.lines())
+        return
+    if model is None:
+        raise KerasmlError("give the converted model to compare: kerasml diff MODEL.keras MODEL.mlpackage")
 
     result = diff_models(keras, model, data=data, samples=samples, compute=compute, tolerance=tolerance,
                          unsafe=unsafe)

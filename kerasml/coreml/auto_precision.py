@@ -58,6 +58,7 @@ def choose(reference, fmt: str, images: np.ndarray, labels: np.ndarray, max_drop
 
     reference_size, reference_accuracy = measure(reference)
     trials = [Trial("fp32 (reference)", reference_size, reference_accuracy, 0.0)]
+    smaller_failed: list[str] = []
     for name in auto_candidates(fmt, target):
         if name == "fp32" and not sparsity:
             trials[0].kept = True
@@ -69,11 +70,44 @@ def choose(reference, fmt: str, images: np.ndarray, labels: np.ndarray, max_drop
         size, accuracy = measure(model)
         trial = Trial(label(name, sparsity), size, accuracy, round(100 * (reference_accuracy - accuracy), 4))
         trials.append(trial)
-        if trial.drop_points <= max_drop:
-            trial.kept = True
-            return name, model, trials
+        if trial.drop_points > max_drop:
+            smaller_failed.append(name)
+            continue
+        if smaller_failed and fmt == "mlpackage" and not sparsity:
+            mix = _mixed(reference, smaller_failed[0], name, images, labels, reference_accuracy, max_drop, say)
+            if mix is not None and mix[1].size_bytes < size:
+                mixed_model, mixed_trial = mix
+                trials.append(mixed_trial)
+                mixed_trial.kept = True
+                return mixed_label(smaller_failed[0], name), mixed_model, trials
+        trial.kept = True
+        return name, model, trials
     trials[0].kept = True
     return "fp32", reference, trials
+
+
+def _mixed(reference, small: str, safe: str, images, labels, reference_accuracy: float, max_drop: float, say):
+    """(model, trial) of the smallest per-layer mix of `small` and `safe` within the budget, or None:
+    each weight tensor compressed alone with `small` first (what it costs), then as many of them
+    kept `small` as the budget allows."""
+    from kerasml.coreml import layers, sensitivity
+
+    record = layers.read(dict(reference.user_defined_metadata)) or {}
+    say(f"trying {small} where it costs least, {safe} elsewhere: each layer with {small} alone ...")
+    costs, _, _ = sensitivity.sensitivity(reference, record, small, images, labels, say)
+    found = sensitivity.mixed(reference, costs, small, safe, images, labels, reference_accuracy, max_drop, say)
+    if found is None:
+        return None
+    model, schemes, size, accuracy = found
+    name = mixed_label(small, safe)
+    kept_small = sum(1 for s in schemes.values() if s == small)
+    return model, Trial(f"{name} ({kept_small}/{len(schemes)} {small})", size, accuracy,
+                        round(100 * (reference_accuracy - accuracy), 4))
+
+
+def mixed_label(small: str, safe: str) -> str:
+    """The precision a per-layer mix is recorded as: both schemes, the smaller first."""
+    return f"{small}+{safe}"
 
 
 def trial_table(trials: list[Trial], samples: int, source: str, max_drop: float) -> list[str]:

@@ -168,8 +168,12 @@ def label(precision: str, sparsity: float | None = None) -> str:
 
 
 def parse_label(text: str) -> tuple[str, float | None] | None:
-    """`label`'s inverse, for the precision written into a model's metadata; None if not a scheme."""
+    """`label`'s inverse, for the precision written into a model's metadata; None if not a scheme.
+    A per-layer mix ("palette4+palette8", auto_precision) reads as its smaller scheme."""
     name, _, sparse = (text or "").partition("+sparse")
+    first, _, other = name.partition("+")
+    if other in BY_NAME:
+        name = first
     if name not in BY_NAME:
         return None
     try:

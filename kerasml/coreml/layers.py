@@ -3,7 +3,7 @@
 
 coremltools names every op after the TensorFlow node it came from, and a traced Keras model's nodes
 carry their layer's name as a scope (`StatefulPartitionedCall_sequential_1_conv2d_10_1_convolutionx`:
-layer `conv2d_10`). That is read before kerasml shortens the names and compresses the weights; those
+layer `conv2d_10`; Keras 3 adds `_1` to every scope of a traced call). That is read before kerasml shortens the names and compresses the weights; those
 steps keep the computing ops in order, so the names before and after are paired by aligning the two
 sequences of op types. The record maps each Keras layer to the last value computed for it, its
 output (kept that small: it travels inside every model); an op that matches no layer (the image
@@ -45,18 +45,39 @@ def keras_layer_names(keras_model) -> list[str]:
     return [layer.name for layer in getattr(keras_model, "layers", [])]
 
 
-def layers_of(names: list[str], layer_names: list[str]) -> list[str | None]:
-    """The Keras layer each (TensorFlow-derived) value name belongs to: the last layer name that
-    appears in it as a whole scope (`..._conv2d_10_1_...`, not `conv2d_1` inside `conv2d_10`)."""
-    if not layer_names:
-        return [None] * len(names)
-    alternatives = "|".join(re.escape(n) for n in sorted(set(layer_names), key=len, reverse=True))
-    pattern = re.compile(rf"(?:^|_)({alternatives})(?:_\d+)?(?=_|$)")
+def scope_table(graph_def, layer_names: list[str], model_name: str = "") -> dict[str, str]:
+    """{node name as coremltools writes it: Keras layer} for the traced graph's nodes, read from
+    their name scopes (`StatefulPartitionedCall/sequential_1/conv2d_10_1/convolution`). Keras 3
+    gives every scope of a traced call a suffix (`sequential_1` for the model `sequential`,
+    `conv2d_10_1` for the layer `conv2d_10`), so a scope names the layer it is with one `_N` less."""
+    names = set(layer_names)
+    suffixed = any(re.fullmatch(re.escape(model_name) + r"_\d+", part)
+                   for node in graph_def.node for part in node.name.split("/")[:2]) if model_name else False
+    table = {}
+    for node in graph_def.node:
+        layer = None
+        for part in node.name.split("/")[:-1]:        # the last part is the op itself
+            base = re.sub(r"_\d+$", "", part) if suffixed else part
+            if base in names:
+                layer = base
+        if layer is not None:
+            table[_written(node.name)] = layer
+    return table
+
+
+def layers_of(names: list[str], table: dict[str, str]) -> list[str | None]:
+    """The Keras layer of each value a converted model names: the longest traced node name its name
+    begins with (coremltools derives op and layer names from the node's, sometimes with a suffix)."""
     found = []
     for name in names:
-        matches = pattern.findall(name.replace("/", "_"))
-        found.append(matches[-1] if matches else None)
+        written = _written(name)
+        found.append(next((table[written[:end]] for end in range(len(written), 0, -1) if written[:end] in table),
+                          None))
     return found
+
+
+def _written(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_]", "_", name)
 
 
 def paired(before: list[tuple[str, str | None]], after: list[tuple[str, str]]) -> dict[str, str]:
@@ -96,7 +117,7 @@ def read(metadata: dict[str, str]) -> dict[str, str] | None:
     return record
 
 
-def fp16_except(ct, fp32_layers: list[str] | None, layer_names: list[str]):
+def fp16_except(ct, fp32_layers: list[str] | None, layer_names: list[str], table: dict[str, str]):
     """float16 compute, except for the ops of the Keras layers named in `fp32_layers`."""
     if not fp32_layers:
         return ct.precision.FLOAT16
@@ -107,6 +128,6 @@ def fp16_except(ct, fp32_layers: list[str] | None, layer_names: list[str]):
     keep = set(fp32_layers)
 
     def in_fp16(op) -> bool:   # coremltools' selector: True casts the op to float16
-        return layers_of([op.name], layer_names)[0] not in keep
+        return layers_of([op.name], table)[0] not in keep
 
     return ct.transform.FP16ComputePrecision(op_selector=in_fp16)

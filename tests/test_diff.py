@@ -1,0 +1,141 @@
+"""`kerasml diff`: a clean conversion has no divergent layer in any format; a fault is found at the
+layer it was put in; fused layers are one row; bad input is one line."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from test_cli import assert_one_line_error, run
+
+pytestmark = pytest.mark.slow
+LABELS = ",".join(f"c{i}" for i in range(10))
+
+
+@pytest.fixture(scope="module")
+def cnn(tmp_path_factory) -> Path:
+    """A small CNN with the layers conversion fuses: Conv → BatchNorm → ReLU, Dropout, Dense."""
+    import keras
+
+    keras.utils.set_random_seed(3)
+    model = keras.Sequential([
+        keras.Input((12, 12, 1)),
+        keras.layers.Conv2D(6, 3, name="conv_a"),
+        keras.layers.BatchNormalization(name="norm_a"),
+        keras.layers.ReLU(name="relu_a"),
+        keras.layers.MaxPooling2D(name="pool_a"),
+        keras.layers.Conv2D(8, 3, activation="relu", name="conv_b"),
+        keras.layers.Flatten(name="flat"),
+        keras.layers.Dropout(0.3, name="drop"),
+        keras.layers.Dense(10, activation="softmax", name="head"),
+    ])
+    # batch normalisation that does something, so folding it is visible
+    norm = model.get_layer("norm_a")
+    norm.set_weights([w + np.random.default_rng(0).uniform(0.5, 1.5, w.shape).astype(np.float32)
+                      for w in norm.get_weights()])
+    path = tmp_path_factory.mktemp("diff") / "cnn.keras"
+    model.save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def converted(cnn):
+    out = {}
+    for fmt in ("mlmodel", "mlpackage", "aimodel"):
+        if fmt == "aimodel":
+            pytest.importorskip("coreai.authoring", reason="Apple's coreai-core is not installed here")
+        result = run("convert", cnn, "--labels", LABELS, "--format", fmt, "--out", cnn.with_suffix("." + fmt))
+        assert result.returncode == 0, result.stderr
+        out[fmt] = cnn.with_suffix("." + fmt)
+    return out
+
+
+@pytest.mark.parametrize("fmt", ["mlmodel", "mlpackage", "aimodel"])
+def test_a_clean_conversion_departs_nowhere(cnn, converted, fmt):
+    result = run("diff", cnn, converted[fmt], "--samples", "20", "--json")
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads(result.stdout)
+    assert report["first_divergent_layer"] is None
+    compared = [row for row in report["rows"] if row["within"] is not None]
+    assert all(row["within"] and row["relative"] < 1e-4 for row in compared)
+    names = [row["layer"] for row in report["rows"]]
+    assert names[-1].startswith("head") or names[-1] == "drop + head"
+    assert len(compared) >= 4, names               # the convolutions, pooling and the head at least
+
+
+def test_fused_layers_are_one_row(cnn, converted):
+    report = json.loads(run("diff", cnn, converted["mlpackage"], "--samples", "8", "--json").stdout)
+    names = [row["layer"] for row in report["rows"]]
+    assert "conv_a + norm_a" in names, names       # the normalisation folded into the convolution
+    assert any(name.endswith("drop + head") or name == "drop + head" for name in names), names
+
+
+def _scale_one_weight(package: Path, op_output: str, factor: float) -> None:
+    """Multiply, in the .mlpackage's weight file, the weight of the op whose output is `op_output`."""
+    from kerasml.runtime.model import read_spec
+
+    spec, folder = read_spec(package)
+    function = spec.mlProgram.functions["main"]
+    ops = list(function.block_specializations[function.opset].operations)
+    producers = {out.name: op for op in ops for out in op.outputs}
+    target = producers[op_output]
+    while "weight" not in target.inputs:        # the layer's activation: back to its convolution
+        target = producers[target.inputs["x"].arguments[0].name]
+    weight_name = target.inputs["weight"].arguments[0].name
+    const = next(op for op in ops if op.outputs and op.outputs[0].name == weight_name)
+    blob = const.attributes["val"].blobFileValue
+    path = folder / blob.fileName[len("@model_path/"):]
+    data = bytearray(path.read_bytes())
+    _, _, size, start = struct.unpack_from("<IIQQ", data, blob.offset)
+    values = np.frombuffer(bytes(data[start:start + size]), np.float32) * np.float32(factor)
+    data[start:start + size] = values.tobytes()
+    path.write_bytes(bytes(data))
+
+
+def test_a_fault_is_found_at_its_layer(cnn, converted, tmp_path):
+    from kerasml.coreml.layers import read
+    from kerasml.runtime import load_model
+
+    faulty = tmp_path / "faulty.mlpackage"
+    shutil.copytree(converted["mlpackage"], faulty)
+    record = read(load_model(faulty).creator_defined)
+    _scale_one_weight(faulty, record["conv_b"], 1.05)     # after conversion, in one layer's weights
+    result = run("diff", cnn, faulty, "--samples", "20", "--json")
+    assert result.returncode == 1
+    report = json.loads(result.stdout)
+    assert report["first_divergent_layer"].split(" + ")[-1] == "conv_b"   # pool_a may share its row
+    rows = {row["layer"]: row for row in report["rows"]}
+    assert rows["conv_a + norm_a"]["within"] and rows["relu_a"]["within"]
+
+
+def test_the_plot_is_written(cnn, converted, tmp_path):
+    png = tmp_path / "layers.png"
+    result = run("diff", cnn, converted["mlmodel"], "--samples", "8", "--plot", png)
+    assert result.returncode == 0, result.stderr
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "no layer departs from Keras beyond the tolerance" in result.stdout
+
+
+def test_another_keras_model_is_one_line(converted, tmp_path):
+    import keras
+
+    keras.utils.set_random_seed(0)
+    other = keras.Sequential([keras.Input((12, 12, 1)), keras.layers.Flatten(), keras.layers.Dense(10)])
+    other.save(tmp_path / "other.keras")
+    assert_one_line_error(run("diff", tmp_path / "other.keras", converted["mlpackage"]), "was not converted from")
+
+
+def test_a_model_without_the_layer_record_is_one_line(cnn, converted, tmp_path):
+    from kerasml.libs import coremltools
+
+    ct = coremltools()
+    spec = ct.utils.load_spec(str(converted["mlmodel"]))
+    del spec.description.metadata.userDefined["com.kerasml.layers"]
+    bare = tmp_path / "bare.mlmodel"
+    ct.utils.save_spec(spec, str(bare))
+    assert_one_line_error(run("diff", cnn, bare), "convert the model again")

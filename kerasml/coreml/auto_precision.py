@@ -25,7 +25,7 @@ class Trial:
 
     def line(self, reference_size: int) -> str:
         mark = "  <- kept" if self.kept else ""
-        return (f"  {self.precision:<18} {self.size_bytes / 1024:9.1f} KiB {self.size_bytes / reference_size:7.1%}"
+        return (f"  {self.precision:<34} {self.size_bytes / 1024:9.1f} KiB {self.size_bytes / reference_size:7.1%}"
                 f" {self.accuracy:8.2%} {0.0 - self.drop_points + 0.0:+7.2f}{mark}")
 
 
@@ -113,7 +113,7 @@ def mixed_label(small: str, safe: str) -> str:
 def trial_table(trials: list[Trial], samples: int, source: str, max_drop: float) -> list[str]:
     reference = trials[0].size_bytes
     lines = [f"--precision auto: the smallest scheme losing at most {max_drop:g} points on {samples:,} {source}",
-             f"  {'scheme':<18} {'size':>13} {'of fp32':>7} {'accuracy':>8} {'points':>7}"]
+             f"  {'scheme':<34} {'size':>13} {'of fp32':>7} {'accuracy':>8} {'points':>7}"]
     return lines + [trial.line(reference) for trial in trials]
 
 

@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 MODELS := models
 SWIFT  ?= swift
 
-.PHONY: venv demo test pytest swift-test bench conformance zoo compression load clean
+.PHONY: venv demo test test-fast pytest swift-test bench conformance zoo compression load clean
 
 venv: $(STAMP)
 
@@ -46,6 +46,11 @@ test: venv pytest swift-test
 TEST_JOBS ?= 2
 pytest: venv
 	$(PY) -m pytest -q -n $(TEST_JOBS) --dist loadfile --durations=15
+
+# The quick tier while working (under 2 minutes on 2 cores): everything but the tests marked `slow`,
+# those that train or convert a real model (tests/conftest.py marks the users of such fixtures).
+test-fast: venv
+	$(PY) -m pytest -q -n $(TEST_JOBS) --dist loadfile -m "not slow"
 
 # DigitKit (ios_app/DigitKit, the app's local Swift package) has XCTest tests only; without the
 # empty Swift Testing pass the run ends on XCTest's summary.

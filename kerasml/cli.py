@@ -241,7 +241,7 @@ def diff(
     from kerasml.checks.diff import diff as diff_models
 
     if sensitivity:
-        from kerasml.coreml.sensitivity import layer_costs
+        from kerasml.coreml.layer_costs import layer_costs
 
         if model is not None:
             raise KerasmlError("--sensitivity converts the Keras model itself; give only MODEL.keras")

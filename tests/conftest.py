@@ -61,6 +61,18 @@ def quiet(message: str) -> None:
     pass
 
 
+# Fixtures that train or convert a real model: every test that uses one is `slow` (make test-fast
+# leaves them out; make test runs everything).
+TRAINING_FIXTURES = {"trained_digits", "sample_cnn", "made", "converted", "models", "saved_backbone",
+                     "keras_model", "digit_aimodel", "cnn"}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if TRAINING_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
 # ------------------------------------------------------------------------------------- scanning
 
 

@@ -97,6 +97,7 @@ def test_elastic_distortion_bends_strokes_without_losing_ink(digits):
     assert np.abs(out - images).max() > 0.3
 
 
+@pytest.mark.slow
 def test_pipeline_keeps_labels_repeats_with_its_seed_and_changes_every_epoch(digits):
     images, labels = digits
 
@@ -112,6 +113,7 @@ def test_pipeline_keeps_labels_repeats_with_its_seed_and_changes_every_epoch(dig
     assert np.abs(first[0][0][0] - first[1][0][0]).max() > 0.1             # a new distortion each epoch
 
 
+@pytest.mark.slow
 def test_training_with_elastic_augmentation_repeats_with_its_seed(tmp_path, small_digits_npz):
     """End to end: `kerasml train` with the default digit recipe (affine + elastic distortion),
     twice with the same seed, gives the same weights: the distortions come from the seed, not

@@ -69,10 +69,12 @@ def test_convert_existing_output_without_force(trained_digits, tmp_path):
     assert existing.read_text() == "keep me"
 
 
+@pytest.mark.slow
 def test_train_unknown_dataset(tmp_path):
     assert_one_line_error(run("train", "--dataset", "cifar", "--out", tmp_path / "m.keras"), "unknown dataset")
 
 
+@pytest.mark.slow
 def test_inspect_not_a_model(tmp_path):
     bogus = tmp_path / "bogus.mlmodel"
     bogus.write_bytes(b"\x00\x01 definitely not protobuf" * 10)

@@ -198,6 +198,7 @@ def test_convert_measures_the_fp32_size_once_and_verify_uses_the_scheme_toleranc
     assert "for palette6 weights" in next(c.detail for c in checked.checks if c.name == "values")
 
 
+@pytest.mark.slow
 def test_palette4_gives_small_tensors_a_64_entry_table_and_int4_blocks_of_48(tmp_path):
     """A first convolution of 288 weights is too small for 16 levels: in an ML Program it gets 64
     (not float); 48 input values form one int4 block rather than three blocks of 16."""

@@ -108,6 +108,7 @@ def test_a_tiny_file_that_decodes_to_many_megapixels_is_read_in_bounded_memory()
     assert peak < 3 * side * side, f"{peak / 2**20:.0f} MiB"
 
 
+@pytest.mark.slow
 def test_the_exact_shrink_needs_no_dense_matrices():
     """The 256 px shrink sums areas in integers, tile by tile: the same result as the float64
     products of the overlap matrices it replaces, for any shape and any tile size."""
@@ -163,6 +164,7 @@ def hostile() -> dict[str, bytes]:
     return hostile_images.hostile_cases()
 
 
+@pytest.mark.slow
 def test_every_hostile_case_is_expected(hostile):
     assert sorted(hostile) == sorted(EXPECTED)
 

@@ -35,6 +35,7 @@ def test_training_writes_model_record_history_and_plots(trained_digits, small_di
         assert image.size[0] >= 600
 
 
+@pytest.mark.slow
 def test_same_seed_same_model(tmp_path, small_digits_npz):
     import keras
     weights = []
@@ -52,6 +53,7 @@ def test_existing_output_needs_force(trained_digits, small_digits_npz):
                            out=trained_digits.model_path, quiet=True), say=lambda m: None)
 
 
+@pytest.mark.slow
 def test_nan_loss_stops_without_writing_a_model(tmp_path, small_digits_npz):
     out = tmp_path / "diverged.keras"
     with pytest.raises(KerasmlError, match="NaN"):

@@ -168,6 +168,7 @@ def test_the_training_pipeline_scales_as_the_record_says():
     np.testing.assert_allclose(images.numpy(), resnet.scale_pixels(x), atol=1e-4)
 
 
+@pytest.mark.slow
 def test_bgr_record_converts_to_a_bgr_image_input(tmp_path):
     """The colour order travels from the record to Core ML's ImageType, and verify agrees."""
     import keras

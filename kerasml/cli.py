@@ -355,7 +355,7 @@ def tune(
 @app.command()
 @handle_errors
 def report(
-    model: Annotated[Path, typer.Argument(help="A Keras model (.keras or .h5), with its training record and history beside it when kerasml trained it.")],
+    model: Annotated[Path, typer.Argument(help="A Keras model (.keras or .h5), with its training record and history beside it when kerasml trained it; or a converted one (.mlmodel, .mlpackage, .aimodel), predicted by its runtime.")],
     data: Annotated[Optional[Path], typer.Option(help="Labelled images to report on (default: the data the model was trained on, from its record).")] = None,
     out: Annotated[Optional[Path], typer.Option(help="Report folder (default: <model name>.report beside the model).")] = None,
     samples: Annotated[Optional[int], typer.Option(help="Predict at most this many images (default: the whole test split).", min=1)] = None,

@@ -125,7 +125,7 @@ def model_stem(model_path: Path) -> str:
     """`models/digits.keras` -> `digits`: the name every file beside a model starts with
     (also for SavedModel directories, which have no suffix)."""
     name = Path(model_path).name
-    for suffix in (".keras", ".h5", ".hdf5", ".mlmodel", ".mlpackage"):
+    for suffix in (".keras", ".h5", ".hdf5", ".mlmodel", ".mlpackage", ".aimodel"):
         if name.endswith(suffix):
             return name[: -len(suffix)]
     return name

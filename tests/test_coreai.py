@@ -222,3 +222,14 @@ def test_without_coreai_core_says_how_to_install(converted):
              "from kerasml.cli import main\nmain()" % str(converted[0]))
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
     assert_one_line_error(result, "pip install coreai-core==1.0.0b3")
+
+
+def test_report_on_an_aimodel_beside_its_keras_source(converted, trained_digits, small_digits_npz, tmp_path):
+    folder = tmp_path / "beside"
+    shutil.copytree(Path(trained_digits.model_path).parent, folder)
+    shutil.copytree(converted[0], folder / "digits.aimodel")
+    result = run("report", folder / "digits.aimodel", "--data", small_digits_npz, "--samples", "100")
+    assert result.returncode == 0, result.stderr
+    assert "predicted by the Apple Core AI runtime" in result.stdout
+    pictures = sorted(p.name for p in (folder / "digits.report").glob("*.png"))
+    assert {"confusion.png", "curves.png", "filters.png", "mistakes.png"} <= set(pictures), pictures

@@ -1,9 +1,11 @@
-"""A visual report of a trained Keras model: what it learned, where it fails, and why.
+"""A visual report of a trained model: what it learned, where it fails, and why.
 
 `report` is the stage's one public function. It reads the model, its training record and its
-history when they are beside it, predicts with Keras on the data's test split (else the seeded
-validation split, else all the images), and writes into `<model name>.report/`, built in a
-temporary folder and renamed into place:
+history when they are beside it, predicts on the data's test split (else the seeded validation
+split, else all the images) and writes into `<model name>.report/`, built in a temporary folder and
+renamed into place. The model is a Keras model (predicted with Keras) or a converted one — Core ML
+run by kerasml's runtime, Core AI by Apple's — whose Keras source, when it lies beside it (the
+model's `com.kerasml.source_file`), gives the record, the curves and the filters:
 
 - curves.png         loss and accuracy per epoch (from `<name>.history.json`)
 - confusion.png      true against predicted classes
@@ -55,8 +57,6 @@ class ReportResult:
 def report(model: Path, data: Path | None = None, out_dir: Path | None = None, force: bool = False,
            samples: int | None = None, unsafe: bool = False,
            say: Callable[[str], None] = print) -> ReportResult:
-    from kerasml.coreml.keras_models import image_shape_for, load_keras_model
-
     model = Path(model)
     stem = model_stem(model)
     folder = Path(out_dir) if out_dir is not None else model.with_name(stem + ".report")
@@ -65,15 +65,9 @@ def report(model: Path, data: Path | None = None, out_dir: Path | None = None, f
     check_output(folder, force)
     if samples is not None and samples < 1:
         raise KerasmlError("--samples must be at least 1")
-    loaded = load_keras_model(model, unsafe=unsafe)
-    record = read_record(model)
-    height, width, channels = image_shape_for(loaded, None)
-    preprocessing = record.preprocessing if record else Preprocessing(
-        height, width, channels, bias=[0.0] * channels)
-    labels = (record.labels if record and record.labels else
-              list(DIGITS) if loaded.output_size == 10 else [str(i) for i in range(loaded.output_size)])
-    notes = [] if record else [f"note: no training record beside {model}; assuming pixels/255 and labels "
-                               f"{', '.join(labels[:3])}, ..."]
+    subject = _Subject(model, unsafe)
+    record, preprocessing, labels, notes = subject.record, subject.preprocessing, subject.labels, subject.notes
+    height, width, channels = preprocessing.height, preprocessing.width, preprocessing.channels
 
     # Predict: keep every label and probability, but only the most confident mistakes' pixels.
     dataset, batches, what = _evaluation_images(record, data, (height, width, channels), samples, say)
@@ -85,7 +79,7 @@ def report(model: Path, data: Path | None = None, out_dir: Path | None = None, f
         for x, y in batches:
             if len(y) and y.max() >= len(labels):
                 raise KerasmlError(f"the data has label {y.max()} but the model knows {len(labels)} classes")
-            p = loaded.predict(preprocessing.scale_pixels(x).reshape((len(x), *loaded.input_shape)))
+            p = subject.predict(x)
             if example is None:
                 example = (x[0], int(y[0]))
             _keep_worst(worst, x, y, p, offset=seen)
@@ -101,13 +95,55 @@ def report(model: Path, data: Path | None = None, out_dir: Path | None = None, f
 
     mistakes = sorted(worst, reverse=True)
     with atomic_output(folder, force=force, directory=True) as temporary:
-        pictures = write_figures(temporary, model, loaded.keras_model, matrix, labels, accuracy, per_class,
-                                  mistakes, example, preprocessing, notes)
+        pictures = write_figures(temporary, subject.keras_path or model, subject.keras_model, matrix, labels,
+                                 accuracy, per_class, mistakes, example, preprocessing, notes)
         (temporary / "report.md").write_text(
             _markdown(model, record, what, accuracy, len(y_true), per_class, mistakes, pictures, notes),
             encoding="utf-8")
     final = [folder / path.name for path in pictures.values()]
     return ReportResult(folder, folder / "report.md", final, len(y_true), what, accuracy, notes)
+
+
+class _Subject:
+    """What the report is about: a Keras model, or a converted model and its Keras source when found."""
+
+    CONVERTED = (".mlmodel", ".mlpackage", ".aimodel")
+
+    def __init__(self, model: Path, unsafe: bool):
+        from kerasml.coreml.keras_models import image_shape_for, load_keras_model
+
+        self.converted, self.notes = None, []
+        self.keras_path: Path | None = model
+        if model.suffix in self.CONVERTED:
+            from kerasml.checks.compare import image_preprocessing, load_classifier
+
+            self.converted = load_classifier(model)
+            source = self.converted.creator_defined.get("com.kerasml.source_file")
+            self.keras_path = model.with_name(source) if source and model.with_name(source).is_file() else None
+            self.notes.append(f"note: predicted by the {self.converted.runtime_name} "
+                              f"({self.converted.runtime_detail}) from {model.name}")
+        loaded = load_keras_model(self.keras_path, unsafe=unsafe) if self.keras_path else None
+        self.keras_model = loaded.keras_model if loaded else None
+        self.record = read_record(self.keras_path) if self.keras_path else None
+        self._loaded = loaded
+        if self.converted is not None:
+            self.preprocessing = self.record.preprocessing if self.record else image_preprocessing(self.converted.image)
+            self.labels = [str(label) for label in self.converted.labels]
+            return
+        height, width, channels = image_shape_for(loaded, None)
+        self.preprocessing = self.record.preprocessing if self.record else Preprocessing(
+            height, width, channels, bias=[0.0] * channels)
+        self.labels = (self.record.labels if self.record and self.record.labels else
+                       list(DIGITS) if loaded.output_size == 10 else [str(i) for i in range(loaded.output_size)])
+        if not self.record:
+            self.notes.append(f"note: no training record beside {model}; assuming pixels/255 and labels "
+                              f"{', '.join(self.labels[:3])}, ...")
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Probabilities for raw 0-255 images."""
+        if self.converted is not None:
+            return self.converted.predict_probabilities(x)
+        return self._loaded.predict(self.preprocessing.scale_pixels(x).reshape((len(x), *self._loaded.input_shape)))
 
 
 def _keep_worst(heap: list, x: np.ndarray, y: np.ndarray, p: np.ndarray, offset: int) -> None:

@@ -31,7 +31,10 @@ def write_figures(folder: Path, model: Path, keras_model, matrix: np.ndarray, la
     pictures["per_class"] = _plot_per_class(per_class, folder / "per_class.png")
     if mistakes:
         pictures["mistakes"] = _plot_mistakes(mistakes, labels, folder / "mistakes.png")
-    conv = _first_conv(keras_model) if keras_model is not None else None
+    if keras_model is None:
+        notes.append("note: no Keras model beside it (its com.kerasml.source_file), so no filters or feature maps")
+        return pictures
+    conv = _first_conv(keras_model)
     if conv is None:
         notes.append("note: the model has no Conv2D layer kerasml can show, so no filters or feature maps")
         return pictures

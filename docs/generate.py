@@ -1,0 +1,98 @@
+"""Fill the generated blocks of README.md and docs/*.md, so no figure or synopsis is typed twice.
+
+A block is
+
+    <!-- generated: WHAT -->
+    ...
+    <!-- /generated -->
+
+where WHAT is `synopsis:COMMAND` (the command's options, read from the CLI itself) or a file the
+script that measured the figures wrote (`bench/zoo.md`, `bench/results.md`, ...), copied without its
+title line. `make docs` rewrites the blocks; `python docs/generate.py --check` (tests/test_docs.py)
+fails when one is stale.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import textwrap
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+BLOCK = re.compile(r"(<!-- generated: (?P<what>\S+) -->\n)(?P<body>.*?)(<!-- /generated -->)", re.S)
+WIDTH = 104
+
+
+def synopsis(command: str) -> str:
+    """`kerasml COMMAND` with every argument and option it takes, as its --help defines them."""
+    import click
+    import typer
+
+    sys.path.insert(0, str(REPO))
+    from kerasml.cli import app
+
+    group = typer.main.get_command(app)
+    cmd = group.commands[command]
+    parts = []
+    for param in cmd.params:
+        if isinstance(param, click.Argument):
+            name = param.human_readable_name.upper()
+            parts.append(f"{name}..." if param.nargs == -1 else (name if param.required else f"[{name}]"))
+        elif isinstance(param, click.Option) and not param.hidden and param.name != "help":
+            flag = max(param.opts, key=len) if len(param.opts) > 1 and param.name == "version" else param.opts[0]
+            if param.is_flag:
+                parts.append(f"[{flag}]")
+            else:
+                parts.append(f"[{flag} {_metavar(param)}]")
+    lines = textwrap.wrap(" ".join(parts), WIDTH - len(command) - 9, break_on_hyphens=False)
+    indent = " " * (len(command) + 9)
+    return "```\n" + f"kerasml {command} " + f"\n{indent}".join(lines) + "\n```\n"
+
+
+def _metavar(option) -> str:
+    kind = type(option.type).__name__
+    return {"Path": "PATH", "IntParamType": "N", "FloatParamType": "X", "IntRange": "N",
+            "FloatRange": "X"}.get(kind, "TEXT")
+
+
+def render(what: str) -> str:
+    if what.startswith("synopsis:"):
+        return synopsis(what.split(":", 1)[1])
+    path = REPO / what
+    if not path.is_file():
+        raise SystemExit(f"generated block names {what}, which does not exist")
+    text = path.read_text(encoding="utf-8")
+    if text.startswith("# "):                       # the file's own title: the page has its heading
+        text = text.split("\n", 1)[1].lstrip("\n")
+    return text if text.endswith("\n") else text + "\n"
+
+
+def filled(text: str) -> str:
+    return BLOCK.sub(lambda m: m.group(1) + render(m.group("what")) + m.group(4), text)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="only report stale blocks (exit 1)")
+    args = parser.parse_args(argv)
+    stale = []
+    for page in PAGES:
+        text = page.read_text(encoding="utf-8")
+        new = filled(text)
+        if new != text:
+            stale.append(page.relative_to(REPO))
+            if not args.check:
+                page.write_text(new, encoding="utf-8")
+    if args.check and stale:
+        print("stale generated blocks in: " + ", ".join(map(str, stale)) + " (run `make docs`)")
+        return 1
+    if not args.check:
+        print("updated: " + (", ".join(map(str, stale)) or "nothing"))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 MODELS := models
 SWIFT  ?= swift
 
-.PHONY: venv demo test test-fast pytest swift-test bench conformance zoo compression load clean
+.PHONY: venv demo test test-fast pytest swift-test bench conformance zoo compression load docs clean
 
 venv: $(STAMP)
 
@@ -89,6 +89,11 @@ compression: venv
 # route. Starts its own server; writes bench/load.json and bench/load.md (about 3 minutes on 2 cores).
 load: venv
 	PYTHONPATH=$(CURDIR) $(PY) bench/load.py $(ARGS)
+
+# The blocks of README.md and docs/*.md that quote a command's options or a benchmark's figures,
+# regenerated from the CLI and bench/*.md (tests/test_docs.py fails when one is stale).
+docs: venv
+	$(PY) docs/generate.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info bench/out

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-import textwrap
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -28,7 +27,6 @@ WIDTH = 104
 
 def synopsis(command: str) -> str:
     """`kerasml COMMAND` with every argument and option it takes, as its --help defines them."""
-    import click
     import typer
 
     sys.path.insert(0, str(REPO))
@@ -38,24 +36,30 @@ def synopsis(command: str) -> str:
     cmd = group.commands[command]
     parts = []
     for param in cmd.params:
-        if isinstance(param, click.Argument):
-            name = param.human_readable_name.upper()
+        if param.param_type_name == "argument":
+            name = param.name.upper()
             parts.append(f"{name}..." if param.nargs == -1 else (name if param.required else f"[{name}]"))
-        elif isinstance(param, click.Option) and not param.hidden and param.name != "help":
+        elif param.param_type_name == "option" and not getattr(param, "hidden", False) and param.name != "help":
             flag = max(param.opts, key=len) if len(param.opts) > 1 and param.name == "version" else param.opts[0]
             if param.is_flag:
                 parts.append(f"[{flag}]")
             else:
                 parts.append(f"[{flag} {_metavar(param)}]")
-    lines = textwrap.wrap(" ".join(parts), WIDTH - len(command) - 9, break_on_hyphens=False)
     indent = " " * (len(command) + 9)
-    return "```\n" + f"kerasml {command} " + f"\n{indent}".join(lines) + "\n```\n"
+    lines, line = [], f"kerasml {command}"
+    for part in parts:                  # wrap between options, never inside one
+        if len(line) + 1 + len(part) > WIDTH and line.strip():
+            lines.append(line)
+            line = indent + part
+        else:
+            line += " " + part
+    lines.append(line)
+    return "```\n" + "\n".join(lines) + "\n```\n"
 
 
 def _metavar(option) -> str:
-    kind = type(option.type).__name__
-    return {"Path": "PATH", "IntParamType": "N", "FloatParamType": "X", "IntRange": "N",
-            "FloatRange": "X"}.get(kind, "TEXT")
+    annotation = option.type_descriptor.annotation      # the option's Python type, as typer read it
+    return {"Path": "PATH", "int": "N", "float": "X"}.get(getattr(annotation, "__name__", ""), "TEXT")
 
 
 def render(what: str) -> str:

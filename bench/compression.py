@@ -1,7 +1,10 @@
 """Every compression scheme x format for one digit model: size, share of the fp32 size, accuracy on
-the real 10,000 MNIST test digits (kerasml's runtime), the points it costs, and how far its
-probabilities move from Keras'; writes bench/compression.md (and .json). Each row is a real
-`kerasml convert` (kerasml.coreml.convert.convert). `make bench` (bench/run.py) calls `measure` and `table`.
+the real 10,000 MNIST test digits (kerasml's runtime for Core ML, Apple's for Core AI), the points it
+costs, and how far its probabilities move from Keras'; writes bench/compression.md (and .json). Each
+row is a real `kerasml convert`. `auto` rows let `--precision auto --max-drop AUTO_BUDGET` choose on
+the first half of the test digits (a per-layer mix where one scheme for all is not the smallest within
+the budget) and report all 10,000, beside the uniform schemes. `make bench` (bench/run.py) calls
+`measure` and `table`.
 
     PYTHONPATH=. .venv/bin/python bench/compression.py [--model models/digits.keras] [--data DIR]
 
@@ -28,7 +31,10 @@ sys.path.insert(0, str(ROOT))
 ROWS = [("mlmodel", p, None) for p in ("fp32", "fp16", "int8", "palette8", "palette6", "palette4")]
 ROWS += [("mlpackage", p, None) for p in ("fp32", "fp16", "int8", "palette8", "palette6", "palette4", "int4", "w8a8")]
 ROWS += [("mlpackage", "fp32", 0.5), ("mlpackage", "palette4", 0.5), ("mlpackage", "fp32", 0.25)]
-QUICK_ROWS = [(fmt, p, None) for fmt in ("mlmodel", "mlpackage") for p in ("fp32", "palette4")]
+ROWS += [("aimodel", p, None) for p in ("fp32", "fp16", "int8", "palette8", "palette6", "palette4", "int4", "w8a8")]
+ROWS += [("aimodel", "palette4", 0.5), ("mlpackage", "auto", None), ("aimodel", "auto", None)]
+AUTO_BUDGET = 0.1      # accuracy points --precision auto may lose
+QUICK_ROWS = [(fmt, p, None) for fmt in ("mlmodel", "mlpackage", "aimodel") for p in ("fp32", "palette4")]
 TARGETS = {"palette4": "<= 14% of fp32, <= 0.5 points lost", "palette6": "<= 0.1 points lost",
            "w8a8": "<= 0.3 points lost", "int4": "<= 16% of fp32"}
 
@@ -94,20 +100,27 @@ def _train(folder: Path) -> Path:
 
 def _row(model: Path, fmt: str, precision: str, sparsity, images, labels, keras_probabilities,
          folder: Path, say: Callable[[str], None]) -> dict:
+    from kerasml.checks.compare import load_classifier
+    from kerasml.coreai.convert import convert as to_aimodel
     from kerasml.coreml.compress import label
     from kerasml.coreml.convert import ConvertOptions, convert
     from kerasml.data.sources import SAMPLE_PATH
-    from kerasml.runtime import load_model
 
     name = label(precision, sparsity)
     out = folder / f"{name}.{fmt}"
+    data = SAMPLE_PATH if precision == "w8a8" else None             # calibration images
+    if precision == "auto":
+        data = folder / "choose.npz"                                 # the first half of the test digits
+        np.savez(data, x_test=images[: len(images) // 2, ..., 0], y_test=labels[: len(labels) // 2])
     started = time.perf_counter()
     options = ConvertOptions(model=model, out=out, format=fmt, precision=precision, sparsity=sparsity,
-                             labels="digits", force=True,
-                             data=SAMPLE_PATH if precision == "w8a8" else None)  # calibration images
-    result = convert(options, say=lambda line: None, warn=lambda line: None)
+                             labels="digits", force=True, data=data,
+                             max_drop=AUTO_BUDGET if precision == "auto" else None)
+    result = (to_aimodel if fmt == "aimodel" else convert)(options, say=lambda line: None, warn=lambda line: None)
     seconds = time.perf_counter() - started
-    probabilities = load_model(out).predict_probabilities(images)
+    if precision == "auto":
+        name = f"auto ≤{AUTO_BUDGET:g} → {result.precision}"
+    probabilities = load_classifier(out).predict_probabilities(images)
     predictions = probabilities.argmax(axis=1)
     accuracy = float((predictions == labels).mean())
     row = {"format": fmt, "scheme": name, "size_bytes": result.size_bytes, "accuracy": accuracy,
@@ -129,7 +142,8 @@ def _fill_ratios(rows: list[dict]) -> None:
 
 def table(rows: list[dict], model_name: str) -> list[str]:
     """The markdown table of `measure`'s rows."""
-    lines = [f"Compression of `{model_name}` on the 10,000 MNIST test digits (kerasml's runtime); ratio and "
+    lines = [f"Compression of `{model_name}` on the 10,000 MNIST test digits (kerasml's runtime for .mlmodel and "
+             ".mlpackage, Apple's Core AI runtime for .aimodel); ratio and "
              "points against the fp32 model of the same format; max |Δp| and top-1 agreement against Keras.", "",
              "| format | scheme | size | of fp32 | accuracy | points | max \\|Δp\\| | top-1 agreement | target |",
              "|---|---|---:|---:|---:|---:|---:|---:|---|"]

@@ -1,57 +1,21 @@
-"""Vectorised NumPy kernels shared by the NeuralNetwork layers and the ML Program ops.
+"""Convolutions of (M, C, H, W) batches: `conv2d`, its depthwise fast path, `conv_transpose2d`,
+and TensorFlow's 'same' padding (`same_pads`).
 
-Every kernel takes and returns arrays in Core ML's (M, C, H, W) layout, but computes in NHWC: the
+`conv2d` takes and returns arrays in Core ML's (M, C, H, W) layout but computes in NHWC: the
 image-to-column matrix then has the channels innermost, one BLAS matmul does the whole batch, and
 the result goes back as a transposed *view*, so the next layer's `transpose(0, 2, 3, 1)` is free.
+`depthwise_conv2d` is the layout-keeping fast path `conv2d` takes for one input channel per group.
 """
 
 from __future__ import annotations
 
-import math
-import threading
+from typing import Callable
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from kerasml.runtime import layout_kernels
-
-
-class Workspace:
-    """Output buffers a layer keeps between batches.
-
-    Fresh arrays of tens of megabytes come from `mmap` and cost a page fault per 4 KiB on first
-    write, as much as the arithmetic itself; reusing them makes batch after batch fault-free. A
-    buffer is only valid until the layer runs again, so engines copy what they return.
-    """
-
-    def __init__(self) -> None:
-        self._local = threading.local()  # one set of buffers per thread: engines run batches in parallel
-
-    @property
-    def _buffers(self) -> dict[str, np.ndarray]:
-        buffers = getattr(self._local, "buffers", None)
-        if buffers is None:
-            buffers = self._local.buffers = {}
-        return buffers
-
-    def empty(self, key: str, shape: tuple[int, ...]) -> np.ndarray:
-        buffers = self._buffers
-        buf = buffers.get(key)
-        if buf is None or buf.shape != tuple(shape):
-            buf = buffers[key] = np.empty(shape, dtype=np.float32)
-        return buf
-
-    def like(self, key: str, x: np.ndarray) -> np.ndarray:
-        """A float32 buffer with `x`'s shape and memory layout (so elementwise writes stream)."""
-        buffers = self._buffers
-        buf = buffers.get(key)
-        if buf is None or buf.shape != x.shape or buf.strides != x.strides or x.dtype != np.float32:
-            buf = buffers[key] = np.empty_like(x, dtype=np.float32)
-        return buf
-
-
-def _scratch(ws: "Workspace | None", key: str, shape: tuple[int, ...]) -> np.ndarray:
-    return ws.empty(key, shape) if ws is not None else np.empty(shape, dtype=np.float32)
+from kerasml.runtime.kernels.data_movement import pad_constant
+from kerasml.runtime.kernels.workspace import Workspace, buffer
 
 
 def same_pads(size: int, kernel: int, stride: int, dilation: int = 1, *, top_heavy: bool = False) -> tuple[int, int]:
@@ -87,9 +51,9 @@ def conv2d(
     oh, ow = (h + pt + pb - eh) // sh + 1, (wd + pl + pr - ew) // sw + 1
     if oh <= 0 or ow <= 0:
         raise ValueError(f"a {kh}x{kw} kernel does not fit a {h}x{wd} input")
-    out = _scratch(ws, "out", (m, oh, ow, cout))
+    out = buffer(ws, "out", (m, oh, ow, cout))
     if cin_g == 1 and groups > 1:  # depthwise: one multiply-add per tap instead of a matmul per channel
-        layout_kernels.depthwise_conv2d(
+        depthwise_conv2d(
             xh, w, bias, out, stride=(sh, sw), dilation=(dh, dw), pads=pads,
             scratch=None if ws is None else ws.empty,
         )
@@ -106,7 +70,7 @@ def conv2d(
     win = sliding_window_view(xh, (eh, ew), axis=(1, 2))  # (m, H', W', C, eh, ew)
     win = win[:, : (oh - 1) * sh + 1 : sh, : (ow - 1) * sw + 1 : sw, :, ::dh, ::dw]
     win = win.transpose(0, 1, 2, 4, 5, 3)  # channels innermost: the im2col copy reads runs of C
-    cols = _scratch(ws, "cols", (m, oh, ow, kh, kw, cin_g))
+    cols = buffer(ws, "cols", (m, oh, ow, kh, kw, cin_g))
     for g in range(groups):
         np.copyto(cols, win[..., g * cin_g : (g + 1) * cin_g])
         flat_cols = cols.reshape(m * oh * ow, kh * kw * cin_g)
@@ -128,10 +92,10 @@ def _conv_k_major(x, w, bias, stride, dilation, pads, out_hw, out, ws) -> np.nda
     pt, pb, pl, pr = pads
     if pt or pb or pl or pr:
         widths = ((0, 0), (0, 0), (pt, pb), (pl, pr))
-        padded = _scratch(ws, "padded", (m, c, x.shape[2] + pt + pb, x.shape[3] + pl + pr))
-        x = layout_kernels.pad_constant(x, widths, 0.0, out=padded)
+        padded = buffer(ws, "padded", (m, c, x.shape[2] + pt + pb, x.shape[3] + pl + pr))
+        x = pad_constant(x, widths, 0.0, out=padded)
     k = c * kh * kw
-    cols = _scratch(ws, "cols_t", (k + 1, m * oh * ow))
+    cols = buffer(ws, "cols_t", (k + 1, m * oh * ow))
     taps = cols[:k].reshape(c, kh, kw, m, oh, ow)
     for i in range(kh):
         for j in range(kw):
@@ -151,114 +115,145 @@ def _finish(out: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
     return out.transpose(0, 3, 1, 2)
 
 
-def pool2d(
-    x: np.ndarray,
-    kind: str,
-    kernel: tuple[int, int],
-    stride: tuple[int, int],
-    pads: tuple[int, int, int, int],
-    out_size: tuple[int, int],
+
+# -- depthwise: the layout-keeping fast path of conv2d -------------------------------------------
+def depthwise_conv2d(
+    xh: np.ndarray,
+    w: np.ndarray,
+    bias: np.ndarray | None,
+    out: np.ndarray,
     *,
-    exclude_padding: bool = True,
-    floor: float | None = None,
-    ws: Workspace | None = None,
+    stride: tuple[int, int] = (1, 1),
+    dilation: tuple[int, int] = (1, 1),
+    pads: tuple[int, int, int, int] = (0, 0, 0, 0),
+    scratch: Callable[[str, tuple[int, ...]], np.ndarray] | None = None,
 ) -> np.ndarray:
-    """Max ('max') or average ('avg') pooling to `out_size`, with explicit declared `pads`.
+    """Depthwise 2-D cross-correlation (one input channel per group) in NHWC, written into `out`.
 
-    Windows may reach past the declared padding (ceil mode, `includeLastPixel`): that extra area
-    never counts, while the declared padding counts towards averages unless `exclude_padding`.
-    `floor` (max only) clamps the result from below: max pooling followed by ReLU in one go.
+    xh (M, H, W, C_in); w (C_out, 1, kH, kW) with C_out = C_in * multiplier (output channel o reads
+    input channel o // multiplier); out (M, oH, oW, C_out).
+
+    An output row is oW * C values in a row, and the input it reads for kernel tap (i, j) is also
+    one run of oW * C values (the columns and channels of a padded input row, shifted by j columns);
+    so a read-only strided view (M, oH, kH, kW, oW * C) holds every tap's run, and one `einsum`
+    against the taps' weights (tiled oW times) multiplies and sums them in a single pass, with long
+    inner loops even when there are few channels. A per-channel im2col or matmul would copy every
+    input kH * kW times or run C tiny products; a strided convolution first splits the columns into
+    `stride` phases, each contiguous, and sums one einsum per phase. `scratch(key, shape)` gives
+    float32 buffers to reuse between batches (fresh ones cost a page fault per 4 KiB).
     """
-    m, c, h, w = x.shape
-    (kh, kw), (sh, sw), (oh, ow) = kernel, stride, out_size
-    pt, pb, pl, pr = pads
-    xh = x.transpose(0, 2, 3, 1)
-    need_h, need_w = (oh - 1) * sh + kh, (ow - 1) * sw + kw
-    extra_b, extra_r = max(need_h - (pt + h + pb), 0), max(need_w - (pl + w + pr), 0)
-    if pt or pb or pl or pr or extra_b or extra_r:
-        fill = -np.inf if kind == "max" else 0.0
-        xh = np.pad(xh, ((0, 0), (pt, pb + extra_b), (pl, pr + extra_r), (0, 0)), constant_values=fill)
-    combine = np.maximum if kind == "max" else np.add
-    # Max and sum are separable: first over kernel rows (each pass streams whole image rows),
-    # then over kernel columns of the smaller result; one vectorised pass per kernel offset.
-    rows = _scratch(ws, "rows", (m, oh) + xh.shape[2:])
-    for i in range(kh):
-        tap = xh[:, i : i + (oh - 1) * sh + 1 : sh]
-        if i > 0:
-            combine(rows, tap, out=rows)
-        elif floor is not None and kind == "max":  # a following ReLU, for free: start from the floor
-            np.maximum(tap, np.float32(floor), out=rows)
+    m, _, _, c_in = xh.shape
+    c_out, _, kh, kw = w.shape
+    if c_out % c_in:
+        raise ValueError(f"{c_out} output channels are not a multiple of {c_in} input channels")
+    if c_out != c_in:
+        xh = xh.repeat(c_out // c_in, axis=3)
+    (sh, sw), (dh, dw) = stride, dilation
+    _, oh, ow, _ = out.shape
+    row = ow * c_out
+    taps = np.empty((kh, kw, ow, c_out), np.float32)
+    taps[...] = np.asarray(w, np.float32)[:, 0].transpose(1, 2, 0)[:, :, None, :]
+    taps = taps.reshape(kh, kw, row)
+    flat = out.reshape(m, oh, row)
+    phases = _column_phases(xh, pads, sw, scratch)
+    done = False
+    for r, phase in enumerate(phases):
+        columns = [j for j in range(kw) if (j * dw) % sw == r]  # the kernel columns this phase feeds
+        if not columns:
+            continue
+        offsets = [(j * dw) // sw for j in columns]  # evenly spaced: consecutive columns differ by sw / gcd
+        step = offsets[1] - offsets[0] if len(offsets) > 1 else 0
+        s_n, s_h, s_w, item = phase.strides
+        if item != phase.itemsize or s_w != c_out * item:
+            raise AssertionError("column phases must have columns and channels contiguous")
+        windows = np.lib.stride_tricks.as_strided(
+            phase[:, :, offsets[0] :], shape=(m, oh, kh, len(columns), row),
+            strides=(s_n, sh * s_h, dh * s_h, step * s_w, item), writeable=False,
+        )
+        if not done:
+            np.einsum("nyijk,ijk->nyk", windows, taps[:, columns], out=flat)
+            done = True
         else:
-            np.copyto(rows, tap)
-    out = _scratch(ws, "out", (m, oh, ow, c))
-    for j in range(kw):
-        tap = rows[:, :, j : j + (ow - 1) * sw + 1 : sw]
-        np.copyto(out, tap) if j == 0 else combine(out, tap, out=out)
-    if kind == "avg":
-        counted = np.zeros(xh.shape[1:3], dtype=np.float32)
-        if exclude_padding:
-            counted[pt : pt + h, pl : pl + w] = 1
-        else:
-            counted[: pt + h + pb, : pl + w + pr] = 1
-        windows = sliding_window_view(counted, (kh, kw))[: need_h - kh + 1 : sh, : need_w - kw + 1 : sw]
-        out /= np.maximum(windows.sum(axis=(-2, -1)), 1)[None, :, :, None]
-    return out.transpose(0, 3, 1, 2)
-
-
-def pool_out_size(size: int, kernel: int, stride: int, pad_before: int, pad_after: int, *, ceil: bool) -> int:
-    """Pooled length; in ceil mode the last window must start inside the image or its left padding."""
-    span = size + pad_before + pad_after - kernel
-    if span < 0:
-        raise ValueError(f"a pooling window of {kernel} does not fit a length of {size}")
-    if not ceil:
-        return span // stride + 1
-    out = math.ceil(span / stride) + 1
-    if (out - 1) * stride >= size + pad_before:
-        out -= 1
+            flat += np.einsum("nyijk,ijk->nyk", windows, taps[:, columns])
+    if bias is not None:
+        flat += np.tile(np.asarray(bias, np.float32), ow)
     return out
 
 
-def softmax(x: np.ndarray, axis: int) -> np.ndarray:
-    shifted = x - x.max(axis=axis, keepdims=True)
-    e = np.exp(shifted)
-    return e / e.sum(axis=axis, keepdims=True)
+def _column_phases(xh: np.ndarray, pads: tuple[int, int, int, int], stride: int, scratch=None) -> list[np.ndarray]:
+    """The zero-padded images (M, H', W', C) split by column into `stride` phases, phase r holding
+    padded columns r, r + stride, ...: padding and splitting in one copy, each phase with its
+    columns and channels contiguous. An unpadded, unstrided channels-last input is used as it is."""
+    pt, pb, pl, pr = pads
+    m, h, w, c = xh.shape
+    item = xh.itemsize
+    if stride == 1 and not any(pads) and xh.dtype == np.float32 and xh.strides[2:] == (c * item, item):
+        return [xh]
+    hp, wp = h + pt + pb, w + pl + pr
+    phases = []
+    for r in range(stride):
+        shape = (m, hp, len(range(r, wp, stride)), c)
+        phase = np.empty(shape, np.float32) if scratch is None else scratch(f"phase{r}", shape)
+        first_input = (r - pl) % stride  # the first input column whose padded column is in this phase
+        at = (pl + first_input - r) // stride
+        count = len(range(first_input, w, stride))
+        phase[:, :pt], phase[:, pt + h :] = 0, 0
+        phase[:, pt : pt + h, :at], phase[:, pt : pt + h, at + count :] = 0, 0
+        phase[:, pt : pt + h, at : at + count] = xh[:, :, first_input::stride]
+        phases.append(phase)
+    return phases
 
 
-def upsample_nearest(x: np.ndarray, fh: int, fw: int) -> np.ndarray:
-    return x.repeat(fh, axis=-2).repeat(fw, axis=-1)
 
+# -- transposed convolution --------------------------------------------------------------------------
+def conv_transpose2d(
+    x: np.ndarray,
+    w: np.ndarray,
+    bias: np.ndarray | None = None,
+    *,
+    stride: tuple[int, int] = (1, 1),
+    dilation: tuple[int, int] = (1, 1),
+    crop: tuple[int, int, int, int] = (0, 0, 0, 0),
+    out_size: tuple[int, int] | None = None,
+    groups: int = 1,
+) -> np.ndarray:
+    """Transposed 2-D convolution (the gradient of `conv2d` with respect to its input).
 
-def resize_bilinear(x: np.ndarray, oh: int, ow: int, *, align_corners: bool) -> np.ndarray:
-    """Bilinear resize of the last two axes (half-pixel centres unless `align_corners`)."""
+    x (M, C_in, H, W); w (C_in, C_out / groups, kH, kW). The full result is
+    ((H - 1) * s + d (kH - 1) + 1) rows; `crop` (top, bottom, left, right) removes rows and columns
+    from its edges. `out_size` (rows, columns), when given, instead takes that many from (top, left)
+    of `crop`, extending with zeros past the full result. Returns (M, C_out, rows, columns).
+    """
+    m, c_in, h, wd = x.shape
+    if w.shape[0] != c_in:
+        raise ValueError(f"input has {c_in} channels, the weights expect {w.shape[0]}")
+    if c_in % groups:
+        raise ValueError(f"{c_in} input channels do not split into {groups} groups")
+    _, cout_g, kh, kw = w.shape
+    (sh, sw), (dh, dw) = stride, dilation
+    full_h, full_w = (h - 1) * sh + dh * (kh - 1) + 1, (wd - 1) * sw + dw * (kw - 1) + 1
+    cin_g = c_in // groups
+    out = np.zeros((m, groups * cout_g, full_h, full_w), np.float32)
+    xh = x.transpose(0, 2, 3, 1)  # (M, H, W, C_in): one matmul per group gives every tap at once
+    for g in range(groups):
+        wg = w[g * cin_g : (g + 1) * cin_g].reshape(cin_g, cout_g * kh * kw)
+        taps = (xh[..., g * cin_g : (g + 1) * cin_g] @ wg).reshape(m, h, wd, cout_g, kh, kw)
+        block = out[:, g * cout_g : (g + 1) * cout_g]
+        for i in range(kh):
+            for j in range(kw):
+                rows = slice(i * dh, i * dh + (h - 1) * sh + 1, sh)
+                cols = slice(j * dw, j * dw + (wd - 1) * sw + 1, sw)
+                block[:, :, rows, cols] += taps[..., i, j].transpose(0, 3, 1, 2)
+    top, bottom, left, right = crop
+    if out_size is None:
+        out_size = (full_h - top - bottom, full_w - left - right)
+    oh, ow = out_size
+    if oh <= 0 or ow <= 0:
+        raise ValueError(f"cropping {crop} leaves nothing of a {full_h}x{full_w} transposed convolution")
+    result = np.zeros((m, out.shape[1], oh, ow), np.float32)
+    src = out[:, :, top : top + oh, left : left + ow]
+    result[:, :, : src.shape[2], : src.shape[3]] = src
+    if bias is not None:
+        result += bias.reshape(-1, 1, 1)
+    return result
 
-    def coords(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        if align_corners:
-            pos = np.arange(n_out) * ((n_in - 1) / (n_out - 1) if n_out > 1 else 0.0)
-        else:
-            pos = np.clip((np.arange(n_out) + 0.5) * (n_in / n_out) - 0.5, 0, n_in - 1)
-        lo = np.floor(pos).astype(np.int64)
-        hi = np.minimum(lo + 1, n_in - 1)
-        return lo, hi, (pos - lo).astype(np.float32)
-
-    h0, h1, fh = coords(x.shape[-2], oh)
-    w0, w1, fw = coords(x.shape[-1], ow)
-    rows = x[..., h0, :] * (1 - fh)[:, None] + x[..., h1, :] * fh[:, None]
-    return rows[..., w0] * (1 - fw) + rows[..., w1] * fw
-
-
-def strided_slice(x: np.ndarray, begin, end, stride, begin_mask, end_mask, squeeze_mask, *, lead: int) -> np.ndarray:
-    """TensorFlow-style strided slice of the axes after the first `lead` (which stay whole)."""
-    index: list = [slice(None)] * lead
-    for i, dim in enumerate(x.shape[lead:]):
-        b = 0 if begin_mask[i] else int(begin[i])
-        if squeeze_mask[i]:
-            index.append(b)
-            continue
-        s = int(stride[i]) if len(stride) else 1
-        e = None if end_mask[i] else int(end[i])
-        if end_mask[i] and s < 0:
-            e = None
-        if begin_mask[i] and s < 0:
-            b = dim - 1
-        index.append(slice(b, e, s))
-    return x[tuple(index)]

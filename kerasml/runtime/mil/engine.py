@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from kerasml.errors import KerasmlError
-from kerasml.runtime import numerics
+from kerasml.runtime import kernels
 from kerasml.runtime.errors import UnsupportedModelError
 from kerasml.runtime.mil import values as mil_values
 from kerasml.runtime.mil.args import Args
@@ -39,7 +39,7 @@ class _Step:
     inputs: dict  # param -> list of ("var", name) or ("const", value)
     outputs: list[str]
     dtypes: list  # numpy dtype per output, None when not a tensor
-    ws: object = None  # numerics.Workspace for ops that keep buffers between batches
+    ws: object = None  # kernels.Workspace for ops that keep buffers between batches
 
 
 class ProgramEngine:
@@ -103,7 +103,7 @@ class ProgramEngine:
             dtypes.append(
                 mil_values.numpy_dtype(t.tensorType.dataType) if t.WhichOneof("type") == "tensorType" else None
             )
-        step = _Step(name, op.type, inputs, [o.name for o in op.outputs], dtypes, numerics.Workspace())
+        step = _Step(name, op.type, inputs, [o.name for o in op.outputs], dtypes, kernels.Workspace())
         if all(kind == "const" or ref in self.consts for bound in inputs.values() for kind, ref in bound):
             for out, value in zip(step.outputs, self._execute(step, self.consts, batched=set())):
                 self.consts[out] = value

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from kerasml.runtime import numerics
+from kerasml.runtime import kernels
 from kerasml.runtime.mil.args import Args, align_batched
 from kerasml.runtime.mil.per_prediction import per_prediction
 from kerasml.runtime.registry import MIL_OPS
@@ -83,4 +83,4 @@ def scaled_dot_product_attention(args: Args) -> list:
     if mask is not None:
         mask = np.asarray(mask)
         scores = np.where(mask, scores, -np.inf) if mask.dtype == np.bool_ else scores + mask.astype(np.float32)
-    return [numerics.softmax(scores, -1) @ v]
+    return [kernels.softmax(scores, -1) @ v]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from kerasml.runtime import kernels, numerics
+from kerasml.runtime import kernels
 from kerasml.runtime.mil.args import Args, batch_axis
 from kerasml.runtime.mil.per_prediction import channel_param, per_prediction
 from kerasml.runtime.registry import MIL_OPS
@@ -17,7 +17,7 @@ from kerasml.runtime.registry import MIL_OPS
 @MIL_OPS.register("softmax")
 def softmax(args: Args) -> list:
     x = args.f32("x")
-    return [numerics.softmax(x, batch_axis(args.scalar("axis", -1), x, args.batched("x")))]
+    return [kernels.softmax(x, batch_axis(args.scalar("axis", -1), x, args.batched("x")))]
 
 
 @MIL_OPS.register("batch_norm")

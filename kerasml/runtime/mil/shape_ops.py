@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from kerasml.runtime import numerics
+from kerasml.runtime import kernels
 from kerasml.runtime.mil.args import Args, batch_axis
 from kerasml.runtime.registry import MIL_OPS
 
@@ -53,7 +53,7 @@ def slice_by_index(args: Args) -> list:
     }
     stride = args.ints("stride", None) or [1] * rank
     return [
-        numerics.strided_slice(
+        kernels.strided_slice(
             x,
             args.ints("begin"),
             args.ints("end"),

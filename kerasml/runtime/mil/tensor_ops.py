@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from kerasml.runtime import layout_kernels
+from kerasml.runtime import kernels
 from kerasml.runtime.mil.args import Args
 from kerasml.runtime.mil.per_prediction import per_prediction
 from kerasml.runtime.registry import MIL_OPS
@@ -284,7 +284,7 @@ def _pad(args: Args) -> list:
     pairs = [(amounts[i], amounts[i + 1]) for i in range(0, len(amounts), 2)]
     width = [(0, 0)] * (x.ndim - len(pairs)) + pairs
     if mode == "constant":  # keeps the channels-last layout convolutions hand on
-        return [layout_kernels.pad_constant(x, width, args.scalar("constant_val", 0.0))]
+        return [kernels.pad_constant(x, width, args.scalar("constant_val", 0.0))]
     return [np.pad(x, width, mode=mode)]
 
 
@@ -301,12 +301,10 @@ def tile(args: Args) -> list:
 @per_prediction
 def slice_update(args: Args) -> list:
     """x with the elements that slice_by_index would select replaced by `update`."""
-    from kerasml.runtime import numerics
-
     x = np.array(args.get("x"))
     masks = [[bool(v) for v in np.ravel(args.get(m, np.zeros(x.ndim, bool)))] for m in ("begin_mask", "end_mask", "squeeze_mask")]
     stride = args.ints("stride", None) or [1] * x.ndim
-    positions = numerics.strided_slice(
+    positions = kernels.strided_slice(
         np.arange(x.size).reshape(x.shape), args.ints("begin"), args.ints("end"), stride, *masks, lead=0
     )
     x.flat[np.ravel(positions)] = np.ravel(np.broadcast_to(args.get("update"), positions.shape))

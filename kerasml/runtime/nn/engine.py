@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from kerasml.errors import KerasmlError
-from kerasml.runtime import layout_kernels
+from kerasml.runtime import kernels
 from kerasml.runtime.errors import UnsupportedModelError
 from kerasml.runtime.registry import NN_LAYERS
 
@@ -39,7 +39,7 @@ def _then(run, in_place):
     base, chain = getattr(run, "fused_base", run), getattr(run, "fused_chain", []) + [in_place]
 
     def fused(args):
-        return [layout_kernels.apply_in_place(y, chain) for y in base(args)]
+        return [kernels.apply_in_place(y, chain) for y in base(args)]
 
     fused.fused_base, fused.fused_chain = base, chain
     return fused

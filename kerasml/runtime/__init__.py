@@ -8,7 +8,9 @@ specification. The tree reads as the two formats:
     nn/           NeuralNetwork: engine.py, weights.py, one module per layer family
     mil/          ML Program: engine.py, values.py (constants, weight blobs), args.py, one module per op family
     registry.py   NN_LAYERS and MIL_OPS: every layer and op registers itself there with a decorator
-    kernels.py, numerics.py, parallel.py   math and threading both formats share
+    kernels/      the math both formats share, one module per family (see its docstring for the rule)
+    parallel.py   batches over all cores
+    numerics.py   only a re-export of kernels.same_pads for the Core AI lowering
 
 Importing this package does not import TensorFlow or coremltools' converters: the protobuf classes
 are loaded on their own (see `proto`).

@@ -1,17 +1,69 @@
-"""NeuralNetwork layers with rank-N semantics (specification 4 and later), one per layer type.
-
-Same contract as `rank5_layers`: `compile_<type>(layer, name)` returns `run(inputs) -> outputs`; arrays
-carry a leading axis of independent predictions, so a per-prediction `axis` moves up by one.
+"""NeuralNetwork layers that change a blob's shape or axis order without changing its values:
+reshapes, flattens, permute and transpose, squeeze and expand, broadcasts, space/depth reorganisation
+and the shape itself. Rank-5 layers (`flatten`, `reshape`, `permute`) read the last three axes as
+(C, H, W); rank-N layers (specification 4+) take per-prediction axes, which move up by one past the
+leading axis of predictions.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from kerasml.runtime import numerics
-from kerasml.runtime.nn import weights
 from kerasml.runtime.nn.common import Run, align_batches, batch_axis, unsupported
 from kerasml.runtime.registry import NN_LAYERS
+
+
+@NN_LAYERS.register("flatten")
+def compile_flatten(layer, name: str) -> Run:
+    channel_last = layer.flatten.mode == 1
+
+    def run(inputs):
+        x = inputs[0]
+        if x.ndim >= 4 and channel_last:
+            x = np.moveaxis(x, -3, -1)
+        lead = x.shape[:-3] if x.ndim >= 4 else x.shape[:1]
+        return [x.reshape(lead + (-1, 1, 1))]
+
+    return run
+
+
+@NN_LAYERS.register("reshape")
+def compile_reshape(layer, name: str) -> Run:
+    p = layer.reshape
+    target = tuple(p.targetShape)
+    if len(target) not in (3, 4):
+        raise ValueError(f"layer '{name}' (reshape): target shape {target} must have 3 or 4 values")
+    channel_last = p.mode == 1
+
+    def run(inputs):
+        x = inputs[0]
+        n = x.shape[0]
+        if x[0].size != int(np.prod(target)):
+            raise ValueError(f"cannot reshape {x.shape[1:]} to {target}")
+        if not channel_last:
+            return [x.reshape((n,) + target)]
+        hwc = np.moveaxis(x, -3, -1) if x.ndim >= 4 else x
+        c, h, w = target[-3:]
+        y = hwc.reshape((n,) + target[:-3] + (h, w, c))
+        return [np.moveaxis(y, -1, -3)]
+
+    return run
+
+
+@NN_LAYERS.register("permute")
+def compile_permute(layer, name: str) -> Run:
+    axes = tuple(layer.permute.axis)
+    if sorted(axes) != [0, 1, 2, 3]:
+        raise ValueError(f"layer '{name}' (permute): axis {axes} is not a permutation of (0, 1, 2, 3)")
+
+    def run(inputs):
+        x = inputs[0]
+        squeeze = x.ndim == 4
+        x5 = x[:, None] if squeeze else x.reshape((x.shape[0], -1) + x.shape[-3:])
+        y = x5.transpose((0,) + tuple(a + 1 for a in axes))
+        return [y[:, 0] if squeeze and y.shape[1] == 1 else y]
+
+    return run
 
 
 @NN_LAYERS.register("transpose")
@@ -48,46 +100,6 @@ def compile_flattenTo2D(layer, name: str) -> Run:
     return run
 
 
-@NN_LAYERS.register("batchedMatmul")
-def compile_batchedMatmul(layer, name: str) -> Run:
-    p = layer.batchedMatmul
-    if p.int8DynamicQuantize:
-        raise unsupported(name, "batchedMatmul", "int8 dynamic quantization")
-    if len(layer.input) == 2:
-
-        def run_two(inputs):
-            a, b = align_batches(list(inputs))
-            if p.transposeA:
-                a = np.swapaxes(a, -1, -2)
-            if p.transposeB:
-                b = np.swapaxes(b, -1, -2)
-            return [np.matmul(a, b)]
-
-        return run_two
-    rows, cols = p.weightMatrixFirstDimension, p.weightMatrixSecondDimension
-    # Stored as (columns, rows), one row per output channel, like innerProduct's weights.
-    w = np.ascontiguousarray(weights.decode(p.weights, (cols, rows), f"layer '{name}' weights").T)
-    bias = weights.vector(p.bias, cols, f"layer '{name}' bias") if p.hasBias else None
-    # transposeA / transposeB: the spec says both "are ignored when there is one input"
-
-    def run(inputs):
-        x = inputs[0]
-        if x.shape[-1] != rows:
-            raise ValueError(f"input's last dimension is {x.shape[-1]}, the weights expect {rows}")
-        y = x @ w
-        if bias is not None:
-            y += bias
-        return [y]
-
-    return run
-
-
-@NN_LAYERS.register("softmaxND")
-def compile_softmaxND(layer, name: str) -> Run:
-    axis = layer.softmaxND.axis
-    return lambda inputs: [numerics.softmax(inputs[0], batch_axis(axis, inputs[0]))]
-
-
 @NN_LAYERS.register("squeeze")
 def compile_squeeze(layer, name: str) -> Run:
     p = layer.squeeze
@@ -114,90 +126,71 @@ def compile_expandDims(layer, name: str) -> Run:
     return run
 
 
-@NN_LAYERS.register("concatND")
-def compile_concatND(layer, name: str) -> Run:
-    axis, interleave = layer.concatND.axis, layer.concatND.interleave
-
-    def run(inputs):
-        arrays = align_batches(list(inputs))
-        a = batch_axis(axis, arrays[0])
-        if not interleave:
-            return [np.concatenate(arrays, axis=a)]
-        if any(x.shape != arrays[0].shape for x in arrays):  # the spec requires identical shapes
-            raise ValueError(f"interleaved concatenation needs equal shapes, got {[x.shape[1:] for x in arrays]}")
-        # output[i::k] = input i along the axis: stack just after the axis, then merge the two
-        stacked = np.stack(arrays, axis=a + 1)
-        shape = list(arrays[0].shape)
-        shape[a] *= len(arrays)
-        return [stacked.reshape(shape)]
-
-    return run
-
-
-@NN_LAYERS.register("loadConstantND")
-def compile_loadConstantND(layer, name: str) -> Run:
-    p = layer.loadConstantND
-    shape = tuple(p.shape)
-    value = weights.decode(p.data, shape, f"layer '{name}' data")[None]  # a batch of one: broadcasts
-    return lambda inputs: [value]
-
-
-def _per_prediction(inputs: list, fn) -> np.ndarray:
-    """fn(x, *params) for each prediction, where parameters arrive as blobs of their own."""
-    return np.stack([fn(x[None], *(p.ravel() for p in params)) for x, *params in zip(*inputs)])[:, 0]
-
-
-@NN_LAYERS.register("tile")
-def compile_tile(layer, name: str) -> Run:
-    fixed = list(layer.tile.reps)
-
-    def tile(x, reps):
-        reps = [int(r) for r in reps]
-        lead = max(x.ndim - 1 - len(reps), 0)
-        return np.tile(x, [1] + [1] * lead + reps)
-
-    if len(layer.input) == 2:  # the repetitions arrive as a second input
-        return lambda inputs: [_per_prediction(inputs, tile)]
-    return lambda inputs: [tile(inputs[0], fixed)]
-
-
-@NN_LAYERS.register("sliceDynamic")
-def compile_sliceDynamic(layer, name: str) -> Run:
-    p = layer.sliceDynamic
-    count = len(layer.input)
-
-    def slice_one(x, begin, *given):
-        rank = x.ndim - 1
-        params = [list(p.endIds), list(p.strides), list(p.beginMasks), list(p.endMasks), list(p.squeezeMasks)]
-        for i, value in enumerate(given):  # inputs 3-7 replace the matching parameter
-            params[i] = [int(v) for v in value]
-        end, strides, begin_mask, end_mask, squeeze = params
-        begin_mask = begin_mask or [False] * rank
-        end_mask = end_mask or [False] * rank
-        squeeze = squeeze or [False] * rank
-        if len(end) != rank and not all(end_mask):
-            raise ValueError(f"slice of rank {len(end)} on an input of rank {rank}")
-        end = end or [0] * rank
-        return numerics.strided_slice(x, [int(b) for b in begin], end, strides or [1] * rank,
-                                      begin_mask, end_mask, squeeze, lead=1)
-
-    if count < 2:
-        raise ValueError(f"layer '{name}' (sliceDynamic) needs the begin indices as a second input")
-    return lambda inputs: [_per_prediction(inputs, slice_one)]
-
-
-@NN_LAYERS.register("sliceStatic")
-def compile_sliceStatic(layer, name: str) -> Run:
-    p = layer.sliceStatic
-    rank = len(p.beginIds)
-    squeeze = list(p.squeezeMasks) or [False] * rank
+@NN_LAYERS.register("rankPreservingReshape")
+def compile_rankPreservingReshape(layer, name: str) -> Run:
+    target = [int(d) for d in layer.rankPreservingReshape.targetShape]
 
     def run(inputs):
         x = inputs[0]
-        if x.ndim - 1 != rank:
-            raise ValueError(f"slice of rank {rank} on an input of rank {x.ndim - 1}")
-        return [
-            numerics.strided_slice(x, p.beginIds, p.endIds, list(p.strides), p.beginMasks, p.endMasks, squeeze, lead=1)
-        ]
+        if len(target) != x.ndim - 1:
+            raise ValueError(f"target shape {target} does not have the input's rank {x.ndim - 1}")
+        shape = [d if t == 0 else t for t, d in zip(target, x.shape[1:])]
+        return [x.reshape([x.shape[0]] + shape)]
 
     return run
+
+
+@NN_LAYERS.register("broadcastToStatic")
+def compile_broadcastToStatic(layer, name: str) -> Run:
+    target = tuple(int(d) for d in layer.broadcastToStatic.targetShape)
+
+    def run(inputs):
+        (x,) = align_batches([inputs[0], np.zeros((1,) + target, np.float32)])[:1]
+        return [np.broadcast_to(x, (x.shape[0],) + target).copy()]
+
+    return run
+
+
+@NN_LAYERS.register("broadcastToLike")
+def compile_broadcastToLike(layer, name: str) -> Run:
+    def run(inputs):
+        x, like = align_batches(list(inputs))
+        return [np.broadcast_to(x, np.broadcast_shapes(x.shape, like.shape[:1] + like.shape[1:])).copy()]
+
+    return run
+
+
+@NN_LAYERS.register("reorganizeData")
+def compile_reorganizeData(layer, name: str) -> Run:
+    p = layer.reorganizeData
+    b = int(p.blockSize)
+    if b < 2 or p.mode not in (0, 1, 2):
+        raise unsupported(name, "reorganizeData", f"mode {p.mode} with block size {b}")
+
+    def run(inputs):
+        x = inputs[0]
+        if x.ndim < 4:
+            raise ValueError(f"needs a (C, H, W) input, got shape {x.shape[1:]}")
+        lead, (c, h, w) = x.shape[:-3], x.shape[-3:]
+        if p.mode == 0:  # SPACE_TO_DEPTH: channel index (i * b + j) * C + c, as TensorFlow
+            if h % b or w % b:
+                raise ValueError(f"block size {b} does not divide {h}x{w}")
+            y = x.reshape(lead + (c, h // b, b, w // b, b))
+            y = np.moveaxis(y, (-5, -3, -1), (-3, -5, -4))  # -> (b, b, c, h/b, w/b)
+            return [y.reshape(lead + (c * b * b, h // b, w // b))]
+        if c % (b * b):
+            raise ValueError(f"{c} channels do not split into {b}x{b} blocks")
+        if p.mode == 1:  # DEPTH_TO_SPACE: channels (i, j, c)
+            y = x.reshape(lead + (b, b, c // (b * b), h, w))
+            y = np.moveaxis(y, (-5, -4, -3), (-3, -1, -5))  # -> (c, h, b, w, b)
+        else:  # PIXEL_SHUFFLE: channels (c, i, j)
+            y = x.reshape(lead + (c // (b * b), b, b, h, w))
+            y = np.moveaxis(y, (-4, -3), (-3, -1))  # -> (c, h, b, w, b)
+        return [y.reshape(lead + (c // (b * b), h * b, w * b))]
+
+    return run
+
+
+@NN_LAYERS.register("getShape")
+def compile_getShape(layer, name: str) -> Run:
+    return lambda inputs: [np.tile(np.asarray(inputs[0].shape[1:], np.float32), (inputs[0].shape[0], 1))]

@@ -13,8 +13,8 @@ family; a layout-keeping fast path lives in the module of the plain kernel it sp
     data_movement.py  strided_slice, pad_constant (np.pad that keeps the memory layout)
     workspace.py      Workspace: the buffers a layer or op reuses between batches
 
-This package's names below are its face (`from kerasml.runtime import kernels; kernels.conv2d(...)`);
-runtime modules import from the family modules themselves.
+The names below are the package's face: layer and op modules call `kernels.conv2d(...)`; kernel
+modules import each other from their family modules, never through the face.
 """
 
 from kerasml.runtime.kernels.activations import GELU_MODES, apply_in_place, erf, gelu, sigmoid, softmax

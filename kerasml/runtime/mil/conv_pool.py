@@ -15,7 +15,14 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from kerasml.runtime import kernels
 from kerasml.runtime.mil.args import Args
-from kerasml.runtime.registry import MIL_OPS
+from kerasml.runtime.registry import CONST, IOS17, MIL_OPS, OPTIONAL, OPTIONAL_CONST, TENSOR, InputSpec
+
+_GEOMETRY = InputSpec(strides=OPTIONAL_CONST, pad_type=OPTIONAL_CONST, pad=OPTIONAL_CONST, dilations=OPTIONAL_CONST,
+                      groups=OPTIONAL_CONST)
+CONV = _GEOMETRY.but(x=TENSOR, weight=TENSOR, bias=OPTIONAL_CONST)
+CONV_TRANSPOSE = CONV.but(weight=CONST, output_shape=OPTIONAL_CONST)
+POOL = InputSpec(x=TENSOR, kernel_sizes=CONST, strides=OPTIONAL_CONST, pad_type=CONST, pad=OPTIONAL_CONST,
+                 ceil_mode=OPTIONAL_CONST)
 
 
 def _pads(args: Args, sizes, kernel, strides, dilations) -> list[tuple[int, int]]:
@@ -83,7 +90,8 @@ def conv_nd(x, w, bias, strides, dilations, pads, groups, ws=None) -> np.ndarray
     return out + bias.reshape(-1, 1, 1, 1) if bias is not None else out
 
 
-@MIL_OPS.register("conv")
+@MIL_OPS.register("conv", inputs=CONV)
+@MIL_OPS.register("conv", opset=IOS17, inputs=CONV.but(bias=OPTIONAL))  # bias may be computed
 def conv(args: Args) -> list:
     x, w = np.asarray(args.f32("x")), np.asarray(args.f32("weight"))
     if args.batched("weight"):  # weights computed per prediction (iOS 17): one prediction at a time
@@ -102,7 +110,8 @@ def _conv_one(args: Args, x: np.ndarray, w: np.ndarray, ws=None) -> np.ndarray:
     return y.reshape(lead + y.shape[1:])
 
 
-@MIL_OPS.register("conv_transpose")
+@MIL_OPS.register("conv_transpose", inputs=CONV_TRANSPOSE)
+@MIL_OPS.register("conv_transpose", opset=IOS17, inputs=CONV_TRANSPOSE.but(weight=TENSOR, bias=OPTIONAL))
 def conv_transpose(args: Args) -> list:
     x, w = np.asarray(args.f32("x")), np.asarray(args.f32("weight"))
     if args.batched("weight"):
@@ -127,7 +136,7 @@ def conv_transpose(args: Args) -> list:
     sizes = [f - a - b for f, (a, b) in zip(full, crops)]
     if pad_type == "same":
         sizes = [n * s for n, s in zip(xs.shape[2:], strides)]
-    if args.has("output_shape") and args.get("output_shape") is not None:
+    if args.get("output_shape", None) is not None:
         sizes = args.ints("output_shape")[-k:]
     bias = args.f32("bias", None)
     bias = None if bias is None else np.asarray(bias, np.float32)
@@ -218,6 +227,6 @@ def pool_nd(x, kind, kernel, strides, pads, out, exclude) -> np.ndarray:
     return win.sum(axis=window_axes) / np.maximum(cwin.sum(axis=window_axes), 1)
 
 
-MIL_OPS.add("max_pool", _pool("max"))
-MIL_OPS.add("avg_pool", _pool("avg"))
-MIL_OPS.add("l2_pool", _pool("l2"))
+MIL_OPS.add("max_pool", _pool("max"), inputs=POOL)
+MIL_OPS.add("avg_pool", _pool("avg"), inputs=POOL.but(exclude_padding_from_average=OPTIONAL_CONST))
+MIL_OPS.add("l2_pool", _pool("l2"), inputs=POOL)

@@ -1,5 +1,10 @@
 """Executes ML Programs: the `main` function's block, one op at a time through `registry.MIL_OPS`.
 
+Every op runs the version registered for the function's opset (iOS 17's scatter for a CoreML7
+program). Before anything runs, an op type nobody registered, or a parameter its version does not
+declare, is refused by name; a missing required parameter, or a computed value where the op
+requires a constant, is a malformed model.
+
 Values that depend only on constants (`const`, the `constexpr_*` decompression ops and anything
 computed from them) are evaluated once at load. The rest run per batch on arrays that carry an extra
 leading axis of independent predictions; each op's result is cast to the dtype the program
@@ -18,7 +23,7 @@ from kerasml.runtime import kernels
 from kerasml.runtime.errors import UnsupportedModelError
 from kerasml.runtime.mil import values as mil_values
 from kerasml.runtime.mil.args import Args
-from kerasml.runtime.registry import MIL_OPS
+from kerasml.runtime.registry import MIL_OPS, OPSETS, OpVersion
 
 _RUNTIME_ERRORS = (ValueError, IndexError, TypeError, ArithmeticError, KeyError)
 
@@ -39,6 +44,7 @@ class _Step:
     inputs: dict  # param -> list of ("var", name) or ("const", value)
     outputs: list[str]
     dtypes: list  # numpy dtype per output, None when not a tensor
+    version: OpVersion  # what the op runs in this program's opset, with its declared inputs
     ws: object = None  # kernels.Workspace for ops that keep buffers between batches
 
 
@@ -51,6 +57,12 @@ class ProgramEngine:
         block = function.block_specializations.get(function.opset)
         if block is None:
             raise KerasmlError(f"the ML Program has no block for its opset {function.opset}; convert the model again")
+        self.opset = OPSETS.get(function.opset)
+        if self.opset is None:
+            raise UnsupportedModelError(
+                f"the ML Program's opset '{function.opset}' is not one the kerasml runtime knows "
+                f"({', '.join(OPSETS)}); check it on macOS with coremltools"
+            )
         self.folder = folder
         self._blobs = mil_values.BlobFiles(folder)
         self.inputs = {}
@@ -62,17 +74,42 @@ class ProgramEngine:
         self.steps: list[_Step] = []
         self.classify: Classify | None = None
         self.op_types: list[tuple[str, str, list]] = []  # (type, first output, input names) for inspection
-        for op in block.operations:  # name what is missing before reading any weights
-            if op.type not in MIL_OPS and op.type not in ("const", "classify"):
-                name = op.outputs[0].name if op.outputs else "?"
-                raise UnsupportedModelError(
-                    f"op '{name}' has type '{op.type}', which the kerasml runtime does not implement; "
-                    "convert the model without it or check it on macOS with coremltools"
-                )
-        for op in block.operations:
-            self._compile(op)
+        # name what is missing or unknown before reading any weights
+        versions = [self._version(op, function.opset) for op in block.operations]
+        for op, version in zip(block.operations, versions):
+            self._compile(op, version)
 
-    def _compile(self, op) -> None:
+    def _version(self, op, opset_name: str) -> OpVersion | None:
+        """The version of `op` this program runs (None for const and classify), its parameters checked."""
+        if op.type in ("const", "classify"):
+            return None
+        name = op.outputs[0].name if op.outputs else "?"
+        if op.type not in MIL_OPS:
+            raise UnsupportedModelError(
+                f"op '{name}' has type '{op.type}', which the kerasml runtime does not implement; "
+                "convert the model without it or check it on macOS with coremltools"
+            )
+        version = MIL_OPS.version(op.type, self.opset)
+        if version is None:
+            first = MIL_OPS[op.type].versions[0].opset
+            raise UnsupportedModelError(
+                f"op '{name}' has type '{op.type}', which came with iOS {first}: an iOS {self.opset} program "
+                f"({opset_name}) cannot have it; convert the model again"
+            )
+        given = list(op.inputs) + [p for p in op.attributes if p not in ("name", "val")]
+        undeclared = version.inputs.undeclared(given)
+        if undeclared:
+            raise UnsupportedModelError(
+                f"op '{name}' ({op.type}) has parameter '{undeclared[0]}', which {op.type} does not declare in "
+                f"iOS {self.opset} programs ({opset_name}); the kerasml runtime does not guess what it means: "
+                "convert the model without it or check it on macOS with coremltools"
+            )
+        missing = version.inputs.missing(given)
+        if missing:
+            raise KerasmlError(f"op '{name}' ({op.type}) lacks its '{missing[0]}' input; the model is malformed")
+        return version
+
+    def _compile(self, op, version: OpVersion | None) -> None:
         name = op.outputs[0].name if op.outputs else op.type
         if op.blocks:
             raise UnsupportedModelError(
@@ -103,7 +140,15 @@ class ProgramEngine:
             dtypes.append(
                 mil_values.numpy_dtype(t.tensorType.dataType) if t.WhichOneof("type") == "tensorType" else None
             )
-        step = _Step(name, op.type, inputs, [o.name for o in op.outputs], dtypes, kernels.Workspace())
+        for param, bound in inputs.items():
+            if param in version.inputs and version.inputs[param].const:
+                computed = [ref for kind, ref in bound if kind == "var" and ref not in self.consts]
+                if computed:
+                    raise KerasmlError(
+                        f"op '{name}' ({op.type}) takes '{param}' as a constant (MIL requires it), but "
+                        f"'{computed[0]}' is not one; the model is malformed"
+                    )
+        step = _Step(name, op.type, inputs, [o.name for o in op.outputs], dtypes, version, kernels.Workspace())
         if all(kind == "const" or ref in self.consts for bound in inputs.values() for kind, ref in bound):
             for out, value in zip(step.outputs, self._execute(step, self.consts, batched=set())):
                 self.consts[out] = value
@@ -139,9 +184,10 @@ class ProgramEngine:
                     vals.append(env[ref])
                     fl.append(ref in batched)
             values[param], flags[param] = vals, fl
-        args = Args(step.name, step.kind, values, flags, step.dtypes, step.ws if batched else None)
+        args = Args(step.name, step.kind, values, flags, step.dtypes, step.ws if batched else None,
+                    opset=self.opset, inputs=step.version.inputs)
         try:
-            results = MIL_OPS[step.kind](args)
+            results = step.version.run(args)
         except KerasmlError:
             raise
         except _RUNTIME_ERRORS as exc:

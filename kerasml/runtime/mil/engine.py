@@ -9,6 +9,9 @@ Values that depend only on constants (`const`, the `constexpr_*` decompression o
 computed from them) are evaluated once at load. The rest run per batch on arrays that carry an extra
 leading axis of independent predictions; each op's result is cast to the dtype the program
 declares for it, so fp16 programs round like fp16 hardware (arithmetic itself runs in float32).
+With `compute="fp16"` every float32 value (inputs, constants, op results) is held in float16 as
+well, as the GPU and Neural Engine run an fp32 program, and what that rounding does is recorded
+(`kerasml.runtime.fp16`) instead of refused.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from kerasml.errors import KerasmlError
-from kerasml.runtime import kernels
+from kerasml.runtime import fp16, kernels
 from kerasml.runtime.errors import UnsupportedModelError
 from kerasml.runtime.mil import values as mil_values
 from kerasml.runtime.mil.args import Args
@@ -49,7 +52,10 @@ class _Step:
 
 
 class ProgramEngine:
-    def __init__(self, spec, folder: Path | None):
+    def __init__(self, spec, folder: Path | None, compute: str = "fp32"):
+        self.fp16 = compute == "fp16"
+        self.load_events: list[tuple[str, str]] = []  # fp16 events of the constants, found at load
+        self._stored: dict[str, object] = {}  # each constant's dtype as the program declares it
         program = spec.mlProgram
         if "main" not in program.functions:
             raise KerasmlError("the ML Program has no 'main' function; convert the model again")
@@ -122,14 +128,14 @@ class ProgramEngine:
                 if binding.WhichOneof("binding") == "name":
                     bound.append(("var", binding.name))
                 else:
-                    bound.append(("const", mil_values.decode(binding.value, self._blobs)))
+                    bound.append(("const", self._constant(f"{name}.{param}", binding.value)))
             inputs[param] = bound
         for param, value in op.attributes.items():  # iOS 16 constexpr ops keep their data here
             if param not in ("name", "val") and param not in inputs:
-                inputs[param] = [("const", mil_values.decode(value, self._blobs))]
+                inputs[param] = [("const", self._constant(f"{name}.{param}", value))]
         self.op_types.append((op.type, name, [b[1] for v in inputs.values() for b in v if b[0] == "var"]))
         if op.type == "const":
-            self.consts[op.outputs[0].name] = mil_values.decode(op.attributes["val"], self._blobs)
+            self.consts[op.outputs[0].name] = self._constant(op.outputs[0].name, op.attributes["val"])
             return
         if op.type == "classify":
             self._compile_classify(op, inputs, name)
@@ -137,9 +143,9 @@ class ProgramEngine:
         dtypes = []
         for out in op.outputs:
             t = out.type
-            dtypes.append(
-                mil_values.numpy_dtype(t.tensorType.dataType) if t.WhichOneof("type") == "tensorType" else None
-            )
+            dtype = mil_values.numpy_dtype(t.tensorType.dataType) if t.WhichOneof("type") == "tensorType" else None
+            self._stored[out.name] = dtype
+            dtypes.append(self._held(dtype))
         for param, bound in inputs.items():
             if param in version.inputs and version.inputs[param].const:
                 computed = [ref for kind, ref in bound if kind == "var" and ref not in self.consts]
@@ -150,7 +156,7 @@ class ProgramEngine:
                     )
         step = _Step(name, op.type, inputs, [o.name for o in op.outputs], dtypes, version, kernels.Workspace())
         if all(kind == "const" or ref in self.consts for bound in inputs.values() for kind, ref in bound):
-            for out, value in zip(step.outputs, self._execute(step, self.consts, batched=set())):
+            for out, value in zip(step.outputs, self._execute(step, self.consts, set(), self.load_events)):
                 self.consts[out] = value
         else:
             self.steps.append(step)
@@ -167,8 +173,21 @@ class ProgramEngine:
         labels = [int(v) if isinstance(v, (int, np.integer)) else str(v) for v in labels]
         self.classify = Classify(prob_ref, labels, tuple(o.name for o in op.outputs))
 
+    def _held(self, dtype):
+        """The dtype a value declared as `dtype` is held in: float16 for float32 under compute="fp16"."""
+        return np.dtype(np.float16) if self.fp16 and dtype is not None and np.dtype(dtype) == np.float32 else dtype
+
+    def _constant(self, name: str, value) -> object:
+        """A constant of the program, decoded (and under compute="fp16" rounded once, at load)."""
+        value = mil_values.decode(value, self._blobs)
+        if isinstance(value, np.ndarray):
+            self._stored[name] = value.dtype
+            if self.fp16 and value.dtype == np.float32:
+                return fp16.rounded(name, value, self.load_events, batched=False)
+        return value
+
     # -- running ----------------------------------------------------------------------------
-    def _execute(self, step: _Step, env: dict, batched: set) -> list:
+    def _execute(self, step: _Step, env: dict, batched: set, events: list) -> list:
         values, flags = {}, {}
         for param, bound in step.inputs.items():
             vals, fl = [], []
@@ -196,6 +215,13 @@ class ProgramEngine:
             raise UnsupportedModelError(
                 f"op '{step.name}' ({step.kind}) has {len(step.outputs)} outputs; the kerasml runtime computes {len(results)}"
             )
+        if self.fp16:
+            read = [v for vals in values.values() for v in vals]
+            return [
+                fp16.rounded(out, r, events, batched=bool(batched), inputs=read) if dt == np.float16 and fp16.is_float(r)
+                else _as_declared(step, r, dt) if dt is not None and isinstance(r, np.ndarray | np.generic) else r
+                for out, r, dt in zip(step.outputs, results, step.dtypes)
+            ]
         return [
             _as_declared(step, r, dt) if dt is not None and isinstance(r, np.ndarray | np.generic) else r
             for r, dt in zip(results, step.dtypes)
@@ -215,12 +241,24 @@ class ProgramEngine:
             raise KerasmlError(f"input '{name}' takes {shape} per prediction, got {x.shape[1:]}")
         return np.ascontiguousarray(x.reshape((len(x),) + shape), dtype=dtype)
 
-    def run(self, feeds: dict[str, np.ndarray], wanted: list[str]) -> dict[str, np.ndarray]:
+    def computed_names(self) -> list[str]:
+        """Every value computed per prediction (each op output that is not a constant), in order."""
+        return [out for step in self.steps for out in step.outputs]
+
+    def constant_names(self) -> list[str]:
+        """Every value fixed at load: `const` ops and ops on constants only."""
+        return list(self.consts)
+
+    def run(self, feeds: dict[str, np.ndarray], wanted: list[str], events: list | None = None) -> dict[str, np.ndarray]:
+        """The `wanted` values for a batch of prepared inputs; fp16 events are appended to `events`."""
+        events = [] if events is None else events
+        if self.fp16:  # inputs are cast once, as the hardware takes them
+            feeds = {k: fp16.rounded(k, v, events, batched=True) if v.dtype == np.float32 else v for k, v in feeds.items()}
         env = dict(self.consts)
         env.update(feeds)
         batched = set(feeds)
         for step in self.steps:
-            outputs = self._execute(step, env, batched)
+            outputs = self._execute(step, env, batched, events)
             env.update(zip(step.outputs, outputs))
             batched.update(step.outputs)
         missing = [w for w in wanted if w not in env]
@@ -269,8 +307,8 @@ class ProgramEngine:
             if op_type in ("conv", "linear", "matmul", "conv_transpose"):
                 for ref in refs:
                     value = self.consts.get(ref)
-                    if isinstance(value, np.ndarray) and value.ndim >= 2:
-                        found.add("float16" if value.dtype == np.float16 else "float32")
+                    if isinstance(value, np.ndarray) and value.ndim >= 2:  # as stored, before compute="fp16"
+                        found.add("float16" if self._stored.get(ref, value.dtype) == np.float16 else "float32")
         return found
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from kerasml.runtime import kernels
 from kerasml.runtime.mil.args import Args, batch_axis
 from kerasml.runtime.registry import IOS17, MIL_OPS, OPTIONAL_CONST, TENSOR, InputSpec
 
@@ -29,19 +30,12 @@ for _name, _fn in {"reduce_mean": np.mean, "reduce_sum": np.sum, "reduce_max": n
     MIL_OPS.add(_name, _reduce(_fn), inputs=REDUCE)
 
 
-def _log_sum_exp(x, axis, keepdims):
-    top = np.max(x, axis=axis, keepdims=True)
-    top = np.where(np.isfinite(top), top, 0)
-    total = np.log(np.sum(np.exp(x - top), axis=axis, keepdims=True)) + top
-    return total if keepdims else np.squeeze(total, axis=axis)
-
-
 for _name, _fn in {
     "reduce_l1_norm": lambda x, axis, keepdims: np.sum(np.abs(x), axis=axis, keepdims=keepdims),
     "reduce_l2_norm": lambda x, axis, keepdims: np.sqrt(np.sum(x * x, axis=axis, keepdims=keepdims)),
     "reduce_sum_square": lambda x, axis, keepdims: np.sum(x * x, axis=axis, keepdims=keepdims),
     "reduce_log_sum": lambda x, axis, keepdims: np.log(np.sum(x, axis=axis, keepdims=keepdims)),
-    "reduce_log_sum_exp": _log_sum_exp,
+    "reduce_log_sum_exp": kernels.log_sum_exp,
     "reduce_prod": np.prod,
 }.items():
     MIL_OPS.add(_name, _reduce(_fn), inputs=REDUCE)

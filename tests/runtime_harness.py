@@ -39,12 +39,14 @@ def run_nn(nn, *xs, output: str = "out", **features):
     return load_model(nn.spec).predict(features)[output]
 
 
-def call_mil(kind: str, batched: tuple[str, ...] = ("x",), **inputs) -> list:
+def call_mil(kind: str, batched: tuple[str, ...] = ("x",), opset: int | None = None, **inputs) -> list:
     """An ML Program op of the runtime alone: `inputs` by parameter ("values" may be a list), those in
-    `batched` carrying the leading axis of predictions; returns the op's outputs."""
+    `batched` carrying the leading axis of predictions; returns the op's outputs. `opset` (15 for
+    iOS 15, ...) runs the op's version for that release; without it, the oldest version that
+    declares the parameters given."""
     from kerasml.runtime.mil.args import Args
     from kerasml.runtime.registry import MIL_OPS
 
     values = {k: (v if isinstance(v, list) and k == "values" else [v]) for k, v in inputs.items()}
     flags = {k: [k in batched] * len(v) for k, v in values.items()}
-    return MIL_OPS[kind](Args("op", kind, values, flags, [np.float32]))
+    return MIL_OPS[kind](Args("op", kind, values, flags, [np.float32], opset=opset))

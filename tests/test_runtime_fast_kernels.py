@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from kerasml.runtime import layout_kernels, numerics, parallel
+from kerasml.runtime import kernels, parallel
 
 
 def _depthwise_reference(x, w, bias, stride, dilation, pads):
@@ -51,10 +51,10 @@ def test_depthwise_convolution_matches_its_definition(case, channels_last):
         x = np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
     w = rng.standard_normal((c * mult, 1) + kernel).astype(np.float32)
     bias = rng.standard_normal(c * mult).astype(np.float32)
-    ws = numerics.Workspace()
+    ws = kernels.Workspace()
     for b in (bias, None):
         for _ in range(2):  # the second batch runs in the reused buffers
-            y = numerics.conv2d(x, w, b, stride=stride, dilation=dilation, pads=pads, groups=c, ws=ws)
+            y = kernels.conv2d(x, w, b, stride=stride, dilation=dilation, pads=pads, groups=c, ws=ws)
             expected = _depthwise_reference(x, w, b, stride, dilation, pads)
             assert y.shape == expected.shape
             np.testing.assert_allclose(y, expected, rtol=0, atol=1e-5)
@@ -65,14 +65,14 @@ def test_constant_padding_keeps_the_layout_and_the_values(order):
     base = np.random.default_rng(0).standard_normal((2, 3, 4, 5)).astype(np.float32)
     x = np.ascontiguousarray(base.transpose(order)).transpose(np.argsort(order))  # same values, other layout
     widths = [(0, 1), (2, 0), (1, 1), (0, 3)]
-    y = layout_kernels.pad_constant(x, widths, 1.5)
+    y = kernels.pad_constant(x, widths, 1.5)
     np.testing.assert_array_equal(y, np.pad(base, widths, constant_values=1.5))
     assert np.argsort([-s for s in y.strides]).tolist() == np.argsort([-s for s in x.strides]).tolist()
     buffer = np.empty(y.shape, np.float32)
-    assert layout_kernels.pad_constant(x, widths, 1.5, out=buffer) is buffer
+    assert kernels.pad_constant(x, widths, 1.5, out=buffer) is buffer
     np.testing.assert_array_equal(buffer, y)
     with pytest.raises(ValueError):
-        layout_kernels.pad_constant(x, [(-1, 0)] * 4)
+        kernels.pad_constant(x, [(-1, 0)] * 4)
 
 
 def test_in_place_chain_equals_the_layers_one_after_another():
@@ -86,7 +86,7 @@ def test_in_place_chain_equals_the_layers_one_after_another():
         lambda v: np.maximum(v, np.float32(-6), out=v),
         lambda v: np.add(np.multiply(v, np.float32(-1), out=v), np.float32(0), out=v),
     ]
-    out = layout_kernels.apply_in_place(y, chain)
+    out = kernels.apply_in_place(y, chain)
     assert out is y
     np.testing.assert_array_equal(y, expected)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from kerasml.runtime import kernels
+from kerasml.runtime import UnsupportedModelError, kernels
 
 keras = pytest.importorskip("keras")
 
@@ -193,7 +193,7 @@ def test_gelu_sigmoid_approximation_and_erf_by_hand():
     x = np.array([-2.0, 0.0, 0.5, 3.0], np.float32)
     np.testing.assert_allclose(kernels.gelu(x, "SIGMOID_APPROXIMATION"), x / (1 + np.exp(-1.702 * x)), atol=1e-6)
     np.testing.assert_allclose(kernels.erf(np.array([0.0, 1.0, -0.5])), [0, 0.8427007929, -0.5204998778], atol=1e-6)
-    with pytest.raises(kernels.UnsupportedModelError):
+    with pytest.raises(UnsupportedModelError):
         kernels.gelu(x, "CUBIC")
 
 

@@ -297,6 +297,19 @@ def test_fp16_ml_program_runs_in_its_own_dtype(keras_model, tmp_path):
     assert not np.allclose(got, expected, atol=1e-6)  # fp16 rounding shows: the program was not run in fp32
 
 
+@pytest.mark.parametrize("fmt", ["neuralnetwork", "mlprogram"])
+def test_fp16_compute_of_an_fp32_model_stays_near_keras(keras_model, fmt, tmp_path):
+    """compute="fp16": the same fp32 model, every value rounded to fp16 as the GPU would hold it."""
+    model, x, expected = keras_model
+    path = tmp_path / ("m.mlmodel" if fmt == "neuralnetwork" else "m.mlpackage")
+    convert(model, fmt).save(str(path))
+    half = load_model(path, compute="fp16")
+    assert half.weight_precision == "float32"  # what the file stores, not how it is computed
+    got = next(iter(half.predict({half.input_name: x}).values())).reshape(len(x), -1).astype(np.float32)
+    np.testing.assert_allclose(got, expected, atol=2e-2)
+    assert not np.allclose(got, expected, atol=1e-6) and half.fp16_events == []
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("target", ["iOS16", "iOS18"])
 @pytest.mark.parametrize("method", ["linear", "palettize"])

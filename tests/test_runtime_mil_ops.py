@@ -98,19 +98,25 @@ def test_resample_reads_past_the_edges_through_the_padding_mode(sampling, paddin
 
 
 def test_ios17_scatter_indices_must_lie_in_bounds():
-    """iOS 15's scatter counts -1 from the end; iOS 17's (with validate_indices) calls it out of
-    bounds: an error when validated, undefined (refused) when not."""
+    """iOS 15's scatter counts -1 from the end; iOS 17's calls it out of bounds: an error when
+    validated, undefined (refused) when not. The program's opset picks the version, not the
+    parameters given."""
     data, updates = np.zeros((1, 2, 3), np.float32), np.ones((1, 2, 3), np.float32)
     common = dict(batched=("data", "updates"), data=data, updates=updates, mode="add", axis=np.int32(0))
-    (y,) = call("scatter", indices=np.array([-1, 0], np.int32), **common)
-    np.testing.assert_array_equal(y[0], [[1, 1, 1], [1, 1, 1]])
+    for opset in (15, 16):
+        (y,) = call("scatter", indices=np.array([-1, 0], np.int32), opset=opset, **common)
+        np.testing.assert_array_equal(y[0], [[1, 1, 1], [1, 1, 1]])
+    with pytest.raises(UnsupportedModelError, match="index -1, out of bounds without validate_indices"):
+        call("scatter", indices=np.array([-1, 0], np.int32), opset=17, **common)  # no validate_indices given
     with pytest.raises(KerasmlError, match="index -1, out of bounds") as info:
-        call("scatter", indices=np.array([-1, 0], np.int32), validate_indices=True, **common)
+        call("scatter", indices=np.array([-1, 0], np.int32), validate_indices=True, opset=17, **common)
     assert not isinstance(info.value, UnsupportedModelError)
     with pytest.raises(UnsupportedModelError, match="index 2, out of bounds without validate_indices"):
-        call("scatter", indices=np.array([2, 0], np.int32), validate_indices=False, **common)
-    (y,) = call("scatter", indices=np.array([1, 1], np.int32), validate_indices=True, **common)
+        call("scatter", indices=np.array([2, 0], np.int32), validate_indices=False, opset=18, **common)
+    (y,) = call("scatter", indices=np.array([1, 1], np.int32), validate_indices=True, opset=17, **common)
     np.testing.assert_array_equal(y[0], [[0, 0, 0], [2, 2, 2]])
+    with pytest.raises(UnsupportedModelError, match="'validate_indices', which scatter does not declare in iOS 16"):
+        call("scatter", indices=np.array([1, 1], np.int32), validate_indices=True, opset=16, **common)
 
 
 def test_reshape_zero_lines_up_from_the_right():

@@ -2,7 +2,8 @@
 
 The model's inputs, image preprocessing and labels are read from the spec; the computation goes to
 an engine (`nn.NeuralNetworkEngine` or `mil.ProgramEngine`), both of which take and return arrays with
-a leading axis of independent predictions.
+a leading axis of independent predictions. `load_model(path, compute="fp16")` computes as the GPU or
+Neural Engine would (`fp16`); `model.intermediates(images)` gives every value the model computes.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import numpy as np
 from kerasml.coreml.spec import (NN_TYPES, classifier_labels, image_colour, least_precise,
                                  main_weights, package_model_file, weight_class)
 from kerasml.errors import KerasmlError
-from kerasml.runtime import proto
+from kerasml.runtime import fp16, proto
 from kerasml.runtime.errors import UnsupportedModelError
 from kerasml.runtime.parallel import parallel_map, pieces
 
@@ -58,16 +59,24 @@ def read_spec(path: Path):
     return spec, path.parent
 
 
-def load_model(source) -> "CoreMLModel":
+def load_model(source, compute: str = "fp32") -> "CoreMLModel":
     """A runnable model from a .mlmodel file, an .mlpackage folder, a parsed `Model_pb2.Model` or a
-    coremltools `MLModel` (as `convert` returns it, before saving)."""
+    coremltools `MLModel` (as `convert` returns it, before saving).
+
+    `compute`: "fp32" computes as Core ML does on the CPU: in float32, or in float16 where an ML
+    Program declares it. "fp16" computes as the GPU and Neural Engine run a model: every float value
+    (inputs once, constants, each op's or layer's result) rounded to float16, arithmetic as before;
+    where that overflows, makes NaN or flushes a value to zero is recorded in `model.fp16_events`
+    instead of refused."""
+    if compute not in fp16.COMPUTE_MODES:
+        raise KerasmlError(f"compute must be one of {', '.join(fp16.COMPUTE_MODES)}, not {compute!r}")
     if proto.is_model_spec(source):
-        return CoreMLModel(source, None)
+        return CoreMLModel(source, None, compute)
     if hasattr(source, "get_spec") and hasattr(source, "weights_dir"):  # a coremltools MLModel
         weights = source.weights_dir
-        return CoreMLModel(source.get_spec(), Path(weights).parent if weights else None)
+        return CoreMLModel(source.get_spec(), Path(weights).parent if weights else None, compute)
     spec, folder = read_spec(Path(source))
-    return CoreMLModel(spec, folder)
+    return CoreMLModel(spec, folder, compute)
 
 
 def _image_inputs(spec) -> dict[str, ImageInput]:
@@ -93,8 +102,11 @@ class CoreMLModel:
     runtime_name = "kerasml runtime"
     runtime_detail = "NumPy, CPU"
 
-    def __init__(self, spec, folder: Path | None):
+    def __init__(self, spec, folder: Path | None, compute: str = "fp32"):
         self.spec = spec
+        self.compute = compute
+        # (value name, "overflow" | "nan" | "underflow") of the latest call, under compute="fp16"
+        self.fp16_events: list[tuple[str, str]] = []
         self.spec_version = int(spec.specificationVersion)
         self.model_type = spec.WhichOneof("Type")
         description = spec.description
@@ -109,7 +121,7 @@ class CoreMLModel:
         if self.model_type in NN_TYPES:
             from kerasml.runtime.nn import NeuralNetworkEngine
 
-            self._engine = NeuralNetworkEngine(spec, {n: i.colour for n, i in self._images.items()})
+            self._engine = NeuralNetworkEngine(spec, {n: i.colour for n, i in self._images.items()}, compute)
             for name, (kind, value) in self._engine.preprocessing.items():
                 if kind == "scaler" and name in self._images:
                     scale, bias = value
@@ -122,7 +134,7 @@ class CoreMLModel:
         elif self.model_type == "mlProgram":
             from kerasml.runtime.mil import ProgramEngine
 
-            self._engine = ProgramEngine(spec, folder)
+            self._engine = ProgramEngine(spec, folder, compute)
             if self._engine.classify is not None:
                 self.labels = self._engine.classify.labels
             for name, (scale, bias) in self._engine.image_preprocessing().items():
@@ -164,6 +176,25 @@ class CoreMLModel:
             return np.zeros((0, len(self.labels or ())), np.float32)
         return self._probabilities({self.input_name: pixels}, batch_size)
 
+    def intermediates(self, images: np.ndarray, names: list[str] | None = None) -> dict[str, np.ndarray]:
+        """Every named value the model computes, for raw 0-255 pixels as `predict_probabilities` takes:
+        {name: (N, ...) array}, in the order computed. An ML Program gives each op's outputs (values
+        of constants only, such as decompressed weights, when named); a NeuralNetwork each layer's
+        output blobs. `names` picks some (None: all). Arrays keep the dtype the engine holds them in
+        (an ML Program's declared dtype, float16 under compute="fp16"; float32 for NeuralNetworks)."""
+        if self.image is None:
+            raise KerasmlError(f"input '{self.input_name}' is not an image; intermediates() takes images")
+        every = self._engine.computed_names()
+        wanted = every if names is None else list(dict.fromkeys(names))
+        known = set(every) | set(self._engine.constant_names())
+        unknown = [n for n in wanted if n not in known]
+        if unknown:
+            raise KerasmlError(f"the model computes no value named {unknown[0]!r}; it computes {every[:5]} and more")
+        pixels = self._pixels_nchw(np.asarray(images), self.image)
+        if not len(pixels):
+            raise KerasmlError("no images given")
+        return self._run({self.input_name: pixels}, wanted)
+
     @staticmethod
     def _pixels_nchw(x: np.ndarray, img: ImageInput) -> np.ndarray:
         if x.ndim == 3:
@@ -189,7 +220,10 @@ class CoreMLModel:
             raise KerasmlError(f"inputs hold different numbers of predictions: {[len(v) for v in feeds.values()]}")
         step = max(1, min(int(batch_size), _CHUNK))
         chunks = [{k: v[piece] for k, v in feeds.items()} for piece in pieces(total, step)]
-        results = parallel_map(lambda chunk: self._engine.run(self._engine_feeds(chunk), wanted), chunks)
+        events = [[] for _ in chunks]  # one list per chunk: chunks run on several threads
+        results = parallel_map(lambda i: self._engine.run(self._engine_feeds(chunks[i]), wanted, events[i]),
+                               range(len(chunks)))
+        self.fp16_events = fp16.merged(getattr(self._engine, "load_events", []), *events)
         return {w: np.concatenate([r[w] for r in results]) for w in wanted}
 
     def _probabilities(self, feeds: dict[str, np.ndarray], batch_size: int = _CHUNK) -> np.ndarray:

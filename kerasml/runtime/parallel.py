@@ -55,7 +55,7 @@ _pool_lock = threading.Lock()
 
 def _shared_pool() -> ThreadPoolExecutor:
     """One pool for the process: its threads live on, and with them the layers' per-thread buffers
-    (numerics.Workspace), which a fresh pool per call would allocate and page-fault again."""
+    (kernels.Workspace), which a fresh pool per call would allocate and page-fault again."""
     global _pool
     with _pool_lock:
         if _pool is None:

@@ -3,7 +3,9 @@
 An op function (registered in `registry.MIL_OPS`) takes `Args` and returns the list of its outputs.
 Values computed per batch carry a leading axis of independent predictions (`args.batched(param)`
 says which do); constants do not. Arithmetic runs in float32 (`args.f32`); the engine casts each
-result to the declared dtype.
+result to the declared dtype. `args.opset` is the iOS release of the program's opset and
+`args.inputs` the `InputSpec` of the op version that runs: a parameter it does not declare is
+never given, so reading one with a default gives the default, and without one is a runtime bug.
 """
 
 from __future__ import annotations
@@ -19,19 +21,34 @@ _REQUIRED = object()
 class Args:
     """An op's inputs by parameter name, with which of them carry the batch axis."""
 
-    def __init__(self, name: str, kind: str, values: dict, flags: dict, dtypes: list, ws=None):
+    def __init__(self, name: str, kind: str, values: dict, flags: dict, dtypes: list, ws=None, *,
+                 opset: int | None = None, inputs=None):
         self.name, self.kind, self.dtypes = name, kind, dtypes
         self._values, self._flags = values, flags
         self.ws = ws
+        self.opset, self.inputs = opset, inputs
+
+    def params(self) -> list[str]:
+        """The parameters the program gives this op."""
+        return list(self._values)
+
+    def declared(self, inputs) -> "Args":
+        """These arguments for the op version that declares `inputs`."""
+        if inputs is self.inputs:
+            return self
+        return Args(self.name, self.kind, self._values, self._flags, self.dtypes, self.ws, opset=self.opset,
+                    inputs=inputs)
 
     def has(self, param: str) -> bool:
         return param in self._values
 
     def get(self, param: str, default=_REQUIRED):
         if param not in self._values:
-            if default is _REQUIRED:
-                raise KerasmlError(f"op '{self.name}' ({self.kind}) lacks its '{param}' input; the model is malformed")
-            return default
+            if default is not _REQUIRED:
+                return default
+            if self.inputs is not None and param not in self.inputs:
+                raise RuntimeError(f"kerasml runtime bug: {self.kind} reads '{param}', which it does not declare")
+            raise KerasmlError(f"op '{self.name}' ({self.kind}) lacks its '{param}' input; the model is malformed")
         return self._values[param][0]
 
     def many(self, param: str) -> list:
@@ -64,7 +81,7 @@ class Args:
         """These arguments for prediction i alone: batched inputs lose their leading axis."""
         values = {p: [v[i] if f else v for v, f in zip(vals, self._flags[p])] for p, vals in self._values.items()}
         flags = {p: [False] * len(vals) for p, vals in self._values.items()}
-        return Args(self.name, self.kind, values, flags, self.dtypes, None)
+        return Args(self.name, self.kind, values, flags, self.dtypes, None, opset=self.opset, inputs=self.inputs)
 
     def unsupported(self, what: str) -> UnsupportedModelError:
         return UnsupportedModelError(

@@ -1,5 +1,7 @@
 """ML Program ops that decompress weights (`constexpr_*`): always on constants, so the engine
-evaluates them once at load. Registered in `registry.MIL_OPS` like every other op."""
+evaluates them once at load. Registered in `registry.MIL_OPS` like every other op; iOS 16's
+lut_to_dense and sparse_to_dense (a flat table or bitmask plus the shape) and iOS 18's (blocks of
+palettes, a mask of the weight's shape) are two versions of each."""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ import numpy as np
 
 from kerasml.runtime.mil.args import Args
 from kerasml.runtime.mil.values import unpack_bits
-from kerasml.runtime.registry import MIL_OPS
+from kerasml.runtime.registry import CONST, IOS16, IOS18, MIL_OPS, OPTIONAL_CONST, InputSpec
 
 
 def _per_axis(values: np.ndarray, rank: int, axis: int) -> np.ndarray:
@@ -19,7 +21,8 @@ def _per_axis(values: np.ndarray, rank: int, axis: int) -> np.ndarray:
     return values.reshape(shape)
 
 
-@MIL_OPS.register("constexpr_affine_dequantize")
+@MIL_OPS.register("constexpr_affine_dequantize", opset=IOS16,
+                  inputs=InputSpec(quantized_data=CONST, zero_point=CONST, scale=CONST, axis=CONST))
 def constexpr_affine_dequantize(args: Args) -> list:
     data = args.get("quantized_data")
     axis = int(args.scalar("axis", 0))
@@ -39,7 +42,8 @@ def _blockwise(param: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     return param
 
 
-@MIL_OPS.register("constexpr_blockwise_shift_scale")
+@MIL_OPS.register("constexpr_blockwise_shift_scale", opset=IOS18,
+                  inputs=InputSpec(data=CONST, scale=CONST, offset=OPTIONAL_CONST))
 def constexpr_blockwise_shift_scale(args: Args) -> list:
     data = args.get("data").astype(np.float32)
     offset = args.get("offset", None)
@@ -48,21 +52,26 @@ def constexpr_blockwise_shift_scale(args: Args) -> list:
     return [data * _blockwise(args.get("scale"), data.shape)]
 
 
-@MIL_OPS.register("constexpr_cast")
+@MIL_OPS.register("constexpr_cast", opset=IOS16, inputs=InputSpec(source_val=CONST, output_dtype=CONST))
 def constexpr_cast(args: Args) -> list:
     return [args.get("source_val").astype(np.float32)]
 
 
-@MIL_OPS.register("constexpr_lut_to_dense")
+@MIL_OPS.register("constexpr_lut_to_dense", opset=IOS16, inputs=InputSpec(indices=CONST, lut=CONST, shape=CONST))
 def constexpr_lut_to_dense(args: Args) -> list:
+    """iOS 16: one flat table, indices packed into bytes, the weight's shape given."""
     lut, indices = args.get("lut"), args.get("indices")
-    if args.has("shape"):  # iOS 16: one flat table, indices packed into bytes
-        shape = tuple(args.ints("shape"))
-        nbits = int(np.log2(lut.shape[0]))
-        count = int(np.prod(shape))
-        flat = indices if nbits == 8 else unpack_bits(indices, nbits, count, signed=False)
-        return [lut[flat[:count].astype(np.int64)].reshape(shape)]
-    return [_lut_to_dense(args, lut, indices)]
+    shape = tuple(args.ints("shape"))
+    nbits = int(np.log2(lut.shape[0]))
+    count = int(np.prod(shape))
+    flat = indices if nbits == 8 else unpack_bits(indices, nbits, count, signed=False)
+    return [lut[flat[:count].astype(np.int64)].reshape(shape)]
+
+
+@MIL_OPS.register("constexpr_lut_to_dense", opset=IOS18,
+                  inputs=InputSpec(indices=CONST, lut=CONST, vector_axis=OPTIONAL_CONST))
+def constexpr_lut_to_dense_ios18(args: Args) -> list:
+    return [_lut_to_dense(args, args.get("lut"), args.get("indices"))]
 
 
 def _lut_to_dense(args: Args, lut: np.ndarray, indices: np.ndarray) -> np.ndarray:
@@ -92,18 +101,28 @@ def _vector_mask(args: Args, mask: np.ndarray, lut: np.ndarray) -> np.ndarray:
     return np.repeat(mask, size, axis=int(args.scalar("vector_axis")) % mask.ndim)
 
 
-@MIL_OPS.register("constexpr_sparse_to_dense")
+@MIL_OPS.register("constexpr_sparse_to_dense", opset=IOS16, inputs=InputSpec(nonzero_data=CONST, mask=CONST, shape=CONST))
 def constexpr_sparse_to_dense(args: Args) -> list:
-    data, mask = args.get("nonzero_data"), args.get("mask")
-    if args.has("shape"):  # iOS 16: a flat bitmask (one bit per element, least significant first)
-        shape = tuple(args.ints("shape"))
-        mask = unpack_bits(np.asarray(mask, np.uint8), 1, int(np.prod(shape)), signed=False).reshape(shape)
+    """iOS 16: a flat bitmask (one bit per element, least significant first) and the shape."""
+    shape = tuple(args.ints("shape"))
+    mask = unpack_bits(np.asarray(args.get("mask"), np.uint8), 1, int(np.prod(shape)), signed=False).reshape(shape)
+    return [_scattered(args.get("nonzero_data"), mask)]
+
+
+@MIL_OPS.register("constexpr_sparse_to_dense", opset=IOS18, inputs=InputSpec(nonzero_data=CONST, mask=CONST))
+def constexpr_sparse_to_dense_ios18(args: Args) -> list:
+    """iOS 18: the mask has the weight's shape."""
+    return [_scattered(args.get("nonzero_data"), args.get("mask"))]
+
+
+def _scattered(data: np.ndarray, mask: np.ndarray) -> np.ndarray:
     dense = np.zeros(mask.shape, dtype=data.dtype)
     dense[mask != 0] = data
-    return [dense]
+    return dense
 
 
-@MIL_OPS.register("constexpr_lut_to_sparse")
+@MIL_OPS.register("constexpr_lut_to_sparse", opset=IOS18,
+                  inputs=InputSpec(indices_mask=CONST, indices_nonzero_data=CONST, lut=CONST, vector_axis=OPTIONAL_CONST))
 def constexpr_lut_to_sparse(args: Args) -> list:
     mask, lut = args.get("indices_mask"), args.get("lut")
     indices = np.zeros(mask.shape, np.int64)
@@ -112,7 +131,8 @@ def constexpr_lut_to_sparse(args: Args) -> list:
     return [out_mask, _lut_to_dense(args, lut, indices)[out_mask != 0]]
 
 
-@MIL_OPS.register("constexpr_sparse_blockwise_shift_scale")
+@MIL_OPS.register("constexpr_sparse_blockwise_shift_scale", opset=IOS18,
+                  inputs=InputSpec(data_mask=CONST, nonzero_data=CONST, scale=CONST, offset=OPTIONAL_CONST))
 def constexpr_sparse_blockwise_shift_scale(args: Args) -> list:
     mask = args.get("data_mask")
     data = np.zeros(mask.shape, np.float32)

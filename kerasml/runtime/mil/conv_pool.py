@@ -1,6 +1,6 @@
 """ML Program convolution and pooling in 1, 2 and 3 spatial dimensions, and conv_transpose.
 
-2-D work goes to `numerics.conv2d`/`pool2d` (the classifier's hot path); 1-D runs as 2-D with a
+2-D work goes to `kernels.conv2d`/`pool2d` (the classifier's hot path); 1-D runs as 2-D with a
 height of one; 3-D convolution sums 2-D convolutions over the depth taps, and 1-D/3-D pooling
 uses a general window reduction. Padding follows the MIL definitions: `valid`, `custom`
 (before/after per spatial axis), `same` (TensorFlow's: the odd pixel after) and `same_lower`
@@ -13,9 +13,16 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from kerasml.runtime import kernels, numerics
+from kerasml.runtime import kernels
 from kerasml.runtime.mil.args import Args
-from kerasml.runtime.registry import MIL_OPS
+from kerasml.runtime.registry import CONST, IOS17, MIL_OPS, OPTIONAL, OPTIONAL_CONST, TENSOR, InputSpec
+
+_GEOMETRY = InputSpec(strides=OPTIONAL_CONST, pad_type=OPTIONAL_CONST, pad=OPTIONAL_CONST, dilations=OPTIONAL_CONST,
+                      groups=OPTIONAL_CONST)
+CONV = _GEOMETRY.but(x=TENSOR, weight=TENSOR, bias=OPTIONAL_CONST)
+CONV_TRANSPOSE = CONV.but(weight=CONST, output_shape=OPTIONAL_CONST)
+POOL = InputSpec(x=TENSOR, kernel_sizes=CONST, strides=OPTIONAL_CONST, pad_type=CONST, pad=OPTIONAL_CONST,
+                 ceil_mode=OPTIONAL_CONST)
 
 
 def _pads(args: Args, sizes, kernel, strides, dilations) -> list[tuple[int, int]]:
@@ -30,7 +37,7 @@ def _pads(args: Args, sizes, kernel, strides, dilations) -> list[tuple[int, int]
         return [(pads[2 * i], pads[2 * i + 1]) for i in range(k)]
     if pad_type in ("same", "same_lower"):
         lower = pad_type == "same_lower"
-        return [numerics.same_pads(s, kk, st, d, top_heavy=lower) for s, kk, st, d in zip(sizes, kernel, strides, dilations)]
+        return [kernels.same_pads(s, kk, st, d, top_heavy=lower) for s, kk, st, d in zip(sizes, kernel, strides, dilations)]
     raise args.unsupported(f"pad_type '{pad_type}'")
 
 
@@ -52,14 +59,14 @@ def conv_nd(x, w, bias, strides, dilations, pads, groups, ws=None) -> np.ndarray
     """Cross-correlation of x (M, C, *D) with w (C_out, C / groups, *K), k = 1, 2 or 3."""
     k = w.ndim - 2
     if k == 1:
-        y = numerics.conv2d(
+        y = kernels.conv2d(
             x[:, :, None, :], w[:, :, None, :], bias, stride=(1, strides[0]), dilation=(1, dilations[0]),
             pads=(0, 0) + tuple(pads[0]), groups=groups,
         )
         return np.array(y[:, :, 0, :])
     if k == 2:
         # the channels-last view itself, no copy: the next convolution reads it without transposing
-        return numerics.conv2d(
+        return kernels.conv2d(
             x, w, bias, stride=tuple(strides), dilation=tuple(dilations), pads=pads[0] + pads[1], groups=groups, ws=ws
         )
     if k != 3:
@@ -73,7 +80,7 @@ def conv_nd(x, w, bias, strides, dilations, pads, groups, ws=None) -> np.ndarray
     for od in range(out_d):
         acc = None
         for t in range(kd):
-            y = numerics.conv2d(
+            y = kernels.conv2d(
                 x[:, :, od * sd + t * dd], w[:, :, t], None, stride=tuple(strides[1:]),
                 dilation=tuple(dilations[1:]), pads=pads[1] + pads[2], groups=groups,
             )
@@ -83,7 +90,8 @@ def conv_nd(x, w, bias, strides, dilations, pads, groups, ws=None) -> np.ndarray
     return out + bias.reshape(-1, 1, 1, 1) if bias is not None else out
 
 
-@MIL_OPS.register("conv")
+@MIL_OPS.register("conv", inputs=CONV)
+@MIL_OPS.register("conv", opset=IOS17, inputs=CONV.but(bias=OPTIONAL))  # bias may be computed
 def conv(args: Args) -> list:
     x, w = np.asarray(args.f32("x")), np.asarray(args.f32("weight"))
     if args.batched("weight"):  # weights computed per prediction (iOS 17): one prediction at a time
@@ -102,7 +110,8 @@ def _conv_one(args: Args, x: np.ndarray, w: np.ndarray, ws=None) -> np.ndarray:
     return y.reshape(lead + y.shape[1:])
 
 
-@MIL_OPS.register("conv_transpose")
+@MIL_OPS.register("conv_transpose", inputs=CONV_TRANSPOSE)
+@MIL_OPS.register("conv_transpose", opset=IOS17, inputs=CONV_TRANSPOSE.but(weight=TENSOR, bias=OPTIONAL))
 def conv_transpose(args: Args) -> list:
     x, w = np.asarray(args.f32("x")), np.asarray(args.f32("weight"))
     if args.batched("weight"):
@@ -127,7 +136,7 @@ def conv_transpose(args: Args) -> list:
     sizes = [f - a - b for f, (a, b) in zip(full, crops)]
     if pad_type == "same":
         sizes = [n * s for n, s in zip(xs.shape[2:], strides)]
-    if args.has("output_shape") and args.get("output_shape") is not None:
+    if args.get("output_shape", None) is not None:
         sizes = args.ints("output_shape")[-k:]
     bias = args.f32("bias", None)
     bias = None if bias is None else np.asarray(bias, np.float32)
@@ -181,12 +190,12 @@ def _pool(kind: str):
         else:
             ceil = bool(args.scalar("ceil_mode", False))
             out = [
-                numerics.pool_out_size(n, kk, s, a, b, ceil=ceil)
+                kernels.pool_out_size(n, kk, s, a, b, ceil=ceil)
                 for n, kk, s, (a, b) in zip(xs.shape[2:], kernel, strides, pads)
             ]
         exclude = bool(args.scalar("exclude_padding_from_average", False))
         if k == 2 and kind in ("max", "avg"):
-            y = numerics.pool2d(xs, kind, tuple(kernel), tuple(strides), pads[0] + pads[1], tuple(out),
+            y = kernels.pool2d(xs, kind, tuple(kernel), tuple(strides), pads[0] + pads[1], tuple(out),
                                 exclude_padding=exclude, ws=args.ws)
         else:
             y = pool_nd(xs, kind, kernel, strides, pads, out, exclude)
@@ -218,6 +227,6 @@ def pool_nd(x, kind, kernel, strides, pads, out, exclude) -> np.ndarray:
     return win.sum(axis=window_axes) / np.maximum(cwin.sum(axis=window_axes), 1)
 
 
-MIL_OPS.add("max_pool", _pool("max"))
-MIL_OPS.add("avg_pool", _pool("avg"))
-MIL_OPS.add("l2_pool", _pool("l2"))
+MIL_OPS.add("max_pool", _pool("max"), inputs=POOL)
+MIL_OPS.add("avg_pool", _pool("avg"), inputs=POOL.but(exclude_padding_from_average=OPTIONAL_CONST))
+MIL_OPS.add("l2_pool", _pool("l2"), inputs=POOL)

@@ -10,7 +10,10 @@ from __future__ import annotations
 import numpy as np
 
 from kerasml.runtime.mil.args import Args, align_batched
-from kerasml.runtime.registry import MIL_OPS
+from kerasml.runtime.registry import MIL_OPS, TENSOR, InputSpec
+
+XY = InputSpec(x=TENSOR, y=TENSOR)
+
 
 def _binary(fn):
     def run(args: Args) -> list:
@@ -30,7 +33,7 @@ for _name, _fn in {
     "minimum": np.minimum,
     "pow": np.power,
 }.items():
-    MIL_OPS.add(_name, _binary(_fn))
+    MIL_OPS.add(_name, _binary(_fn), inputs=XY)
 
 
 for _name, _fn in {
@@ -46,10 +49,10 @@ for _name, _fn in {
     "floor_div": np.floor_divide,
     "mod": np.mod,
 }.items():
-    MIL_OPS.add(_name, _binary(_fn))
+    MIL_OPS.add(_name, _binary(_fn), inputs=XY)
 
 
-@MIL_OPS.register("select")
+@MIL_OPS.register("select", inputs=InputSpec(cond=TENSOR, a=TENSOR, b=TENSOR))
 def select(args: Args) -> list:
     cond, a, b = (np.asarray(args.f32(p)) for p in ("cond", "a", "b"))
     cond, a, b = align_batched([cond, a, b], [args.batched(p) for p in ("cond", "a", "b")])

@@ -1,9 +1,17 @@
 """Executes ML Programs: the `main` function's block, one op at a time through `registry.MIL_OPS`.
 
+Every op runs the version registered for the function's opset (iOS 17's scatter for a CoreML7
+program). Before anything runs, an op type nobody registered, or a parameter its version does not
+declare, is refused by name; a missing required parameter, or a computed value where the op
+requires a constant, is a malformed model.
+
 Values that depend only on constants (`const`, the `constexpr_*` decompression ops and anything
 computed from them) are evaluated once at load. The rest run per batch on arrays that carry an extra
 leading axis of independent predictions; each op's result is cast to the dtype the program
 declares for it, so fp16 programs round like fp16 hardware (arithmetic itself runs in float32).
+With `compute="fp16"` every float32 value (inputs, constants, op results) is held in float16 as
+well, as the GPU and Neural Engine run an fp32 program, and what that rounding does is recorded
+(`kerasml.runtime.fp16`) instead of refused.
 """
 
 from __future__ import annotations
@@ -14,11 +22,11 @@ from pathlib import Path
 import numpy as np
 
 from kerasml.errors import KerasmlError
-from kerasml.runtime import numerics
+from kerasml.runtime import fp16, kernels
 from kerasml.runtime.errors import UnsupportedModelError
 from kerasml.runtime.mil import values as mil_values
 from kerasml.runtime.mil.args import Args
-from kerasml.runtime.registry import MIL_OPS
+from kerasml.runtime.registry import MIL_OPS, OPSETS, OpVersion
 
 _RUNTIME_ERRORS = (ValueError, IndexError, TypeError, ArithmeticError, KeyError)
 
@@ -39,11 +47,15 @@ class _Step:
     inputs: dict  # param -> list of ("var", name) or ("const", value)
     outputs: list[str]
     dtypes: list  # numpy dtype per output, None when not a tensor
-    ws: object = None  # numerics.Workspace for ops that keep buffers between batches
+    version: OpVersion  # what the op runs in this program's opset, with its declared inputs
+    ws: object = None  # kernels.Workspace for ops that keep buffers between batches
 
 
 class ProgramEngine:
-    def __init__(self, spec, folder: Path | None):
+    def __init__(self, spec, folder: Path | None, compute: str = "fp32"):
+        self.fp16 = compute == "fp16"
+        self.load_events: list[tuple[str, str]] = []  # fp16 events of the constants, found at load
+        self._stored: dict[str, object] = {}  # each constant's dtype as the program declares it
         program = spec.mlProgram
         if "main" not in program.functions:
             raise KerasmlError("the ML Program has no 'main' function; convert the model again")
@@ -51,6 +63,12 @@ class ProgramEngine:
         block = function.block_specializations.get(function.opset)
         if block is None:
             raise KerasmlError(f"the ML Program has no block for its opset {function.opset}; convert the model again")
+        self.opset = OPSETS.get(function.opset)
+        if self.opset is None:
+            raise UnsupportedModelError(
+                f"the ML Program's opset '{function.opset}' is not one the kerasml runtime knows "
+                f"({', '.join(OPSETS)}); check it on macOS with coremltools"
+            )
         self.folder = folder
         self._blobs = mil_values.BlobFiles(folder)
         self.inputs = {}
@@ -62,17 +80,42 @@ class ProgramEngine:
         self.steps: list[_Step] = []
         self.classify: Classify | None = None
         self.op_types: list[tuple[str, str, list]] = []  # (type, first output, input names) for inspection
-        for op in block.operations:  # name what is missing before reading any weights
-            if op.type not in MIL_OPS and op.type not in ("const", "classify"):
-                name = op.outputs[0].name if op.outputs else "?"
-                raise UnsupportedModelError(
-                    f"op '{name}' has type '{op.type}', which the kerasml runtime does not implement; "
-                    "convert the model without it or check it on macOS with coremltools"
-                )
-        for op in block.operations:
-            self._compile(op)
+        # name what is missing or unknown before reading any weights
+        versions = [self._version(op, function.opset) for op in block.operations]
+        for op, version in zip(block.operations, versions):
+            self._compile(op, version)
 
-    def _compile(self, op) -> None:
+    def _version(self, op, opset_name: str) -> OpVersion | None:
+        """The version of `op` this program runs (None for const and classify), its parameters checked."""
+        if op.type in ("const", "classify"):
+            return None
+        name = op.outputs[0].name if op.outputs else "?"
+        if op.type not in MIL_OPS:
+            raise UnsupportedModelError(
+                f"op '{name}' has type '{op.type}', which the kerasml runtime does not implement; "
+                "convert the model without it or check it on macOS with coremltools"
+            )
+        version = MIL_OPS.version(op.type, self.opset)
+        if version is None:
+            first = MIL_OPS[op.type].versions[0].opset
+            raise UnsupportedModelError(
+                f"op '{name}' has type '{op.type}', which came with iOS {first}: an iOS {self.opset} program "
+                f"({opset_name}) cannot have it; convert the model again"
+            )
+        given = list(op.inputs) + [p for p in op.attributes if p not in ("name", "val")]
+        undeclared = version.inputs.undeclared(given)
+        if undeclared:
+            raise UnsupportedModelError(
+                f"op '{name}' ({op.type}) has parameter '{undeclared[0]}', which {op.type} does not declare in "
+                f"iOS {self.opset} programs ({opset_name}); the kerasml runtime does not guess what it means: "
+                "convert the model without it or check it on macOS with coremltools"
+            )
+        missing = version.inputs.missing(given)
+        if missing:
+            raise KerasmlError(f"op '{name}' ({op.type}) lacks its '{missing[0]}' input; the model is malformed")
+        return version
+
+    def _compile(self, op, version: OpVersion | None) -> None:
         name = op.outputs[0].name if op.outputs else op.type
         if op.blocks:
             raise UnsupportedModelError(
@@ -85,14 +128,14 @@ class ProgramEngine:
                 if binding.WhichOneof("binding") == "name":
                     bound.append(("var", binding.name))
                 else:
-                    bound.append(("const", mil_values.decode(binding.value, self._blobs)))
+                    bound.append(("const", self._constant(f"{name}.{param}", binding.value)))
             inputs[param] = bound
         for param, value in op.attributes.items():  # iOS 16 constexpr ops keep their data here
             if param not in ("name", "val") and param not in inputs:
-                inputs[param] = [("const", mil_values.decode(value, self._blobs))]
+                inputs[param] = [("const", self._constant(f"{name}.{param}", value))]
         self.op_types.append((op.type, name, [b[1] for v in inputs.values() for b in v if b[0] == "var"]))
         if op.type == "const":
-            self.consts[op.outputs[0].name] = mil_values.decode(op.attributes["val"], self._blobs)
+            self.consts[op.outputs[0].name] = self._constant(op.outputs[0].name, op.attributes["val"])
             return
         if op.type == "classify":
             self._compile_classify(op, inputs, name)
@@ -100,12 +143,20 @@ class ProgramEngine:
         dtypes = []
         for out in op.outputs:
             t = out.type
-            dtypes.append(
-                mil_values.numpy_dtype(t.tensorType.dataType) if t.WhichOneof("type") == "tensorType" else None
-            )
-        step = _Step(name, op.type, inputs, [o.name for o in op.outputs], dtypes, numerics.Workspace())
+            dtype = mil_values.numpy_dtype(t.tensorType.dataType) if t.WhichOneof("type") == "tensorType" else None
+            self._stored[out.name] = dtype
+            dtypes.append(self._held(dtype))
+        for param, bound in inputs.items():
+            if param in version.inputs and version.inputs[param].const:
+                computed = [ref for kind, ref in bound if kind == "var" and ref not in self.consts]
+                if computed:
+                    raise KerasmlError(
+                        f"op '{name}' ({op.type}) takes '{param}' as a constant (MIL requires it), but "
+                        f"'{computed[0]}' is not one; the model is malformed"
+                    )
+        step = _Step(name, op.type, inputs, [o.name for o in op.outputs], dtypes, version, kernels.Workspace())
         if all(kind == "const" or ref in self.consts for bound in inputs.values() for kind, ref in bound):
-            for out, value in zip(step.outputs, self._execute(step, self.consts, batched=set())):
+            for out, value in zip(step.outputs, self._execute(step, self.consts, set(), self.load_events)):
                 self.consts[out] = value
         else:
             self.steps.append(step)
@@ -122,8 +173,21 @@ class ProgramEngine:
         labels = [int(v) if isinstance(v, (int, np.integer)) else str(v) for v in labels]
         self.classify = Classify(prob_ref, labels, tuple(o.name for o in op.outputs))
 
+    def _held(self, dtype):
+        """The dtype a value declared as `dtype` is held in: float16 for float32 under compute="fp16"."""
+        return np.dtype(np.float16) if self.fp16 and dtype is not None and np.dtype(dtype) == np.float32 else dtype
+
+    def _constant(self, name: str, value) -> object:
+        """A constant of the program, decoded (and under compute="fp16" rounded once, at load)."""
+        value = mil_values.decode(value, self._blobs)
+        if isinstance(value, np.ndarray):
+            self._stored[name] = value.dtype
+            if self.fp16 and value.dtype == np.float32:
+                return fp16.rounded(name, value, self.load_events, batched=False)
+        return value
+
     # -- running ----------------------------------------------------------------------------
-    def _execute(self, step: _Step, env: dict, batched: set) -> list:
+    def _execute(self, step: _Step, env: dict, batched: set, events: list) -> list:
         values, flags = {}, {}
         for param, bound in step.inputs.items():
             vals, fl = [], []
@@ -139,9 +203,10 @@ class ProgramEngine:
                     vals.append(env[ref])
                     fl.append(ref in batched)
             values[param], flags[param] = vals, fl
-        args = Args(step.name, step.kind, values, flags, step.dtypes, step.ws if batched else None)
+        args = Args(step.name, step.kind, values, flags, step.dtypes, step.ws if batched else None,
+                    opset=self.opset, inputs=step.version.inputs)
         try:
-            results = MIL_OPS[step.kind](args)
+            results = step.version.run(args)
         except KerasmlError:
             raise
         except _RUNTIME_ERRORS as exc:
@@ -150,6 +215,13 @@ class ProgramEngine:
             raise UnsupportedModelError(
                 f"op '{step.name}' ({step.kind}) has {len(step.outputs)} outputs; the kerasml runtime computes {len(results)}"
             )
+        if self.fp16:
+            read = [v for vals in values.values() for v in vals]
+            return [
+                fp16.rounded(out, r, events, batched=bool(batched), inputs=read) if dt == np.float16 and fp16.is_float(r)
+                else _as_declared(step, r, dt) if dt is not None and isinstance(r, np.ndarray | np.generic) else r
+                for out, r, dt in zip(step.outputs, results, step.dtypes)
+            ]
         return [
             _as_declared(step, r, dt) if dt is not None and isinstance(r, np.ndarray | np.generic) else r
             for r, dt in zip(results, step.dtypes)
@@ -169,12 +241,24 @@ class ProgramEngine:
             raise KerasmlError(f"input '{name}' takes {shape} per prediction, got {x.shape[1:]}")
         return np.ascontiguousarray(x.reshape((len(x),) + shape), dtype=dtype)
 
-    def run(self, feeds: dict[str, np.ndarray], wanted: list[str]) -> dict[str, np.ndarray]:
+    def computed_names(self) -> list[str]:
+        """Every value computed per prediction (each op output that is not a constant), in order."""
+        return [out for step in self.steps for out in step.outputs]
+
+    def constant_names(self) -> list[str]:
+        """Every value fixed at load: `const` ops and ops on constants only."""
+        return list(self.consts)
+
+    def run(self, feeds: dict[str, np.ndarray], wanted: list[str], events: list | None = None) -> dict[str, np.ndarray]:
+        """The `wanted` values for a batch of prepared inputs; fp16 events are appended to `events`."""
+        events = [] if events is None else events
+        if self.fp16:  # inputs are cast once, as the hardware takes them
+            feeds = {k: fp16.rounded(k, v, events, batched=True) if v.dtype == np.float32 else v for k, v in feeds.items()}
         env = dict(self.consts)
         env.update(feeds)
         batched = set(feeds)
         for step in self.steps:
-            outputs = self._execute(step, env, batched)
+            outputs = self._execute(step, env, batched, events)
             env.update(zip(step.outputs, outputs))
             batched.update(step.outputs)
         missing = [w for w in wanted if w not in env]
@@ -223,8 +307,8 @@ class ProgramEngine:
             if op_type in ("conv", "linear", "matmul", "conv_transpose"):
                 for ref in refs:
                     value = self.consts.get(ref)
-                    if isinstance(value, np.ndarray) and value.ndim >= 2:
-                        found.add("float16" if value.dtype == np.float16 else "float32")
+                    if isinstance(value, np.ndarray) and value.ndim >= 2:  # as stored, before compute="fp16"
+                        found.add("float16" if self._stored.get(ref, value.dtype) == np.float16 else "float32")
         return found
 
 

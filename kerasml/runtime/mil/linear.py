@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from kerasml.runtime import numerics
+from kerasml.runtime import kernels
 from kerasml.runtime.mil.args import Args, align_batched
 from kerasml.runtime.mil.per_prediction import per_prediction
-from kerasml.runtime.registry import MIL_OPS
+from kerasml.runtime.registry import CONST, IOS18, MIL_OPS, OPTIONAL, OPTIONAL_CONST, TENSOR, InputSpec
 
 def _linear_batched(args: Args) -> list:
     x, w = args.f32("x"), args.f32("weight")
@@ -44,7 +44,7 @@ def _matmul_each(args: Args) -> list:
     return [np.matmul(x, y)]
 
 
-@MIL_OPS.register("matmul")
+@MIL_OPS.register("matmul", inputs=InputSpec(x=TENSOR, y=TENSOR, transpose_x=OPTIONAL_CONST, transpose_y=OPTIONAL_CONST))
 def matmul(args: Args) -> list:
     x, y = np.asarray(args.get("x")), np.asarray(args.get("y"))
     if x.ndim - args.batched("x") < 2 or y.ndim - args.batched("y") < 2:
@@ -60,21 +60,22 @@ def _linear_each(args: Args) -> list:
     return [y + bias if bias is not None else y]
 
 
-@MIL_OPS.register("linear")
+@MIL_OPS.register("linear", inputs=InputSpec(x=TENSOR, weight=CONST, bias=OPTIONAL_CONST))
 def linear(args: Args) -> list:
     if args.batched("weight") or args.batched("bias"):
         return _linear_each(args)
     return _linear_batched(args)
 
 
-@MIL_OPS.register("einsum")
+@MIL_OPS.register("einsum", inputs=InputSpec(values=TENSOR, equation=CONST))
 @per_prediction
 def einsum(args: Args) -> list:
     values = [np.asarray(v, np.float32) for v in args.many("values")]
     return [np.einsum(str(args.scalar("equation")), *values)]
 
 
-@MIL_OPS.register("scaled_dot_product_attention")
+@MIL_OPS.register("scaled_dot_product_attention", opset=IOS18,
+                  inputs=InputSpec(query=TENSOR, key=TENSOR, value=TENSOR, attn_mask=OPTIONAL))
 @per_prediction
 def scaled_dot_product_attention(args: Args) -> list:
     q, k, v = (np.asarray(args.f32(p), np.float32) for p in ("query", "key", "value"))
@@ -83,4 +84,4 @@ def scaled_dot_product_attention(args: Args) -> list:
     if mask is not None:
         mask = np.asarray(mask)
         scores = np.where(mask, scores, -np.inf) if mask.dtype == np.bool_ else scores + mask.astype(np.float32)
-    return [numerics.softmax(scores, -1) @ v]
+    return [kernels.softmax(scores, -1) @ v]

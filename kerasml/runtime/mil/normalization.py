@@ -8,19 +8,20 @@ from __future__ import annotations
 
 import numpy as np
 
-from kerasml.runtime import kernels, numerics
+from kerasml.runtime import kernels
 from kerasml.runtime.mil.args import Args, batch_axis
 from kerasml.runtime.mil.per_prediction import channel_param, per_prediction
-from kerasml.runtime.registry import MIL_OPS
+from kerasml.runtime.registry import CONST, MIL_OPS, OPTIONAL_CONST, TENSOR, InputSpec
 
 
-@MIL_OPS.register("softmax")
+@MIL_OPS.register("softmax", inputs=InputSpec(x=TENSOR, axis=OPTIONAL_CONST))
 def softmax(args: Args) -> list:
     x = args.f32("x")
-    return [numerics.softmax(x, batch_axis(args.scalar("axis", -1), x, args.batched("x")))]
+    return [kernels.softmax(x, batch_axis(args.scalar("axis", -1), x, args.batched("x")))]
 
 
-@MIL_OPS.register("batch_norm")
+@MIL_OPS.register("batch_norm", inputs=InputSpec(x=TENSOR, mean=CONST, variance=CONST, gamma=OPTIONAL_CONST,
+                                                beta=OPTIONAL_CONST, epsilon=OPTIONAL_CONST))
 def batch_norm(args: Args) -> list:
     x, b = args.f32("x"), args.batched("x")
     mean, var = args.f32("mean"), args.f32("variance")
@@ -36,7 +37,8 @@ def _eps(args: Args, default: float) -> np.float32:
     return np.float32(args.scalar("epsilon", default))
 
 
-@MIL_OPS.register("layer_norm")
+@MIL_OPS.register("layer_norm", inputs=InputSpec(x=TENSOR, axes=OPTIONAL_CONST, gamma=OPTIONAL_CONST, beta=OPTIONAL_CONST,
+                                                epsilon=OPTIONAL_CONST))
 @per_prediction
 def layer_norm(args: Args) -> list:
     x = np.asarray(args.f32("x"))
@@ -49,7 +51,8 @@ def layer_norm(args: Args) -> list:
     return [kernels.layer_norm(x, axes, gamma, beta, float(_eps(args, 1e-5)))]
 
 
-@MIL_OPS.register("instance_norm")
+@MIL_OPS.register("instance_norm",
+                  inputs=InputSpec(x=TENSOR, gamma=OPTIONAL_CONST, beta=OPTIONAL_CONST, epsilon=OPTIONAL_CONST))
 @per_prediction
 def instance_norm(args: Args) -> list:
     x = np.asarray(args.f32("x"))
@@ -62,7 +65,7 @@ def instance_norm(args: Args) -> list:
     return [y]
 
 
-@MIL_OPS.register("l2_norm")
+@MIL_OPS.register("l2_norm", inputs=InputSpec(x=TENSOR, epsilon=OPTIONAL_CONST))
 @per_prediction
 def l2_norm(args: Args) -> list:
     """Over the last three axes (all of them for rank <= 3); leading axes are batches."""
@@ -71,7 +74,8 @@ def l2_norm(args: Args) -> list:
     return [x / np.sqrt(np.sum(x * x, axis=axes, keepdims=True) + _eps(args, 1e-6))]
 
 
-@MIL_OPS.register("local_response_norm")
+@MIL_OPS.register("local_response_norm", inputs=InputSpec(x=TENSOR, size=CONST, alpha=OPTIONAL_CONST, beta=OPTIONAL_CONST,
+                                                         k=OPTIONAL_CONST))
 @per_prediction
 def local_response_norm(args: Args) -> list:
     """x / (k + alpha / size * sum of x^2 over channels c - size // 2 ... c + (size - 1) // 2)^beta."""

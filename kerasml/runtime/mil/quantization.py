@@ -8,7 +8,9 @@ import numpy as np
 
 from kerasml.runtime.mil.args import Args
 from kerasml.runtime.mil.per_prediction import per_prediction
-from kerasml.runtime.registry import MIL_OPS
+from kerasml.runtime.registry import CONST, IOS17, MIL_OPS, OPTIONAL_CONST, TENSOR, InputSpec
+
+DEQUANTIZE = InputSpec(input=TENSOR, zero_point=OPTIONAL_CONST, scale=CONST, axis=OPTIONAL_CONST)
 
 _RANGES = {"int8": (-128, 127), "uint8": (0, 255)}
 
@@ -26,7 +28,7 @@ def _along(args: Args, name: str, x: np.ndarray, default=None) -> np.ndarray:
     return value.reshape(shape)
 
 
-@MIL_OPS.register("quantize")
+@MIL_OPS.register("quantize", opset=IOS17, inputs=DEQUANTIZE.but(output_dtype=CONST))
 @per_prediction
 def quantize(args: Args) -> list:
     x = np.asarray(args.f32("input"), np.float32)
@@ -40,7 +42,7 @@ def quantize(args: Args) -> list:
     return [np.clip(q, *_RANGES[dtype]).astype(dtype)]
 
 
-@MIL_OPS.register("dequantize")
+@MIL_OPS.register("dequantize", opset=IOS17, inputs=DEQUANTIZE)
 @per_prediction
 def dequantize(args: Args) -> list:
     q = np.asarray(args.get("input")).astype(np.float32)

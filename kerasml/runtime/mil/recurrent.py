@@ -17,7 +17,13 @@ import numpy as np
 from kerasml.runtime import kernels
 from kerasml.runtime.mil.args import Args
 from kerasml.runtime.mil.per_prediction import per_prediction
-from kerasml.runtime.registry import MIL_OPS
+from kerasml.runtime.registry import CONST, IOS18, MIL_OPS, OPTIONAL_CONST, TENSOR, InputSpec
+
+RNN = InputSpec(x=TENSOR, initial_h=TENSOR, weight_ih=CONST, weight_hh=CONST, bias=OPTIONAL_CONST,
+                direction=OPTIONAL_CONST, output_sequence=OPTIONAL_CONST, activation=OPTIONAL_CONST)
+GRU = RNN.but(recurrent_activation=OPTIONAL_CONST)
+LSTM = GRU.but(initial_c=TENSOR, peephole=OPTIONAL_CONST, weight_ih_back=OPTIONAL_CONST, weight_hh_back=OPTIONAL_CONST,
+               bias_back=OPTIONAL_CONST, peephole_back=OPTIONAL_CONST, cell_activation=OPTIONAL_CONST, clip=OPTIONAL_CONST)
 
 _ACTIVATIONS = {
     "sigmoid": kernels.sigmoid,
@@ -71,7 +77,7 @@ def _run(args: Args, cell, states: list[np.ndarray]) -> list:
     return [out] + [np.concatenate([f[k] for f in finals], axis=-1) for k in range(len(finals[0]))]
 
 
-@MIL_OPS.register("lstm")
+@MIL_OPS.register("lstm", inputs=LSTM)
 @per_prediction
 def lstm(args: Args) -> list:
     acts = (_act(args, "recurrent_activation", "sigmoid"), _act(args, "cell_activation", "tanh"),
@@ -89,28 +95,37 @@ def lstm(args: Args) -> list:
     return _run(args, cell, [np.asarray(args.f32("initial_h")), np.asarray(args.f32("initial_c"))])
 
 
-@MIL_OPS.register("gru")
+@MIL_OPS.register("gru", inputs=GRU)
 @per_prediction
 def gru(args: Args) -> list:
+    return _gru(args, reset_after=False, input_bias=None)
+
+
+@MIL_OPS.register("gru", opset=IOS18, inputs=GRU.but(reset_after=OPTIONAL_CONST, input_bias=OPTIONAL_CONST))
+@per_prediction
+def gru_ios18(args: Args) -> list:
+    """iOS 18 adds `reset_after` and a separate `input_bias`."""
+    return _gru(args, reset_after=bool(args.scalar("reset_after", False)), input_bias=_f32(args, "input_bias"))
+
+
+def _gru(args: Args, reset_after: bool, input_bias) -> list:
     acts = (_act(args, "recurrent_activation", "sigmoid"), _act(args, "activation", "tanh"))
-    reset_after = bool(args.scalar("reset_after", False))
+    bias = _f32(args, "bias")
+    bias = None if bias is None else kernels.reorder_gates(bias, "roz", "zro")
+    input_bias = None if input_bias is None else kernels.reorder_gates(input_bias, "roz", "zro")
 
     def cell(x, suffix, h0):
         w_x = kernels.reorder_gates(_f32(args, "weight_ih"), "roz", "zro")
         w_h = kernels.reorder_gates(_f32(args, "weight_hh"), "roz", "zro")
-        bias, input_bias = _f32(args, "bias"), _f32(args, "input_bias")
-        bias = None if bias is None else kernels.reorder_gates(bias, "roz", "zro")
-        input_bias = None if input_bias is None else kernels.reorder_gates(input_bias, "roz", "zro")
         if reset_after:  # `bias` is the recurrent (hidden) bias, `input_bias` the input one
             return kernels.gru(x, w_x, w_h, input_bias, h0, acts=acts, recurrent_bias=bias, reset_after=True)
-        if input_bias is not None:
-            bias = input_bias if bias is None else bias + input_bias
-        return kernels.gru(x, w_x, w_h, bias, h0, acts=acts)
+        both = bias if input_bias is None else (input_bias if bias is None else bias + input_bias)
+        return kernels.gru(x, w_x, w_h, both, h0, acts=acts)
 
     return _run(args, cell, [np.asarray(args.f32("initial_h"))])
 
 
-@MIL_OPS.register("rnn")
+@MIL_OPS.register("rnn", inputs=RNN)
 @per_prediction
 def rnn(args: Args) -> list:
     act = _act(args, "activation", "tanh")

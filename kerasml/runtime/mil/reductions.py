@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from kerasml.runtime import kernels
 from kerasml.runtime.mil.args import Args, batch_axis
-from kerasml.runtime.registry import MIL_OPS
+from kerasml.runtime.registry import IOS17, MIL_OPS, OPTIONAL_CONST, TENSOR, InputSpec
+
+REDUCE = InputSpec(x=TENSOR, axes=OPTIONAL_CONST, keep_dims=OPTIONAL_CONST)
+REDUCE_ARG = InputSpec(x=TENSOR, axis=OPTIONAL_CONST, keep_dims=OPTIONAL_CONST)
 
 
 def _reduce(fn):
@@ -23,14 +27,7 @@ def _reduce(fn):
 
 
 for _name, _fn in {"reduce_mean": np.mean, "reduce_sum": np.sum, "reduce_max": np.max, "reduce_min": np.min}.items():
-    MIL_OPS.add(_name, _reduce(_fn))
-
-
-def _log_sum_exp(x, axis, keepdims):
-    top = np.max(x, axis=axis, keepdims=True)
-    top = np.where(np.isfinite(top), top, 0)
-    total = np.log(np.sum(np.exp(x - top), axis=axis, keepdims=True)) + top
-    return total if keepdims else np.squeeze(total, axis=axis)
+    MIL_OPS.add(_name, _reduce(_fn), inputs=REDUCE)
 
 
 for _name, _fn in {
@@ -38,13 +35,14 @@ for _name, _fn in {
     "reduce_l2_norm": lambda x, axis, keepdims: np.sqrt(np.sum(x * x, axis=axis, keepdims=keepdims)),
     "reduce_sum_square": lambda x, axis, keepdims: np.sum(x * x, axis=axis, keepdims=keepdims),
     "reduce_log_sum": lambda x, axis, keepdims: np.log(np.sum(x, axis=axis, keepdims=keepdims)),
-    "reduce_log_sum_exp": _log_sum_exp,
+    "reduce_log_sum_exp": kernels.log_sum_exp,
     "reduce_prod": np.prod,
 }.items():
-    MIL_OPS.add(_name, _reduce(_fn))
+    MIL_OPS.add(_name, _reduce(_fn), inputs=REDUCE)
 
 
-@MIL_OPS.register("reduce_argmax", "reduce_argmin")
+@MIL_OPS.register("reduce_argmax", "reduce_argmin", inputs=REDUCE_ARG)
+@MIL_OPS.register("reduce_argmax", "reduce_argmin", opset=IOS17, inputs=REDUCE_ARG.but(output_dtype=OPTIONAL_CONST))
 def reduce_arg(args: Args) -> list:
     x, b = np.asarray(args.f32("x")), args.batched("x")
     axis = batch_axis(args.scalar("axis", -1), x, b)

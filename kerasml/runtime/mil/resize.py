@@ -15,7 +15,7 @@ import numpy as np
 from kerasml.runtime import kernels
 from kerasml.runtime.mil.args import Args
 from kerasml.runtime.mil.per_prediction import per_prediction
-from kerasml.runtime.registry import MIL_OPS
+from kerasml.runtime.registry import CONST, IOS16, IOS17, MIL_OPS, OPTIONAL, OPTIONAL_CONST, TENSOR, InputSpec
 
 SAMPLING_MODES = {
     "STRICT_ALIGN_CORNERS": "align_corners",
@@ -38,39 +38,54 @@ def _scaled(args: Args, x: np.ndarray) -> tuple[int, int]:
     return int(np.floor(x.shape[-2] * fh)), int(np.floor(x.shape[-1] * fw))
 
 
-@MIL_OPS.register("upsample_nearest_neighbor")
+@MIL_OPS.register("upsample_nearest_neighbor",
+                  inputs=InputSpec(x=TENSOR, scale_factor_height=OPTIONAL_CONST, scale_factor_width=OPTIONAL_CONST))
 def upsample_nearest_neighbor(args: Args) -> list:
     x = np.asarray(args.get("x"))
     return [kernels.resize_nearest(x, _scaled(args, x))]
 
 
-@MIL_OPS.register("resize_nearest_neighbor")
+@MIL_OPS.register("resize_nearest_neighbor", inputs=InputSpec(x=TENSOR, target_size_height=CONST, target_size_width=CONST))
 def resize_nearest_neighbor(args: Args) -> list:
     x = np.asarray(args.get("x"))
-    size = (int(args.scalar("target_size_height", 1)), int(args.scalar("target_size_width", 1)))
+    size = (int(args.scalar("target_size_height")), int(args.scalar("target_size_width")))
     return [kernels.resize_nearest(x, size)]
 
 
-@MIL_OPS.register("upsample_bilinear")
+UPSAMPLE_BILINEAR = InputSpec(x=TENSOR, scale_factor_height=OPTIONAL_CONST, scale_factor_width=OPTIONAL_CONST,
+                              align_corners=OPTIONAL_CONST)
+
+
+@MIL_OPS.register("upsample_bilinear", inputs=UPSAMPLE_BILINEAR)
 def upsample_bilinear(args: Args) -> list:
+    """iOS 15: the corners aligned, or else half-pixel centres."""
+    x = np.asarray(args.f32("x"))
+    mode = "align_corners" if bool(args.scalar("align_corners", True)) else "half_pixel"
+    return [kernels.resize_bilinear(x, _scaled(args, x), mode)]
+
+
+@MIL_OPS.register("upsample_bilinear", opset=IOS16, inputs=UPSAMPLE_BILINEAR.but(half_pixel_centers=OPTIONAL_CONST))
+def upsample_bilinear_ios16(args: Args) -> list:
+    """iOS 16 adds `half_pixel_centers` (default: not align_corners); neither gives the asymmetric grid."""
     x = np.asarray(args.f32("x"))
     align = bool(args.scalar("align_corners", True))
-    half = args.scalar("half_pixel_centers", None)
-    half = (not align) if half is None else bool(half)
+    half = bool(args.scalar("half_pixel_centers", not align))
     if align and half:
         raise args.unsupported("align_corners together with half_pixel_centers")
     mode = "align_corners" if align else ("half_pixel" if half else "asymmetric")
     return [kernels.resize_bilinear(x, _scaled(args, x), mode)]
 
 
-@MIL_OPS.register("resize_bilinear")
+@MIL_OPS.register("resize_bilinear", inputs=InputSpec(x=TENSOR, target_size_height=OPTIONAL_CONST,
+                                                      target_size_width=OPTIONAL_CONST, sampling_mode=OPTIONAL_CONST))
 def resize_bilinear(args: Args) -> list:
     x = np.asarray(args.f32("x"))
     size = (int(args.scalar("target_size_height", 1)), int(args.scalar("target_size_width", 1)))
     return [kernels.resize_bilinear(x, size, _mode(args))]
 
 
-@MIL_OPS.register("resize")
+@MIL_OPS.register("resize", opset=IOS17, inputs=InputSpec(x=TENSOR, shape=TENSOR, resized_dims=CONST,
+                                                          interpolation_mode=OPTIONAL_CONST, sampling_mode=OPTIONAL_CONST))
 @per_prediction
 def resize(args: Args) -> list:
     """iOS 17: the last `resized_dims` axes take their sizes from the tail of `shape` (0 keeps x's)."""
@@ -98,7 +113,7 @@ def resize(args: Args) -> list:
     return [y.reshape(target)]
 
 
-@MIL_OPS.register("crop")
+@MIL_OPS.register("crop", inputs=InputSpec(x=TENSOR, crop_height=CONST, crop_width=CONST))
 def crop(args: Args) -> list:
     x = np.asarray(args.get("x"))
     (top, bottom), (left, right) = args.ints("crop_height"), args.ints("crop_width")
@@ -133,22 +148,38 @@ def _box(args: Args, coords: np.ndarray, h: int, w: int) -> tuple[float, float, 
     return tuple(v * scale for v in box)
 
 
-@MIL_OPS.register("crop_resize")
+CROP_RESIZE = InputSpec(x=TENSOR, roi=TENSOR, target_height=OPTIONAL_CONST, target_width=OPTIONAL_CONST,
+                        normalized_coordinates=OPTIONAL_CONST, spatial_scale=OPTIONAL_CONST,
+                        box_coordinate_mode=OPTIONAL_CONST, sampling_mode=OPTIONAL_CONST)
+
+
+@MIL_OPS.register("crop_resize", inputs=CROP_RESIZE)
+@MIL_OPS.register("crop_resize", opset=IOS16, inputs=CROP_RESIZE.but(pad_value=OPTIONAL_CONST))
 @per_prediction
 def crop_resize(args: Args) -> list:
+    """iOS 15-16: each region of `roi` holds 5 values (the image's index, then the box) or 4 (a box
+    cropped from every image)."""
     x = np.asarray(args.f32("x"))
-    n_img, _, h, w = x.shape
     th, tw = int(args.scalar("target_height", 1)), int(args.scalar("target_width", 1))
     mode, pad = _mode(args), float(args.scalar("pad_value", 0.0))
-    if args.has("boxes"):  # iOS 17: boxes (N, 4) and box_indices; output (N, C, th, tw)
-        boxes = np.asarray(args.f32("boxes")).reshape(-1, 4)
-        indices = args.ints("box_indices", None) or list(range(len(boxes)))
-        crops = [(int(i), b) for i, b in zip(indices, boxes)]
-        return [np.stack([_crop(args, x[i], b, th, tw, mode, pad) for i, b in crops])]
     roi = np.asarray(args.f32("roi")).reshape(len(args.get("roi")), -1)
     if roi.shape[1] == 5:
         return [np.stack([_crop(args, x[int(r[0])], r[1:], th, tw, mode, pad)[None] for r in roi])]
-    return [np.stack([np.stack([_crop(args, x[i], r, th, tw, mode, pad) for i in range(n_img)]) for r in roi])]
+    return [np.stack([np.stack([_crop(args, x[i], r, th, tw, mode, pad) for i in range(len(x))]) for r in roi])]
+
+
+@MIL_OPS.register("crop_resize", opset=IOS17,
+                  inputs=CROP_RESIZE.but(roi=None, boxes=TENSOR, box_indices=OPTIONAL, pad_value=OPTIONAL_CONST))
+@per_prediction
+def crop_resize_ios17(args: Args) -> list:
+    """iOS 17: boxes (N, 4) on the images box_indices names (by default box i on image i), output
+    (N, C, th, tw)."""
+    x = np.asarray(args.f32("x"))
+    th, tw = int(args.scalar("target_height", 1)), int(args.scalar("target_width", 1))
+    mode, pad = _mode(args), float(args.scalar("pad_value", 0.0))
+    boxes = np.asarray(args.f32("boxes")).reshape(-1, 4)
+    indices = args.ints("box_indices", None) or list(range(len(boxes)))
+    return [np.stack([_crop(args, x[int(i)], b, th, tw, mode, pad) for i, b in zip(indices, boxes)])]
 
 
 def _crop(args, image, coords, th, tw, mode, pad) -> np.ndarray:
@@ -185,7 +216,8 @@ def _pixels(c: np.ndarray, n: int, mode: str, align: bool) -> np.ndarray:
     raise ValueError(f"coordinates_mode {mode!r}")
 
 
-@MIL_OPS.register("resample")
+@MIL_OPS.register("resample", inputs=InputSpec(x=TENSOR, coordinates=TENSOR, sampling_mode=CONST, padding_mode=CONST,
+                                                padding_value=CONST, coordinates_mode=CONST, align_corners=CONST))
 @per_prediction
 def resample(args: Args) -> list:
     """Samples x (B, C, H, W) at coordinates (B, H2, W2, 2) given as (x, y), reading past the edges

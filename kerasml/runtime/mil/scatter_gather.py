@@ -1,6 +1,8 @@
-"""ML Program gather and scatter ops (ops/defs/iOS15/scatter_gather.py, iOS 16's batch_dims).
+"""ML Program gather and scatter ops (ops/defs/iOS15/scatter_gather.py, iOS 16's batch_dims, iOS 17's
+validate_indices).
 
-Negative indices count from the end, as in NumPy. Scatter modes combine each update with the
+Negative indices count from the end, as in NumPy, except in iOS 17's scatter ops (versions of
+their own), which call them out of bounds. Scatter modes combine each update with the
 value already there (`update` replaces it); repeated indices combine one after another.
 """
 
@@ -13,7 +15,11 @@ import numpy as np
 from kerasml.errors import KerasmlError
 from kerasml.runtime.mil.args import Args
 from kerasml.runtime.mil.per_prediction import per_prediction
-from kerasml.runtime.registry import MIL_OPS
+from kerasml.runtime.registry import IOS16, IOS17, MIL_OPS, OPTIONAL_CONST, TENSOR, InputSpec
+
+GATHER = InputSpec(x=TENSOR, indices=TENSOR, axis=OPTIONAL_CONST)
+SCATTER = InputSpec(data=TENSOR, indices=TENSOR, updates=TENSOR, axis=OPTIONAL_CONST, mode=OPTIONAL_CONST)
+VALIDATED = {"validate_indices": OPTIONAL_CONST}  # iOS 17 adds it to every gather and scatter op
 
 _MODES = {
     "add": np.add,
@@ -36,19 +42,21 @@ def _indices(args: Args) -> np.ndarray:
 
 
 def _in_bounds(args: Args, indices: np.ndarray, sizes) -> np.ndarray:
-    """iOS 17's scatter ops (those with `validate_indices`) take indices 0 <= i < size only: negative
-    ones are out of bounds too. Out of bounds is an error when validated, and undefined (refused
-    here) when not. Earlier scatter ops count negative indices from the end, as NumPy does."""
-    if not args.has("validate_indices"):
-        return indices
+    """iOS 17's scatter ops take indices 0 <= i < size only: negative ones are out of bounds too.
+    Out of bounds is an error when `validate_indices`, and undefined (refused here) when not."""
     bad = (indices < 0) | (indices >= np.asarray(sizes))
     if bad.any():
         value = int(indices[bad].flat[0])
-        if args.scalar("validate_indices"):
+        if args.scalar("validate_indices", False):
             raise KerasmlError(f"op '{args.name}' ({args.kind}) got index {value}, out of bounds (validate_indices)")
         raise args.unsupported(
             f"index {value}, out of bounds without validate_indices (Core ML's result is undefined then)"
         )
+    return indices
+
+
+def _from_the_end(args: Args, indices: np.ndarray, sizes) -> np.ndarray:
+    """Scatter ops before iOS 17 count negative indices from the end, as NumPy does."""
     return indices
 
 
@@ -61,7 +69,9 @@ def _batched(x: np.ndarray, indices: np.ndarray, batch_dims: int, fn) -> np.ndar
     return np.stack(parts).reshape(lead + parts[0].shape)
 
 
-@MIL_OPS.register("gather")
+@MIL_OPS.register("gather", inputs=GATHER)
+@MIL_OPS.register("gather", opset=IOS16, inputs=GATHER.but(batch_dims=OPTIONAL_CONST))
+@MIL_OPS.register("gather", opset=IOS17, inputs=GATHER.but(batch_dims=OPTIONAL_CONST, **VALIDATED))
 @per_prediction
 def gather(args: Args) -> list:
     x, indices = np.asarray(args.get("x")), _indices(args)
@@ -70,14 +80,17 @@ def gather(args: Args) -> list:
     return [_batched(x, indices, batch_dims, lambda a, i: np.take(a, i, axis=axis))]
 
 
-@MIL_OPS.register("gather_along_axis")
+@MIL_OPS.register("gather_along_axis", inputs=GATHER)
+@MIL_OPS.register("gather_along_axis", opset=IOS17, inputs=GATHER.but(**VALIDATED))
 @per_prediction
 def gather_along_axis(args: Args) -> list:
     x = np.asarray(args.get("x"))
     return [np.take_along_axis(x, _indices(args), axis=_axis(args.scalar("axis", 0), x.ndim))]
 
 
-@MIL_OPS.register("gather_nd")
+@MIL_OPS.register("gather_nd", inputs=GATHER.but(axis=None))
+@MIL_OPS.register("gather_nd", opset=IOS16, inputs=GATHER.but(axis=None, batch_dims=OPTIONAL_CONST))
+@MIL_OPS.register("gather_nd", opset=IOS17, inputs=GATHER.but(axis=None, batch_dims=OPTIONAL_CONST, **VALIDATED))
 @per_prediction
 def gather_nd(args: Args) -> list:
     x, indices = np.asarray(args.get("x")), _indices(args)
@@ -97,12 +110,10 @@ def _combine(args: Args, data: np.ndarray, where: tuple, updates: np.ndarray) ->
     return out
 
 
-@MIL_OPS.register("scatter")
-@per_prediction
-def scatter(args: Args) -> list:
+def _scatter(args: Args, checked) -> list:
     data, indices, updates = np.asarray(args.f32("data")), _indices(args), np.asarray(args.f32("updates"))
     axis = _axis(args.scalar("axis", 0), data.ndim)
-    indices = _in_bounds(args, indices, data.shape[axis])
+    indices = checked(args, indices, data.shape[axis])
     # updates has the shape of data with axis `axis` replaced by indices' shape
     grids = np.indices(updates.shape, sparse=True)
     placed = indices.reshape((1,) * axis + indices.shape + (1,) * (data.ndim - axis - 1))
@@ -110,20 +121,24 @@ def scatter(args: Args) -> list:
     return [_combine(args, data, where, updates)]
 
 
-@MIL_OPS.register("scatter_along_axis")
-@per_prediction
-def scatter_along_axis(args: Args) -> list:
+def _scatter_along_axis(args: Args, checked) -> list:
     data, indices, updates = np.asarray(args.f32("data")), _indices(args), np.asarray(args.f32("updates"))
     axis = _axis(args.scalar("axis", 0), data.ndim)
-    indices = _in_bounds(args, indices, data.shape[axis])
+    indices = checked(args, indices, data.shape[axis])
     grids = list(np.indices(indices.shape, sparse=True))
     grids[axis] = indices
     return [_combine(args, data, tuple(grids), updates)]
 
 
-@MIL_OPS.register("scatter_nd")
-@per_prediction
-def scatter_nd(args: Args) -> list:
+def _scatter_nd(args: Args, checked) -> list:
     data, indices, updates = np.asarray(args.f32("data")), _indices(args), np.asarray(args.f32("updates"))
-    indices = _in_bounds(args, indices, data.shape[: indices.shape[-1]])
+    indices = checked(args, indices, data.shape[: indices.shape[-1]])
     return [_combine(args, data, tuple(np.moveaxis(indices, -1, 0)), updates)]
+
+
+SCATTER_ND = SCATTER.but(axis=None)
+for _name, _fn, _inputs in (("scatter", _scatter, SCATTER), ("scatter_along_axis", _scatter_along_axis, SCATTER),
+                            ("scatter_nd", _scatter_nd, SCATTER_ND)):
+    MIL_OPS.add(_name, per_prediction(lambda args, fn=_fn: fn(args, _from_the_end)), inputs=_inputs)
+    MIL_OPS.add(_name, per_prediction(lambda args, fn=_fn: fn(args, _in_bounds)), opset=IOS17,
+                inputs=_inputs.but(**VALIDATED))

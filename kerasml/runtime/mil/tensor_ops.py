@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from kerasml.runtime import layout_kernels
+from kerasml.runtime import kernels
 from kerasml.runtime.mil.args import Args
 from kerasml.runtime.mil.per_prediction import per_prediction
-from kerasml.runtime.registry import MIL_OPS
+from kerasml.runtime.registry import CONST, IOS16, IOS17, IOS18, MIL_OPS, OPTIONAL_CONST, TENSOR, InputSpec
+
+TOPK = InputSpec(x=TENSOR, k=OPTIONAL_CONST, axis=OPTIONAL_CONST, ascending=OPTIONAL_CONST)
 
 
 def _axis(axis: int, rank: int) -> int:
@@ -27,7 +29,7 @@ def _x(args: Args, name: str = "x") -> np.ndarray:
     return np.asarray(args.f32(name))
 
 
-@MIL_OPS.register("reshape")
+@MIL_OPS.register("reshape", inputs=InputSpec(x=TENSOR, shape=TENSOR))
 def reshape(args: Args) -> list:
     """0 in the shape copies the input's size on the axis it lines up with counting from the right,
     or 1 where none does (iOS 17; iOS 15-16 allow 0 only where shape and input have the same rank,
@@ -47,7 +49,7 @@ def _reshape_each(args: Args) -> list:
     return reshape(args)
 
 
-@MIL_OPS.register("slice_by_size")
+@MIL_OPS.register("slice_by_size", inputs=InputSpec(x=TENSOR, begin=TENSOR, size=TENSOR))
 @per_prediction
 def slice_by_size(args: Args) -> list:
     x = np.asarray(args.get("x"))
@@ -59,7 +61,8 @@ def slice_by_size(args: Args) -> list:
     return [x[index]]
 
 
-@MIL_OPS.register("split")
+@MIL_OPS.register("split",
+                  inputs=InputSpec(x=TENSOR, num_splits=OPTIONAL_CONST, split_sizes=OPTIONAL_CONST, axis=CONST))
 @per_prediction
 def split(args: Args) -> list:
     x = np.asarray(args.get("x"))
@@ -70,14 +73,14 @@ def split(args: Args) -> list:
     return list(np.split(x, np.cumsum(sizes)[:-1], axis=axis))
 
 
-@MIL_OPS.register("stack")
+@MIL_OPS.register("stack", inputs=InputSpec(values=TENSOR, axis=CONST))
 @per_prediction
 def stack(args: Args) -> list:
     values = [np.asarray(v) for v in args.many("values")]
     return [np.stack(values, axis=_axis(args.scalar("axis"), values[0].ndim + 1))]
 
 
-@MIL_OPS.register("concat")
+@MIL_OPS.register("concat", inputs=InputSpec(values=TENSOR, axis=CONST, interleave=OPTIONAL_CONST))
 @per_prediction
 def concat(args: Args) -> list:
     """With `interleave`, the result takes one slice of each input in turn along the axis."""
@@ -92,7 +95,7 @@ def concat(args: Args) -> list:
     return [stacked.reshape(values[0].shape[:axis] + (size * len(values),) + values[0].shape[axis + 1 :])]
 
 
-@MIL_OPS.register("reverse")
+@MIL_OPS.register("reverse", inputs=InputSpec(x=TENSOR, axes=OPTIONAL_CONST))
 @per_prediction
 def reverse(args: Args) -> list:
     x = np.asarray(args.get("x"))
@@ -100,7 +103,8 @@ def reverse(args: Args) -> list:
     return [np.flip(x, axis=None if axes is None else tuple(_axis(a, x.ndim) for a in axes))]
 
 
-@MIL_OPS.register("reverse_sequence")
+@MIL_OPS.register("reverse_sequence",
+                  inputs=InputSpec(x=TENSOR, lengths=TENSOR, seq_axis=OPTIONAL_CONST, batch_axis=OPTIONAL_CONST))
 @per_prediction
 def reverse_sequence(args: Args) -> list:
     x = np.array(args.get("x"))
@@ -132,7 +136,9 @@ def _space_to_blocks(x: np.ndarray, bs: int, channels_first: bool) -> np.ndarray
     return y.reshape(n, c * bs * bs, h // bs, w // bs)
 
 
-@MIL_OPS.register("depth_to_space", "pixel_shuffle", "space_to_depth", "pixel_unshuffle")
+@MIL_OPS.register("depth_to_space", "space_to_depth", inputs=InputSpec(x=TENSOR, block_size=CONST))
+@MIL_OPS.register("pixel_shuffle", inputs=InputSpec(x=TENSOR, upscale_factor=CONST))
+@MIL_OPS.register("pixel_unshuffle", opset=IOS16, inputs=InputSpec(x=TENSOR, downscale_factor=CONST))
 @per_prediction
 def rearrange_blocks(args: Args) -> list:
     x = np.asarray(args.get("x"))
@@ -144,7 +150,7 @@ def rearrange_blocks(args: Args) -> list:
     return [_space_to_blocks(x, bs, pixel)]
 
 
-@MIL_OPS.register("band_part")
+@MIL_OPS.register("band_part", inputs=InputSpec(x=TENSOR, lower=OPTIONAL_CONST, upper=OPTIONAL_CONST))
 @per_prediction
 def band_part(args: Args) -> list:
     x = np.asarray(args.get("x"))
@@ -154,7 +160,8 @@ def band_part(args: Args) -> list:
     return [np.where(keep, x, np.zeros((), x.dtype))]
 
 
-@MIL_OPS.register("cumsum")
+@MIL_OPS.register("cumsum",
+                  inputs=InputSpec(x=TENSOR, axis=OPTIONAL_CONST, exclusive=OPTIONAL_CONST, reverse=OPTIONAL_CONST))
 @per_prediction
 def cumsum(args: Args) -> list:
     x = np.asarray(args.f32("x"))
@@ -167,36 +174,37 @@ def cumsum(args: Args) -> list:
     return [np.flip(y, axis) if args.scalar("reverse", False) else y]
 
 
-@MIL_OPS.register("fill")
+@MIL_OPS.register("fill", inputs=InputSpec(shape=TENSOR, value=OPTIONAL_CONST))
 @per_prediction
 def fill(args: Args) -> list:
     return [np.full(args.ints("shape"), args.scalar("value", 0.0))]
 
 
-@MIL_OPS.register("fill_like")
+@MIL_OPS.register("fill_like", opset=IOS16, inputs=InputSpec(ref_tensor=TENSOR, value=OPTIONAL_CONST))
 @per_prediction
 def fill_like(args: Args) -> list:
     return [np.full(np.shape(args.get("ref_tensor")), args.scalar("value", 0.0))]
 
 
-@MIL_OPS.register("shape")
+@MIL_OPS.register("shape", inputs=InputSpec(x=TENSOR))
 @per_prediction
 def shape(args: Args) -> list:
     return [np.array(np.shape(args.get("x")), np.int32)]
 
 
-@MIL_OPS.register("identity")
+@MIL_OPS.register("identity", inputs=InputSpec(x=TENSOR))
 def identity(args: Args) -> list:
     return [args.get("x")]
 
 
-@MIL_OPS.register("range_1d")
+@MIL_OPS.register("range_1d", inputs=InputSpec(end=TENSOR, start=TENSOR, step=TENSOR))
 @per_prediction
 def range_1d(args: Args) -> list:
     return [np.arange(args.scalar("start"), args.scalar("end"), args.scalar("step"))]
 
 
-@MIL_OPS.register("one_hot")
+@MIL_OPS.register("one_hot", inputs=InputSpec(indices=TENSOR, one_hot_vector_size=TENSOR, axis=OPTIONAL_CONST,
+                                             on_value=OPTIONAL_CONST, off_value=OPTIONAL_CONST))
 @per_prediction
 def one_hot(args: Args) -> list:
     indices = np.asarray(args.get("indices")).astype(np.int64)
@@ -207,13 +215,13 @@ def one_hot(args: Args) -> list:
     return [np.where(hot, on, off)]
 
 
-@MIL_OPS.register("non_zero")
+@MIL_OPS.register("non_zero", inputs=InputSpec(x=TENSOR))
 @per_prediction
 def non_zero(args: Args) -> list:
     return [np.argwhere(np.asarray(args.get("x")) != 0).astype(np.int32)]
 
 
-@MIL_OPS.register("argsort")
+@MIL_OPS.register("argsort", inputs=InputSpec(x=TENSOR, axis=OPTIONAL_CONST, ascending=OPTIONAL_CONST))
 @per_prediction
 def argsort(args: Args) -> list:
     x = np.asarray(args.f32("x"))
@@ -222,7 +230,10 @@ def argsort(args: Args) -> list:
     return [np.argsort(key, axis=axis, kind="stable").astype(np.int32)]
 
 
-@MIL_OPS.register("topk")
+@MIL_OPS.register("topk", inputs=TOPK)
+@MIL_OPS.register("topk", opset=IOS16, inputs=TOPK.but(sort=OPTIONAL_CONST, return_indices=OPTIONAL_CONST))
+@MIL_OPS.register("topk", opset=IOS17,
+                  inputs=TOPK.but(sort=OPTIONAL_CONST, return_indices=OPTIONAL_CONST, output_indices_dtype=OPTIONAL_CONST))
 @per_prediction
 def topk(args: Args) -> list:
     x = np.asarray(args.f32("x"))
@@ -238,7 +249,7 @@ def topk(args: Args) -> list:
     return [values, order.astype(np.int32)]
 
 
-@MIL_OPS.register("sliding_windows")
+@MIL_OPS.register("sliding_windows", inputs=InputSpec(x=TENSOR, axis=CONST, size=CONST, stride=OPTIONAL_CONST))
 @per_prediction
 def sliding_windows(args: Args) -> list:
     x = np.asarray(args.get("x"))
@@ -249,7 +260,8 @@ def sliding_windows(args: Args) -> list:
     return [np.stack(windows, axis=axis)]
 
 
-@MIL_OPS.register("space_to_batch", "batch_to_space")
+@MIL_OPS.register("space_to_batch", inputs=InputSpec(x=TENSOR, block_shape=CONST, paddings=CONST))
+@MIL_OPS.register("batch_to_space", inputs=InputSpec(x=TENSOR, block_shape=CONST, crops=CONST))
 @per_prediction
 def space_batch(args: Args) -> list:
     x = np.asarray(args.get("x"))
@@ -267,7 +279,7 @@ def space_batch(args: Args) -> list:
     return [y[:, :, ct : h * bh - cb, cl : w * bw - cr]]
 
 
-@MIL_OPS.register("pad")
+@MIL_OPS.register("pad", inputs=InputSpec(x=TENSOR, pad=TENSOR, mode=OPTIONAL_CONST, constant_val=OPTIONAL_CONST))
 def pad(args: Args) -> list:
     """A whole batch at once when the amounts and the value are the same for every prediction."""
     if args.batched("pad") or args.batched("constant_val"):
@@ -284,36 +296,36 @@ def _pad(args: Args) -> list:
     pairs = [(amounts[i], amounts[i + 1]) for i in range(0, len(amounts), 2)]
     width = [(0, 0)] * (x.ndim - len(pairs)) + pairs
     if mode == "constant":  # keeps the channels-last layout convolutions hand on
-        return [layout_kernels.pad_constant(x, width, args.scalar("constant_val", 0.0))]
+        return [kernels.pad_constant(x, width, args.scalar("constant_val", 0.0))]
     return [np.pad(x, width, mode=mode)]
 
 
 _pad_each = per_prediction(_pad)
 
 
-@MIL_OPS.register("tile")
+@MIL_OPS.register("tile", inputs=InputSpec(x=TENSOR, reps=TENSOR))
 @per_prediction
 def tile(args: Args) -> list:
     return [np.tile(np.asarray(args.get("x")), args.ints("reps"))]
 
 
-@MIL_OPS.register("slice_update")
+@MIL_OPS.register("slice_update", opset=IOS18, inputs=InputSpec(x=TENSOR, update=TENSOR, begin=TENSOR, end=TENSOR,
+                  stride=OPTIONAL_CONST, begin_mask=OPTIONAL_CONST, end_mask=OPTIONAL_CONST, squeeze_mask=OPTIONAL_CONST))
 @per_prediction
 def slice_update(args: Args) -> list:
     """x with the elements that slice_by_index would select replaced by `update`."""
-    from kerasml.runtime import numerics
-
     x = np.array(args.get("x"))
     masks = [[bool(v) for v in np.ravel(args.get(m, np.zeros(x.ndim, bool)))] for m in ("begin_mask", "end_mask", "squeeze_mask")]
     stride = args.ints("stride", None) or [1] * x.ndim
-    positions = numerics.strided_slice(
+    positions = kernels.strided_slice(
         np.arange(x.size).reshape(x.shape), args.ints("begin"), args.ints("end"), stride, *masks, lead=0
     )
     x.flat[np.ravel(positions)] = np.ravel(np.broadcast_to(args.get("update"), positions.shape))
     return [x]
 
 
-@MIL_OPS.register("reshape_like")
+@MIL_OPS.register("reshape_like", opset=IOS16,
+                  inputs=InputSpec(x=TENSOR, ref_tensors=TENSOR, begins=TENSOR, ends=TENSOR, end_masks=TENSOR))
 @per_prediction
 def reshape_like(args: Args) -> list:
     """The output shape is the concatenation of ref_tensors[i].shape[begins[i]:ends[i]] (to the end

@@ -1,5 +1,5 @@
 """NeuralNetwork activation layers: `activation` (every `ActivationParams` kind), `clampedReLU`,
-`erf`, `gelu`, and the activations recurrent layers name. Formulas and boundaries are Core ML's
+`erf`, `gelu`, `softmax` / `softmaxND`, and the activations recurrent layers name. Formulas and boundaries are Core ML's
 (NeuralNetwork.proto), not Keras': thresholded ReLU keeps x == alpha, leaky ReLU and ELU take
 x >= 0 as the positive side, PReLU and parametric softplus apply per channel along axis -3."""
 
@@ -9,9 +9,9 @@ from typing import Callable
 
 import numpy as np
 
-from kerasml.runtime import kernels, numerics
+from kerasml.runtime import kernels
 from kerasml.runtime.nn import weights
-from kerasml.runtime.nn.common import Run, unsupported
+from kerasml.runtime.nn.common import Run, batch_axis, channel_axis, unsupported
 from kerasml.runtime.registry import NN_LAYERS
 
 Fn = Callable[[np.ndarray], np.ndarray]
@@ -103,7 +103,7 @@ def recurrent_activation_fn(p, name: str, kind_name: str) -> Fn:
 def compile_activation(layer, name: str) -> Run:
     fn = activation_fn(layer.activation, name)
     if layer.activation.WhichOneof("NonlinearityType") == "ReLU":
-        ws = numerics.Workspace()  # the most common layer after convolutions: reuse its buffer
+        ws = kernels.Workspace()  # the most common layer after convolutions: reuse its buffer
 
         def relu(inputs):
             return [np.maximum(inputs[0], 0, out=ws.like("out", inputs[0]))]
@@ -134,3 +134,14 @@ def compile_gelu(layer, name: str) -> Run:
 
 
 NN_LAYERS.add("erf", lambda layer, name: lambda inputs: [kernels.erf(inputs[0])])
+
+
+@NN_LAYERS.register("softmax")
+def compile_softmax(layer, name: str) -> Run:
+    return lambda inputs: [kernels.softmax(inputs[0], channel_axis(inputs[0]))]
+
+
+@NN_LAYERS.register("softmaxND")
+def compile_softmaxND(layer, name: str) -> Run:
+    axis = layer.softmaxND.axis
+    return lambda inputs: [kernels.softmax(inputs[0], batch_axis(axis, inputs[0]))]

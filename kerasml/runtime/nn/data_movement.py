@@ -1,14 +1,54 @@
-"""Rank-N NeuralNetwork layers that move data without arithmetic: split, slice, gather, constant
-padding, stack, reverse, space/depth reorganisation, fills and broadcasts, plus the rank-5 split,
-slice, dot product and constant. Same contract as the other layer modules (`common`); indices arrive as float blobs."""
+"""NeuralNetwork layers that select, join, pad or fill without arithmetic: concatenation, splits,
+slices, stack, reverse, tile, padding, constants and fills, copy. Same contract as the other layer
+modules (`common`); indices and sizes that arrive as blobs are float.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
+from kerasml.runtime import kernels
 from kerasml.runtime.nn import weights
-from kerasml.runtime.nn.common import Run, align_batches, batch_axis, unsupported
+from kerasml.runtime.nn.common import Run, align_batches, batch_axis, border, channel_axis, unsupported
 from kerasml.runtime.registry import NN_LAYERS
+
+
+@NN_LAYERS.register("concat")
+def compile_concat(layer, name: str) -> Run:
+    if layer.concat.sequenceConcat:  # along axis -5, the sequence axis of rank-5 blobs
+
+        def run_sequence(inputs):
+            if inputs[0].ndim < 6:
+                raise ValueError(f"sequence concatenation needs rank-5 inputs, got shape {inputs[0].shape[1:]}")
+            return [np.concatenate(inputs, axis=-5)]
+
+        return run_sequence
+    def run(inputs):
+        n = max(x.shape[0] for x in inputs)  # a constant's batch of one repeats for every prediction
+        arrays = [np.broadcast_to(x, (n,) + x.shape[1:]) if x.shape[0] == 1 else x for x in inputs]
+        return [np.concatenate(arrays, axis=channel_axis(arrays[0]))]
+
+    return run
+
+
+@NN_LAYERS.register("concatND")
+def compile_concatND(layer, name: str) -> Run:
+    axis, interleave = layer.concatND.axis, layer.concatND.interleave
+
+    def run(inputs):
+        arrays = align_batches(list(inputs))
+        a = batch_axis(axis, arrays[0])
+        if not interleave:
+            return [np.concatenate(arrays, axis=a)]
+        if any(x.shape != arrays[0].shape for x in arrays):  # the spec requires identical shapes
+            raise ValueError(f"interleaved concatenation needs equal shapes, got {[x.shape[1:] for x in arrays]}")
+        # output[i::k] = input i along the axis: stack just after the axis, then merge the two
+        stacked = np.stack(arrays, axis=a + 1)
+        shape = list(arrays[0].shape)
+        shape[a] *= len(arrays)
+        return [stacked.reshape(shape)]
+
+    return run
 
 
 @NN_LAYERS.register("splitND")
@@ -67,64 +107,65 @@ def compile_slice(layer, name: str) -> Run:
     return run
 
 
-@NN_LAYERS.register("gather")
-def compile_gather(layer, name: str) -> Run:
-    axis = layer.gather.axis
-
-    def run(inputs):
-        data, idx = inputs
-        if data.shape[0] != idx.shape[0] and 1 not in (data.shape[0], idx.shape[0]):
-            raise ValueError("data and indices come from different numbers of predictions")
-        a = batch_axis(axis, data) - 1
-        n = data.shape[1 + a]
-        positions = idx.astype(np.int64)
-        positions = np.where(positions < 0, positions + n, positions)
-        if positions.size and (positions.min() < 0 or positions.max() >= n):
-            raise ValueError(f"gather index out of range for an axis of {n}")
-        if len(positions) == 1:   # constant indices (one set for every prediction): one take
-            return [np.take(data, positions[0], axis=1 + a).astype(np.float32)]
-        if len(data) == 1:        # constant data, indices per prediction
-            data = np.broadcast_to(data, (len(positions),) + data.shape[1:])
-        return [np.stack([np.take(d, i, axis=a) for d, i in zip(data, positions)]).astype(np.float32)]
-
-    return run
+def _per_prediction(inputs: list, fn) -> np.ndarray:
+    """fn(x, *params) for each prediction, where parameters arrive as blobs of their own."""
+    return np.stack([fn(x[None], *(p.ravel() for p in params)) for x, *params in zip(*inputs)])[:, 0]
 
 
-@NN_LAYERS.register("gatherAlongAxis")
-def compile_gatherAlongAxis(layer, name: str) -> Run:
-    axis = layer.gatherAlongAxis.axis
+@NN_LAYERS.register("sliceDynamic")
+def compile_sliceDynamic(layer, name: str) -> Run:
+    p = layer.sliceDynamic
+    count = len(layer.input)
 
-    def run(inputs):
-        data, idx = inputs
-        a = batch_axis(axis, data)
-        positions = idx.astype(np.int64)
-        positions = np.where(positions < 0, positions + data.shape[a], positions)
-        return [np.take_along_axis(data, positions, axis=a).astype(np.float32)]
+    def slice_one(x, begin, *given):
+        rank = x.ndim - 1
+        params = [list(p.endIds), list(p.strides), list(p.beginMasks), list(p.endMasks), list(p.squeezeMasks)]
+        for i, value in enumerate(given):  # inputs 3-7 replace the matching parameter
+            params[i] = [int(v) for v in value]
+        end, strides, begin_mask, end_mask, squeeze = params
+        begin_mask = begin_mask or [False] * rank
+        end_mask = end_mask or [False] * rank
+        squeeze = squeeze or [False] * rank
+        if len(end) != rank and not all(end_mask):
+            raise ValueError(f"slice of rank {len(end)} on an input of rank {rank}")
+        end = end or [0] * rank
+        return kernels.strided_slice(x, [int(b) for b in begin], end, strides or [1] * rank,
+                                      begin_mask, end_mask, squeeze, lead=1)
 
-    return run
+    if count < 2:
+        raise ValueError(f"layer '{name}' (sliceDynamic) needs the begin indices as a second input")
+    return lambda inputs: [_per_prediction(inputs, slice_one)]
 
 
-@NN_LAYERS.register("constantPad")
-def compile_constantPad(layer, name: str) -> Run:
-    p = layer.constantPad
-    if len(layer.input) != 1:
-        raise unsupported(name, "constantPad", "pad amounts given as a second input")
-    amounts = [int(v) for v in p.padAmounts]
-    value = np.float32(p.value)
+@NN_LAYERS.register("sliceStatic")
+def compile_sliceStatic(layer, name: str) -> Run:
+    p = layer.sliceStatic
+    rank = len(p.beginIds)
+    squeeze = list(p.squeezeMasks) or [False] * rank
 
     def run(inputs):
         x = inputs[0]
-        rank = x.ndim - 1
-        if len(amounts) != 2 * rank:
-            raise ValueError(f"{len(amounts)} pad amounts for rank {rank}, expected {2 * rank}")
-        pairs = [(amounts[2 * i], amounts[2 * i + 1]) for i in range(rank)]
-        if p.padToGivenOutputSizeMode:  # the amounts are output sizes: pad up to them
-            pairs = [
-                (max(b - d, 0), 0) if b else (0, max(e - d, 0)) for (b, e), d in zip(pairs, x.shape[1:])
-            ]
-        return [np.pad(x, [(0, 0)] + pairs, constant_values=value)]
+        if x.ndim - 1 != rank:
+            raise ValueError(f"slice of rank {rank} on an input of rank {x.ndim - 1}")
+        return [
+            kernels.strided_slice(x, p.beginIds, p.endIds, list(p.strides), p.beginMasks, p.endMasks, squeeze, lead=1)
+        ]
 
     return run
+
+
+@NN_LAYERS.register("tile")
+def compile_tile(layer, name: str) -> Run:
+    fixed = list(layer.tile.reps)
+
+    def tile(x, reps):
+        reps = [int(r) for r in reps]
+        lead = max(x.ndim - 1 - len(reps), 0)
+        return np.tile(x, [1] + [1] * lead + reps)
+
+    if len(layer.input) == 2:  # the repetitions arrive as a second input
+        return lambda inputs: [_per_prediction(inputs, tile)]
+    return lambda inputs: [tile(inputs[0], fixed)]
 
 
 @NN_LAYERS.register("stack")
@@ -154,48 +195,43 @@ def compile_reverse(layer, name: str) -> Run:
     return run
 
 
-@NN_LAYERS.register("reorganizeData")
-def compile_reorganizeData(layer, name: str) -> Run:
-    p = layer.reorganizeData
-    b = int(p.blockSize)
-    if b < 2 or p.mode not in (0, 1, 2):
-        raise unsupported(name, "reorganizeData", f"mode {p.mode} with block size {b}")
+@NN_LAYERS.register("padding")
+def compile_padding(layer, name: str) -> Run:
+    p = layer.padding
+    kind = p.WhichOneof("PaddingType")
+    top, bottom, left, right = border(p.paddingAmounts, name)
+    mode = {"constant": "constant", "reflection": "reflect", "replication": "edge"}[kind or "constant"]
+    extra = {"constant_values": p.constant.value} if mode == "constant" else {}
 
     def run(inputs):
         x = inputs[0]
-        if x.ndim < 4:
-            raise ValueError(f"needs a (C, H, W) input, got shape {x.shape[1:]}")
-        lead, (c, h, w) = x.shape[:-3], x.shape[-3:]
-        if p.mode == 0:  # SPACE_TO_DEPTH: channel index (i * b + j) * C + c, as TensorFlow
-            if h % b or w % b:
-                raise ValueError(f"block size {b} does not divide {h}x{w}")
-            y = x.reshape(lead + (c, h // b, b, w // b, b))
-            y = np.moveaxis(y, (-5, -3, -1), (-3, -5, -4))  # -> (b, b, c, h/b, w/b)
-            return [y.reshape(lead + (c * b * b, h // b, w // b))]
-        if c % (b * b):
-            raise ValueError(f"{c} channels do not split into {b}x{b} blocks")
-        if p.mode == 1:  # DEPTH_TO_SPACE: channels (i, j, c)
-            y = x.reshape(lead + (b, b, c // (b * b), h, w))
-            y = np.moveaxis(y, (-5, -4, -3), (-3, -1, -5))  # -> (c, h, b, w, b)
-        else:  # PIXEL_SHUFFLE: channels (c, i, j)
-            y = x.reshape(lead + (c // (b * b), b, b, h, w))
-            y = np.moveaxis(y, (-4, -3), (-3, -1))  # -> (c, h, b, w, b)
-        return [y.reshape(lead + (c // (b * b), h * b, w * b))]
+        width = [(0, 0)] * (x.ndim - 2) + [(top, bottom), (left, right)]
+        if mode == "constant":  # keeps the channels-last layout convolutions hand on
+            return [kernels.pad_constant(x, width, p.constant.value)]
+        return [np.pad(x, width, mode=mode, **extra)]
 
     return run
 
 
-@NN_LAYERS.register("dot")
-def compile_dot(layer, name: str) -> Run:
-    cosine = layer.dot.cosineSimilarity
+@NN_LAYERS.register("constantPad")
+def compile_constantPad(layer, name: str) -> Run:
+    p = layer.constantPad
+    if len(layer.input) != 1:
+        raise unsupported(name, "constantPad", "pad amounts given as a second input")
+    amounts = [int(v) for v in p.padAmounts]
+    value = np.float32(p.value)
 
     def run(inputs):
-        a, b = inputs
-        dot = np.sum(a * b, axis=-3, keepdims=True)
-        if cosine:
-            norms = np.sqrt(np.sum(a * a, axis=-3, keepdims=True) * np.sum(b * b, axis=-3, keepdims=True))
-            dot = dot / norms
-        return [dot.astype(np.float32)]
+        x = inputs[0]
+        rank = x.ndim - 1
+        if len(amounts) != 2 * rank:
+            raise ValueError(f"{len(amounts)} pad amounts for rank {rank}, expected {2 * rank}")
+        pairs = [(amounts[2 * i], amounts[2 * i + 1]) for i in range(rank)]
+        if p.padToGivenOutputSizeMode:  # the amounts are output sizes: pad up to them
+            pairs = [
+                (max(b - d, 0), 0) if b else (0, max(e - d, 0)) for (b, e), d in zip(pairs, x.shape[1:])
+            ]
+        return [np.pad(x, [(0, 0)] + pairs, constant_values=value)]
 
     return run
 
@@ -210,38 +246,12 @@ def compile_loadConstant(layer, name: str) -> Run:
     return lambda inputs: [value]
 
 
-@NN_LAYERS.register("rankPreservingReshape")
-def compile_rankPreservingReshape(layer, name: str) -> Run:
-    target = [int(d) for d in layer.rankPreservingReshape.targetShape]
-
-    def run(inputs):
-        x = inputs[0]
-        if len(target) != x.ndim - 1:
-            raise ValueError(f"target shape {target} does not have the input's rank {x.ndim - 1}")
-        shape = [d if t == 0 else t for t, d in zip(target, x.shape[1:])]
-        return [x.reshape([x.shape[0]] + shape)]
-
-    return run
-
-
-@NN_LAYERS.register("broadcastToStatic")
-def compile_broadcastToStatic(layer, name: str) -> Run:
-    target = tuple(int(d) for d in layer.broadcastToStatic.targetShape)
-
-    def run(inputs):
-        (x,) = align_batches([inputs[0], np.zeros((1,) + target, np.float32)])[:1]
-        return [np.broadcast_to(x, (x.shape[0],) + target).copy()]
-
-    return run
-
-
-@NN_LAYERS.register("broadcastToLike")
-def compile_broadcastToLike(layer, name: str) -> Run:
-    def run(inputs):
-        x, like = align_batches(list(inputs))
-        return [np.broadcast_to(x, np.broadcast_shapes(x.shape, like.shape[:1] + like.shape[1:])).copy()]
-
-    return run
+@NN_LAYERS.register("loadConstantND")
+def compile_loadConstantND(layer, name: str) -> Run:
+    p = layer.loadConstantND
+    shape = tuple(p.shape)
+    value = weights.decode(p.data, shape, f"layer '{name}' data")[None]  # a batch of one: broadcasts
+    return lambda inputs: [value]
 
 
 @NN_LAYERS.register("fillStatic")
@@ -255,11 +265,6 @@ def compile_fillStatic(layer, name: str) -> Run:
 def compile_fillLike(layer, name: str) -> Run:
     value = np.float32(layer.fillLike.value)
     return lambda inputs: [np.full(inputs[0].shape, value, np.float32)]
-
-
-@NN_LAYERS.register("getShape")
-def compile_getShape(layer, name: str) -> Run:
-    return lambda inputs: [np.tile(np.asarray(inputs[0].shape[1:], np.float32), (inputs[0].shape[0], 1))]
 
 
 NN_LAYERS.add("copy", lambda layer, name: lambda inputs: [inputs[0]])

@@ -1,7 +1,7 @@
-"""Elementwise NeuralNetwork layers: rank-5 scale, bias, unary functions and the average/max/min
-merges (older Keras converters wrote them), and the rank-N (specification 4+) unary math,
-broadcasting arithmetic, comparisons, logical operators, clip and where. Same contract as
-`rank5_layers`; comparisons and logical operators return 1.0 / 0.0 as Core ML does."""
+"""Elementwise NeuralNetwork layers: rank-5 add, multiply, scale, bias, unary functions and the
+average/max/min merges (older Keras converters wrote them), and the rank-N (specification 4+) unary
+math, broadcasting arithmetic, comparisons, logical operators, clip and where. Same contract as the
+other layer modules (`common`); comparisons and logical operators return 1.0 / 0.0 as Core ML does."""
 
 from __future__ import annotations
 
@@ -187,3 +187,28 @@ NN_LAYERS.add("logicalAnd", _logical(np.logical_and, 2))
 NN_LAYERS.add("logicalOr", _logical(np.logical_or, 2))
 NN_LAYERS.add("logicalXor", _logical(np.logical_xor, 2))
 NN_LAYERS.add("logicalNot", _logical(np.logical_not, 1))
+
+
+def _elementwise(layer, name: str, kind: str, op) -> Run:
+    alpha = np.float32(getattr(layer, kind).alpha)
+
+    def run(inputs):
+        if len(inputs) == 1:
+            return [op(inputs[0], alpha)]
+        arrays = align_ranks(list(inputs))
+        out = arrays[0]
+        for x in arrays[1:]:
+            out = op(out, x)
+        return [out]
+
+    return run
+
+
+@NN_LAYERS.register("add")
+def compile_add(layer, name: str) -> Run:
+    return _elementwise(layer, name, "add", np.add)
+
+
+@NN_LAYERS.register("multiply")
+def compile_multiply(layer, name: str) -> Run:
+    return _elementwise(layer, name, "multiply", np.multiply)

@@ -3,7 +3,8 @@
 Compiles every layer once through `registry.NN_LAYERS` (an unknown layer type fails at load, naming
 the layer), then runs them in order over a dict of blobs. Blobs carry a leading axis of independent
 predictions; image preprocessing (scale and per-channel bias, or mean image) runs first, exactly as
-stored in the spec.
+stored in the spec. With `compute="fp16"` the inputs and every layer's output are rounded to
+float16 (held as float32), and what that rounding does is recorded (`kerasml.runtime.fp16`).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from kerasml.errors import KerasmlError
-from kerasml.runtime import layout_kernels
+from kerasml.runtime import fp16, kernels
 from kerasml.runtime.errors import UnsupportedModelError
 from kerasml.runtime.registry import NN_LAYERS
 
@@ -39,7 +40,7 @@ def _then(run, in_place):
     base, chain = getattr(run, "fused_base", run), getattr(run, "fused_chain", []) + [in_place]
 
     def fused(args):
-        return [layout_kernels.apply_in_place(y, chain) for y in base(args)]
+        return [kernels.apply_in_place(y, chain) for y in base(args)]
 
     fused.fused_base, fused.fused_chain = base, chain
     return fused
@@ -77,7 +78,8 @@ def image_preprocessing(net, colours: dict[str, str]) -> dict[str, tuple[str, ob
 class NeuralNetworkEngine:
     """`run({input name: (N, ...) array}) -> {blob name: (N, ...) array}` for one NeuralNetwork."""
 
-    def __init__(self, spec, colours: dict[str, str]):
+    def __init__(self, spec, colours: dict[str, str], compute: str = "fp32"):
+        self.fp16 = compute == "fp16"
         self.network = getattr(spec, spec.WhichOneof("Type"))
         net = self.network
         self.rank4_images = net.imageInputShapeMapping == 1
@@ -105,6 +107,8 @@ class NeuralNetworkEngine:
                 ) from None
             self.steps.append((layer.name, kind, list(layer.input), list(layer.output), run))
         self.last_output = self.steps[-1][3][0] if self.steps else None
+        self._plain_steps = list(self.steps)  # every layer on its own: each blob holds its own value
+        self._stale: set[str] = set()  # blobs whose value fusion changes (an activation applied in place)
         self._fuse({f.name for f in spec.description.output})
 
     def _fuse(self, outputs: set[str]) -> None:
@@ -128,10 +132,12 @@ class NeuralNetworkEngine:
                 # ReLU then max pooling is max pooling clamped at 0: pool the raw values, clamp for free
                 p_name, p_kind, p_inputs, p_outs, p_run = self.steps[pool]
                 self.steps[pool] = (p_name, p_kind, p_inputs, p_outs, p_run.with_floor(floor))
+                self._stale.add(outs[0])  # the activation passes its input through: the pool clamps
             elif source in producers:
                 p_name, p_kind, p_inputs, p_outs, p_run = self.steps[producers[source]]
                 self.steps[producers[source]] = (p_name, p_kind, p_inputs, p_outs, _then(p_run, in_place))
                 producers[outs[0]] = producers[source]  # the next activation can join the chain
+                self._stale.add(source)  # the producer's buffer now holds the activation's result
             else:
                 continue
             self.steps[i] = (name, kind, inputs, outs, lambda args: [args[0]])
@@ -173,13 +179,25 @@ class NeuralNetworkEngine:
                 return outputs[0]
         return layer_name or self.last_output
 
-    def run(self, blobs: dict[str, np.ndarray], wanted: list[str]) -> dict[str, np.ndarray]:
-        blobs = dict(blobs)
+    def computed_names(self) -> list[str]:
+        """Every layer's output blobs, in the order the layers run."""
+        return [blob for _, _, _, outputs, _ in self._plain_steps for blob in outputs]
+
+    def constant_names(self) -> list[str]:
+        """None: a NeuralNetwork's constants are layers' outputs (loadConstant) like any other."""
+        return []
+
+    def run(self, blobs: dict[str, np.ndarray], wanted: list[str], events: list | None = None) -> dict[str, np.ndarray]:
+        """The `wanted` blobs for a batch of prepared inputs; fp16 events are appended to `events`.
+        Fused layers run apart when a blob they would change is wanted, or under compute="fp16"."""
+        events = [] if events is None else events
+        steps = self._plain_steps if self.fp16 or self._stale.intersection(wanted) else self.steps
+        blobs = {k: self._rounded(k, v, events) for k, v in blobs.items()}
         last_use = {}
-        for i, (_, _, inputs, _, _) in enumerate(self.steps):
+        for i, (_, _, inputs, _, _) in enumerate(steps):
             for blob in inputs:
                 last_use[blob] = i
-        for i, (name, kind, inputs, outputs, run) in enumerate(self.steps):
+        for i, (name, kind, inputs, outputs, run) in enumerate(steps):
             try:
                 args = [blobs[b] for b in inputs]
             except KeyError as exc:
@@ -198,7 +216,7 @@ class NeuralNetworkEngine:
                 raise UnsupportedModelError(
                     f"layer '{name}' ({kind}) has {len(outputs)} outputs; the kerasml runtime computes {len(results)}"
                 )
-            blobs.update(zip(outputs, results))
+            blobs.update((out, self._rounded(out, r, events, args)) for out, r in zip(outputs, results))
             for blob in inputs:
                 if last_use.get(blob) == i and blob not in wanted:
                     blobs.pop(blob, None)
@@ -206,3 +224,8 @@ class NeuralNetworkEngine:
         if missing:
             raise KerasmlError(f"the network never produces output {missing[0]!r}; the model is malformed")
         return {w: np.array(blobs[w]) for w in wanted}  # copies: layers reuse their buffers
+
+    def _rounded(self, name: str, value, events: list, inputs=()) -> np.ndarray:
+        if not self.fp16 or not fp16.is_float(value):
+            return value
+        return fp16.rounded(name, value, events, batched=True, inputs=inputs).astype(np.float32)

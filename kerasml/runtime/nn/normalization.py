@@ -1,7 +1,6 @@
-"""NeuralNetwork normalisation layers besides batchnorm: `mvn`, `l2normalize`, `lrn` and
-`layerNormalization` (instance normalisation is batchnorm's `instanceNormalization` flag, in
-`rank5_layers`). Epsilons sit where NeuralNetwork.proto puts them; unset (0) epsilons and LRN's k take
-the spec's defaults."""
+"""NeuralNetwork normalisation layers: `batchnorm` (instance normalisation is its
+`instanceNormalization` flag), `mvn`, `l2normalize`, `lrn` and `layerNormalization`. Epsilons sit
+where NeuralNetwork.proto puts them; unset (0) epsilons and LRN's k take the spec's defaults."""
 
 from __future__ import annotations
 
@@ -9,7 +8,7 @@ import numpy as np
 
 from kerasml.runtime import kernels
 from kerasml.runtime.nn import weights
-from kerasml.runtime.nn.common import Run
+from kerasml.runtime.nn.common import Run, channel_axis, unsupported
 from kerasml.runtime.registry import NN_LAYERS
 
 _CHW = (-3, -2, -1)
@@ -89,5 +88,39 @@ def compile_layerNormalization(layer, name: str) -> Run:
         if x.shape[x.ndim - len(shape) :] != shape or x.ndim - 1 < len(shape):
             raise ValueError(f"input of shape {x.shape[1:]} does not end in the normalized shape {shape}")
         return [kernels.layer_norm(x, axes, gamma, beta, float(p.eps))]
+
+    return run
+
+
+@NN_LAYERS.register("batchnorm")
+def compile_batchnorm(layer, name: str) -> Run:
+    p = layer.batchnorm
+    c = p.channels
+    gamma = weights.vector(p.gamma, c, f"layer '{name}' gamma")
+    beta = weights.vector(p.beta, c, f"layer '{name}' beta")
+    if p.computeMeanVar:
+        if not p.instanceNormalization:
+            raise unsupported(name, "batchnorm", "mean and variance computed over the batch")
+        eps = np.float32(p.epsilon)
+
+        def run_instance(inputs):
+            x = inputs[0]
+            mean = x.mean(axis=(-2, -1), keepdims=True)
+            var = x.var(axis=(-2, -1), keepdims=True)
+            return [gamma[:, None, None] * (x - mean) / np.sqrt(var + eps) + beta[:, None, None]]
+
+        return run_instance
+    mean = weights.vector(p.mean, c, f"layer '{name}' mean")
+    var = weights.vector(p.variance, c, f"layer '{name}' variance")
+    scale = (gamma / np.sqrt(var + np.float32(p.epsilon))).astype(np.float32)
+    shift = (beta - mean * scale).astype(np.float32)
+
+    def run(inputs):
+        x = inputs[0]
+        axis = channel_axis(x)
+        if x.shape[axis] != c:
+            raise ValueError(f"input has {x.shape[axis]} channels, the layer expects {c}")
+        tail = (1,) * (x.ndim - 1 - axis)
+        return [x * scale.reshape((c,) + tail) + shift.reshape((c,) + tail)]
 
     return run

@@ -8,15 +8,9 @@ from typing import Callable
 
 import numpy as np
 
+from kerasml.runtime import kernels
 from kerasml.runtime.nn.common import Run, unsupported
 from kerasml.runtime.registry import NN_LAYERS
-
-
-def _log_sum_exp(x: np.ndarray, axis, keepdims: bool) -> np.ndarray:
-    top = np.max(x, axis=axis, keepdims=True)
-    top = np.where(np.isfinite(top), top, 0)  # all -inf (or inf) along an axis: no shift
-    out = np.log(np.sum(np.exp(x - top), axis=axis, keepdims=True)) + top
-    return out if keepdims else np.squeeze(out, axis=axis)
 
 
 # name -> f(x, axes, keepdims); sums accumulate in float32 as Core ML's CPU kernels do
@@ -30,7 +24,7 @@ _ND: dict[str, Callable] = {
     "reduceL2": lambda x, a, k: np.sqrt(np.sum(x * x, axis=a, keepdims=k)),
     "reduceSumSquare": lambda x, a, k: np.sum(x * x, axis=a, keepdims=k),
     "reduceLogSum": lambda x, a, k: np.log(np.sum(x, axis=a, keepdims=k)),
-    "reduceLogSumExp": _log_sum_exp,
+    "reduceLogSumExp": kernels.log_sum_exp,
 }
 
 

@@ -1,7 +1,7 @@
-"""NeuralNetwork scatter layers (`scatter`, `scatterAlongAxis`, `scatterND`) and `gatherND`, as
-NeuralNetwork.proto states them: indices arrive as float blobs (negative ones count from the end),
+"""NeuralNetwork scatter and gather layers (`scatter`, `scatterAlongAxis`, `scatterND`, `gather`,
+`gatherAlongAxis`, `gatherND`), as NeuralNetwork.proto states them: indices arrive as float blobs (negative ones count from the end),
 `ScatterMode` combines each update with the value already there (UPDATE replaces it) and repeated
-indices combine one after another. Run one prediction at a time; constants carry a batch of one."""
+indices combine one after another. Scatters and gatherND run one prediction at a time; constants carry a batch of one."""
 
 from __future__ import annotations
 
@@ -86,3 +86,40 @@ def compile_gatherND(layer, name: str) -> Run:
         return data[tuple(np.moveaxis(_indices(indices), -1, 0))]
 
     return lambda inputs: _per_prediction(list(inputs), one)
+
+
+@NN_LAYERS.register("gather")
+def compile_gather(layer, name: str) -> Run:
+    axis = layer.gather.axis
+
+    def run(inputs):
+        data, idx = inputs
+        if data.shape[0] != idx.shape[0] and 1 not in (data.shape[0], idx.shape[0]):
+            raise ValueError("data and indices come from different numbers of predictions")
+        a = batch_axis(axis, data) - 1
+        n = data.shape[1 + a]
+        positions = idx.astype(np.int64)
+        positions = np.where(positions < 0, positions + n, positions)
+        if positions.size and (positions.min() < 0 or positions.max() >= n):
+            raise ValueError(f"gather index out of range for an axis of {n}")
+        if len(positions) == 1:   # constant indices (one set for every prediction): one take
+            return [np.take(data, positions[0], axis=1 + a).astype(np.float32)]
+        if len(data) == 1:        # constant data, indices per prediction
+            data = np.broadcast_to(data, (len(positions),) + data.shape[1:])
+        return [np.stack([np.take(d, i, axis=a) for d, i in zip(data, positions)]).astype(np.float32)]
+
+    return run
+
+
+@NN_LAYERS.register("gatherAlongAxis")
+def compile_gatherAlongAxis(layer, name: str) -> Run:
+    axis = layer.gatherAlongAxis.axis
+
+    def run(inputs):
+        data, idx = inputs
+        a = batch_axis(axis, data)
+        positions = idx.astype(np.int64)
+        positions = np.where(positions < 0, positions + data.shape[a], positions)
+        return [np.take_along_axis(data, positions, axis=a).astype(np.float32)]
+
+    return run

@@ -4,8 +4,8 @@ For each case and format: the Keras model is built with seeded random weights an
 with `kerasml.coreml.convert`, checked with `kerasml.checks.verify` (kerasml's NumPy runtime against Keras on 64
 seeded random images), and timed: the runtime on those 64 images against Keras `predict` on the
 same images (each timed on its second call, after tracing and warm-up). bench/zoo.json keeps the
-latest row of every case and format, so a run of a few cases updates their rows; bench/zoo.md and
-the README's table (between its zoo markers) are written from it.
+latest row of every case and format, so a run of a few cases updates their rows; bench/zoo.md is
+written from it (docs/conversion.md quotes it: `make docs`).
 
     python bench/zoo.py                 # everything
     python bench/zoo.py --fast          # the subset `make test` runs
@@ -36,7 +36,6 @@ from zoo_cases import CASES, CLASSES, Case, case_named  # noqa: E402
 FORMATS = ("mlmodel", "mlpackage", "aimodel")
 SAMPLES = 64
 LABELS = ",".join(f"class{i}" for i in range(CLASSES))
-README_START, README_END = "<!-- zoo:start -->", "<!-- zoo:end -->"
 
 
 @dataclasses.dataclass
@@ -219,17 +218,6 @@ def _write_json(rows: list[Row]) -> None:
     (REPO / "bench" / "zoo.json").write_text(json.dumps([dataclasses.asdict(r) for r in rows], indent=1) + "\n")
 
 
-def update_readme(table: str) -> None:
-    readme = REPO / "README.md"
-    text = readme.read_text()
-    if README_START not in text or README_END not in text:
-        print(f"[zoo] README has no {README_START} ... {README_END} markers; table not copied there")
-        return
-    before, rest = text.split(README_START, 1)
-    after = rest.split(README_END, 1)[1]
-    readme.write_text(f"{before}{README_START}\n{table}{README_END}{after}")
-
-
 def write_tables(rows: list[Row], command: str, minutes: float | None) -> None:
     took = "" if minutes is None else f" ({minutes:.1f} min)"
     table = markdown(rows, (
@@ -240,7 +228,6 @@ def write_tables(rows: list[Row], command: str, minutes: float | None) -> None:
     table += ("\n### Three runtimes side by side\n\nmax |Δp| on the same images; the .aimodel is the case's "
               "ML Program lowered to Core AI ops and run by Apple's runtime (CPU).\n\n" + runtimes_markdown(rows))
     (REPO / "bench" / "zoo.md").write_text("# Model zoo: convert and verify\n\n" + table)
-    update_readme(table)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -250,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--formats", default=",".join(FORMATS))
     parser.add_argument("--no-write", action="store_true", help="print the table, write no files")
     parser.add_argument("--table-only", action="store_true",
-                        help="write bench/zoo.md and the README table from bench/zoo.json, run nothing")
+                        help="write bench/zoo.md from bench/zoo.json, run nothing")
     args = parser.parse_args(argv)
     if args.table_only:
         write_tables(merged([]), "python bench/zoo.py --table-only", None)

@@ -19,8 +19,9 @@ RNG = np.random.default_rng(11)
 IMAGES = RNG.integers(0, 256, (5, 4, 4, 3)).astype(np.uint8)
 
 
-def program_model(build, shape=(1, 3, 4, 4), image=True, target=None):
-    """An fp32 ML Program of `build(x)`; its input an RGB image when `image`."""
+def program_model(build, shape=(1, 3, 4, 4), image=True, target=None, precision="fp32"):
+    """An ML Program of `build(x)` computing in `precision` (fp32 or fp16, coremltools' default);
+    its input an RGB image when `image`."""
     target = target or ct.target.iOS15
 
     @mb.program(input_specs=[mb.TensorSpec(shape=shape)], opset_version=target)
@@ -28,7 +29,8 @@ def program_model(build, shape=(1, 3, 4, 4), image=True, target=None):
         return build(x)
 
     inputs = [ct.ImageType(name="x", shape=shape, color_layout=ct.colorlayout.RGB)] if image else None
-    return ct.convert(program, convert_to="mlprogram", inputs=inputs, compute_precision=ct.precision.FLOAT32,
+    compute = ct.precision.FLOAT16 if precision == "fp16" else ct.precision.FLOAT32
+    return ct.convert(program, convert_to="mlprogram", inputs=inputs, compute_precision=compute,
                       minimum_deployment_target=target, skip_model_load=True)
 
 
@@ -82,36 +84,51 @@ def test_neural_network_intermediates_are_each_layers_own_output():
     assert list(model.intermediates(IMAGES, names=["relu_out"])) == ["relu_out"]
 
 
-def test_fp16_compute_rounds_every_value_and_records_overflow_nan_and_underflow():
-    def build(x):
-        scaled = mb.mul(x=x, y=np.float32(1000.0), name="scaled")
-        diff = mb.sub(x=scaled, y=scaled, name="diff")  # inf - inf: NaN, although neither input is NaN
-        tiny = mb.mul(x=mb.mul(x=mb.mul(x=x, y=np.float32(1e-4)), y=np.float32(1e-4)), y=np.float32(1e-4),
-                      name="tiny")
-        return mb.add(x=mb.add(x=diff, y=tiny), y=np.float32(1.0), name="total"), scaled
+def overflowing(x):
+    scaled = mb.mul(x=x, y=np.float32(1000.0), name="scaled")
+    diff = mb.sub(x=scaled, y=scaled, name="diff")  # inf - inf: NaN, although neither input is NaN
+    tiny = mb.mul(x=mb.mul(x=mb.mul(x=x, y=np.float32(1e-4)), y=np.float32(1e-4)), y=np.float32(1e-4),
+                  name="tiny")
+    return mb.add(x=mb.add(x=diff, y=tiny), y=np.float32(1.0), name="total"), scaled
 
-    mlmodel = program_model(build, shape=(1, 3), image=False)
+
+def test_fp16_program_overflows_as_the_hardware_does_and_records_overflow_nan_and_underflow():
+    mlmodel = program_model(overflowing, shape=(1, 3), image=False, precision="fp16")
     x = np.array([[[70.0, 1.3, 2.0]]], np.float32)
-    exact = load_model(mlmodel)
-    out32 = exact.predict({"x": x})
-    assert exact.compute == "fp32" and exact.fp16_events == []
-    np.testing.assert_allclose(out32[exact.output_names[1]], x * 1000, rtol=1e-6)  # fp32: 70000 as it is
+    with pytest.raises(KerasmlError, match=r"computes 70000, beyond the fp16 range"):
+        load_model(mlmodel).predict({"x": x})   # compute="fp32" (the CPU) refuses: no single answer
     model = load_model(mlmodel, compute="fp16")
+    assert model.declares_fp16
     out16 = model.predict({"x": x})
     scaled = out16[model.output_names[1]]
-    assert scaled.dtype == np.float16 and np.isinf(scaled[0, 0, 0])
+    assert np.isinf(scaled[0, 0, 0])
     np.testing.assert_array_equal(scaled[0, 0, 1:], np.float16(np.float16(x[0, 0, 1:]) * np.float16(1000)))
-    events = model.fp16_events
-    assert ("scaled", "overflow") in events and ("diff", "nan") in events and ("tiny", "underflow") in events
-    assert not [e for e in events if e[1] == "nan" and e[0] != "diff"]  # NaN downstream is not new
+    kinds = {kind: name for name, kind in model.fp16_events}
+    assert set(kinds) == {"overflow", "nan", "underflow"}
+    assert kinds["overflow"].startswith("scaled") and kinds["nan"].startswith("diff")
+    assert kinds["underflow"].startswith("tiny")   # NaN downstream of diff is not recorded again
     model.predict({"x": np.zeros((1, 1, 3), np.float32)})
     assert model.fp16_events == []  # the latest call's events (zeros stay zeros: nothing lost)
 
 
+def test_fp32_program_keeps_float32_under_fp16_compute():
+    """Typed execution: Core ML runs an op declared float32 in float32 (on the GPU or CPU), so an
+    fp32 program computes the same under compute="fp16" and nothing is recorded."""
+    mlmodel = program_model(overflowing, shape=(1, 3), image=False)
+    x = np.array([[[70.0, 1.3, 2.0]]], np.float32)
+    exact, half = load_model(mlmodel), load_model(mlmodel, compute="fp16")
+    assert not half.declares_fp16
+    for name, value in exact.predict({"x": x}).items():
+        np.testing.assert_array_equal(half.predict({"x": x})[name], value)
+    assert half.fp16_events == []
+
+
 def test_fp16_intermediates_of_both_formats_hold_fp16_values():
-    program = load_model(program_model(steps), compute="fp16")
+    program = load_model(program_model(steps, precision="fp16"), compute="fp16")
     values = program.intermediates(IMAGES)
-    assert all(v.dtype == np.float16 for v in values.values())
+    assert {name: v.dtype for name, v in values.items()} == {   # cast in, computed in fp16, cast out
+        "x_to_fp16": np.float16, "doubled_cast_fp16": np.float16, "shifted_cast_fp16": np.float16,
+        "rectified_cast_fp16": np.float16, "mean_cast_fp16": np.float16, "mean": np.float32}
     network = load_model(nn_image_model(), compute="fp16")
     exact = load_model(nn_image_model()).intermediates(IMAGES)
     for name, value in network.intermediates(IMAGES).items():

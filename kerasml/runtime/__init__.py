@@ -12,7 +12,7 @@ compute="fp16")` computes as the GPU and Neural Engine do. The tree reads as the
                   an ML Program op declares its inputs, one version per iOS release that changed it
     kernels/      the math both formats share, one module per family (the rule below)
     parallel.py   batches over all cores
-    fp16.py       compute="fp16": rounding every value to float16, and what that does to it
+    fp16.py       compute="fp16": rounding values to float16, and what that does to them
     numerics.py   only a re-export of kernels.same_pads for the Core AI lowering
 
 Kernel rule: kernels/ holds the math NeuralNetwork layers and ML Program ops share, one module per

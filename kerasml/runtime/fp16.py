@@ -1,8 +1,10 @@
-"""Computing as fp16 hardware (the GPU, the Neural Engine) would: every float value rounded to
-float16, and what the rounding did to a value recorded instead of refused.
+"""Computing as fp16 hardware (the GPU, the Neural Engine) would: each float16 value rounded, and
+what the rounding did to it recorded instead of refused.
 
-`load_model(path, compute="fp16")` runs a model this way. Arithmetic itself stays as the engines do
-it (float32); each value they produce is rounded once, like a result written to an fp16 buffer.
+`load_model(path, compute="fp16")` runs a model this way: a NeuralNetwork with every float value in
+float16, an ML Program with the values it declares float16 (typed execution). Arithmetic itself stays
+as the engines do it (float32); each value they produce is rounded once, like a result written to an
+fp16 buffer.
 An event `(value name, kind)` is recorded when that rounding (or the arithmetic on rounded values)
 changes a value in a way worth a look:
 

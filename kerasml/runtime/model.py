@@ -64,10 +64,12 @@ def load_model(source, compute: str = "fp32") -> "CoreMLModel":
     coremltools `MLModel` (as `convert` returns it, before saving).
 
     `compute`: "fp32" computes as Core ML does on the CPU: in float32, or in float16 where an ML
-    Program declares it. "fp16" computes as the GPU and Neural Engine run a model: every float value
-    (inputs once, constants, each op's or layer's result) rounded to float16, arithmetic as before;
-    where that overflows, makes NaN or flushes a value to zero is recorded in `model.fp16_events`
-    instead of refused."""
+    Program declares it (a value beyond float16's range there is refused: its answer depends on the
+    compute unit). "fp16" computes as the GPU and Neural Engine run a model: a NeuralNetwork with every
+    float value (input, each layer's result) rounded to float16; an ML Program in the types it
+    declares (typed execution: its fp32 ops stay fp32, its fp16 ops overflow to inf). Where float16
+    overflows, makes NaN or flushes a value to zero is recorded in `model.fp16_events` instead of
+    refused."""
     if compute not in fp16.COMPUTE_MODES:
         raise KerasmlError(f"compute must be one of {', '.join(fp16.COMPUTE_MODES)}, not {compute!r}")
     if proto.is_model_spec(source):
@@ -149,6 +151,11 @@ class CoreMLModel:
         self.weight_precision = least_precise(precisions)
 
     @property
+    def declares_fp16(self) -> bool:
+        """An ML Program with ops typed float16: it computes in float16 on every compute unit."""
+        return self.model_type == "mlProgram" and self._engine.declares_fp16
+
+    @property
     def creator_defined(self) -> dict[str, str]:
         """The model's user-defined metadata (kerasml's `com.kerasml.*` keys among them)."""
         return dict(self.spec.description.metadata.userDefined)
@@ -181,7 +188,7 @@ class CoreMLModel:
         {name: (N, ...) array}, in the order computed. An ML Program gives each op's outputs (values
         of constants only, such as decompressed weights, when named); a NeuralNetwork each layer's
         output blobs. `names` picks some (None: all). Arrays keep the dtype the engine holds them in
-        (an ML Program's declared dtype, float16 under compute="fp16"; float32 for NeuralNetworks)."""
+        (an ML Program's declared dtype; float32 for NeuralNetworks, holding float16 values under compute="fp16")."""
         if self.image is None:
             raise KerasmlError(f"input '{self.input_name}' is not an image; intermediates() takes images")
         every = self._engine.computed_names()
@@ -221,8 +228,14 @@ class CoreMLModel:
         step = max(1, min(int(batch_size), _CHUNK))
         chunks = [{k: v[piece] for k, v in feeds.items()} for piece in pieces(total, step)]
         events = [[] for _ in chunks]  # one list per chunk: chunks run on several threads
-        results = parallel_map(lambda i: self._engine.run(self._engine_feeds(chunks[i]), wanted, events[i]),
-                               range(len(chunks)))
+        def run(i: int) -> dict[str, np.ndarray]:
+            if self.compute != "fp16":
+                return self._engine.run(self._engine_feeds(chunks[i]), wanted, events[i])
+            # inf and NaN are fp16's answers here, recorded as events, not warnings on stderr
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+                return self._engine.run(self._engine_feeds(chunks[i]), wanted, events[i])
+
+        results = parallel_map(run, range(len(chunks)))
         self.fp16_events = fp16.merged(getattr(self._engine, "load_events", []), *events)
         return {w: np.concatenate([r[w] for r in results]) for w in wanted}
 

@@ -9,9 +9,11 @@ Values that depend only on constants (`const`, the `constexpr_*` decompression o
 computed from them) are evaluated once at load. The rest run per batch on arrays that carry an extra
 leading axis of independent predictions; each op's result is cast to the dtype the program
 declares for it, so fp16 programs round like fp16 hardware (arithmetic itself runs in float32).
-With `compute="fp16"` every float32 value (inputs, constants, op results) is held in float16 as
-well, as the GPU and Neural Engine run an fp32 program, and what that rounding does is recorded
-(`kerasml.runtime.fp16`) instead of refused.
+A value beyond float16's range in an op declared fp16 is refused by default (its answer depends on
+the compute unit); with `compute="fp16"` it is what the GPU and Neural Engine make of it (inf), and
+what float16 does to each value is recorded (`kerasml.runtime.fp16`) instead. Ops a program declares
+in float32 stay float32 either way: Core ML runs an ML Program in the types it declares (typed
+execution), moving an fp32 op to the GPU or CPU rather than rounding it.
 """
 
 from __future__ import annotations
@@ -174,17 +176,20 @@ class ProgramEngine:
         self.classify = Classify(prob_ref, labels, tuple(o.name for o in op.outputs))
 
     def _held(self, dtype):
-        """The dtype a value declared as `dtype` is held in: float16 for float32 under compute="fp16"."""
-        return np.dtype(np.float16) if self.fp16 and dtype is not None and np.dtype(dtype) == np.float32 else dtype
+        """The dtype a value declared as `dtype` is held in: the declared one (typed execution)."""
+        return dtype
 
     def _constant(self, name: str, value) -> object:
-        """A constant of the program, decoded (and under compute="fp16" rounded once, at load)."""
+        """A constant of the program, decoded."""
         value = mil_values.decode(value, self._blobs)
         if isinstance(value, np.ndarray):
             self._stored[name] = value.dtype
-            if self.fp16 and value.dtype == np.float32:
-                return fp16.rounded(name, value, self.load_events, batched=False)
         return value
+
+    @property
+    def declares_fp16(self) -> bool:
+        """Whether any op computes in float16 (coremltools' default compute precision)."""
+        return any(dt is not None and np.dtype(dt) == np.float16 for step in self.steps for dt in step.dtypes)
 
     # -- running ----------------------------------------------------------------------------
     def _execute(self, step: _Step, env: dict, batched: set, events: list) -> list:
@@ -252,8 +257,6 @@ class ProgramEngine:
     def run(self, feeds: dict[str, np.ndarray], wanted: list[str], events: list | None = None) -> dict[str, np.ndarray]:
         """The `wanted` values for a batch of prepared inputs; fp16 events are appended to `events`."""
         events = [] if events is None else events
-        if self.fp16:  # inputs are cast once, as the hardware takes them
-            feeds = {k: fp16.rounded(k, v, events, batched=True) if v.dtype == np.float32 else v for k, v in feeds.items()}
         env = dict(self.consts)
         env.update(feeds)
         batched = set(feeds)
@@ -324,8 +327,8 @@ def _as_declared(step: _Step, result, dtype) -> np.ndarray:
             value = float(np.asarray(result)[overflow].flat[0])
             raise UnsupportedModelError(
                 f"op '{step.name}' ({step.kind}) computes {value:.6g}, beyond the fp16 range (±65504) its "
-                "result is declared in; Core ML's answer then depends on the compute unit: convert with "
-                "compute_precision=FLOAT32 or check the model on macOS"
+                "result is declared in, so Core ML's answer depends on the compute unit: `kerasml diff` "
+                "names the layers to keep in float32 (convert --fp32-layers), or convert with --precision fp32"
             )
     return out
 

@@ -143,7 +143,7 @@ def convert(
     model: Annotated[Path, typer.Argument(help="Keras model: .keras, .h5 (Keras 2 or 3) or a SavedModel directory; with --format aimodel also a Core ML .mlmodel or .mlpackage to migrate.")],
     labels: Annotated[Optional[str], typer.Option(help="digits, fashion, auto (from the training record), @labels.txt or a,b,c.")] = None,
     out: Annotated[Optional[Path], typer.Option(help="Output path (default: beside the model).")] = None,
-    format: Annotated[str, typer.Option("--format", help="mlmodel (NeuralNetwork, as the tutorial), mlpackage (ML Program) or aimodel (Core AI, iOS 27+).")] = "mlmodel",
+    format: Annotated[Optional[str], typer.Option("--format", help="mlmodel (NeuralNetwork, as the tutorial), mlpackage (ML Program) or aimodel (Core AI, iOS 27+); default: --out's suffix, else mlmodel.")] = None,
     precision: Annotated[str, typer.Option(help="Weights: fp32, fp16, int8, palette4/6/8 (k-means look-up tables), int4 and w8a8 (ML Program only; w8a8 needs --data), or auto (smallest within --max-drop).")] = "fp32",
     sparsity: Annotated[Optional[float], typer.Option(help="Prune this fraction of the weights (e.g. 0.5) and store them sparse; ML Program only, combines with --precision.")] = None,
     max_drop: Annotated[Optional[float], typer.Option(help="With --precision auto: accuracy points the chosen scheme may lose on --data (or the record's test set).")] = None,
@@ -164,6 +164,9 @@ def convert(
     """Convert a Keras model to Core ML or Core AI with full metadata (or a Core ML model to Core AI)."""
     from kerasml.coreml.convert import ConvertOptions
 
+    if format is None:   # --out big.mlpackage says which format it wants
+        suffix = out.suffix.lstrip(".") if out else ""
+        format = suffix if suffix in ("mlmodel", "mlpackage", "aimodel") else "mlmodel"
     if format == "aimodel":
         from kerasml.coreai.convert import convert as convert_model
     else:

@@ -297,11 +297,12 @@ def convert_keras_model(model, fmt: str = "mlmodel", precision: str = "fp32",
 
     convert_to = FORMATS[fmt]
     kwargs = {}
-    layer_names = layers.keras_layer_names(model.keras_model)
+    keras_layers = layers.keras_layer_classes(model.keras_model)
+    layer_names = [name for name, _ in keras_layers]
     scopes = layers.scope_table(graph, layer_names, getattr(model.keras_model, "name", ""))
     if convert_to == "mlprogram":
         # ML Programs default to float16 compute; fp32 keeps exact parity with Keras.
-        kwargs["compute_precision"] = (layers.fp16_except(ct, fp32_layers, layer_names, scopes)
+        kwargs["compute_precision"] = (layers.fp16_except(ct, fp32_layers, keras_layers, scopes)
                                        if compress.computes_in_fp16(precision) else ct.precision.FLOAT32)
     target = _deployment_target(ct, min_target, fmt, precision, sparsity)
     if target is not None:
@@ -330,7 +331,7 @@ def convert_keras_model(model, fmt: str = "mlmodel", precision: str = "fp32",
         raise KerasmlError(fixes.explain_failure(exc, graph, fmt, model.path, ml_program_converts)) from None
     mlmodel = _rename_probabilities(ct, mlmodel)
     traced = layers.computing_values(mlmodel.get_spec())        # TensorFlow's names, before shortening
-    owners = layers.layers_of([n for _, n in traced], scopes)
+    owners = layers.owners_filled([t for t, _ in traced], layers.layers_of([n for _, n in traced], scopes), keras_layers)
     if owners and not add_softmax and layer_names:   # the graph's output is named Identity, not after its layer
         owners[-1] = owners[-1] or layer_names[-1]
     before = list(zip([t for t, _ in traced], owners))

@@ -41,8 +41,49 @@ def computing_values(spec) -> list[tuple[str, str]]:
     return [(layer.WhichOneof("layer"), name) for layer in getattr(network, "layers", []) for name in layer.output]
 
 
+# Op and NeuralNetwork layer types → words in the class names of the Keras layers converted to them.
+# coremltools renames some ops it wraps in layout transposes (a max pooling becomes `max_pool_0`), so
+# their names no longer carry their layer; such an op goes to the one layer of a matching class
+# between the layers of the ops around it.
+_KERAS_CLASSES = {
+    "max_pool": ("MaxPool",), "avg_pool": ("AveragePool",), "pooling": ("Pool",),
+    "reduce_mean": ("GlobalAveragePool",), "reduce_max": ("GlobalMaxPool",), "reduce": ("GlobalAveragePool", "GlobalMaxPool"),
+    "upsample_nearest_neighbor": ("UpSampling",), "upsample_bilinear": ("UpSampling", "Resizing"),
+    "resize_bilinear": ("Resizing",), "resize_nearest_neighbor": ("Resizing",), "resize": ("Resizing",),
+    "upsample": ("UpSampling",), "resizeBilinear": ("Resizing",), "crop_resize": ("Resizing",),
+    "pad": ("ZeroPadding",), "padding": ("ZeroPadding",), "crop": ("Cropping",), "slice_by_index": ("Cropping",),
+    "concat": ("Concatenate",),
+}   # not convolutions: one may hold a batch normalisation folded into it, so its value is not its own
+
+
 def keras_layer_names(keras_model) -> list[str]:
     return [layer.name for layer in getattr(keras_model, "layers", [])]
+
+
+def keras_layer_classes(keras_model) -> list[tuple[str, str]]:
+    """(name, class name) of the model's layers, in order."""
+    return [(layer.name, type(layer).__name__) for layer in getattr(keras_model, "layers", [])]
+
+
+def owners_filled(types: list[str], owners: list[str | None], keras_layers: list[tuple[str, str]]) -> list[str | None]:
+    """`owners` (the Keras layer of each op, None where its name says none) with each unnamed op
+    given the one layer of a class its type converts from (`_KERAS_CLASSES`) that lies, in Keras'
+    order, between the layers of the nearest named ops before and after it and has no op of its own."""
+    order = {name: i for i, (name, _) in enumerate(keras_layers)}
+    named = {owner for owner in owners if owner is not None}
+    filled = list(owners)
+    for k, (kind, owner) in enumerate(zip(types, owners)):
+        words = _KERAS_CLASSES.get(kind)
+        if owner is not None or not words:
+            continue
+        before = next((order[o] for o in reversed(filled[:k]) if o in order), -1)
+        after = next((order[o] for o in owners[k + 1:] if o in order), len(keras_layers))
+        candidates = [name for name, cls in keras_layers[before + 1:after]
+                      if name not in named and any(word in cls for word in words)]
+        if len(candidates) == 1:
+            filled[k] = candidates[0]
+            named.add(candidates[0])
+    return filled
 
 
 def scope_table(graph_def, layer_names: list[str], model_name: str = "") -> dict[str, str]:
@@ -117,17 +158,28 @@ def read(metadata: dict[str, str]) -> dict[str, str] | None:
     return record
 
 
-def fp16_except(ct, fp32_layers: list[str] | None, layer_names: list[str], table: dict[str, str]):
-    """float16 compute, except for the ops of the Keras layers named in `fp32_layers`."""
+def fp16_except(ct, fp32_layers: list[str] | None, keras_layers: list[tuple[str, str]], table: dict[str, str]):
+    """float16 compute, except for the ops of the Keras layers named in `fp32_layers`
+    (`keras_layers`: the model's (name, class) pairs)."""
     if not fp32_layers:
         return ct.precision.FLOAT16
+    layer_names = [name for name, _ in keras_layers]
     unknown = [name for name in fp32_layers if name not in layer_names]
     if unknown:
         raise KerasmlError(f"--fp32-layers names {', '.join(unknown)}, which the model does not have; its "
                            f"layers are {', '.join(layer_names[:12])}{', ...' if len(layer_names) > 12 else ''}")
     keep = set(fp32_layers)
+    owners_by_block: dict[int, dict[str, str | None]] = {}
+
+    def owner(op) -> str | None:   # with its block's other ops, so an op renamed by coremltools is placed
+        block = op.enclosing_block
+        if id(block) not in owners_by_block:
+            ops = [o for o in block.operations if o.op_type != "const"]   # constants sit apart, at the top
+            found = owners_filled([o.op_type for o in ops], layers_of([o.name for o in ops], table), keras_layers)
+            owners_by_block[id(block)] = dict(zip((o.name for o in ops), found))
+        return owners_by_block[id(block)].get(op.name, layers_of([op.name], table)[0])
 
     def in_fp16(op) -> bool:   # coremltools' selector: True casts the op to float16
-        return layers_of([op.name], table)[0] not in keep
+        return owner(op) not in keep
 
     return ct.transform.FP16ComputePrecision(op_selector=in_fp16)

@@ -82,13 +82,12 @@ def measure(model: Path, images: np.ndarray, labels: np.ndarray, folder: Path, r
 
 def _keras_probabilities(model: Path, images: np.ndarray) -> np.ndarray:
     """Keras' own probabilities, to say how far each Core ML model moves from them."""
-    from kerasml.coreml.keras_models import load_keras_model
-    from kerasml.record import read_record
+    from kerasml.model.keras_models import load_keras_model
+    from kerasml.record import Preprocessing, read_record
 
     record = read_record(model)
-    scale = record.preprocessing.scale if record else 1 / 255
-    bias = np.asarray(record.preprocessing.bias if record else [0.0], dtype=np.float32)
-    return load_keras_model(model).predict(images.astype(np.float32) * scale + bias)
+    preprocessing = record.preprocessing if record else Preprocessing()   # the default: 0-255 to 0-1
+    return load_keras_model(model).predict(preprocessing.scale_pixels(images))
 
 
 def _train(folder: Path) -> Path:
@@ -101,9 +100,9 @@ def _train(folder: Path) -> Path:
 def _row(model: Path, fmt: str, precision: str, sparsity, images, labels, keras_probabilities,
          folder: Path, say: Callable[[str], None]) -> dict:
     from kerasml.checks.compare import load_classifier
-    from kerasml.coreai.convert import convert as to_aimodel
-    from kerasml.coreml.compress import label
-    from kerasml.coreml.convert import ConvertOptions, convert
+    from kerasml.conversion.to_coreai import convert as to_aimodel
+    from kerasml.model.precision import label
+    from kerasml.conversion.to_coreml import ConvertOptions, convert
     from kerasml.data.sources import SAMPLE_PATH
 
     name = label(precision, sparsity)

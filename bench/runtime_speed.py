@@ -134,8 +134,8 @@ def measure(names: list[str] | None = None, formats: tuple[str, ...] = FORMATS, 
             say: Callable[[str], None] = lambda m: None) -> list[dict]:
     """One row per model and format: model, format, batch, keras_s, runtime_s, ratio, max_abs_diff."""
     from kerasml.checks.compare import load_classifier
-    from kerasml.coreai.convert import convert as convert_aimodel
-    from kerasml.coreml.convert import ConvertOptions, convert
+    from kerasml.conversion.to_coreai import convert as convert_aimodel
+    from kerasml.conversion.to_coreml import ConvertOptions, convert
 
     rows = []
     with tempfile.TemporaryDirectory(prefix="kerasml-speed-") as tmp:

@@ -1,7 +1,7 @@
 """`make zoo`: every case of bench/zoo_cases.py built, converted in both formats, verified, timed.
 
 For each case and format: the Keras model is built with seeded random weights and saved, converted
-with `kerasml.coreml.convert`, checked with `kerasml.checks.verify` (kerasml's NumPy runtime against Keras on 64
+with `kerasml.conversion.to_coreml`, checked with `kerasml.checks.verify` (kerasml's NumPy runtime against Keras on 64
 seeded random images), and timed: the runtime on those 64 images against Keras `predict` on the
 same images (each timed on its second call, after tracing and warm-up). bench/zoo.json keeps the
 latest row of every case and format, so a run of a few cases updates their rows; bench/zoo.md is
@@ -71,14 +71,14 @@ def run_case(case: Case, fmt: str, keras_path: Path, parameters: int, samples: i
              timings: bool = True) -> Row:
     """Convert, verify and time one case in one format; failures become the row's status."""
     from kerasml.checks.verify import verify
-    from kerasml.coreml.convert import ConvertOptions
+    from kerasml.conversion.to_coreml import ConvertOptions
     from kerasml.errors import KerasmlError
     from kerasml.runtime.errors import UnsupportedModelError
 
     if fmt == "aimodel":
-        from kerasml.coreai.convert import convert
+        from kerasml.conversion.to_coreai import convert
     else:
-        from kerasml.coreml.convert import convert
+        from kerasml.conversion.to_coreml import convert
 
     row = Row(case.name, case.kind, parameters, fmt, "error",
               measured=f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC")
@@ -133,7 +133,7 @@ def _timings(coreml_path: Path, keras_path: Path, samples: int) -> tuple[float, 
     """Seconds for `samples` images: the converted model's runtime (kerasml's for Core ML, Apple's for
     Core AI) and Keras `predict`, each after a warm-up."""
     from kerasml.checks.compare import load_classifier
-    from kerasml.coreml.keras_models import load_keras_model
+    from kerasml.model.keras_models import load_keras_model
 
     coreml = load_classifier(coreml_path)
     keras_model = load_keras_model(keras_path)

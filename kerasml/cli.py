@@ -16,7 +16,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from kerasml import __version__
+from kerasml.version import __version__
 from kerasml.errors import KerasmlError
 
 # TensorFlow's C++ start-up chatter (CUDA probes, oneDNN notes) is noise for our users.
@@ -162,15 +162,9 @@ def convert(
     force: Annotated[bool, typer.Option(help="Overwrite an existing output.")] = False,
 ) -> None:
     """Convert a Keras model to Core ML or Core AI with full metadata (or a Core ML model to Core AI)."""
-    from kerasml.coreml.convert import ConvertOptions
+    from kerasml.conversion.to_coreml import ConvertOptions
 
-    if format is None:   # --out big.mlpackage says which format it wants
-        suffix = out.suffix.lstrip(".") if out else ""
-        format = suffix if suffix in ("mlmodel", "mlpackage", "aimodel") else "mlmodel"
-    if format == "aimodel":
-        from kerasml.coreai.convert import convert as convert_model
-    else:
-        from kerasml.coreml.convert import convert as convert_model
+    from kerasml.conversion import convert as convert_model
 
     result = convert_model(options_from(ConvertOptions, locals(), add_softmax=not no_softmax), say=say, warn=warn)
     say_lines(result.summary_lines())
@@ -188,11 +182,11 @@ def inspect(
     import json
 
     if file.suffix == ".aimodel":
-        from kerasml.coreai.inspect import format_aimodel_report as format_report, inspect_aimodel
+        from kerasml.model.inspect_aimodel import format_aimodel_report as format_report, inspect_aimodel
 
         report = inspect_aimodel(file)
     else:
-        from kerasml.coreml.inspect import format_report, inspect_model
+        from kerasml.model.inspect import format_report, inspect_model
 
         report = inspect_model(file, unsafe=unsafe)
     say(json.dumps(report, indent=2, default=str) if json_output else format_report(report))
@@ -244,7 +238,7 @@ def diff(
     from kerasml.checks.diff import diff as diff_models
 
     if sensitivity:
-        from kerasml.coreml.layer_costs import layer_costs
+        from kerasml.conversion.layer_costs import layer_costs
 
         if model is not None:
             raise KerasmlError("--sensitivity converts the Keras model itself; give only MODEL.keras")
@@ -257,7 +251,7 @@ def diff(
     result = diff_models(keras, model, data=data, samples=samples, compute=compute, tolerance=tolerance,
                          unsafe=unsafe)
     if plot is not None:
-        from kerasml.report.plots import plot_layer_errors
+        from kerasml.plots import plot_layer_errors
 
         plot_layer_errors(result, plot)
     say(json.dumps(result.to_dict(), indent=2, default=str)) if json_output else say_lines(result.lines())

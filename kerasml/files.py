@@ -6,6 +6,8 @@ directory (so the final rename stays on one file system and is atomic), then ren
 
 from __future__ import annotations
 
+import hashlib
+
 import contextlib
 import os
 import shutil
@@ -80,3 +82,14 @@ def write_text_atomic(path: Path, text: str, force: bool = True) -> None:
     """Write a small text file atomically (records, reports)."""
     with atomic_output(path, force=force) as temporary:
         temporary.write_text(text, encoding="utf-8")
+
+
+def sha256_of(path: Path) -> str:
+    """The SHA-256 of a file, or of all files of a folder (an .mlpackage, a SavedModel) in name order."""
+    digest = hashlib.sha256()
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for file in files:
+        with open(file, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()

@@ -4,6 +4,12 @@ TensorFlow's C++ core prints start-up notes (oneDNN, CUDA probes) straight to th
 stderr, whatever TF_CPP_MIN_LOG_LEVEL says, and coremltools warns about untested versions and the
 macOS-only runtime it cannot load on Linux. None of that helps a kerasml user, so it is muted here
 once, while the libraries load; errors still surface as Python exceptions afterwards.
+
+Apple's `coreai-core` is imported here too, once: it is an ordinary dependency, but Apple ships it
+only for Python 3.11+ on x86-64 Linux and Apple-silicon macOS, so elsewhere kerasml installs without
+it and every Core AI command stops with one line saying so. Its runtime also announces each function
+it loads on the process's own stderr ("ODIE [default]: Loading function ..."), which would break
+kerasml's one-line messages (`coreai_notes_muted`).
 """
 
 from __future__ import annotations
@@ -15,6 +21,8 @@ import logging
 import os
 import sys
 import warnings
+
+from kerasml.errors import KerasmlError
 
 
 @contextlib.contextmanager
@@ -72,3 +80,70 @@ def quiet_output():
     kerasml prints its own progress and summary, and keeps errors to one line."""
     with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
         yield
+
+
+# -- Apple's coreai-core ------------------------------------------------------------------------------
+COREAI_PACKAGE = "coreai-core"
+COREAI_PINNED = "1.0.0b3"
+COREAI_INSTALL = (f"install Apple's {COREAI_PACKAGE} ({COREAI_PINNED}, Python 3.11+ on x86-64 Linux or Apple-silicon macOS 26+): "
+           f"`pip install {COREAI_PACKAGE}=={COREAI_PINNED}`, or reinstall kerasml there")
+
+
+@functools.cache
+def coreai_authoring():
+    """`coreai.authoring`, or one clear error when coreai-core is not installed."""
+    try:
+        import coreai.authoring as authoring_module
+    except ImportError:
+        raise KerasmlError(f"Core AI models need Apple's {COREAI_PACKAGE}, which is not installed; {COREAI_INSTALL}") from None
+    return authoring_module
+
+
+@functools.cache
+def coreai_runtime():
+    """`coreai.runtime` (Apple's Core AI runtime; on Linux its portable CPU backend)."""
+    coreai_authoring()
+    import coreai.runtime as runtime_module
+
+    return runtime_module
+
+
+def coreai_version() -> str | None:
+    """The installed coreai-core version, None when it is not installed."""
+    from importlib import metadata
+
+    try:
+        return metadata.version(COREAI_PACKAGE)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _flush_c_stdio() -> None:
+    import ctypes
+
+    try:
+        ctypes.CDLL(None).fflush(None)
+    except (OSError, AttributeError):
+        pass
+
+
+@contextlib.contextmanager
+def coreai_notes_muted():
+    """Apple's runtime writes its load notes to the process's stderr itself; keep them off kerasml's
+    output (its errors still arrive as Python exceptions)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 1)
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        _flush_c_stdio()                # notes still in C's buffers go to /dev/null too
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in (*saved, devnull):
+            os.close(fd)

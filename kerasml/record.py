@@ -40,6 +40,10 @@ def metadata_key(name: str) -> str:
     return METADATA_PREFIX + name
 
 
+# The pixel scale a model is assumed to use when nothing says otherwise: 0-255 pixels to 0-1.
+DEFAULT_SCALE = 1 / 255.0
+
+
 @dataclasses.dataclass
 class Preprocessing:
     """How raw 0-255 pixels become the numbers the network sees: `pixel * scale + bias`."""
@@ -47,7 +51,7 @@ class Preprocessing:
     height: int = 28
     width: int = 28
     channels: int = 1                       # 1 = grayscale, 3 = RGB
-    scale: float = 1 / 255.0
+    scale: float = DEFAULT_SCALE
     bias: list[float] = dataclasses.field(default_factory=lambda: [0.0])
     ink: str = "white-on-black"             # MNIST convention: bright strokes on a dark ground
     # The order of the colour channels the network takes: "rgb", or "bgr" for caffe-style
@@ -62,6 +66,11 @@ class Preprocessing:
         bias = self.bias[0] if len(set(self.bias)) == 1 else self.bias
         return (f"{self.width}x{self.height} {self.colour}, {self.ink}, "
                 f"pixels 0-255 scaled by {self.scale:.6g} plus bias {bias}")
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """(height, width, channels) of the images the model takes."""
+        return self.height, self.width, self.channels
 
     def scale_pixels(self, pixels):
         """Raw 0-255 pixels (..., H, W, C) in RGB order → what the network takes, as Core ML's
@@ -162,9 +171,9 @@ def library_versions() -> dict[str, str]:
     import platform
     from importlib import metadata
 
-    import kerasml
+    from kerasml.version import __version__
 
-    versions = {"kerasml": kerasml.__version__, "python": platform.python_version()}
+    versions = {"kerasml": __version__, "python": platform.python_version()}
     for package in ("tensorflow", "keras", "tf_keras", "coremltools", "numpy"):
         try:
             versions[package] = metadata.version(package)

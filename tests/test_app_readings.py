@@ -66,7 +66,7 @@ def test_the_shipped_model_says_who_made_it_and_how_without_machine_paths():
 
 
 def test_paths_and_architecture_names_in_the_metadata():
-    from kerasml.coreml.metadata import architecture_in_words, without_paths
+    from kerasml.conversion.metadata import architecture_in_words, without_paths
 
     assert without_paths("sample; test: ../shared/data/mnist-test") == "sample; test: mnist-test"
     assert without_paths(r"C:\Users\ada\digits.npz (folders)") == "digits.npz (folders)"

@@ -1,4 +1,4 @@
-"""Compression schemes (kerasml/coreml/compress.py): each one stores its weights compressed, kerasml's runtime
+"""Compression schemes (kerasml/conversion/compress.py): each one stores its weights compressed, kerasml's runtime
 runs it within the scheme's tolerance of the fp32 model, and bad combinations are one clear line."""
 
 from __future__ import annotations
@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from kerasml.coreml import auto_precision, compress
+from kerasml.conversion import auto_precision, compress
+from kerasml.model import precision as schemes
 from kerasml.errors import KerasmlError
 
 # Ops that must appear in the ML Program for each scheme (with --sparsity 0.3 where the key has it).
@@ -31,7 +32,7 @@ def tiny(tmp_path_factory):
     digits to compare on, and its uncompressed conversions."""
     import keras
 
-    from kerasml.coreml.convert import convert_keras_model
+    from kerasml.conversion.to_coreml import convert_keras_model
     from kerasml.data.sources import load_mnist_sample
 
     sample = load_mnist_sample()
@@ -72,7 +73,7 @@ def _program_ops(model) -> set[str]:
 def _within_tolerance(compressed, reference, images, precision, sparsity):
     """verify's checks: every probability within atol, and the agreed share of the images whose
     best class leads the next by more than atol (near-ties say nothing)."""
-    atol, agreement = compress.tolerance(precision, sparsity)
+    atol, agreement = schemes.tolerance(precision, sparsity)
     actual, expected = compressed.predict_probabilities(images), reference.predict_probabilities(images)
     assert np.abs(actual - expected).max() <= atol
     top2 = np.sort(expected, axis=1)[:, -2:]
@@ -84,7 +85,7 @@ def _within_tolerance(compressed, reference, images, precision, sparsity):
 @pytest.mark.slow
 @pytest.mark.parametrize("precision,sparsity", list(PROGRAM_OPS))
 def test_ml_program_schemes_store_compressed_weights_the_runtime_runs(tiny, tmp_path, precision, sparsity):
-    base = tiny["converted"][("mlpackage", compress.computes_in_fp16(precision))]
+    base = tiny["converted"][("mlpackage", schemes.computes_in_fp16(precision))]
     notes: list[str] = []
     model = compress.apply(base, "mlpackage", precision, sparsity=sparsity, calibration=tiny["calibration"],
                            notes=notes)
@@ -146,15 +147,15 @@ def test_auto_keeps_the_smallest_scheme_within_the_budget(tiny):
 def test_small_weights_stay_float_with_a_note(tiny):
     import keras
 
-    from kerasml.coreml.convert import convert_keras_model
+    from kerasml.conversion.to_coreml import convert_keras_model
 
     small = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.AveragePooling2D(7),
                               keras.layers.Flatten(), keras.layers.Dense(10, activation="softmax")])
-    assert small.layers[-1].count_params() < compress.WEIGHT_THRESHOLD
+    assert small.layers[-1].count_params() < schemes.WEIGHT_THRESHOLD
     notes: list[str] = []
     model = convert_keras_model(small, "mlpackage", "palette4", notes=notes)
     assert "constexpr_lut_to_dense" not in _program_ops(model)
-    assert notes == [f"note: no weight tensor has {compress.PALETTE4_THRESHOLD} or more values, so palette4 left "
+    assert notes == [f"note: no weight tensor has {schemes.PALETTE4_THRESHOLD} or more values, so palette4 left "
                      "the weights as they were"]
 
 
@@ -171,21 +172,21 @@ def test_small_weights_stay_float_with_a_note(tiny):
 ])
 def test_bad_combinations_are_one_line(fmt, precision, sparsity, has_data, max_drop, message):
     with pytest.raises(KerasmlError) as error:
-        compress.check(fmt, precision, sparsity, has_data, max_drop)
+        schemes.check(fmt, precision, sparsity, has_data, max_drop)
     assert message in str(error.value) and "\n" not in str(error.value)
 
 
 def test_an_old_target_is_refused_for_new_ops():
     with pytest.raises(KerasmlError, match="needs --min-target iOS18"):
-        compress.check_target("iOS16", "int4")
+        schemes.check_target("iOS16", "int4")
     with pytest.raises(KerasmlError, match="needs --min-target iOS18"):
-        compress.check_target("iOS17", "palette4", 0.5)
-    compress.check_target("iOS16", "palette4")
+        schemes.check_target("iOS17", "palette4", 0.5)
+    schemes.check_target("iOS16", "palette4")
 
 
 @pytest.mark.slow
 def test_convert_measures_the_fp32_size_once_and_verify_uses_the_scheme_tolerance(tiny, tmp_path):
-    from kerasml.coreml.convert import ConvertOptions, convert
+    from kerasml.conversion.to_coreml import ConvertOptions, convert
     from kerasml.checks.verify import verify
 
     out = tmp_path / "tiny.mlpackage"
@@ -194,7 +195,7 @@ def test_convert_measures_the_fp32_size_once_and_verify_uses_the_scheme_toleranc
     assert result.precision == "palette6" and result.reference_precision == "fp32"
     assert result.size_bytes < 0.7 * result.fp32_size_bytes  # the program itself is half of so small a model
     checked = verify(out, tiny["keras"], samples=200)
-    assert checked.precision == "palette6" and checked.atol == compress.tolerance("palette6")[0]
+    assert checked.precision == "palette6" and checked.atol == schemes.tolerance("palette6")[0]
     assert "for palette6 weights" in next(c.detail for c in checked.checks if c.name == "values")
 
 
@@ -204,7 +205,7 @@ def test_palette4_gives_small_tensors_a_64_entry_table_and_int4_blocks_of_48(tmp
     (not float); 48 input values form one int4 block rather than three blocks of 16."""
     import keras
 
-    from kerasml.coreml.convert import convert_keras_model
+    from kerasml.conversion.to_coreml import convert_keras_model
 
     keras.utils.set_random_seed(1)
     model = keras.Sequential([keras.Input((28, 28, 1)),

@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from kerasml.coreml.convert import ConvertOptions, convert
+from kerasml.conversion.to_coreml import ConvertOptions, convert
 from kerasml.errors import KerasmlError
-from kerasml.coreml.inspect import inspect_model, load_spec
+from kerasml.model.inspect import inspect_model, load_spec
 
 
 @pytest.fixture(scope="module", params=["mlmodel", "mlpackage"])
@@ -131,7 +131,7 @@ def test_ml_programs_carry_short_names_and_each_small_constant_once(converted, t
     strides, pads and pad types every convolution and pooling repeats) are written once; the
     runtime still computes what Keras computes."""
     from kerasml.checks.verify import verify
-    from kerasml.coreml import short_names
+    from kerasml.conversion import short_names
 
     result, trained = converted
     spec = load_spec(result.path)
@@ -161,7 +161,7 @@ def test_batch_normalisation_after_a_dense_layer_folds_into_its_weights(fmt, tmp
     import keras
     import numpy as np
 
-    from kerasml.coreml.convert import convert_keras_model
+    from kerasml.conversion.to_coreml import convert_keras_model
     from kerasml.runtime import load_model
 
     keras.utils.set_random_seed(3)

@@ -1,11 +1,11 @@
-"""kerasml/coreml/conversion_fixes.py, fix by fix: each checked against TensorFlow or Keras itself."""
+"""kerasml/conversion/conversion_fixes.py, fix by fix: each checked against TensorFlow or Keras itself."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from kerasml.coreml import conversion_fixes as fixes
+from kerasml.conversion import conversion_fixes as fixes
 
 
 def test_grouped_convolution_leaves_no_function_call():

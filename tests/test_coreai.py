@@ -41,7 +41,7 @@ def test_convert_writes_the_asset_and_says_what_it_takes(converted):
 
 
 def test_metadata_travels_as_on_the_core_ml_model(converted):
-    from kerasml.coreai.asset import check_asset
+    from kerasml.model.aimodel import check_asset
     from kerasml.runtime import load_model
 
     aimodel, package, _ = converted
@@ -141,7 +141,7 @@ def _foreign_program(path: Path, bgr: bool):
 
 @pytest.mark.parametrize("bgr", [False, True])
 def test_a_foreign_ml_program_migrates_computing_what_it_computes(tmp_path, bgr):
-    from kerasml.coreai.asset import check_asset
+    from kerasml.model.aimodel import check_asset
     from kerasml.coreai.runtime import load_aimodel
     from kerasml.runtime import load_model
 

@@ -26,7 +26,7 @@ pytest.importorskip("coreai.authoring")
 from coremltools.converters.mil import Builder as mb  # noqa: E402
 from coremltools.converters.mil.mil import types  # noqa: E402
 
-from kerasml.coreai.library import authoring, runtime, runtime_notes_muted  # noqa: E402
+from kerasml.libs import coreai_authoring, coreai_runtime, coreai_notes_muted  # noqa: E402
 from kerasml.coreai.lowering.graph import FOLDED, STACKED, Graph, Tensor  # noqa: E402
 from kerasml.coreai.lowering.mil import lower_program, program_inputs  # noqa: E402
 from kerasml.coreai.lowering.mil.program import _main  # noqa: E402
@@ -61,7 +61,7 @@ def convert(build, shapes, target=IOS17, dtypes=None):
 def lower_function(mlmodel):
     """The program's main function as a Core AI module `main`, each input with an open prediction
     axis (folded into a leading axis of size 1, else stacked before it); outputs as (N, values) rows."""
-    A = authoring()
+    A = coreai_authoring()
     spec = mlmodel.get_spec()
     folder = Path(mlmodel.weights_dir).parent if getattr(mlmodel, "weights_dir", None) else None
     inputs = program_inputs(spec)
@@ -103,7 +103,7 @@ def lower_function(mlmodel):
 
 
 def run_core_ai(module, feeds: dict, n_outputs: int, path) -> list[np.ndarray]:
-    A, R = authoring(), runtime()
+    A, R = coreai_authoring(), coreai_runtime()
     A.AIProgram(module).save_asset(path)
 
     async def go():
@@ -112,7 +112,7 @@ def run_core_ai(module, feeds: dict, n_outputs: int, path) -> list[np.ndarray]:
             out = await fn({k: R.NDArray(np.ascontiguousarray(v)) for k, v in feeds.items()})
             return [out[f"out{k}"].numpy() for k in range(n_outputs)]
 
-    with runtime_notes_muted():
+    with coreai_notes_muted():
         return asyncio.run(go())
 
 
@@ -894,7 +894,7 @@ def test_compressed_weight_in_other_ops(consumer, tmp_path):
 
 def test_compression_core_ai_cannot_keep_is_decompressed_with_a_note(tmp_path):
     """Where Core AI's op refuses a compressed form, the weights are decompressed at conversion."""
-    with mock.patch.object(authoring(), "lut_to_dense", side_effect=ValueError("no such palette")):
+    with mock.patch.object(coreai_authoring(), "lut_to_dense", side_effect=ValueError("no such palette")):
         notes = check(lambda x: mb.conv(x=x, weight=_lut16(4)(), pad_type="same"), [(1, 16, 6, 6)], tmp_path,
                       target=IOS16)
     assert notes and "decompressed at conversion: no such palette" in notes[0]
@@ -979,7 +979,7 @@ def _lowered_sizes_and_outputs(mlmodel, images, path):
     from kerasml.coreai.lowering import lower_model
     from kerasml.files import path_size
 
-    A, R = authoring(), runtime()
+    A, R = coreai_authoring(), coreai_runtime()
     folder = Path(mlmodel.weights_dir).parent
     lowered = lower_model(mlmodel.get_spec(), folder)
     A.AIProgram(lowered.module).save_asset(path)
@@ -989,7 +989,7 @@ def _lowered_sizes_and_outputs(mlmodel, images, path):
             out = await model.load_function("classify")({"image": R.NDArray(images.astype(np.float32))})
             return out["labelProbabilities"].numpy()
 
-    with runtime_notes_muted():
+    with coreai_notes_muted():
         got = asyncio.run(go())
     return path_size(path), path_size(folder), got
 
@@ -1001,7 +1001,7 @@ def _lowered_sizes_and_outputs(mlmodel, images, path):
 def test_precision_schemes_stay_compressed_in_core_ai(small_classifier, precision, sparsity, tmp_path):
     """kerasml's own compression (coreml/compress.py) lowered: the .aimodel shrinks as the .mlpackage
     does, and Apple's runtime matches kerasml's on the same compressed program."""
-    from kerasml.coreml.convert import convert_keras_model
+    from kerasml.conversion.to_coreml import convert_keras_model
 
     model, images = small_classifier
     labels = [str(i) for i in range(10)]

@@ -20,7 +20,7 @@ ct = pytest.importorskip("coremltools")
 from coremltools.models import datatypes  # noqa: E402
 from coremltools.models.neural_network import NeuralNetworkBuilder  # noqa: E402
 
-from kerasml.coreai.library import authoring, runtime, runtime_notes_muted  # noqa: E402
+from kerasml.libs import coreai_authoring, coreai_runtime, coreai_notes_muted  # noqa: E402
 from kerasml.coreai.lowering import lower_model  # noqa: E402
 
 RNG = np.random.default_rng(23)
@@ -57,7 +57,7 @@ def pixels(spec, n: int = 3) -> np.ndarray:
 
 def core_ai(spec, images: np.ndarray, labels: list | None = None) -> np.ndarray:
     """The spec lowered, saved as an .aimodel and run on `images` by Apple's runtime."""
-    A, R = authoring(), runtime()
+    A, R = coreai_authoring(), coreai_runtime()
     lowered = lower_model(spec, None, labels=labels)
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "model.aimodel"
@@ -69,7 +69,7 @@ def core_ai(spec, images: np.ndarray, labels: list | None = None) -> np.ndarray:
                 result = await function({"image": R.NDArray(np.ascontiguousarray(images, np.float32))})
                 return result["labelProbabilities"].numpy()
 
-        with runtime_notes_muted():
+        with coreai_notes_muted():
             return np.array(asyncio.run(go()))
 
 
@@ -524,9 +524,9 @@ def test_bidirectional_lstm_gru_and_simple_rnn_with_their_states():
 def _converted(spec, folder: Path, n: int = 6):
     """(labels, Core AI probabilities, kerasml's probabilities) for `spec` saved as an .mlmodel and
     converted as `kerasml convert MODEL.mlmodel --format aimodel` converts it."""
-    from kerasml.coreai.convert import convert
+    from kerasml.conversion.to_coreai import convert
     from kerasml.coreai.runtime import load_aimodel
-    from kerasml.coreml.convert import ConvertOptions
+    from kerasml.conversion.to_coreml import ConvertOptions
 
     source = folder / "old.mlmodel"
     source.write_bytes(spec.SerializeToString())

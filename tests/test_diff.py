@@ -78,7 +78,7 @@ def test_fused_layers_are_one_row(cnn, converted):
 
 def _scale_one_weight(package: Path, op_output: str, factor: float) -> None:
     """Multiply, in the .mlpackage's weight file, the weight of the op whose output is `op_output`."""
-    from kerasml.runtime.model import read_spec
+    from kerasml.model.coreml_spec import read_spec
 
     spec, folder = read_spec(package)
     function = spec.mlProgram.functions["main"]
@@ -99,7 +99,7 @@ def _scale_one_weight(package: Path, op_output: str, factor: float) -> None:
 
 
 def test_a_fault_is_found_at_its_layer(cnn, converted, tmp_path):
-    from kerasml.coreml.layers import read
+    from kerasml.model.layer_record import read
     from kerasml.runtime import load_model
 
     faulty = tmp_path / "faulty.mlpackage"

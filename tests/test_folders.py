@@ -143,8 +143,8 @@ def test_folder_options_are_checked(tmp_path, small_digits_npz):
 # ---------------------------------------------------------------------------- folders to Core ML
 @pytest.mark.slow
 def test_folders_train_convert_and_verify_with_no_flags(tmp_path):
-    from kerasml.coreml.convert import ConvertOptions, convert
-    from kerasml.coreml.inspect import inspect_model
+    from kerasml.conversion.to_coreml import ConvertOptions, convert
+    from kerasml.model.inspect import inspect_model
     from kerasml.record import read_record
     from kerasml.training.train import TrainOptions, train
     from kerasml.checks.verify import verify

@@ -3,7 +3,8 @@ their type between their neighbours, and the pairing across renaming steps."""
 
 from __future__ import annotations
 
-from kerasml.coreml.layers import owners_filled, paired, read, write_to
+from kerasml.conversion.layers import owners_filled, paired
+from kerasml.model.layer_record import read, write_to
 
 KERAS = [("image", "InputLayer"), ("conv", "Conv2D"), ("pool", "MaxPooling2D"), ("conv_1", "Conv2D"),
          ("norm", "BatchNormalization"), ("up", "UpSampling2D"), ("flat", "Flatten"), ("head", "Dense")]

@@ -1,6 +1,7 @@
-"""The package's shape, read from its source with `ast`: no import circle, no private name imported
-across modules, no module over the size limit, and the packages that must stay light stay light.
-The whole package is checked, kerasml/runtime/ included."""
+"""The package's shape, read from its source with `ast`: a one-way pipeline (no package imports,
+even lazily inside a function, a package above it in `LAYERS`), no import circle among modules, no
+private name imported across modules, no module over the size limit, and the packages that must
+stay light stay light. The whole package is checked, kerasml/runtime/ included."""
 
 from __future__ import annotations
 
@@ -113,7 +114,7 @@ def test_no_module_is_over_the_size_limit():
 
 
 @pytest.mark.parametrize("package", ["kerasml.cli", "kerasml.record", "kerasml.data", "kerasml.data.splits",
-                                     "kerasml.coreml", "kerasml.coreml.spec", "kerasml.report.build",
+                                     "kerasml.conversion", "kerasml.model.coreml_spec", "kerasml.report.build",
                                      "kerasml.checks.verify", "kerasml.training.options"])
 def test_light_modules_import_neither_tensorflow_nor_coremltools(package):
     code = (f"import sys, {package}; "
@@ -123,9 +124,36 @@ def test_light_modules_import_neither_tensorflow_nor_coremltools(package):
     assert out == "[]"
 
 
-def test_coreml_does_not_depend_on_the_runtime():
-    """The runtime may read specs through kerasml.coreml.spec; the other way round would be a circle
-    through a package that is meant to be replaceable."""
-    for name, path in modules().items():
-        if name.startswith("kerasml.coreml.spec") or name == "kerasml.coreml":
-            assert not [t for t, _ in imports(name, path) if t.startswith("kerasml.runtime")], name
+# The house, bottom first: each package (or top-level module) may import only those before it.
+# `model` describes a model in every format (readers, Keras loader, precisions, feature names, the
+# layer record, which images to measure on); `app` is the iOS app's half (its contract, how it reads,
+# packaging); the stages follow the pipeline: runtime → Core AI → train → checks → conversion →
+# report; `web`, the CLI and the Python API are faces on top.
+LAYERS = ["errors", "version", "files", "libs", "record", "plots", "data", "preprocess", "model", "app",
+          "runtime", "coreai", "training", "checks", "conversion", "report", "web", "api", "cli", "__main__",
+          "kerasml"]
+
+
+def layer_of(module: str) -> str:
+    """`kerasml.checks.verify` → "checks"; `kerasml` (the package's face) → "kerasml"."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else "kerasml"
+
+
+def test_every_package_has_a_place_in_the_house():
+    assert {layer_of(name) for name in modules()} == set(LAYERS)
+
+
+def test_the_pipeline_is_one_way():
+    """No package imports one above it, lazy imports inside functions included."""
+    rank = {layer: i for i, layer in enumerate(LAYERS)}
+    upward = sorted({f"{layer_of(name)} → {layer_of(target)} ({name} imports {target})"
+                     for name, targets in graph().items() for target in targets
+                     if rank[layer_of(target)] > rank[layer_of(name)]})
+    assert upward == []
+
+
+def test_the_layer_check_finds_an_upward_import():
+    rank = {layer: i for i, layer in enumerate(LAYERS)}
+    assert rank[layer_of("kerasml.conversion.to_coreml")] > rank[layer_of("kerasml.checks.verify")]
+    assert layer_of("kerasml") == "kerasml" and layer_of("kerasml.record") == "record"

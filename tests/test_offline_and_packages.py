@@ -112,10 +112,10 @@ def test_cache_location_follows_keras_home(monkeypatch, tmp_path):
 
 
 def test_evaluate_without_data_offline_uses_the_sample_and_says_so(monkeypatch, tmp_path):
-    from kerasml.checks.evaluate import evaluation_images
+    from kerasml.model.images import labelled_images
 
     _offline(monkeypatch)
-    x, y, source = evaluation_images(None, (28, 28, 1))
+    x, y, source = labelled_images((28, 28, 1))     # evaluate's images when no --data is given
     assert x.shape == (5000, 28, 28, 1) and y.shape == (5000,)
     assert "offline" in source and "pass --data" in source
 
@@ -140,7 +140,7 @@ def test_runtime_refuses_a_manifest_that_leaves_the_package(tmp_path):
 
 
 def test_inspect_refuses_a_manifest_that_leaves_the_package(tmp_path):
-    from kerasml.coreml.inspect import load_spec
+    from kerasml.model.inspect import load_spec
 
     package = _package_pointing_at(tmp_path, "../../secret.txt")
     with pytest.raises(KerasmlError, match="points outside the package"):
@@ -148,7 +148,7 @@ def test_inspect_refuses_a_manifest_that_leaves_the_package(tmp_path):
 
 
 def test_manifest_inside_the_package_is_followed(tmp_path):
-    from kerasml.coreml.spec import package_model_file
+    from kerasml.model.coreml_spec import package_model_file
 
     package = _package_pointing_at(tmp_path, "com.apple.CoreML/model.mlmodel")
     (package / "Data" / "com.apple.CoreML" / "model.mlmodel").write_bytes(b"")

@@ -11,7 +11,7 @@ import pytest
 from kerasml.errors import KerasmlError
 from kerasml.app.contract import CONTRACT, PROJECT, load_contract
 from kerasml.app.package import next_steps, package_model
-from kerasml.coreml.spec import class_labels
+from kerasml.model.coreml_spec import class_labels
 
 APP_DIR = Path(__file__).resolve().parents[1] / "ios_app"
 MODEL_IN_APP = load_contract(APP_DIR).model_file
@@ -162,7 +162,7 @@ def test_drawings_are_recognised_by_a_packaged_kerasml_model(tmp_path, app, samp
     """
     import json
 
-    convert = pytest.importorskip("kerasml.coreml.convert")
+    convert = pytest.importorskip("kerasml.conversion.to_coreml")
     from kerasml.runtime import load_model
 
     converted = convert.convert(convert.ConvertOptions(model=sample_cnn, labels="digits",
@@ -177,8 +177,8 @@ def test_drawings_are_recognised_by_a_packaged_kerasml_model(tmp_path, app, samp
     wrong = {name: got for name, got in read.items() if got != drawn[name]}
     print(f"packaged model read the drawings as {read}")
     from PIL import Image                       # for comparison: squashing the whole canvas to 28x28
-    from kerasml.preprocess import rasterize_sketch
-    squashed = [np.asarray(Image.fromarray(rasterize_sketch(c["strokes"], c["canvas_side"]))
+    from kerasml.app.reading import sketch_raster
+    squashed = [np.asarray(Image.fromarray(sketch_raster(c["strokes"], c["canvas_side"]))
                            .resize((28, 28), Image.Resampling.BOX)) for c in cases["stroke_cases"] if c["name"] in drawn]
     naive = [str(packaged.labels[i]) for i in packaged.predict_probabilities(np.stack(squashed)).argmax(axis=1)]
     print(f"squashing the canvas instead reads them as {dict(zip(drawn, naive))}")
@@ -250,8 +250,8 @@ def test_contract_outcomes_shared_with_the_app(case):
 @pytest.fixture(scope="module")
 def digit_aimodel(trained_digits, tmp_path_factory):
     pytest.importorskip("coreai.authoring", reason="Apple's coreai-core is not installed here")
-    from kerasml.coreai.convert import convert
-    from kerasml.coreml.convert import ConvertOptions
+    from kerasml.conversion.to_coreai import convert
+    from kerasml.conversion.to_coreml import ConvertOptions
 
     out = tmp_path_factory.mktemp("ai") / "digits.aimodel"
     convert(ConvertOptions(model=trained_digits.model_path, labels="digits", format="aimodel", out=out),

@@ -80,8 +80,10 @@ def test_stroke_fixtures_are_drawn_as_the_app_draws_them():
 
 def test_tiny_and_huge_drawings_get_mnist_strokes():
     """The model raster's stroke follows the drawing's size, so both come out 2-4 px wide."""
+    from kerasml.app.reading import sketch_raster
+
     three = [(0.27, 0.2), (0.52, 0.16), (0.66, 0.31), (0.5, 0.47), (0.68, 0.64), (0.53, 0.81), (0.27, 0.77)]
-    tiny, huge = (normalize_digit(rasterize_sketch([[(x * scale + dx, y * scale + dx) for x, y in three]]))
+    tiny, huge = (normalize_digit(sketch_raster([[(x * scale + dx, y * scale + dx) for x, y in three]], 1.0))
                   for scale, dx in ((0.12, 0.01), (1.3, -0.12)))
     for out in (tiny, huge):
         ink = out > 127
@@ -89,7 +91,7 @@ def test_tiny_and_huge_drawings_get_mnist_strokes():
         width = 2 * ink.sum() / (ink.sum() - inner.sum())       # stroke width ~ 2 * area / boundary
         assert 1.5 <= width <= 4, width
     assert np.abs(tiny.astype(int) - huge.astype(int)).mean() < 12
-    assert model_stroke_width([]) == 2.0 and model_stroke_width([[(0, 0), (60, 30)]]) == 10.0
+    assert model_stroke_width([], 6, 2.0) == 2.0 and model_stroke_width([[(0, 0), (60, 30)]], 6, 2.0) == 10.0
 
 
 def test_image_fixtures_within_one_grey_level():

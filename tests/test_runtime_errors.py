@@ -36,7 +36,7 @@ def test_missing_path(tmp_path):
 def test_not_a_model(tmp_path):
     path = tmp_path / "notes.mlmodel"
     path.write_text("these are not the weights you are looking for\n")
-    with pytest.raises(KerasmlError, match="not a Core ML model"):
+    with pytest.raises(KerasmlError, match="not a readable Core ML model"):
         load_model(path)
 
 
@@ -49,7 +49,7 @@ def test_truncated_file(tmp_path):
     data = _dense_spec().SerializeToString()
     path = tmp_path / "cut.mlmodel"
     path.write_bytes(data[: len(data) // 2])
-    with pytest.raises(KerasmlError, match="not a Core ML model or is truncated"):
+    with pytest.raises(KerasmlError, match="not a readable Core ML model"):
         load_model(path)
 
 

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from kerasml.errors import KerasmlError
-from kerasml.runtime import UnsupportedModelError, load_model, proto
+from kerasml.model import proto
+from kerasml.runtime import UnsupportedModelError, load_model
 
 from runtime_harness import call_mil, seeded
 

@@ -39,7 +39,7 @@ def tutorial_model():
 
 def to_core_ml(model, fmt: str):
     """The project's own converter, at full precision."""
-    from kerasml.coreml.convert import convert_keras_model
+    from kerasml.conversion.to_coreml import convert_keras_model
 
     return convert_keras_model(model, fmt=fmt, precision="fp32")
 

@@ -72,7 +72,7 @@ def test_fine_tuning_starts_from_the_weights_file(fine_tuned, saved_backbone):
 
 @pytest.mark.slow
 def test_fine_tuned_model_converts_with_no_flags_verifies_and_reports(fine_tuned, shapes, tmp_path):
-    from kerasml.coreml.convert import ConvertOptions, convert
+    from kerasml.conversion.to_coreml import ConvertOptions, convert
     from kerasml.report.build import report
     from kerasml.checks.verify import verify
 
@@ -173,7 +173,7 @@ def test_bgr_record_converts_to_a_bgr_image_input(tmp_path):
     """The colour order travels from the record to Core ML's ImageType, and verify agrees."""
     import keras
 
-    from kerasml.coreml.convert import ConvertOptions, convert
+    from kerasml.conversion.to_coreml import ConvertOptions, convert
     from kerasml.record import Preprocessing, TrainingRecord, write_record
     from kerasml.runtime import load_model
     from kerasml.checks.verify import verify

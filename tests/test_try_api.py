@@ -21,7 +21,8 @@ pytest.importorskip("httpx2", reason="FastAPI's TestClient needs httpx2")
 
 from fastapi.testclient import TestClient  # noqa: E402
 
-from kerasml.web import photo, reading  # noqa: E402
+from kerasml.app import reading  # noqa: E402
+from kerasml.web import photo  # noqa: E402
 from kerasml.web.app import STATIC, create_app  # noqa: E402
 from kerasml.web.classifier import TryModel  # noqa: E402
 from kerasml.web.schemas import MAX_POINTS, MAX_POINTS_PER_STROKE, MAX_STROKES, MAX_UPLOAD_BYTES  # noqa: E402
@@ -77,19 +78,28 @@ def strokes_request(client, strokes, side=1.0):
 
 # ------------------------------------------------------------------------- the app's policy, once
 def test_policy_is_the_app_contracts():
-    """The thresholds and stroke rule are the app's (DigitKit decodes the same file); this fails
-    when the contract changes and the page does not."""
-    import inspect
-
-    from kerasml.preprocess import rasterize_sketch
+    """The thresholds, stroke rule and words are the app's: read from the contract kerasml ships,
+    which is the app's own file (DigitKit decodes the same one)."""
+    from kerasml.app.contract import bundled_contract, load_contract
 
     if not CONTRACT.is_file():
         pytest.skip("ios_app/app-contract.json is not in this checkout")
+    assert bundled_contract() == load_contract(CONTRACT.parent)
     contract = json.loads(CONTRACT.read_text())
     assert contract["reading"] == {"minimum_confidence": reading.MINIMUM_CONFIDENCE,
                                    "minimum_ink_extent": reading.MINIMUM_INK_EXTENT, "top": reading.TOP}
-    defaults = {name: parameter.default for name, parameter in inspect.signature(rasterize_sketch).parameters.items()}
-    assert {key: defaults[key] for key in contract["drawing"]} == contract["drawing"]
+    assert reading.LINE_WIDTH_FRACTION == 1 / contract["drawing"]["screen_stroke_divisor"]
+    drawing = contract["drawing"]
+    thin = [[(0.5, 0.1), (0.5, 0.9)]]
+    assert np.array_equal(reading.sketch_raster(thin, 1.0), rasterize_sketch(
+        thin, 1.0, drawing["raster_side"], drawing["stroke_divisor"], drawing["minimum_stroke"]))
+    words = contract["wording"]
+    assert reading.Reading(reading.EMPTY).headline() == words["empty_drawing"]
+    assert reading.Reading(reading.EMPTY).headline(photo=True) == words["no_ink"]
+    assert reading.Reading(reading.TOO_SMALL).headline() == words["too_small"]
+    assert reading.Reading(reading.UNSURE).headline() == words["unsure"]
+    assert reading.Reading(reading.ANSWER, [("7", 0.9)]).headline() == words["digit"].format(label="7")
+    assert reading.Reading(reading.UNSURE).headline("drawing") == words["unsure"].replace("digit", "drawing")
 
 
 def test_ranking_is_digitkits():
@@ -129,7 +139,7 @@ def test_a_drawn_digit_is_read_with_the_runtime(client, models):
     from kerasml.runtime import load_model
 
     answer = strokes_request(client, VERTICAL_ONE).json()
-    expected_input = normalize_digit(rasterize_sketch(VERTICAL_ONE))
+    expected_input = normalize_digit(reading.sketch_raster(VERTICAL_ONE, 1.0))
     assert np.array_equal(pixels_of(answer["model_input"]), expected_input)
     probabilities = load_model(models["digits"]).predict_probabilities(expected_input[None])[0]
     best = [str(i) for i in np.argsort(-probabilities)[:3]]

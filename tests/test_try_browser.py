@@ -19,7 +19,8 @@ import numpy as np
 import pytest
 
 import try_models
-from kerasml.preprocess import normalize_digit, rasterize_sketch
+from kerasml.app.reading import sketch_raster
+from kerasml.preprocess import normalize_digit
 
 pytest.importorskip("fastapi", reason="kerasml try needs fastapi (pip install fastapi uvicorn)")
 pytest.importorskip("uvicorn", reason="kerasml try needs uvicorn (pip install uvicorn)")
@@ -127,7 +128,7 @@ def test_a_digit_drawn_in_chromium_is_read_as_kerasml_reads_it(browser, live, mo
         assert min(abs(px - x) + abs(py - y) for px, py in strokes[0]) < 2.5 / side
 
     # What kerasml.preprocess makes of the same strokes, as DigitKit's Sketch does.
-    expected = normalize_digit(rasterize_sketch([strokes[0]]))
+    expected = normalize_digit(sketch_raster([strokes[0]], 1.0))
     preview = decode_png(browser.find_element("id", "model-input").get_attribute("src"))
     assert np.array_equal(preview, expected)
 
@@ -151,7 +152,7 @@ def test_a_digit_drawn_in_chromium_is_read_as_kerasml_reads_it(browser, live, mo
     wait_for(lambda: text_of(browser, "headline") not in ("No digit: draw it larger", ""), "the pen stroke")
     strokes = browser.execute_script("return window.kerasmlTry.strokes()")
     assert len(strokes) == 2
-    both = normalize_digit(rasterize_sketch(strokes))
+    both = normalize_digit(sketch_raster(strokes, 1.0))
     wait_for(lambda: np.array_equal(decode_png(browser.find_element("id", "model-input").get_attribute("src")), both),
              "the preview of both strokes")
     browser.find_element("id", "clear").click()

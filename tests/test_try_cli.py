@@ -48,7 +48,7 @@ def test_a_missing_or_damaged_model(tmp_path):
     assert_one_error_line(kerasml_try(tmp_path / "nothing.mlmodel"), "does not exist")
     damaged = tmp_path / "damaged.mlmodel"
     damaged.write_bytes(b"\x08\x04\x12\xff\xff")
-    assert_one_error_line(kerasml_try(damaged), "not a Core ML model")
+    assert_one_error_line(kerasml_try(damaged), "not a readable Core ML model")
 
 
 def test_a_port_in_use(models):

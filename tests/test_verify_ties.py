@@ -34,7 +34,7 @@ def test_all_ties_says_so_instead_of_failing():
 
 @pytest.fixture(scope="module")
 def converted(trained_digits, tmp_path_factory):
-    from kerasml.coreml.convert import ConvertOptions, convert
+    from kerasml.conversion.to_coreml import ConvertOptions, convert
 
     out = tmp_path_factory.mktemp("ties") / "digits.mlmodel"
     convert(ConvertOptions(model=trained_digits.model_path, labels="digits", out=out),

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-from kerasml.coreml.convert import ConvertOptions, convert
-from kerasml.coreml.inspect import inspect_model
+from kerasml.conversion.to_coreml import ConvertOptions, convert
+from kerasml.model.inspect import inspect_model
 from kerasml.checks.verify import verify
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kerasml.runtime import proto
+from kerasml.model import proto
 
 GRAYSCALE, RGB = 10, 20
 

@@ -29,7 +29,7 @@ class Problem:
 # -- descriptions --------------------------------------------------------------------------------------
 def describe_core_ml(spec) -> dict:
     """A Core ML spec as the app reads it from MLModelDescription."""
-    from kerasml.coreml.spec import class_labels, image_colour
+    from kerasml.model.coreml_spec import class_labels, image_colour
 
     inputs = []
     for feature in spec.description.input:
@@ -50,10 +50,10 @@ def describe_core_ml(spec) -> dict:
 
 def describe_core_ai(path: Path, metadata) -> dict:
     """An .aimodel (already checked whole) as Core AI's asset summary shows it."""
-    from kerasml.coreai.library import authoring, runtime_notes_muted
+    from kerasml.libs import coreai_authoring, coreai_notes_muted
 
-    with runtime_notes_muted():
-        summary = authoring().AIModelAsset.load(path).summary(include_statistics=False)
+    with coreai_notes_muted():
+        summary = coreai_authoring().AIModelAsset.load(path).summary(include_statistics=False)
     functions = {}
     for name in summary.function_names:
         functions[name] = {"inputs": {n: _ndarray(t) for n, t in summary.function_inputs(name)},

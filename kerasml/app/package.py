@@ -28,12 +28,12 @@ def package_model(model: Path, app_dir: Path = Path("ios_app"), force: bool = Tr
                            "(ios_app in a kerasml checkout)")
     contract = load_contract(app_dir)
     if fmt == "aimodel":
-        from kerasml.coreai.asset import check_asset
+        from kerasml.model.aimodel import check_asset
 
         found = problems(describe_core_ai(model, check_asset(model)), "aimodel", contract)
         destination, how = app_dir / contract.core_ai.model_file, "--format aimodel"
     else:
-        from kerasml.coreml.inspect import load_spec
+        from kerasml.model.inspect import load_spec
 
         spec = load_spec(model)
         found = spec_version_problems(spec, contract) + problems(describe_core_ml(spec), "mlmodel", contract)

@@ -33,18 +33,6 @@ def load_classifier(path: Path):
     return model
 
 
-def labelled_images(data: Path, shape: tuple[int, int, int], limit: int | None = None):
-    """(images, labels, what they are) from the user's labelled data, which must be `shape` images."""
-    from kerasml.data import load_dataset
-
-    dataset = load_dataset(path=Path(data), say=lambda message: None)
-    x, y, what = dataset.labelled_images(limit=limit, size=shape[0])
-    if x.shape[1:] != shape:
-        raise KerasmlError(f"--data images are {x.shape[1]}x{x.shape[2]}x{x.shape[3]} but the model takes "
-                           f"{shape[0]}x{shape[1]}x{shape[2]}")
-    return x, y, what
-
-
 def image_preprocessing(image) -> Preprocessing:
     """The Core ML model's image input (runtime `ImageInput`) as kerasml's Preprocessing."""
     return Preprocessing(height=image.height, width=image.width, channels=image.channels, scale=image.scale,

@@ -106,8 +106,8 @@ class DiffResult:
 def diff(keras_path: Path, converted_path: Path, data: Path | None = None, samples: int | None = None,
          compute: str = "fp32", tolerance: float | None = None, unsafe: bool = False) -> DiffResult:
     from kerasml.checks.compare import image_preprocessing, load_classifier
-    from kerasml.checks.verify import images_for
-    from kerasml.coreml.keras_models import load_keras_model
+    from kerasml.model.images import comparison_images
+    from kerasml.model.keras_models import load_keras_model
 
     if compute not in TOLERANCES:
         raise KerasmlError(f"--compute {compute!r} is not fp32 or fp16")
@@ -131,7 +131,7 @@ def diff(keras_path: Path, converted_path: Path, data: Path | None = None, sampl
                      "run as float16 hardware runs it")
     keras_model = load_keras_model(keras_path, unsafe=unsafe)
     image = model.image
-    images, labels, source = images_for(image.height, image.width, image.channels, data, samples or 100)
+    images, labels, source = comparison_images((image.height, image.width, image.channels), data, samples or 100)
     pixels = image_preprocessing(image).scale_pixels(images).reshape((len(images), *keras_model.input_shape))
     keras_values, groups, readers = _keras_layers(keras_model, pixels, record)
     if in_fp16:   # overflow is recorded, not refused, and is what fp16 hardware computes
@@ -154,7 +154,7 @@ def diff(keras_path: Path, converted_path: Path, data: Path | None = None, sampl
 
 # -- the converted model's side ----------------------------------------------------------------------
 def _layer_record(model, path: Path) -> dict[str, str]:
-    from kerasml.coreml.layers import KEY, read
+    from kerasml.model.layer_record import KEY, read
 
     record = read(model.creator_defined)
     if not record:
@@ -164,7 +164,7 @@ def _layer_record(model, path: Path) -> dict[str, str]:
 
 
 def _check_source(model, keras_path: Path, converted_path: Path) -> None:
-    from kerasml.coreml.metadata import sha256_of
+    from kerasml.files import sha256_of
     from kerasml.record import metadata_key
 
     recorded = model.creator_defined.get(metadata_key("source_sha256"))

@@ -12,7 +12,8 @@ from typing import Callable
 
 import numpy as np
 
-from kerasml.checks.compare import labelled_images, load_classifier
+from kerasml.checks.compare import load_classifier
+from kerasml.model.images import labelled_images
 from kerasml.errors import KerasmlError
 
 BATCH = 1000
@@ -52,11 +53,11 @@ def evaluate(model_path: Path, data: Path | None = None, plot: Path | None = Non
     import time
 
     from kerasml.record import model_stem
-    from kerasml.report.plots import confusion_matrix, plot_confusion
+    from kerasml.plots import confusion_matrix, plot_confusion
 
     model = load_classifier(Path(model_path))
     image = model.image
-    x, y, source = evaluation_images(data, (image.height, image.width, image.channels))
+    x, y, source = labelled_images((image.height, image.width, image.channels), data)
     if y.max() >= len(model.labels):
         raise KerasmlError(f"the data has label {y.max()} but the model knows only {len(model.labels)} classes")
     started = time.perf_counter()
@@ -89,21 +90,3 @@ def evaluate(model_path: Path, data: Path | None = None, plot: Path | None = Non
 
 def _channels_last(images: np.ndarray) -> np.ndarray:
     return images if images.ndim == 4 else images[..., np.newaxis]
-
-
-def evaluation_images(data: Path | None, shape: tuple[int, int, int]):
-    if data is None:
-        if shape != (28, 28, 1):
-            raise KerasmlError("pass --data PATH with labelled test images for this model")
-        from kerasml.data import load_mnist
-
-        fields = load_mnist()
-        if fields.get("x_test") is not None:
-            return _channels_last(fields["x_test"]), fields["y_test"], "MNIST test set (keras.datasets)"
-        # Offline, as `train` does: the bundled digits, which a model trained offline has seen.
-        return (_channels_last(fields["x_train"]), fields["y_train"],
-                "the bundled 5,000-digit MNIST sample (offline: could not download the MNIST test set; "
-                "a model trained on this sample scores higher here than on unseen digits; pass --data "
-                "PATH for a real test set)")
-    x, y, what = labelled_images(Path(data), shape)
-    return x, y, f"{data} ({what})"

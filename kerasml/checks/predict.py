@@ -5,7 +5,8 @@
 component cropped, fitted into 20x20 and centred by mass); other grayscale models, and every model
 with `raw=True`, are only resized after dark-on-light pictures are inverted. Each result says what
 was done.
-Colour models always get a plain resize to the model's input size.
+Colour models always get a plain resize to the model's input size. Guesses are ranked as the app
+ranks them (`app.reading.rank`: ties to the smaller label).
 Files are opened as the `kerasml try` page opens uploads (`kerasml.data.images`): a big JPEG at
 reduced scale (a note says so), in bounded memory; over 40 megapixels, animated, damaged or not
 PNG/JPEG/GIF/BMP/WebP/PPM, one clear error.
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from kerasml.app.reading import rank
 from kerasml.checks.compare import load_classifier
 from kerasml.errors import KerasmlError
 
@@ -63,7 +65,6 @@ def predict(model_path: Path, images: list[Path], top: int = 3, raw: bool = Fals
     probabilities = model.predict_probabilities(np.stack(inputs))
     labels = [str(label) for label in model.labels]
     results = []
-    for path, row, said in zip(images, probabilities, notes):
-        order = np.argsort(row)[::-1][:top]
-        results.append(Prediction(str(path), [(labels[i], float(row[i])) for i in order], said))
+    for path, row, said in zip(images, probabilities, notes):   # ranked as the app ranks, ties to the smaller label
+        results.append(Prediction(str(path), rank(row, labels, top), said))
     return results

@@ -11,16 +11,12 @@ from pathlib import Path
 
 import numpy as np
 
-from kerasml.coreml import compress
-from kerasml.checks.compare import compare, labelled_images
+from kerasml.model import precision as schemes
+from kerasml.model.features import PROBABILITY_OUTPUT
+from kerasml.model.images import comparison_images
+from kerasml.checks.compare import compare
 from kerasml.errors import KerasmlError
 from kerasml.record import metadata_key
-
-# Default tolerances by weight precision: max |Δ probability| and the least top-1 agreement.
-# fp32 must match Keras to float rounding; fp16 keeps about 3 significant digits; 8-bit weights
-# move probabilities by up to a few percent and may flip genuinely ambiguous images.
-TOLERANCES = {"float32": (1e-5, 1.0), "float16": (5e-3, 0.998), "int8": (5e-2, 0.99),
-              "int4": (0.1, 0.97), "lut": (5e-2, 0.99)}
 
 
 @dataclasses.dataclass
@@ -77,16 +73,17 @@ def verify(coreml_path: Path, keras_path: Path, data: Path | None = None, sample
            atol: float | None = None, unsafe: bool = False) -> VerifyResult:
     coreml, keras_model = _load_pair(coreml_path, keras_path, unsafe)
     image = coreml.image
-    images = images_for(image.height, image.width, image.channels, data, samples)
+    images = comparison_images((image.height, image.width, image.channels), data, samples)
     checks = _fit_checks(coreml, keras_model, coreml_path, keras_path)
     comparison = compare(coreml, keras_model, *images)
     expected, actual, labels, images = comparison.expected, comparison.actual, comparison.labels, comparison.images
 
+    # The tolerance of kerasml's own scheme, recorded by convert; else of what the weights are stored as.
     precision = coreml.weight_precision
-    default_atol, min_agreement = TOLERANCES.get(precision, TOLERANCES["lut"])
-    scheme = compress.parse_label(coreml.creator_defined.get(metadata_key("precision"), ""))
-    if scheme is not None:  # kerasml's own compression scheme, written by convert: its tolerance
-        precision, (default_atol, min_agreement) = compress.label(*scheme), compress.tolerance(*scheme)
+    scheme = schemes.parse_label(coreml.creator_defined.get(metadata_key("precision"), ""))
+    if scheme is not None:
+        precision = schemes.label(*scheme)
+    default_atol, min_agreement = schemes.tolerance(*(scheme or (schemes.stored_scheme(precision), None)))
     atol = default_atol if atol is None else atol
     difference = np.abs(actual.astype(np.float64) - expected.astype(np.float64))
     max_diff, mean_diff = float(difference.max()), float(difference.mean())
@@ -122,7 +119,7 @@ def _load_pair(coreml_path: Path, keras_path: Path, unsafe: bool):
     """The converted model (an image classifier: Core ML for kerasml's runtime, Core AI for Apple's) and
     the Keras model it came from."""
     from kerasml.checks.compare import load_classifier
-    from kerasml.coreml.keras_models import load_keras_model
+    from kerasml.model.keras_models import load_keras_model
 
     coreml = load_classifier(Path(coreml_path))
     return coreml, load_keras_model(Path(keras_path), unsafe=unsafe)
@@ -186,7 +183,7 @@ def core_ml_probabilities(path: Path, images: np.ndarray, runtime_model) -> np.n
     model = coremltools().models.MLModel(str(path))
     labels = list(runtime_model.labels)
     name, probabilities = runtime_model.input_name, runtime_model.output_names
-    key = next((n for n in probabilities if n == "labelProbabilities"), None)
+    key = next((n for n in probabilities if n == PROBABILITY_OUTPUT), None)
     rows = []
     for pixels in images:
         picture = Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels)
@@ -225,24 +222,8 @@ def accuracy_change(coreml_path: Path, keras_path: Path, data: Path, unsafe: boo
     """What a lower weight precision costs: Keras (fp32) against the Core ML model on labelled data."""
     coreml, keras_model = _load_pair(coreml_path, keras_path, unsafe)
     image = coreml.image
-    comparison = compare(coreml, keras_model, *images_for(image.height, image.width, image.channels, Path(data), None))
+    comparison = compare(coreml, keras_model, *comparison_images((image.height, image.width, image.channels), Path(data)))
     keras_accuracy, coreml_accuracy = comparison.keras_accuracy, comparison.coreml_accuracy
     return {"samples": len(comparison.images), "source": comparison.source, "keras_accuracy": keras_accuracy,
             "coreml_accuracy": coreml_accuracy,
             "points_change": round(100 * (coreml_accuracy - keras_accuracy), 4)}
-
-
-def images_for(height: int, width: int, channels: int, data: Path | None, samples: int | None):
-    """Images to compare on: the user's data, else bundled MNIST digits, else seeded noise."""
-    if data is not None:
-        x, y, _ = labelled_images(Path(data), (height, width, channels), limit=samples)
-        return x, y, f"images from {data}"
-    samples = samples or 1000
-    if (height, width, channels) == (28, 28, 1):
-        from kerasml.data.sources import load_mnist_sample
-        sample = load_mnist_sample()
-        order = np.random.default_rng(0).permutation(len(sample["x_train"]))[:samples]
-        return sample["x_train"][order], sample["y_train"][order], "bundled MNIST digits"
-    rng = np.random.default_rng(0)
-    return (rng.integers(0, 256, size=(samples, height, width, channels), dtype=np.uint8), None,
-            "random images (pass --data for real ones)")

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from kerasml.coreai.asset import check_asset
-from kerasml.coreai.library import authoring, runtime, runtime_notes_muted
+from kerasml.model.aimodel import check_asset
+from kerasml.libs import coreai_authoring, coreai_runtime, coreai_notes_muted
 from kerasml.coreai.lowering import FUNCTION, INPUT, OUTPUT
 from kerasml.coreai.lowering.graph import PROVENANCE
 from kerasml.errors import KerasmlError
@@ -30,7 +30,7 @@ def intermediates(path: Path, pixels: np.ndarray, names: list[str]) -> dict[str,
     program computes from the image (a value folded to a constant at conversion has no op)."""
     path = Path(path)
     check_asset(path)
-    A = authoring()
+    A = coreai_authoring()
     program = A.AIModelAsset.load(path).program
     graph = program._get_graph(FUNCTION)   # noqa: SLF001  b3 has no public way to reach a function
     if graph is None:
@@ -63,7 +63,7 @@ def _last_ops(graph) -> dict[str, object]:
 
 
 def _run(path: Path, pixels: np.ndarray) -> dict[str, np.ndarray]:
-    A, R = authoring(), runtime()
+    A, R = coreai_authoring(), coreai_runtime()
 
     async def go():
         async with A.AIModelAsset.load(path).executable() as model:
@@ -71,5 +71,5 @@ def _run(path: Path, pixels: np.ndarray) -> dict[str, np.ndarray]:
             out = await function({INPUT: R.NDArray(np.ascontiguousarray(pixels, dtype=np.float32))})
             return {name: np.asarray(value.numpy(), dtype=np.float32) for name, value in out.items() if name != OUTPUT}
 
-    with runtime_notes_muted():
+    with coreai_notes_muted():
         return asyncio.run(go())

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from kerasml.coreai.asset import AssetMetadata, check_asset
-from kerasml.coreai.library import authoring, runtime, runtime_notes_muted, version
+from kerasml.model.aimodel import AssetMetadata, check_asset
+from kerasml.libs import coreai_authoring, coreai_runtime, coreai_notes_muted, coreai_version
 from kerasml.coreai.lowering import FUNCTION, INPUT, OUTPUT
 from kerasml.errors import KerasmlError
 from kerasml.record import Preprocessing, metadata_key
@@ -115,9 +115,9 @@ class _Session:
             return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
 
     async def _open(self) -> None:
-        self.context = authoring().AIModelAsset.load(self.path).executable()
+        self.context = coreai_authoring().AIModelAsset.load(self.path).executable()
         try:
-            with runtime_notes_muted():
+            with coreai_notes_muted():
                 model = await self.context.__aenter__()
                 self.function = model.load_function(FUNCTION)
         except RuntimeError as exc:
@@ -126,7 +126,7 @@ class _Session:
 
     async def run(self, pixels: np.ndarray) -> np.ndarray:
         try:
-            outputs = await self.function({INPUT: runtime().NDArray(pixels)})
+            outputs = await self.function({INPUT: coreai_runtime().NDArray(pixels)})
         except RuntimeError as exc:
             raise KerasmlError(f"Apple's Core AI runtime failed on {self.path} ({_first_line(exc)})") from None
         return np.array(outputs[OUTPUT].numpy(), dtype=np.float32)
@@ -169,7 +169,7 @@ def _image_input(path: Path, metadata: AssetMetadata) -> ImageInput:
 
 
 def _backend() -> str:
-    return f"coreai-core {version()}, CPU" if sys.platform != "darwin" else f"coreai-core {version()}"
+    return f"coreai-core {coreai_version()}, CPU" if sys.platform != "darwin" else f"coreai-core {coreai_version()}"
 
 
 def _first_line(exc: Exception) -> str:

@@ -36,15 +36,14 @@ def rasterize_strokes(strokes: Iterable[Sequence[Sequence[float]]],
     return canvas
 
 
-def rasterize_sketch(strokes: Iterable[Sequence[Sequence[float]]], canvas_side: float = 1.0,
-                     raster_side: int = 280, stroke_divisor: int = 6,
-                     minimum_stroke: float = 2.0) -> np.ndarray:
+def rasterize_sketch(strokes: Iterable[Sequence[Sequence[float]]], canvas_side: float, raster_side: int,
+                     stroke_divisor: int, minimum_stroke: float) -> np.ndarray:
     """A drawing as the demo app rasterises it for the model (DigitKit's `Sketch.rasterized`).
 
-    Points are in the square canvas's units (the app uses 0...1); they are scaled to a
-    `raster_side` square and drawn `model_stroke_width` wide: 1/`stroke_divisor` of the drawing's
-    extent, at least `minimum_stroke` px, so any size of drawing gets MNIST-like strokes. The
-    defaults are the app contract's (ios_app/app-contract.json, `drawing`).
+    Points are in the square canvas's units; they are scaled to a `raster_side` square and drawn
+    `model_stroke_width` wide: 1/`stroke_divisor` of the drawing's extent, at least
+    `minimum_stroke` px, so any size of drawing gets MNIST-like strokes. The app's values are its
+    contract's `drawing` section (`kerasml.app.reading.sketch_raster` passes them).
     """
     side = float(raster_side)
     scale = side / canvas_side if canvas_side > 0 else 1.0
@@ -52,7 +51,7 @@ def rasterize_sketch(strokes: Iterable[Sequence[Sequence[float]]], canvas_side: 
     return rasterize_strokes(scaled, raster_side, model_stroke_width(scaled, stroke_divisor, minimum_stroke))
 
 
-def model_stroke_width(strokes, stroke_divisor: int = 6, minimum_stroke: float = 2.0) -> float:
+def model_stroke_width(strokes, stroke_divisor: int, minimum_stroke: float) -> float:
     """1/`stroke_divisor` of the longer side of the points' bounding box, at least `minimum_stroke`."""
     points = [point for stroke in strokes for point in stroke]
     if not points:

@@ -28,9 +28,10 @@ import numpy as np
 from kerasml.data.splits import decoding_errors, split_validation
 from kerasml.errors import KerasmlError
 from kerasml.files import atomic_output, check_output
+from kerasml.model.images import labelled_source
 from kerasml.record import DIGITS, Preprocessing, TrainingRecord, model_stem, read_record
 from kerasml.report.figures import write_figures
-from kerasml.report.plots import confusion_matrix
+from kerasml.plots import confusion_matrix
 
 WORST = 16          # images in the mistakes grid
 BATCH = 256
@@ -110,7 +111,7 @@ class _Subject:
     CONVERTED = (".mlmodel", ".mlpackage", ".aimodel")
 
     def __init__(self, model: Path, unsafe: bool):
-        from kerasml.coreml.keras_models import image_shape_for, load_keras_model
+        from kerasml.model.keras_models import image_shape_for, load_keras_model
 
         self.converted, self.notes = None, []
         self.keras_path: Path | None = model
@@ -162,25 +163,11 @@ def _keep_worst(heap: list, x: np.ndarray, y: np.ndarray, p: np.ndarray, offset:
 
 def _evaluation_images(record: TrainingRecord | None, data: Path | None, shape: tuple[int, int, int],
                        samples: int | None, say) -> tuple[object, Iterator, str]:
-    """The dataset and batches of (uint8 images, labels) from its test split, else the validation split the model
-    was trained without (same seed), else every image; folders are decoded as they stream."""
-    from kerasml.data import SOURCES, load_dataset
-
-    recorded = record.extra.get("data") if record else None
-    same_data = data is None or (recorded is not None and Path(data).resolve() == Path(recorded))
-    test_data = record.extra.get("test_data") if record else None
-    if data is None and test_data and Path(test_data).exists():
-        data, same_data = Path(test_data), False   # the separate test set the record was scored on
-    elif data is None and recorded and Path(recorded).exists():
-        data = Path(recorded)
-    elif data is None and record and Path(record.dataset_source).exists():
-        data = Path(record.dataset_source)
-    if data is not None:
-        dataset = load_dataset(path=Path(data), say=say)
-    elif record and record.dataset in SOURCES:
-        dataset = load_dataset(record.dataset, say=say)
-    else:
-        raise KerasmlError("cannot find the data the model was trained on; pass --data PATH to labelled images")
+    """The dataset (model/images.py's policy) and batches of (uint8 images, labels) from its test
+    split, else the validation split the model was trained without (same seed), else every image;
+    folders are decoded as they stream."""
+    source = labelled_source(shape, data, record, say)
+    dataset, same_data = source.dataset, source.trained_on
     seed, fraction = (record.seed, record.extra.get("val_split")) if record else (None, None)
     can_split = same_data and seed is not None and fraction is not None
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from kerasml.record import Preprocessing, model_stem
-from kerasml.report.plots import plot_confusion, plot_history, pyplot, save_figure
+from kerasml.plots import plot_confusion, plot_history, pyplot, save_figure
 
 MAX_MAPS = 32       # feature maps and filters shown at most
 

@@ -13,10 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
-from kerasml.coreml.spec import (NN_TYPES, classifier_labels, image_colour, least_precise,
-                                 main_weights, package_model_file, weight_class)
+from kerasml.model.coreml_spec import (NN_TYPES, read_spec, classifier_labels, image_colour, least_precise,
+                                 main_weights, weight_class)
 from kerasml.errors import KerasmlError
-from kerasml.runtime import fp16, proto
+from kerasml.model import proto
+from kerasml.runtime import fp16
 from kerasml.runtime.errors import UnsupportedModelError
 from kerasml.runtime.parallel import parallel_map, pieces
 
@@ -39,24 +40,6 @@ class ImageInput:
     colour: str
     scale: float
     bias: tuple[float, ...]
-
-
-def read_spec(path: Path):
-    """(spec, folder that `@model_path` means) for a .mlmodel file or an .mlpackage folder."""
-    if not path.exists():
-        raise KerasmlError(f"{path} does not exist; pass a .mlmodel file or an .mlpackage folder")
-    if path.is_dir():
-        path = package_model_file(path)
-    spec = proto.model_pb2().Model()
-    try:
-        spec.ParseFromString(path.read_bytes())
-    except Exception:  # protobuf's DecodeError and friends: the file is not (all) a Core ML model
-        raise KerasmlError(f"{path} is not a Core ML model or is truncated; convert the model again") from None
-    if spec.specificationVersion < 1 or spec.WhichOneof("Type") is None or not spec.description.input:
-        raise KerasmlError(
-            f"{path} is not a Core ML model (no specification version, type or inputs); convert the model again"
-        )
-    return spec, path.parent
 
 
 def load_model(source, compute: str = "fp32") -> "CoreMLModel":

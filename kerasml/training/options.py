@@ -6,6 +6,7 @@ import dataclasses
 from pathlib import Path
 
 from kerasml.errors import KerasmlError
+from kerasml.record import DEFAULT_SCALE
 
 
 @dataclasses.dataclass
@@ -33,7 +34,7 @@ class TrainOptions:
     mixed_precision: bool = False      # mixed_float16 (GPU only)
 
 
-NORMALIZATIONS = {"unit": (1 / 255.0, 0.0), "symmetric": (1 / 127.5, -1.0)}  # (scale, bias)
+NORMALIZATIONS = {"unit": (DEFAULT_SCALE, 0.0), "symmetric": (2 * DEFAULT_SCALE, -1.0)}  # (scale, bias)
 MAX_IMAGE_SIZE = 1024
 
 

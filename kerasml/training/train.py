@@ -222,7 +222,7 @@ def _record_extra(options: TrainOptions, plan: Plan, data: PreparedData, dist, p
 
 def _write_outputs(model, out: Path, record: TrainingRecord, history, predictions, y_test,
                    labels: list[str], force: bool) -> list[Path]:
-    from kerasml.report.plots import confusion_matrix, plot_confusion, plot_history
+    from kerasml.plots import confusion_matrix, plot_confusion, plot_history
 
     with atomic_output(out, force=force) as temporary:
         model.save(temporary)

@@ -11,7 +11,8 @@ import numpy as np
 from kerasml.errors import KerasmlError
 from kerasml.record import metadata_key
 from kerasml import preprocess
-from kerasml.web import photo, reading
+from kerasml.app import reading
+from kerasml.web import photo
 
 
 class TryModel:

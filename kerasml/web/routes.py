@@ -9,7 +9,8 @@ import functools
 
 from fastapi import APIRouter, Depends, Request, Response
 
-from kerasml.web import photo, reading
+from kerasml.app import reading
+from kerasml.web import photo
 from kerasml.web.classifier import TryModel
 from kerasml.web.schemas import (MAX_POINTS, MAX_POINTS_PER_STROKE, MAX_STROKES, MAX_UPLOAD_BYTES,
                                  ErrorResponse, Guess, Limits, Load, ModelCard, PhotoResponse, Policy,

@@ -16,15 +16,14 @@ from typing import Annotated
 
 import numpy as np
 
-from kerasml.coreai.library import authoring
+from kerasml.libs import coreai_authoring
 from kerasml.coreai.lowering.graph import FOLDED, Graph, Tensor, u32
-from kerasml.coreml.spec import NN_TYPES, image_colour
+from kerasml.model.coreml_spec import NN_TYPES, image_colour
+from kerasml.model.features import CORE_AI_FUNCTION, CORE_AI_INPUT, CORE_AI_OUTPUT
 from kerasml.errors import KerasmlError
 from kerasml.runtime.errors import UnsupportedModelError
 
-FUNCTION = "classify"
-INPUT = "image"
-OUTPUT = "labelProbabilities"
+FUNCTION, INPUT, OUTPUT = CORE_AI_FUNCTION, CORE_AI_INPUT, CORE_AI_OUTPUT   # model/features.py
 
 
 @dataclass(frozen=True)
@@ -51,7 +50,7 @@ class LoweredModel:
 def lower_model(spec, folder, labels: list | None = None) -> LoweredModel:
     """The Core AI module for a parsed Core ML spec (`folder`: where an ML Program's weights are);
     `labels` replaces the model's own class labels (required when it has none)."""
-    A = authoring()
+    A = coreai_authoring()
     model_type = spec.WhichOneof("Type")
     if model_type not in ("mlProgram", *NN_TYPES):
         raise UnsupportedModelError(f"model type '{model_type}' is not a neural network or ML Program; kerasml "
@@ -143,7 +142,7 @@ def _image_input(spec):
 
 
 def _own_labels(spec, model_type: str) -> list:
-    from kerasml.coreml.spec import class_labels
+    from kerasml.model.coreml_spec import class_labels
 
     labels = class_labels(spec)
     return [int(v) if isinstance(v, (int, np.integer)) else str(v) for v in labels] if labels else []

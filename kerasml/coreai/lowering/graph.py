@@ -24,7 +24,7 @@ import dataclasses
 
 import numpy as np
 
-from kerasml.coreai.library import authoring
+from kerasml.libs import coreai_authoring
 from kerasml.runtime.errors import UnsupportedModelError
 
 FOLDED, STACKED, SHARED = "folded", "stacked", "shared"
@@ -82,7 +82,7 @@ class Graph:
     """Emits Core AI ops on `Tensor`s; each method returns the Tensor the program would see."""
 
     def __init__(self):
-        self.A = authoring()
+        self.A = coreai_authoring()
         self.notes: list[str] = []      # compressed weights some op needed decompressed, in words
 
     @contextlib.contextmanager

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from kerasml.errors import KerasmlError
-from kerasml.runtime import proto
+from kerasml.model import proto
 from kerasml.runtime.errors import UnsupportedModelError
 
 # MIL data type name -> (numpy dtype, bits per element when packed below a byte)

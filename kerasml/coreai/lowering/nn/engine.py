@@ -19,7 +19,7 @@ from kerasml.coreai.lowering.mil.program import LoweredProgram
 from kerasml.coreai.lowering.nn import arith
 from kerasml.coreai.lowering.nn.layer import Layer
 from kerasml.coreai.lowering.registry import NN_LOWERINGS
-from kerasml.coreml.spec import image_colour
+from kerasml.model.coreml_spec import image_colour
 from kerasml.errors import KerasmlError
 from kerasml.runtime.errors import UnsupportedModelError
 from kerasml.runtime.nn.engine import image_preprocessing

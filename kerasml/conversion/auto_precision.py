@@ -9,8 +9,8 @@ from typing import Callable
 
 import numpy as np
 
-from kerasml.coreml.compress import BY_NAME, CALIBRATION_IMAGES, SCHEMES, TARGET_ORDER, apply, label, required_target
-from kerasml.errors import KerasmlError
+from kerasml.conversion.compress import apply
+from kerasml.model.precision import BY_NAME, CALIBRATION_IMAGES, SCHEMES, TARGET_ORDER, label, required_target
 
 
 @dataclasses.dataclass
@@ -90,9 +90,10 @@ def _mixed(reference, small: str, safe: str, images, labels, reference_accuracy:
     """(model, trial) of the smallest per-layer mix of `small` and `safe` within the budget, or None:
     each weight tensor compressed alone with `small` first (what it costs), then as many of them
     kept `small` as the budget allows."""
-    from kerasml.coreml import layers, sensitivity
+    from kerasml.conversion import sensitivity
+    from kerasml.model import layer_record
 
-    record = layers.read(dict(reference.user_defined_metadata)) or {}
+    record = layer_record.read(dict(reference.user_defined_metadata)) or {}
     say(f"trying {small} where it costs least, {safe} elsewhere: each layer with {small} alone ...")
     costs, _, _ = sensitivity.sensitivity(reference, record, small, images, labels, say)
     found = sensitivity.mixed(reference, costs, small, safe, images, labels, reference_accuracy, max_drop, say)
@@ -124,34 +125,3 @@ def calibration_images(images: np.ndarray) -> np.ndarray:
     return images[np.sort(np.random.default_rng(0).permutation(len(images))[:CALIBRATION_IMAGES])]
 
 
-def labelled_images(data, record, preprocessing) -> tuple[np.ndarray, np.ndarray, str]:
-    """(uint8 images (N, H, W, C), labels, what they are) from --data, else the test set the
-    training record was scored on, else the recorded dataset's test split."""
-    from pathlib import Path
-
-    from kerasml.data import load_dataset
-
-    shape = (preprocessing.height, preprocessing.width, preprocessing.channels)
-    test_data = record.extra.get("test_data") if record else None
-    if data is None and test_data and Path(test_data).exists():
-        data = Path(test_data)
-    if data is not None:
-        dataset = load_dataset(path=Path(data), say=lambda message: None)
-        what = f"images from {data}"
-    elif record and record.dataset:
-        try:
-            dataset = load_dataset(record.dataset, say=lambda message: None)
-        except KerasmlError:
-            dataset = None
-        if dataset is None or (dataset.x_test is None and dataset.folders is None):
-            raise KerasmlError("no test images for the model's dataset; pass --data PATH to labelled images")
-        what = f"{record.dataset} test images"
-    else:
-        raise KerasmlError("pass --data PATH to labelled images to measure the accuracy compression costs")
-    x, y, _ = dataset.labelled_images(size=shape[0])
-    if x.ndim == 3:
-        x = x[..., None]
-    if x.shape[1:] != shape:
-        raise KerasmlError(f"--data images are {x.shape[1]}x{x.shape[2]}x{x.shape[3]} but the model takes "
-                           f"{shape[0]}x{shape[1]}x{shape[2]}")
-    return x, np.asarray(y, dtype=np.int64), what

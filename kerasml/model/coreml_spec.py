@@ -1,9 +1,10 @@
-"""The one reader of what a Core ML model declares: image colour, class labels, image preprocessing,
-weight precision, and where an .mlpackage keeps its model.
+"""The one reader of Core ML files and of what a Core ML model declares: `read_spec` parses an
+.mlmodel or .mlpackage (proto.py: coremltools' message classes without importing coremltools), and
+the rest reads image colour, class labels, image preprocessing, weight precision and where an
+.mlpackage keeps its model.
 
 `kerasml inspect`, `kerasml package` and kerasml's runtime (kerasml/runtime/model.py) all read these
-facts here. It works on parsed protobuf specs (from coremltools or the runtime's own parser) and
-imports neither coremltools, TensorFlow nor the runtime, so any of them may import it.
+facts here. It imports neither coremltools, TensorFlow nor the runtime, so any of them may import it.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import json
 from pathlib import Path
 
 from kerasml.errors import KerasmlError
+from kerasml.model import proto
 
 # ImageFeatureType.ColorSpace -> the channel order the model takes (40 is GRAYSCALE_FLOAT16).
 COLOUR_SPACES = {10: "grayscale", 20: "rgb", 30: "bgr", 40: "grayscale"}
@@ -58,7 +60,30 @@ def package_model_file(package: Path) -> Path:
     return model_file
 
 
-# ----------------------------------------------------------------------------------------- labels
+def read_spec(path: Path):
+    """(spec, folder that `@model_path` means) for a .mlmodel file or an .mlpackage folder, refused
+    in one line when the path is not a whole Core ML model."""
+    path = Path(path)
+    if not path.exists():
+        raise KerasmlError(f"{path} does not exist; pass a .mlmodel file or an .mlpackage folder")
+    if path.suffix == ".mlpackage" and not (path / "Manifest.json").is_file():
+        raise KerasmlError(f"{path} is not a valid .mlpackage (no Manifest.json); convert the model again")
+    if path.suffix == ".mlmodel" and not path.is_file():
+        raise KerasmlError(f"{path} is not a file; an .mlmodel is a single file")
+    if path.is_dir():
+        path = package_model_file(path)   # refuses a manifest that points outside the package
+    spec = proto.model_pb2().Model()
+    try:
+        spec.ParseFromString(path.read_bytes())
+    except Exception:  # protobuf's DecodeError and friends: the file is not (all) a Core ML model
+        raise KerasmlError(f"{path} is not a readable Core ML model (it may be truncated or not a model at "
+                           "all); convert the model again") from None
+    if spec.specificationVersion < 1 or spec.WhichOneof("Type") is None or not spec.description.input:
+        raise KerasmlError(f"{path} is not a readable Core ML model (no specification version, type or "
+                           "inputs); convert the model again")
+    return spec, path.parent
+
+
 def class_labels(spec) -> list | None:
     """The class labels of a classifier (also inside a pipeline or an ML Program), else None."""
     model_type = spec.WhichOneof("Type")

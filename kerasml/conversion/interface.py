@@ -3,10 +3,10 @@ model: the image input's size, colour, scale and bias, and the class labels."""
 
 from __future__ import annotations
 
-from kerasml.coreml.keras_models import LoadedModel
+from kerasml.model.keras_models import LoadedModel
 from kerasml.data.labels import parse_labels
 from kerasml.errors import KerasmlError
-from kerasml.record import DIGITS, Preprocessing, TrainingRecord
+from kerasml.record import DEFAULT_SCALE, DIGITS, Preprocessing, TrainingRecord
 
 
 def resolve_labels(spec: str | None, record: TrainingRecord | None) -> list[str] | None:
@@ -53,7 +53,7 @@ def resolve_preprocessing(options, record: TrainingRecord | None,
                                "is the record beside the model the right one?")
         scale, bias, ink = recorded.scale, list(recorded.bias), recorded.ink
     else:
-        scale, bias, ink = 1 / 255.0, [0.0] * channels, "white-on-black" if channels == 1 else "natural colour"
+        scale, bias, ink = DEFAULT_SCALE, [0.0] * channels, "white-on-black" if channels == 1 else "natural colour"
         if rescales_itself:
             scale = 1.0
             if options.scale is None and options.bias is None:

@@ -14,21 +14,24 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from kerasml.coreml import auto_precision, compress, layers
-from kerasml.coreml import conversion_fixes as fixes
-from kerasml.coreml import short_names
-from kerasml.coreml.folding import conversion_pipeline
-from kerasml.coreml.interface import (bias_text, core_ml_labels, int_labels, labels_for_outputs, rescales_itself,
-                                      resolve_labels, resolve_preprocessing)
-from kerasml.coreml.keras_models import LoadedModel, image_shape_for, load_keras_model
-from kerasml.coreml.metadata import INPUT_NAME, LABEL_OUTPUT, PROBABILITY_OUTPUT, describe
+from kerasml.conversion import auto_precision, compress, layers, short_names
+from kerasml.conversion import conversion_fixes as fixes
+from kerasml.conversion.folding import conversion_pipeline
+from kerasml.conversion.interface import (bias_text, core_ml_labels, int_labels, labels_for_outputs, rescales_itself,
+                                          resolve_labels, resolve_preprocessing)
+from kerasml.conversion.metadata import describe
 from kerasml.errors import KerasmlError
+from kerasml.model import layer_record
+from kerasml.model import precision as schemes
+from kerasml.model.features import INPUT_NAME, LABEL_OUTPUT, PROBABILITY_OUTPUT
+from kerasml.model.images import labelled_images
+from kerasml.model.keras_models import LoadedModel, image_shape_for, load_keras_model
 from kerasml.files import atomic_output, check_output, path_size
 from kerasml.libs import coremltools, quiet_output, tensorflow
 from kerasml.record import DIGITS, Preprocessing, TrainingRecord, model_stem, read_record
 
-FORMATS = {"mlmodel": "neuralnetwork", "mlpackage": "mlprogram"}
-PRECISIONS = compress.NAMES
+FORMATS = {"mlmodel": "neuralnetwork", "mlpackage": "mlprogram"}   # Core ML formats → coremltools targets
+OUTPUT_FORMATS = ("mlmodel", "mlpackage", "aimodel")   # aimodel: Core AI (to_coreai.py)
 
 
 @dataclasses.dataclass
@@ -36,7 +39,7 @@ class ConvertOptions:
     model: Path
     labels: str | None = None
     out: Path | None = None
-    format: str = "mlmodel"
+    format: str | None = None         # mlmodel, mlpackage or aimodel; None: --out's suffix, else mlmodel
     precision: str = "fp32"
     author: str | None = None
     license: str | None = None
@@ -53,6 +56,11 @@ class ConvertOptions:
     sparsity: float | None = None     # fraction of weights pruned to zero and stored sparse
     max_drop: float | None = None     # --precision auto: accuracy points the smallest scheme may lose
     fp32_layers: str | None = None    # Keras layers kept in float32 in a float16 ML Program (a,b,c)
+
+    def __post_init__(self) -> None:
+        if self.format is None:   # --out big.mlpackage says which format it wants
+            suffix = Path(self.out).suffix.lstrip(".") if self.out else ""
+            self.format = suffix if suffix in OUTPUT_FORMATS else "mlmodel"
 
 
 @dataclasses.dataclass
@@ -107,7 +115,7 @@ class ConvertResult:
 @dataclasses.dataclass
 class Conversion:
     """A Keras model converted in memory, before it is saved: what `convert` writes as Core ML and
-    what kerasml's Core AI converter lowers (kerasml/coreai/convert.py)."""
+    what kerasml's Core AI converter lowers (kerasml/conversion/to_coreai.py)."""
 
     mlmodel: object                   # coremltools MLModel, metadata filled
     options: ConvertOptions           # with --precision auto resolved to the scheme chosen
@@ -139,7 +147,7 @@ def keras_to_core_ml(options: ConvertOptions, fmt: str, say: Callable[[str], Non
     label_list = labels_for_outputs(label_list, model, source, notes)
     add_softmax = _adds_softmax(model, options.add_softmax, notes)
 
-    say(f"converting {source} to {options.format} ({compress.label(options.precision, options.sparsity)}) ...")
+    say(f"converting {source} to {options.format} ({schemes.label(options.precision, options.sparsity)}) ...")
     in_format = dataclasses.replace(options, format=fmt)
     mlmodel, chosen, reference = _convert_compressed(model, in_format, record, label_list, preprocessing,
                                                      add_softmax, notes, say)
@@ -164,7 +172,7 @@ def convert(options: ConvertOptions, say: Callable[[str], None] = print,
         accuracy = accuracy_change(out, source, options.data, unsafe=options.unsafe)
     label_list = conversion.labels
     return ConvertResult(
-        path=out, source=source, format=options.format, precision=compress.label(options.precision, options.sparsity),
+        path=out, source=source, format=options.format, precision=schemes.label(options.precision, options.sparsity),
         spec_version=spec.specificationVersion, size_bytes=path_size(out),
         input=f"{INPUT_NAME}: {preprocessing.width}x{preprocessing.height} {preprocessing.colour} image, "
               f"scale {preprocessing.scale:.6g}, bias {bias_text(preprocessing.bias)}",
@@ -178,7 +186,7 @@ def convert(options: ConvertOptions, say: Callable[[str], None] = print,
 
 def check_fp32_layers(options: ConvertOptions, fmt: str) -> None:
     """--fp32-layers only means something where the rest of the program computes in float16."""
-    if options.fp32_layers and not (fmt in ("mlpackage", "aimodel") and compress.computes_in_fp16(options.precision)):
+    if options.fp32_layers and not (fmt in ("mlpackage", "aimodel") and schemes.computes_in_fp16(options.precision)):
         raise KerasmlError("--fp32-layers keeps layers in float32 inside a float16 ML Program: use it with "
                            "--precision fp16 and --format mlpackage or aimodel")
 
@@ -190,7 +198,7 @@ def _checked_paths(options: ConvertOptions) -> tuple[Path, Path]:
     if Path(options.model).suffix in (".mlmodel", ".mlpackage"):
         raise KerasmlError(f"{options.model} is already a Core ML model; convert its Keras model, or pass "
                            "--format aimodel to turn it into a Core AI model")
-    compress.check(options.format, options.precision, options.sparsity, options.data is not None,
+    schemes.check(options.format, options.precision, options.sparsity, options.data is not None,
                    options.max_drop)
     check_fp32_layers(options, options.format)
     source = Path(options.model)
@@ -228,7 +236,7 @@ def _convert_compressed(model: LoadedModel, options: ConvertOptions, record: Tra
     import tempfile
 
     reference: dict = {}
-    fp16_program = options.format == "mlpackage" and compress.computes_in_fp16(options.precision)
+    fp16_program = options.format == "mlpackage" and schemes.computes_in_fp16(options.precision)
 
     def keep_uncompressed(uncompressed) -> None:
         if options.precision == "fp32" and not options.sparsity or options.precision == "fp16" and fp16_program:
@@ -243,8 +251,8 @@ def _convert_compressed(model: LoadedModel, options: ConvertOptions, record: Tra
 
     auto = options.precision == "auto"
     calibration = None
-    if not auto and compress.scheme(options.precision).activations:
-        images, _, _ = auto_precision.labelled_images(options.data, None, preprocessing)
+    if not auto and schemes.scheme(options.precision).activations:
+        images, _, _ = labelled_images(preprocessing.shape, options.data)
         calibration = auto_precision.calibration_images(images)
         notes.append(f"note: 8-bit activation ranges measured on {len(calibration)} images from {options.data} "
                      "with kerasml's runtime")
@@ -260,7 +268,7 @@ def _convert_compressed(model: LoadedModel, options: ConvertOptions, record: Tra
     if not auto:
         return mlmodel, options, reference
     describe(mlmodel, Path(options.model), record, preprocessing, labels, dataclasses.replace(options, precision="fp32"))
-    images, truth, source = auto_precision.labelled_images(options.data, record, preprocessing)
+    images, truth, source = labelled_images(preprocessing.shape, options.data, record)
     chosen, compressed, trials = auto_precision.choose(mlmodel, options.format, images, truth, options.max_drop,
                                                  options.sparsity, target, say)
     notes.extend(auto_precision.trial_table(trials, len(images), source, options.max_drop))
@@ -281,11 +289,11 @@ def convert_keras_model(model, fmt: str = "mlmodel", precision: str = "fp32",
     `precision` and `sparsity` name a `compress` scheme (`calibration`: images for w8a8);
     `uncompressed(mlmodel)` sees the model before it is compressed; `fp32_layers` (Keras layer
     names) keep computing in float32 in a program that otherwise computes in float16. The model
-    records which of its values each Keras layer computed (`layers.KEY`).
+    records which of its values each Keras layer computed (`layer_record.KEY`).
     """
     ct = coremltools()
     if not isinstance(model, LoadedModel):
-        from kerasml.coreml.keras_models import from_keras
+        from kerasml.model.keras_models import from_keras
         model = from_keras(Path(getattr(model, "name", "model")), "keras3", model)
     if preprocessing is None:
         height, width, channels = image_shape_for(model, None)
@@ -303,7 +311,7 @@ def convert_keras_model(model, fmt: str = "mlmodel", precision: str = "fp32",
     if convert_to == "mlprogram":
         # ML Programs default to float16 compute; fp32 keeps exact parity with Keras.
         kwargs["compute_precision"] = (layers.fp16_except(ct, fp32_layers, keras_layers, scopes)
-                                       if compress.computes_in_fp16(precision) else ct.precision.FLOAT32)
+                                       if schemes.computes_in_fp16(precision) else ct.precision.FLOAT32)
     target = _deployment_target(ct, min_target, fmt, precision, sparsity)
     if target is not None:
         kwargs["minimum_deployment_target"] = target
@@ -339,7 +347,7 @@ def convert_keras_model(model, fmt: str = "mlmodel", precision: str = "fp32",
     if uncompressed is not None:
         uncompressed(mlmodel)
     mlmodel = compress.apply(mlmodel, fmt, precision, sparsity=sparsity, calibration=calibration, notes=notes)
-    layers.write(mlmodel, layers.paired(before, layers.computing_values(mlmodel.get_spec())))
+    layer_record.write(mlmodel, layers.paired(before, layers.computing_values(mlmodel.get_spec())))
     return mlmodel
 
 
@@ -375,12 +383,12 @@ def _deployment_target(ct, name: str | None, fmt: str, precision: str, sparsity:
     if name is None:
         if fmt == "mlmodel":
             return None                       # coremltools picks the oldest spec that fits
-        return getattr(ct.target, compress.required_target(precision, sparsity))
+        return getattr(ct.target, schemes.required_target(precision, sparsity))
     normalized = name.strip().replace(" ", "")
     for target in ct.target:
         if target.name.lower() == normalized.lower():
             if fmt == "mlpackage":
-                compress.check_target(target.name, precision, sparsity)
+                schemes.check_target(target.name, precision, sparsity)
             return target
     choices = ", ".join(t.name for t in ct.target if t.name.startswith("iOS"))
     raise KerasmlError(f"unknown --min-target {name!r}; use one of {choices} (or macOS13 and the like)")

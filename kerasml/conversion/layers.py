@@ -14,13 +14,10 @@ it into the one before, as a batch normalisation into its convolution).
 from __future__ import annotations
 
 import difflib
-import json
 import re
 
 from kerasml.errors import KerasmlError
-from kerasml.record import metadata_key
 
-KEY = metadata_key("layers")
 # Ops that hold or reshape weights rather than compute on the image, and the activation quantization
 # w8a8 inserts: left out of the alignment, since compression adds and removes them.
 _NOT_COMPUTING = ("const", "quantize", "dequantize", "classify")   # classify only names what the last op computed
@@ -131,30 +128,6 @@ def paired(before: list[tuple[str, str | None]], after: list[tuple[str, str]]) -
             layer = before[block.a + i][1]
             if layer is not None:
                 record[layer] = after[block.b + i][1]
-    return record
-
-
-def write(mlmodel, record: dict[str, str]) -> None:
-    write_to(mlmodel.user_defined_metadata, record)
-
-
-def write_to(metadata, record: dict[str, str]) -> None:
-    """Into a metadata mapping: Core ML's user-defined metadata or Core AI's creator-defined strings."""
-    if record:
-        metadata[KEY] = json.dumps(record, separators=(",", ":"))
-
-
-def read(metadata: dict[str, str]) -> dict[str, str] | None:
-    """The record a converted model carries (Core ML user-defined or Core AI creator-defined), or None."""
-    text = metadata.get(KEY)
-    if not text:
-        return None
-    try:
-        record = json.loads(text)
-    except ValueError:
-        return None
-    if not isinstance(record, dict) or not all(isinstance(v, str) for v in record.values()):
-        return None
     return record
 
 

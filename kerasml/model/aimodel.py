@@ -22,7 +22,7 @@ import os
 import sys
 from pathlib import Path
 
-from kerasml.coreai.library import authoring, runtime
+from kerasml.libs import coreai_authoring, coreai_runtime
 from kerasml.errors import KerasmlError
 from kerasml.files import atomic_output
 from kerasml.record import metadata_key
@@ -62,8 +62,8 @@ class AssetMetadata:
 
 def write_asset(module, path: Path, metadata: AssetMetadata, force: bool = False) -> None:
     """Save a lowered module as `path` (.aimodel), nothing half-written if anything fails."""
-    A = authoring()
-    R = runtime()
+    A = coreai_authoring()
+    R = coreai_runtime()
     info = R.AIModelAssetMetadata()
     info.author, info.license, info.model_description = metadata.author, metadata.license, metadata.description
     for key, value in metadata.creator_defined.items():
@@ -123,7 +123,7 @@ def _read_metadata(path: Path) -> AssetMetadata:
 def _probe_program(path: Path) -> None:
     """Parse the program in a child process first: Apple's parser aborts the whole process on
     bytecode it cannot read (even with a matching hash), and a kerasml command must instead say so."""
-    context = authoring().Context()._mlir_context      # first: one clear line when coreai-core is missing
+    context = coreai_authoring().Context()._mlir_context      # first: one clear line when coreai-core is missing
     if sys.platform != "linux" or not hasattr(os, "fork"):
         return
     from coreai._compiler._mlir_libs._coreaiIR._bindings.compiler import load_module_from_bytecode

@@ -11,8 +11,8 @@ import collections
 import json
 from pathlib import Path
 
-from kerasml.coreml.spec import (class_labels, describe_colour, image_preprocessing, package_model_file,
-                                 program_ops, weight_precision)
+from kerasml.model.coreml_spec import (class_labels, describe_colour, image_preprocessing, program_ops,
+                                 read_spec, weight_precision)
 from kerasml.errors import KerasmlError
 from kerasml.files import path_size
 
@@ -23,30 +23,13 @@ def inspect_model(path: Path, unsafe: bool = False) -> dict:
         raise KerasmlError(f"{path} not found")
     if path.suffix in (".mlmodel", ".mlpackage"):
         return inspect_coreml(path)
-    from kerasml.coreml.keras_models import load_keras_model
+    from kerasml.model.keras_models import load_keras_model
     return _inspect_keras(load_keras_model(path, unsafe=unsafe))
 
 
 def load_spec(path: Path):
     """The protobuf spec of an .mlmodel file or .mlpackage directory, with clear errors."""
-    from kerasml.libs import coremltools
-
-    path = Path(path)
-    if path.suffix == ".mlpackage" and not (path / "Manifest.json").is_file():
-        raise KerasmlError(f"{path} is not a valid .mlpackage (no Manifest.json); convert the model again")
-    if path.is_dir():
-        package_model_file(path)  # refuses a manifest that points outside the package
-    if path.suffix == ".mlmodel" and not path.is_file():
-        raise KerasmlError(f"{path} is not a file; an .mlmodel is a single file")
-    ct = coremltools()
-    try:
-        spec = ct.utils.load_spec(str(path))
-    except Exception as exc:  # protobuf DecodeError, KeyError on bad manifests, OSError
-        raise KerasmlError(f"{path} is not a readable Core ML model ({type(exc).__name__}); "
-                           "it may be truncated or not a model at all") from None
-    if spec.specificationVersion < 1 or spec.WhichOneof("Type") is None:
-        raise KerasmlError(f"{path} does not hold a Core ML model (empty or unknown specification)")
-    return spec
+    return read_spec(Path(path))[0]
 
 
 def inspect_coreml(path: Path) -> dict:

@@ -1,12 +1,13 @@
-"""Smaller Core ML models: the weight-compression schemes `convert --precision` offers, all through
-`coremltools.optimize` (and, for the NeuralNetwork format, coremltools' own weight quantizer).
+"""The precisions kerasml speaks of, in one table: the weight-compression schemes `convert
+--precision` offers (fp32, fp16, int8, palette8/6/4, int4, w8a8, with --sparsity), and the tolerance
+`kerasml verify` allows each against Keras.
 
-The module reads as its table, `SCHEMES`: one entry per scheme with the formats that can store it,
-the oldest iOS that runs it (ML Program), whether the program computes in float16, the coremltools
-configuration and the tolerance `kerasml verify` allows against Keras. `apply` compresses a
-converted, uncompressed MLModel; `check` refuses a bad combination in one line before any work.
-Magnitude pruning (`--sparsity`) combines with every ML Program scheme through coremltools' joint
-compression (iOS 18), which stores the pruned weights as sparse and the rest palettized or quantized.
+`SCHEMES` has one entry per scheme: the formats that can store it, the oldest iOS that runs it (ML
+Program), whether the program computes in float16, the coremltools configuration that makes it
+(applied by conversion/compress.py) and its tolerance. A model converted by kerasml records its
+scheme (`label`, read back by `parse_label`); any other model is judged by how its weights are
+stored (`stored_scheme`: the runtime's float32 / float16 / int8 / int4 / lut, each one of these
+schemes). Nothing here imports coremltools: the configurations take its module as an argument.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 from typing import Callable
 
-import numpy as np
 
 from kerasml.errors import KerasmlError
 
@@ -64,7 +64,8 @@ def _palette(nbits: int, threshold: int = WEIGHT_THRESHOLD):
 
 
 def _nn_palette(nbits: int) -> dict:
-    return {"nbits": nbits, "quantization_mode": "custom_lut", "lut_function": lambda *a: _kmeans_table(*a)}
+    # custom_lut: conversion/compress.py gives coremltools its k-means table function
+    return {"nbits": nbits, "quantization_mode": "custom_lut"}
 
 
 SCHEMES = (
@@ -182,147 +183,12 @@ def parse_label(text: str) -> tuple[str, float | None] | None:
         return None
 
 
-def apply(mlmodel, fmt: str, precision: str, sparsity: float | None = None,
-          calibration: np.ndarray | None = None, notes: list[str] | None = None):
-    """The compressed model (or `mlmodel` itself for fp32). `calibration`: uint8 images (N, H, W, C)
-    for w8a8. Notes about tensors left uncompressed go to `notes`."""
-    from kerasml.libs import quiet_output
-
-    chosen = scheme(precision)
-    notes = notes if notes is not None else []
-    if fmt == "mlmodel":
-        if chosen.nn_quantize is None:
-            return mlmodel
-        from coremltools.models.neural_network import quantization_utils
-        arguments = dict(chosen.nn_quantize)
-        if chosen.weight_threshold > WEIGHT_THRESHOLD:  # palette4: small convolutions stay float here too
-            arguments["selector"] = quantization_utils.AdvancedQuantizedLayerSelector(
-                minimum_conv_kernel_channels=1, minimum_conv_weight_count=chosen.weight_threshold)
-        with quiet_output():
-            return quantization_utils.quantize_weights(mlmodel, **arguments)
-    import coremltools.optimize.coreml as cto
-
-    from kerasml.coreml.short_names import shortened
-
-    uncompressed = mlmodel
-    joint = False
-    if sparsity is not None:
-        config = cto.OpMagnitudePrunerConfig(target_sparsity=float(sparsity), weight_threshold=WEIGHT_THRESHOLD)
-        with quiet_output():
-            mlmodel = cto.prune_weights(mlmodel, cto.OptimizationConfig(global_config=config))
-        joint = True
-    if chosen.activations:
-        if calibration is None or not len(calibration):
-            raise KerasmlError(f"--precision {precision} needs calibration images; pass --data PATH")
-        mlmodel = _quantize_activations(mlmodel, calibration)
-    if chosen.program_config is not None:
-        config = cto.OptimizationConfig(global_config=chosen.program_config(cto))
-        compressor = cto.palettize_weights if chosen.kind == "palette" else cto.linear_quantize_weights
-        with quiet_output():
-            mlmodel = compressor(mlmodel, config, joint_compression=joint)
-            for fallback in chosen.fallbacks if not joint else ():
-                # e.g. 32 input channels cannot split into blocks of 64; palette4's tensors under 1,024 values
-                if _float_weights(mlmodel, WEIGHT_THRESHOLD):
-                    mlmodel = compressor(mlmodel, cto.OptimizationConfig(global_config=fallback(cto)))
-    untouched = _float_weights(mlmodel, chosen.weight_threshold)
-    if precision not in ("fp32", "fp16") and not (_program_op_types(mlmodel) & COMPRESSED_OPS):
-        notes.append(f"note: no weight tensor has {chosen.weight_threshold} or more values, so {precision} left "
-                     "the weights as they were")
-    elif untouched and precision not in ("fp32", "fp16"):
-        notes.append(f"note: {len(untouched)} weight tensor(s) stay float ({', '.join(untouched[:3])}"
-                     f"{', ...' if len(untouched) > 3 else ''}): fewer than {chosen.weight_threshold} values, or a "
-                     f"shape {precision} cannot split into blocks or groups")
-    # The compressing passes name their new weights after the old ones ("..._palettized").
-    return mlmodel if mlmodel is uncompressed else shortened(mlmodel)
+# How a model stores its weights (the runtime's and inspect's words) → the scheme whose tolerance
+# applies to a model kerasml did not compress itself. A look-up table of unknown size is judged as
+# palette8; 8-bit raw weights as int8.
+STORED_AS = {"float32": "fp32", "float16": "fp16", "int8": "int8", "int4": "int4", "lut": "palette8"}
 
 
-def _quantize_activations(mlmodel, images: np.ndarray):
-    """coremltools' activation quantization, with the activation ranges measured by kerasml's runtime:
-    coremltools measures them by running the model through Core ML, which only macOS has."""
-    from unittest import mock
-
-    import coremltools.optimize.coreml as cto
-    from coremltools.optimize.coreml import _post_training_quantization as passes
-
-    from kerasml.libs import quiet_output
-
-    if not hasattr(passes, "_get_activation_calibration_stats"):
-        raise KerasmlError("this coremltools has no activation calibration step kerasml can feed; "
-                           "use --precision int8 (weights only)")
-    ranges = activation_ranges(mlmodel, images)
-    config = cto.OptimizationConfig(global_config=cto.OpLinearQuantizerConfig(mode="linear_symmetric"))
-    samples = [{mlmodel.get_spec().description.input[0].name: image} for image in images]
-    with mock.patch.object(passes, "_get_activation_calibration_stats", lambda *args: ranges), quiet_output():
-        return cto.linear_quantize_activations(mlmodel, config, samples)
-
-
-def activation_ranges(mlmodel, images: np.ndarray) -> dict[str, dict[str, float]]:
-    """{tensor: {"rmin", "rmax"}} over all `images` for the input and every computed float tensor
-    (what coremltools' calibration records), from kerasml's runtime."""
-    from kerasml.runtime import load_model
-
-    model = load_model(mlmodel)
-    engine = model._engine  # the ML Program's steps name every intermediate tensor
-    names = [name for step in engine.steps for name, dtype in zip(step.outputs, step.dtypes)
-             if dtype is not None and np.dtype(dtype).kind == "f"]
-    ranges = {model.input_name: {"rmin": float(images.min()), "rmax": float(images.max())}}
-    pixels = model._pixels_nchw(np.asarray(images), model.image)
-    for start in range(0, len(pixels), 64):
-        values = model._run({model.input_name: pixels[start:start + 64]}, names)
-        for name, value in values.items():
-            low, high = float(value.min()), float(value.max())
-            seen = ranges.setdefault(name, {"rmin": low, "rmax": high})
-            seen["rmin"], seen["rmax"] = min(seen["rmin"], low), max(seen["rmax"], high)
-    for seen in ranges.values():
-        # A tensor that was zero on every image (a dead channel group, an fp16 underflow) would get
-        # scale 0, which coremltools refuses: a tiny symmetric range quantizes its zeros to zero.
-        if max(abs(seen["rmin"]), abs(seen["rmax"])) < 1e-6:
-            seen["rmin"], seen["rmax"] = -1e-3, 1e-3
-    return ranges
-
-
-COMPRESSED_OPS = {"constexpr_lut_to_dense", "constexpr_affine_dequantize", "constexpr_blockwise_shift_scale",
-                  "constexpr_sparse_to_dense"}
-
-
-def _program_op_types(mlmodel) -> set[str]:
-    spec = mlmodel.get_spec()
-    if spec.WhichOneof("Type") != "mlProgram":
-        return set(COMPRESSED_OPS)      # NeuralNetwork weights are quantized whatever their size
-    function = spec.mlProgram.functions["main"]
-    return {op.type for op in function.block_specializations[function.opset].operations}
-
-
-def _float_weights(mlmodel, threshold: int = WEIGHT_THRESHOLD) -> list[str]:
-    """Names of the float constants of `threshold`+ values still read by conv/linear/matmul ops."""
-    spec = mlmodel.get_spec()
-    if spec.WhichOneof("Type") != "mlProgram":
-        return []
-    function = spec.mlProgram.functions["main"]
-    block = function.block_specializations[function.opset]
-    sizes = {}
-    for op in block.operations:
-        if op.type == "const":
-            value = op.attributes["val"]
-            shape = value.type.tensorType.dimensions
-            count = int(np.prod([d.constant.size for d in shape])) if shape else 1
-            sizes[op.outputs[0].name] = count
-    found = []
-    for op in block.operations:
-        if op.type in ("conv", "linear", "matmul", "conv_transpose"):
-            for param in ("weight", "y"):
-                for binding in op.inputs[param].arguments if param in op.inputs else ():
-                    if sizes.get(binding.name, 0) >= threshold:
-                        found.append(binding.name)
-    return found
-
-
-def _kmeans_table(nbits: int, weight: np.ndarray):
-    """NeuralNetwork palettes: coremltools' k-means, with its table flattened. Its own `kmeans_lut`
-    mode passes the (entries, 1) table it now returns straight to protobuf, which refuses arrays."""
-    from coremltools.models.neural_network.quantization_utils import _get_kmeans_lookup_table_and_weight
-
-    table, indices = _get_kmeans_lookup_table_and_weight(nbits, weight)
-    return np.asarray(table, dtype=np.float32).reshape(-1), indices
-
-
+def stored_scheme(weight_class: str) -> str:
+    """The scheme a model's stored weights amount to (palette8 for anything else)."""
+    return STORED_AS.get(weight_class, "palette8")

@@ -16,7 +16,7 @@ from typing import Callable
 
 import numpy as np
 
-from kerasml.coreml.compress import BY_NAME, PALETTE4_THRESHOLD, WEIGHT_THRESHOLD
+from kerasml.model.precision import BY_NAME, PALETTE4_THRESHOLD, WEIGHT_THRESHOLD
 from kerasml.files import path_size
 
 WEIGHTED = ("conv", "linear", "matmul", "conv_transpose")
@@ -72,7 +72,7 @@ def compressed(reference, schemes_by_op: dict[str, str]):
     scheme (palette4 tensors under PALETTE4_THRESHOLD values get palette6, as the uniform scheme does)."""
     import coremltools.optimize.coreml as cto
 
-    from kerasml.coreml.short_names import shortened
+    from kerasml.conversion.short_names import shortened
     from kerasml.libs import quiet_output
 
     sizes = dict(weight_ops(reference.get_spec()))

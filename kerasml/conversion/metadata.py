@@ -6,18 +6,16 @@ from __future__ import annotations
 
 import dataclasses
 import getpass
-import hashlib
 import json
 import subprocess
 from pathlib import Path
 
-from kerasml import __version__
+from kerasml.version import __version__
 from kerasml.libs import coremltools, tensorflow
+from kerasml.files import sha256_of
+from kerasml.model.features import INPUT_NAME, LABEL_OUTPUT, PROBABILITY_OUTPUT
 from kerasml.record import DIGITS, Preprocessing, TrainingRecord, metadata_key
 
-INPUT_NAME = "image"
-LABEL_OUTPUT = "classLabel"
-PROBABILITY_OUTPUT = "labelProbabilities"
 
 
 def describe(mlmodel, source: Path, record: TrainingRecord | None, preprocessing: Preprocessing,
@@ -103,14 +101,3 @@ def default_author() -> str:
         return getpass.getuser()
     except (KeyError, OSError):
         return "Unknown"
-
-
-def sha256_of(path: Path) -> str:
-    """The SHA-256 of a file, or of all files of a folder (an .mlpackage, a SavedModel) in name order."""
-    digest = hashlib.sha256()
-    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-    for file in files:
-        with open(file, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()

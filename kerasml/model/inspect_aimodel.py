@@ -7,8 +7,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from kerasml.coreai.asset import LABELS_KEY, check_asset
-from kerasml.coreai.library import authoring, runtime_notes_muted
+from kerasml.model.aimodel import LABELS_KEY, check_asset
+from kerasml.libs import coreai_authoring, coreai_notes_muted
 from kerasml.files import path_size
 from kerasml.record import metadata_key
 
@@ -16,8 +16,8 @@ from kerasml.record import metadata_key
 def inspect_aimodel(path: Path) -> dict:
     path = Path(path)
     metadata = check_asset(path)
-    with runtime_notes_muted():
-        summary = authoring().AIModelAsset.load(path).summary(include_statistics=True)
+    with coreai_notes_muted():
+        summary = coreai_authoring().AIModelAsset.load(path).summary(include_statistics=True)
     functions = []
     for name in summary.function_names:
         functions.append({"name": name,

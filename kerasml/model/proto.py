@@ -17,7 +17,7 @@ from pathlib import Path
 
 from kerasml.errors import KerasmlError
 
-_PACKAGE = "kerasml.runtime._coreml_proto"
+_PACKAGE = "kerasml.model._coreml_proto"
 
 
 def _proto_module(name: str) -> types.ModuleType:

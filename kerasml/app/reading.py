@@ -1,12 +1,11 @@
-"""What the iOS app shows for a drawing, computed the way DigitKit computes it.
+"""What the iOS app shows for a drawing or photo, computed the way DigitKit computes it.
 
-The policy is the app's (`ios_app/app-contract.json`, which DigitKit's `AppContract` decodes):
-strokes are rasterised for the model by `kerasml.preprocess.rasterize_sketch` (DigitKit's
-`Sketch.rasterized`, with the contract's `drawing` values as its defaults); "no digit" for an empty
-canvas, for ink spanning under a tenth of the canvas (a tap) and for a best guess under 60%;
-`Ranking.top` orders by probability, ties to the smaller label. kerasml installed from a wheel has
-no ios_app/, so the numbers are written here once and `tests/test_try_api.py` checks them against
-the contract.
+Every number and word is the app contract's (`bundled_contract`, the app-contract.json DigitKit's
+`AppContract` decodes): strokes are rasterised for the model at the contract's `drawing` sizes
+(DigitKit's `Sketch.rasterized`); "no digit" for an empty canvas, for ink spanning under
+`minimum_ink_extent` of the canvas (a tap) and for a best guess under `minimum_confidence`;
+`rank` orders by probability, ties to the smaller label (DigitKit's `Ranking.top`); each outcome's
+headline is the contract's `wording`. `kerasml try` and `kerasml predict` read through here.
 """
 
 from __future__ import annotations
@@ -18,12 +17,14 @@ from typing import Sequence
 
 import numpy as np
 
+from kerasml.app.contract import bundled_contract
 from kerasml.preprocess import normalize_digit, rasterize_sketch
 
-LINE_WIDTH_FRACTION = 1 / 15    # DigitKit Sketch.lineWidthFraction: the stroke on screen, not the model's
-MINIMUM_CONFIDENCE = 0.6        # app-contract.json reading.minimum_confidence
-MINIMUM_INK_EXTENT = 0.1        # app-contract.json reading.minimum_ink_extent
-TOP = 3                         # app-contract.json reading.top: the app shows three guesses
+CONTRACT = bundled_contract()
+MINIMUM_CONFIDENCE = CONTRACT.minimum_confidence
+MINIMUM_INK_EXTENT = CONTRACT.minimum_ink_extent
+TOP = CONTRACT.top                                        # the app shows three guesses
+LINE_WIDTH_FRACTION = 1 / CONTRACT.screen_stroke_divisor  # the stroke on screen, not the model's
 
 EMPTY, TOO_SMALL, UNSURE, ANSWER = "empty", "too_small", "unsure", "answer"
 _INTEGER = re.compile(r"[+-]?[0-9]+\Z")   # what Swift's Int(String) accepts
@@ -37,20 +38,21 @@ class Reading:
     predictions: list[tuple[str, float]] = dataclasses.field(default_factory=list)
 
     def headline(self, noun: str = "digit", photo: bool = False) -> str:
-        """DigitKit's `LabelFormat.headline`; models of other things get their own noun."""
-        if self.kind == EMPTY:
-            return f"No {noun} found in the photo" if photo else f"Draw a {noun}"
-        if self.kind == TOO_SMALL:
-            return f"No {noun}: draw it larger"
-        if self.kind == UNSURE:
-            return f"No {noun} recognised"
-        best = self.predictions[0][0]
-        return f"It's a {best}" if noun == "digit" else f"Best guess: {best}"
+        """DigitKit's headline for this outcome, in the contract's words; a model of other things
+        than digits (the try page only) gets its own noun, and "Best guess" for an answer."""
+        wording = CONTRACT.wording
+        if self.kind == ANSWER:
+            best = self.predictions[0][0]
+            return wording["digit"].format(label=best) if noun == "digit" else f"Best guess: {best}"
+        key = {EMPTY: "no_ink" if photo else "empty_drawing", TOO_SMALL: "too_small", UNSURE: "unsure"}[self.kind]
+        return wording[key].replace("digit", noun)
 
 
 def sketch_raster(strokes: Sequence[Sequence[Sequence[float]]], canvas_side: float) -> np.ndarray:
-    """DigitKit's `Sketch.rasterized`: strokes in canvas units -> 280x280 uint8, white ink on black."""
-    return rasterize_sketch(strokes, canvas_side)
+    """DigitKit's `Sketch.rasterized`: strokes in canvas units -> the contract's raster (280x280
+    uint8), white ink on black, strokes as wide as the contract's `drawing` says."""
+    return rasterize_sketch(strokes, canvas_side, CONTRACT.raster_side, CONTRACT.stroke_divisor,
+                            CONTRACT.minimum_stroke)
 
 
 def precheck(raster: np.ndarray) -> Reading | None:

@@ -18,13 +18,14 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from kerasml.coreai.asset import LABELS_KEY, SUFFIX, VERSION_KEY, AssetMetadata, write_asset
-from kerasml.coreai.library import version as coreai_version
+from kerasml.model.aimodel import LABELS_KEY, SUFFIX, VERSION_KEY, AssetMetadata, write_asset
+from kerasml.libs import coreai_version
 from kerasml.coreai.lowering import INPUT, OUTPUT, lower_model
-from kerasml.coreml import compress, layers
-from kerasml.coreml.convert import ConvertOptions, ConvertResult, check_fp32_layers, keras_to_core_ml
-from kerasml.coreml.interface import bias_text
-from kerasml.coreml.metadata import sha256_of
+from kerasml.model import layer_record
+from kerasml.model import precision as schemes
+from kerasml.conversion.to_coreml import ConvertOptions, ConvertResult, check_fp32_layers, keras_to_core_ml
+from kerasml.conversion.interface import bias_text
+from kerasml.files import sha256_of
 from kerasml.data.labels import parse_labels
 from kerasml.errors import KerasmlError
 from kerasml.files import check_output, path_size
@@ -99,9 +100,9 @@ def _reference_size(lowerable: _Lowerable, metadata: AssetMetadata) -> int:
 
 def _point_layers_at_core_ai_values(metadata: AssetMetadata, same_as: dict[str, str]) -> None:
     """The layer record names, for each Keras layer, the value Core AI computes its output as."""
-    record = layers.read(metadata.creator_defined)
+    record = layer_record.read(metadata.creator_defined)
     if record:
-        layers.write_to(metadata.creator_defined, {layer: same_as.get(v, v) for layer, v in record.items()})
+        layer_record.write_to(metadata.creator_defined, {layer: same_as.get(v, v) for layer, v in record.items()})
 
 
 def _checked_paths(options: ConvertOptions) -> tuple[Path, Path]:
@@ -113,7 +114,7 @@ def _checked_paths(options: ConvertOptions) -> tuple[Path, Path]:
         raise KerasmlError(f"model {source} not found")
     if source.resolve() == out.resolve():
         raise KerasmlError(f"--out {out} is the model itself; choose another output")
-    compress.check("mlpackage", options.precision, options.sparsity, options.data is not None, options.max_drop)
+    schemes.check("mlpackage", options.precision, options.sparsity, options.data is not None, options.max_drop)
     check_fp32_layers(options, "aimodel")
     check_output(out, options.force)
     return source, out
@@ -127,7 +128,7 @@ def _from_keras(options: ConvertOptions, say, warn) -> _Lowerable:
     spec = mlmodel.get_spec()
     chosen = conversion.options
     return _Lowerable(spec, Path(weights).parent if weights else None, None, _asset_metadata(spec),
-                      conversion.preprocessing, compress.label(chosen.precision, chosen.sparsity),
+                      conversion.preprocessing, schemes.label(chosen.precision, chosen.sparsity),
                       conversion.notes, conversion.reference.get("mlmodel"),
                       conversion.reference.get("precision", "fp32"))
 
@@ -135,7 +136,7 @@ def _from_keras(options: ConvertOptions, say, warn) -> _Lowerable:
 def _from_core_ml(source: Path, options: ConvertOptions, say) -> _Lowerable:
     """An existing Core ML classifier, as it is: only the description and labels may be overridden."""
     from kerasml.runtime import load_model
-    from kerasml.runtime.model import read_spec
+    from kerasml.model.coreml_spec import read_spec
 
     if options.precision != "fp32" or options.sparsity:
         raise KerasmlError("--precision and --sparsity apply when converting from Keras; a Core ML model "

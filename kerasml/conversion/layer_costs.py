@@ -7,8 +7,8 @@ import dataclasses
 from pathlib import Path
 from typing import Callable
 
-from kerasml.coreml.compress import BY_NAME
-from kerasml.coreml.sensitivity import OpCost, sensitivity
+from kerasml.model.precision import BY_NAME
+from kerasml.conversion.sensitivity import OpCost, sensitivity
 
 
 @dataclasses.dataclass
@@ -43,9 +43,10 @@ def layer_costs(keras_path: Path, precision: str, data: Path | None, samples: in
                 say: Callable[[str], None] = print, unsafe: bool = False) -> SensitivityReport:
     """Convert the Keras model to an uncompressed ML Program in memory and compress each of its
     weight tensors alone with `precision`, measured on labelled images."""
-    from kerasml.coreml import compress, layers
-    from kerasml.coreml.auto_precision import labelled_images
-    from kerasml.coreml.convert import ConvertOptions, keras_to_core_ml
+    from kerasml.model import layer_record
+    from kerasml.model import precision as schemes
+    from kerasml.model.images import labelled_images
+    from kerasml.conversion.to_coreml import ConvertOptions, keras_to_core_ml
     from kerasml.errors import KerasmlError
     from kerasml.record import read_record
 
@@ -54,10 +55,10 @@ def layer_costs(keras_path: Path, precision: str, data: Path | None, samples: in
         raise KerasmlError(f"--sensitivity measures a weight compression scheme; --precision is one of {names}")
     conversion = keras_to_core_ml(ConvertOptions(model=Path(keras_path), format="mlpackage", unsafe=unsafe),
                                   "mlpackage", say=lambda m: None, warn=say)
-    images, labels, source = labelled_images(data, read_record(Path(keras_path)), conversion.preprocessing)
+    images, labels, source = labelled_images(conversion.preprocessing.shape, data, read_record(Path(keras_path)))
     if samples:
         images, labels = images[:samples], labels[:samples]
-    record = layers.read(dict(conversion.mlmodel.user_defined_metadata)) or {}
-    say(f"compressing each layer's weights alone with {compress.label(precision)} ...")
+    record = layer_record.read(dict(conversion.mlmodel.user_defined_metadata)) or {}
+    say(f"compressing each layer's weights alone with {schemes.label(precision)} ...")
     costs, size, accuracy = sensitivity(conversion.mlmodel, record, precision, images, labels, say)
     return SensitivityReport(str(keras_path), precision, len(images), source, size, accuracy, costs)

@@ -62,9 +62,57 @@ def _metavar(option) -> str:
     return {"Path": "PATH", "int": "N", "float": "X"}.get(getattr(annotation, "__name__", ""), "TEXT")
 
 
+def api() -> str:
+    """Each function of `kerasml.__all__`: its signature and docstring, as Python reports them."""
+    import inspect
+
+    import kerasml
+
+    lines = []
+    for name in kerasml.__all__:
+        value = getattr(kerasml, name)
+        if not callable(value) or isinstance(value, type):
+            continue
+        lines += [f"### `kerasml.{name}{inspect.signature(value)}`", "", inspect.getdoc(value), ""]
+    return "\n".join(lines)
+
+
+def precisions() -> str:
+    """model/precision.py's table of schemes, as `convert --precision` offers them and verify judges them."""
+    from kerasml.model.precision import SCHEMES, SPARSE_ATOL
+
+    lines = ["| `--precision` | weights | formats | ML Program needs | verify tolerance (max \\|Δp\\|, top-1) |",
+             "|---|---|---|---|---|"]
+    for scheme in SCHEMES:
+        formats = "both" if set(scheme.formats) == {"mlmodel", "mlpackage"} else ", ".join(scheme.formats)
+        atol, agreement = scheme.tolerance
+        lines.append(f"| `{scheme.name}` | {scheme.what} | {formats} | {scheme.min_target} | {atol:g}, {agreement:.1%} |")
+    lines.append("| `auto --max-drop P` | the smallest of the above losing at most P points | both | | that scheme's |")
+    lines.append(f"| `--sparsity F` (with any of them) | pruned by magnitude, stored sparse | mlpackage | iOS 16 (18 joint) "
+                 f"| {SPARSE_ATOL:g}, 1 - F/2 |")
+    return "\n".join(lines) + "\n"
+
+
+def stored_precisions() -> str:
+    """How verify judges a model kerasml did not compress: by how its weights are stored."""
+    from kerasml.model.precision import STORED_AS, BY_NAME
+
+    lines = ["| weights stored as | judged as | max \\|Δp\\| | top-1 agreement at least |", "|---|---|---|---|"]
+    for stored, name in STORED_AS.items():
+        atol, agreement = BY_NAME[name].tolerance
+        lines.append(f"| {stored} | `{name}` | {atol:g} | {agreement:.1%} |")
+    return "\n".join(lines) + "\n"
+
+
 def render(what: str) -> str:
     if what.startswith("synopsis:"):
         return synopsis(what.split(":", 1)[1])
+    if what == "api":
+        return api()
+    if what == "precisions":
+        return precisions()
+    if what == "stored-precisions":
+        return stored_precisions()
     path = REPO / what
     if not path.is_file():
         raise SystemExit(f"generated block names {what}, which does not exist")

@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 MODELS := models
 SWIFT  ?= swift
 
-.PHONY: venv demo test test-fast pytest swift-test bench conformance zoo compression load docs clean
+.PHONY: venv demo test test-fast pytest swift-test bench conformance zoo compression load diff-examples docs clean
 
 venv: $(STAMP)
 
@@ -89,6 +89,11 @@ compression: venv
 # route. Starts its own server; writes bench/load.json and bench/load.md (about 3 minutes on 2 cores).
 load: venv
 	PYTHONPATH=$(CURDIR) $(PY) bench/load.py $(ARGS)
+
+# The worked examples of docs/diff.md (a fault, float16 overflow and its fix, compression sensitivity),
+# each a real kerasml run on the default digit model: writes bench/diff/*.md (about 5 minutes on 2 cores).
+diff-examples: venv
+	PYTHONPATH=$(CURDIR) $(PY) bench/diff_examples.py $(ARGS)
 
 # The blocks of README.md and docs/*.md that quote a command's options or a benchmark's figures,
 # regenerated from the CLI and bench/*.md (tests/test_docs.py fails when one is stale).

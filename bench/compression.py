@@ -50,7 +50,7 @@ def main() -> None:
     if test_set is None:
         sys.exit(f"skipped: no MNIST test set at {args.data}")
     with tempfile.TemporaryDirectory() as folder:
-        model = args.model if args.model.exists() else _train(Path(folder))
+        model = args.model if args.model.exists() else train_default_digits(Path(folder))
         rows = measure(model, *test_set, Path(folder), QUICK_ROWS if args.quick else ROWS)
     lines = table(rows, model.name)
     args.out.write_text("\n".join(lines) + "\n")
@@ -90,7 +90,7 @@ def _keras_probabilities(model: Path, images: np.ndarray) -> np.ndarray:
     return load_keras_model(model).predict(preprocessing.scale_pixels(images))
 
 
-def _train(folder: Path) -> Path:
+def train_default_digits(folder: Path) -> Path:
     from kerasml.training.train import TrainOptions, train
     print("training the default digit model on the bundled sample ...", flush=True)
     return train(TrainOptions(dataset="mnist-sample", out=folder / "digits.keras", quiet=True),

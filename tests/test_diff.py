@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import json
 import shutil
-import struct
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from test_cli import assert_one_line_error, run
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+from diff_examples import scale_one_weight  # noqa: E402  (the fault docs/diff.md shows)
 
 pytestmark = pytest.mark.slow
 LABELS = ",".join(f"c{i}" for i in range(10))
@@ -76,28 +79,6 @@ def test_fused_layers_are_one_row(cnn, converted):
     assert any(name.endswith("drop + head") or name == "drop + head" for name in names), names
 
 
-def _scale_one_weight(package: Path, op_output: str, factor: float) -> None:
-    """Multiply, in the .mlpackage's weight file, the weight of the op whose output is `op_output`."""
-    from kerasml.model.coreml_spec import read_spec
-
-    spec, folder = read_spec(package)
-    function = spec.mlProgram.functions["main"]
-    ops = list(function.block_specializations[function.opset].operations)
-    producers = {out.name: op for op in ops for out in op.outputs}
-    target = producers[op_output]
-    while "weight" not in target.inputs:        # the layer's activation: back to its convolution
-        target = producers[target.inputs["x"].arguments[0].name]
-    weight_name = target.inputs["weight"].arguments[0].name
-    const = next(op for op in ops if op.outputs and op.outputs[0].name == weight_name)
-    blob = const.attributes["val"].blobFileValue
-    path = folder / blob.fileName[len("@model_path/"):]
-    data = bytearray(path.read_bytes())
-    _, _, size, start = struct.unpack_from("<IIQQ", data, blob.offset)
-    values = np.frombuffer(bytes(data[start:start + size]), np.float32) * np.float32(factor)
-    data[start:start + size] = values.tobytes()
-    path.write_bytes(bytes(data))
-
-
 def test_a_fault_is_found_at_its_layer(cnn, converted, tmp_path):
     from kerasml.model.layer_record import read
     from kerasml.runtime import load_model
@@ -105,7 +86,7 @@ def test_a_fault_is_found_at_its_layer(cnn, converted, tmp_path):
     faulty = tmp_path / "faulty.mlpackage"
     shutil.copytree(converted["mlpackage"], faulty)
     record = read(load_model(faulty).creator_defined)
-    _scale_one_weight(faulty, record["conv_b"], 1.05)     # after conversion, in one layer's weights
+    scale_one_weight(faulty, record["conv_b"], 1.05)     # after conversion, in one layer's weights
     result = run("diff", cnn, faulty, "--samples", "20", "--json")
     assert result.returncode == 1
     report = json.loads(result.stdout)

@@ -62,23 +62,27 @@ struct ContentView: View {
         .task { await recognizer.loadModel() }
     }
 
-    private var drawing: some View {
-        VStack(spacing: 12) {
-            DrawingCanvas(strokes: recognizer.sketch.strokes,
-                          lineWidthFraction: Sketch.lineWidthFraction,
-                          onDraw: { recognizer.draw(to: $0, dragStart: $1) },
-                          onStrokeEnd: { recognizer.strokeEnded() })
+    /// The canvas, its strokes as wide as the bundled contract says; none in a broken build without
+    /// a contract (the banner says why).
+    @ViewBuilder private var drawing: some View {
+        if let sketch = recognizer.sketch {
+            VStack(spacing: 12) {
+                DrawingCanvas(strokes: sketch.strokes,
+                              lineWidthFraction: sketch.lineWidthFraction,
+                              onDraw: { recognizer.draw(to: $0, dragStart: $1) },
+                              onStrokeEnd: { recognizer.strokeEnded() })
+                    .frame(maxWidth: 420)
+                HStack {
+                    Button("Clear", role: .destructive) { recognizer.clear() }
+                        .buttonStyle(.bordered)
+                        .disabled(sketch.isEmpty)
+                    Spacer()
+                    Text("Draw one digit, big or small, anywhere.")
+                        .font(.footnote)
+                        .foregroundStyle(.secondary)
+                }
                 .frame(maxWidth: 420)
-            HStack {
-                Button("Clear", role: .destructive) { recognizer.clear() }
-                    .buttonStyle(.bordered)
-                    .disabled(recognizer.sketch.isEmpty)
-                Spacer()
-                Text("Draw one digit, big or small, anywhere.")
-                    .font(.footnote)
-                    .foregroundStyle(.secondary)
             }
-            .frame(maxWidth: 420)
         }
     }
 }

@@ -4,7 +4,8 @@ import SwiftUI
 /// A square black canvas that draws white strokes with a finger or Apple Pencil.
 ///
 /// Points are reported in unit coordinates (0...1 across the canvas), so the drawing keeps its
-/// shape when the canvas changes size; on screen the stroke width is a fixed fraction of the side.
+/// shape when the canvas changes size; on screen the stroke width is a fixed fraction of the side,
+/// the app contract's (`drawing.screen_stroke_divisor`, read by DigitKit's `Sketch.lineWidthFraction`).
 ///
 /// Each report carries where its drag started (`startLocation`), so DigitKit's `StrokeTracker`
 /// begins a new stroke for a new drag even when the system cancelled the previous one without an
@@ -12,6 +13,7 @@ import SwiftUI
 /// through `@GestureState`, which SwiftUI resets both when the drag ends and when it is cancelled.
 struct DrawingCanvas: View {
     let strokes: [[CanvasPoint]]
+    /// Stroke width as a fraction of the canvas side: the sketch's, from the contract.
     let lineWidthFraction: Double
     /// (location, where this drag started), both in unit coordinates.
     let onDraw: (CanvasPoint, CanvasPoint) -> Void

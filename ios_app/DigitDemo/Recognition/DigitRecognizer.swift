@@ -20,8 +20,10 @@ final class DigitRecognizer: ObservableObject {
         case unavailable(String)
     }
 
-    /// Strokes in unit coordinates: the canvas side is 1, whatever its size on screen.
-    @Published private(set) var sketch = Sketch(canvasSide: 1)
+    /// Strokes in unit coordinates: the canvas side is 1, whatever its size on screen. Drawn and
+    /// rasterised with the bundled contract's `drawing` numbers, so nil only in a broken build (the
+    /// banner reports it).
+    @Published private(set) var sketch: Sketch? = nil
     @Published private(set) var session = ReadingSession()
     @Published private(set) var modelState: ModelState = .loading
 
@@ -33,6 +35,7 @@ final class DigitRecognizer: ObservableObject {
 
     init() {
         contract = try? DigitPredictor.contract()
+        sketch = contract.map { Sketch(canvasSide: 1, drawing: $0.drawing) }
     }
 
     /// What the screen shows for the current reading, in the contract's words.
@@ -48,7 +51,7 @@ final class DigitRecognizer: ObservableObject {
             contract = loaded.contract
             reader = DigitReader(classifier: loaded.classifier, contract: loaded.contract)
             modelState = .ready(loaded.card)
-            if session.source == .drawing, !sketch.isEmpty { strokeEnded() }
+            if session.source == .drawing, sketch?.isEmpty == false { strokeEnded() }
         } catch {
             modelState = .unavailable(error.localizedDescription)
         }
@@ -62,14 +65,15 @@ final class DigitRecognizer: ObservableObject {
 
     /// A drag moved to `point`; `dragStart` tells a new drag (a new stroke) from the same one.
     func draw(to point: CanvasPoint, dragStart: CanvasPoint) {
-        tracker.dragChanged(to: point, dragStart: dragStart, in: &sketch)
+        guard var drawn = sketch else { return }
+        tracker.dragChanged(to: point, dragStart: dragStart, in: &drawn)
+        sketch = drawn
     }
 
     /// Reads the drawing when a stroke ends (or is cancelled).
     func strokeEnded() {
         tracker.dragFinished()
-        guard let reader else { return }          // no model: the banner says so, once
-        let sketch = sketch
+        guard let reader, let sketch else { return }          // no model: the banner says so, once
         start { await reader.read(sketch) }
     }
 
@@ -108,7 +112,7 @@ final class DigitRecognizer: ObservableObject {
     private func clear(to source: InputSource) {
         pending?.cancel()
         pending = nil
-        sketch.clear()
+        sketch?.clear()
         tracker.dragFinished()
         session.reset(to: source)
     }

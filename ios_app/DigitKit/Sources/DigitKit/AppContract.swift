@@ -47,13 +47,20 @@ public struct AppContract: Decodable, Equatable, Sendable {
         }
     }
 
+    /// How a drawing is shown and how it becomes the model's raster; `Sketch` reads these.
     public struct Drawing: Decodable, Equatable, Sendable {
+        /// Side of the square bitmap a drawing is rasterised into for the model, in pixels.
         public var rasterSide: Int
+        /// The model's strokes are 1/strokeDivisor of the longer side of the drawing's extent wide ...
         public var strokeDivisor: Int
+        /// ... and at least this wide, in raster pixels.
         public var minimumStroke: Double
+        /// On screen, strokes are 1/screenStrokeDivisor of the canvas side wide.
+        public var screenStrokeDivisor: Int
 
         enum CodingKeys: String, CodingKey {
             case rasterSide = "raster_side", strokeDivisor = "stroke_divisor", minimumStroke = "minimum_stroke"
+            case screenStrokeDivisor = "screen_stroke_divisor"
         }
     }
 

@@ -11,9 +11,6 @@ final class AppContractTests: XCTestCase {
         XCTAssertEqual(contract.model.input.height, MNISTNormalizer.side)
         XCTAssertEqual(contract.model.input.colour, "grayscale")        // GrayImage is one channel
         XCTAssertEqual(contract.model.input.ink, "white-on-black")      // what the normaliser makes
-        XCTAssertEqual(contract.drawing.rasterSide, Sketch.rasterSide)
-        XCTAssertEqual(contract.drawing.strokeDivisor, Sketch.strokeDivisor)
-        XCTAssertEqual(contract.drawing.minimumStroke, Sketch.minimumStroke)
         XCTAssertEqual(contract.modelName, "DigitClassifier")
         XCTAssertTrue(contract.model.file.hasSuffix(".mlmodel"))
         XCTAssertEqual(contract.model.labels, (0...9).map(String.init))
@@ -22,9 +19,46 @@ final class AppContractTests: XCTestCase {
         let reading = try XCTUnwrap((raw as? [String: Any])?["reading"] as? [String: Any])
         XCTAssertEqual(contract.reading.top, try XCTUnwrap(reading["top"] as? Int))
         XCTAssertEqual(contract.reading.minimumConfidence, try XCTUnwrap(reading["minimum_confidence"] as? Double))
+        let drawing = try XCTUnwrap((raw as? [String: Any])?["drawing"] as? [String: Any])
+        XCTAssertEqual(contract.drawing.rasterSide, try XCTUnwrap(drawing["raster_side"] as? Int))
+        XCTAssertEqual(contract.drawing.strokeDivisor, try XCTUnwrap(drawing["stroke_divisor"] as? Int))
+        XCTAssertEqual(contract.drawing.minimumStroke, try XCTUnwrap(drawing["minimum_stroke"] as? Double))
+        XCTAssertEqual(contract.drawing.screenStrokeDivisor, try XCTUnwrap(drawing["screen_stroke_divisor"] as? Int))
         for key in [contract.metadataKeys.testAccuracy, contract.metadataKeys.dataset, contract.metadataKeys.preprocessing] {
             XCTAssertTrue(key.hasPrefix("com.kerasml."), key)
         }
+    }
+
+    /// A sketch has no numbers of its own: a contract whose `drawing` says otherwise gives another raster
+    /// side, other model and screen stroke widths and another minimum.
+    func testASketchDrawsWithTheNumbersOfTheContractItIsGiven() throws {
+        let file = try RepositoryFiles.data("ios_app/\(AppContract.fileName)")
+        var raw = try XCTUnwrap(JSONSerialization.jsonObject(with: file) as? [String: Any])
+        let ours = try AppContract(json: file).drawing
+        raw["drawing"] = ["raster_side": ours.rasterSide / 2, "stroke_divisor": ours.strokeDivisor + 2,
+                          "minimum_stroke": ours.minimumStroke * 3, "screen_stroke_divisor": ours.screenStrokeDivisor * 2]
+        let other = try AppContract(json: JSONSerialization.data(withJSONObject: raw)).drawing
+        XCTAssertNotEqual(other.rasterSide, ours.rasterSide)
+
+        let line = [[CanvasPoint(x: 100, y: 20), CanvasPoint(x: 100, y: 180)]]
+        var rasters: [GrayImage] = [], screenWidths: [Double] = []
+        for drawing in [ours, other] {
+            let sketch = Sketch(canvasSide: 200, strokes: line, drawing: drawing)
+            XCTAssertEqual(sketch.lineWidthFraction, 1 / Double(drawing.screenStrokeDivisor), accuracy: 1e-12)
+            XCTAssertEqual(sketch.lineWidth, 200 / Double(drawing.screenStrokeDivisor), accuracy: 1e-9)
+            let raster = sketch.rasterized()
+            XCTAssertEqual([raster.width, raster.height], [drawing.rasterSide, drawing.rasterSide])
+            let scale = Double(drawing.rasterSide) / 200
+            let modelWidth = max(160 * scale / Double(drawing.strokeDivisor), drawing.minimumStroke)
+            XCTAssertEqual(sketch.modelStrokeWidth(line.map { $0.map { CanvasPoint(x: $0.x * scale, y: $0.y * scale) } }),
+                           modelWidth, accuracy: 1e-9)
+            XCTAssertEqual(Double(try XCTUnwrap(raster.inkBounds).width), modelWidth, accuracy: 1)
+            XCTAssertEqual(sketch.modelStrokeWidth([[CanvasPoint(x: 3, y: 3)]]), drawing.minimumStroke)
+            rasters.append(raster)
+            screenWidths.append(sketch.lineWidth)
+        }
+        XCTAssertNotEqual(rasters[0], rasters[1])
+        XCTAssertNotEqual(screenWidths[0], screenWidths[1])
     }
 
     func testTheThresholdsComeFromTheContract() throws {

@@ -15,11 +15,13 @@ final class NormalizationTests: XCTestCase {
         XCTAssertEqual(bounds?.height, 3)          // 41 x 281 px of ink: round(20 * 41 / 281) = 3
     }
 
-    func testPositionAndSizeOnTheCanvasDoNotMatter() {
+    func testPositionAndSizeOnTheCanvasDoNotMatter() throws {
         // Drawn as the app draws: a Sketch, whose model raster scales the stroke with the drawing.
         let seven = [CanvasPoint(x: 0, y: 0), CanvasPoint(x: 16, y: 0), CanvasPoint(x: 6, y: 19)]
+        let drawing = try RepositoryFiles.drawing()
         func drawn(scale: Double, dx: Double, dy: Double) -> GrayImage {
-            Sketch(canvasSide: 280, strokes: [seven.map { CanvasPoint(x: $0.x * scale + dx, y: $0.y * scale + dy) }]).prepared()
+            Sketch(canvasSide: 300, strokes: [seven.map { CanvasPoint(x: $0.x * scale + dx, y: $0.y * scale + dy) }],
+                   drawing: drawing).prepared()
         }
         let big = drawn(scale: 12, dx: 30, dy: 20)
         let small = drawn(scale: 2, dx: 5, dy: 5)              // inside the top-left 15% of the canvas
@@ -66,16 +68,21 @@ final class NormalizationTests: XCTestCase {
     }
 
     func testSketchScalesPointsToTheRaster() {
-        var sketch = Sketch(canvasSide: 140)
+        // Numbers of the test's own, not the app's (AppContractTests checks the app reads its contract's):
+        // a 70 px raster, model strokes 1/5 of the extent and at least 3 px, screen strokes 1/10 of the side.
+        let drawing = AppContract.Drawing(rasterSide: 70, strokeDivisor: 5, minimumStroke: 3, screenStrokeDivisor: 10)
+        var sketch = Sketch(canvasSide: 140, drawing: drawing)
         sketch.beginStroke(at: CanvasPoint(x: 70, y: 20))
         sketch.extendStroke(to: CanvasPoint(x: 70, y: 20))   // repeated points are dropped
         sketch.extendStroke(to: CanvasPoint(x: 70, y: 120))
         XCTAssertEqual(sketch.strokes.first?.count, 2)
-        XCTAssertEqual(sketch.lineWidth, 140.0 / 15.0, accuracy: 1e-9)   // on screen
-        let bounds = sketch.rasterized().inkBounds
-        // 40..240 px on the 280 raster; the model's stroke is 200 / 6 = 33.3 px wide (radius 16.7).
-        XCTAssertEqual(bounds?.y, 23)
-        XCTAssertEqual(Sketch.modelStrokeWidth([[CanvasPoint(x: 3, y: 3)]]), 2)         // a dot: the minimum
+        XCTAssertEqual(sketch.lineWidth, 14, accuracy: 1e-9)   // on screen: 140 / 10
+        let raster = sketch.rasterized()
+        XCTAssertEqual([raster.width, raster.height], [70, 70])
+        // x = 35, y 10..60 px on the 70 raster; the model's stroke is 50 / 5 = 10 px wide (radius 5):
+        // columns 30-39 (centres 30.5-39.5), rows 5-64 (the round caps reach centres 5.5 and 64.5).
+        XCTAssertEqual(raster.inkBounds, PixelRect(x: 30, y: 5, width: 10, height: 60))
+        XCTAssertEqual(sketch.modelStrokeWidth([[CanvasPoint(x: 3, y: 3)]]), 3)         // a dot: the minimum
         XCTAssertFalse(sketch.prepared().isBlank)
         sketch.clear()
         XCTAssertTrue(sketch.prepared().isBlank)

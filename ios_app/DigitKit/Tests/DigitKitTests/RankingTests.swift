@@ -33,8 +33,9 @@ final class RankingTests: XCTestCase {
     }
 
     func testEmptyAndTinyDrawingsNeverReachTheModel() throws {
-        let policy = try RepositoryFiles.contract().policy
-        var sketch = Sketch(canvasSide: 300)
+        let contract = try RepositoryFiles.contract()
+        let policy = contract.policy
+        var sketch = Sketch(canvasSide: 300, drawing: contract.drawing)
         XCTAssertEqual(policy.precheck(sketch.rasterized()), .empty)
         sketch.beginStroke(at: CanvasPoint(x: 150, y: 150))             // a tap: a dot
         XCTAssertEqual(policy.precheck(sketch.rasterized()), .tooSmall)

@@ -41,11 +41,13 @@ final class ReaderTests: XCTestCase {
 
     func testDrawingsAreRasterisedPrecheckedPreparedAndJudged() async throws {
         let (model, fixtures) = try standIn()
-        let reader = DigitReader(classifier: model, contract: try RepositoryFiles.contract())
+        let contract = try RepositoryFiles.contract()
+        let reader = DigitReader(classifier: model, contract: contract)
         var asked = 0
         for item in fixtures.stroke_cases {
             let sketch = Sketch(canvasSide: item.canvas_side,
-                                strokes: item.strokes.map { $0.map { CanvasPoint(x: $0[0], y: $0[1]) } })
+                                strokes: item.strokes.map { $0.map { CanvasPoint(x: $0[0], y: $0[1]) } },
+                                drawing: contract.drawing)
             let result = await reader.read(sketch)
             XCTAssertEqual(result.photoSteps, [], item.name)
             switch (item.name, item.label) {
@@ -98,7 +100,8 @@ final class ReaderTests: XCTestCase {
         XCTAssertEqual(unreadable, .unreadablePhoto)
 
         let seven = Sketch(canvasSide: 1, strokes: [[CanvasPoint(x: 0.2, y: 0.2), CanvasPoint(x: 0.8, y: 0.2),
-                                                      CanvasPoint(x: 0.45, y: 0.85)]])
+                                                      CanvasPoint(x: 0.45, y: 0.85)]],
+                           drawing: contract.drawing)
         let failed = await DigitReader(classifier: Broken(), contract: contract).read(seven)
         XCTAssertEqual(failed.reading, .failed("the Neural Engine went away"))
         XCTAssertEqual(failed.modelInput, seven.prepared(), "the screen still shows what the model was given")

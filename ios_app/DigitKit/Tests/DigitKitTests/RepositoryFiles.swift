@@ -20,4 +20,9 @@ enum RepositoryFiles {
     static func contract() throws -> AppContract {
         try AppContract(json: data("ios_app/\(AppContract.fileName)"))
     }
+
+    /// The contract's `drawing` section, which every `Sketch` is made with.
+    static func drawing() throws -> AppContract.Drawing {
+        try contract().drawing
+    }
 }

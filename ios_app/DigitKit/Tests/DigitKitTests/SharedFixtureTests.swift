@@ -39,10 +39,12 @@ final class SharedFixtureTests: XCTestCase {
 
     func testDrawingsAreRasterisedAsTheAppDrawsThemAndMatchPython() throws {
         let fixtures = try Self.loadFixtures()
+        let drawing = try RepositoryFiles.drawing()
         XCTAssertGreaterThanOrEqual(fixtures.stroke_cases.count, 8)
         for item in fixtures.stroke_cases {
             let sketch = Sketch(canvasSide: item.canvas_side,
-                                strokes: item.strokes.map { $0.map { CanvasPoint(x: $0[0], y: $0[1]) } })
+                                strokes: item.strokes.map { $0.map { CanvasPoint(x: $0[0], y: $0[1]) } },
+                                drawing: drawing)
             let raster = sketch.rasterized()
             XCTAssertEqual(raster.pixels.filter { $0 > 0 }.count, item.ink_pixels, "ink pixels of \(item.name)")
             assertSamePixels(sketch.prepared(), item.expected, item.name)
@@ -77,9 +79,11 @@ final class SharedFixtureTests: XCTestCase {
     /// 28x28 arrays kerasml.preprocess makes of every drawing, image and photo in the fixtures.
     func testTheCoreAITensorHoldsWhatCoreMLIsFedOnEveryFixture() throws {
         let fixtures = try Self.loadFixtures()
+        let drawing = try RepositoryFiles.drawing()
         var prepared: [(String, GrayImage, [[Int]])] = fixtures.stroke_cases.map { item in
             (item.name, Sketch(canvasSide: item.canvas_side,
-                               strokes: item.strokes.map { $0.map { CanvasPoint(x: $0[0], y: $0[1]) } }).prepared(),
+                               strokes: item.strokes.map { $0.map { CanvasPoint(x: $0[0], y: $0[1]) } },
+                               drawing: drawing).prepared(),
              item.expected)
         }
         prepared += fixtures.image_cases.map { item in

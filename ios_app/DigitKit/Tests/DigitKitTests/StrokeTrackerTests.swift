@@ -4,8 +4,8 @@ import XCTest
 final class StrokeTrackerTests: XCTestCase {
     private let a = CanvasPoint(x: 0.2, y: 0.2), b = CanvasPoint(x: 0.3, y: 0.4), c = CanvasPoint(x: 0.6, y: 0.6), d = CanvasPoint(x: 0.7, y: 0.9)
 
-    func testOneDragIsOneStroke() {
-        var sketch = Sketch(canvasSide: 1), tracker = StrokeTracker()
+    func testOneDragIsOneStroke() throws {
+        var sketch = Sketch(canvasSide: 1, drawing: try RepositoryFiles.drawing()), tracker = StrokeTracker()
         tracker.dragChanged(to: a, dragStart: a, in: &sketch)
         tracker.dragChanged(to: b, dragStart: a, in: &sketch)
         tracker.dragFinished()
@@ -13,8 +13,8 @@ final class StrokeTrackerTests: XCTestCase {
         XCTAssertNil(tracker.activeDragStart)
     }
 
-    func testACancelledDragDoesNotJoinTheNextStroke() {
-        var sketch = Sketch(canvasSide: 1), tracker = StrokeTracker()
+    func testACancelledDragDoesNotJoinTheNextStroke() throws {
+        var sketch = Sketch(canvasSide: 1, drawing: try RepositoryFiles.drawing()), tracker = StrokeTracker()
         tracker.dragChanged(to: a, dragStart: a, in: &sketch)
         tracker.dragChanged(to: b, dragStart: a, in: &sketch)
         // The system cancels the drag: no dragFinished(). The next touch starts elsewhere.
@@ -23,8 +23,8 @@ final class StrokeTrackerTests: XCTestCase {
         XCTAssertEqual(sketch.strokes, [[a, b], [c, d]])
     }
 
-    func testANewDragFromTheSameSpotIsANewStrokeOnceTheOldOneFinished() {
-        var sketch = Sketch(canvasSide: 1), tracker = StrokeTracker()
+    func testANewDragFromTheSameSpotIsANewStrokeOnceTheOldOneFinished() throws {
+        var sketch = Sketch(canvasSide: 1, drawing: try RepositoryFiles.drawing()), tracker = StrokeTracker()
         tracker.dragChanged(to: a, dragStart: a, in: &sketch)
         tracker.dragFinished()                          // ended, or cancelled and reset by SwiftUI
         tracker.dragChanged(to: a, dragStart: a, in: &sketch)
@@ -32,8 +32,8 @@ final class StrokeTrackerTests: XCTestCase {
         XCTAssertEqual(sketch.strokes, [[a], [a, b]])
     }
 
-    func testClearingWhileDraggingStartsAFreshStroke() {
-        var sketch = Sketch(canvasSide: 1), tracker = StrokeTracker()
+    func testClearingWhileDraggingStartsAFreshStroke() throws {
+        var sketch = Sketch(canvasSide: 1, drawing: try RepositoryFiles.drawing()), tracker = StrokeTracker()
         tracker.dragChanged(to: a, dragStart: a, in: &sketch)
         sketch.clear()
         tracker.dragChanged(to: b, dragStart: a, in: &sketch)

@@ -73,8 +73,8 @@ conformance: venv
 
 # Every zoo case (bench/zoo_cases.py: single unusual layers and every keras.applications family,
 # random weights, nothing downloaded) converted to .mlmodel, .mlpackage and .aimodel and verified (Core ML
-# with kerasml's runtime, Core AI with Apple's, and the two runtimes against each other): writes bench/zoo.md,
-# bench/zoo.json and the README's zoo table. Long (tens of minutes); `make test` runs its fast subset.
+# with kerasml's runtime, Core AI with Apple's, and the two runtimes against each other): writes bench/zoo.md
+# and bench/zoo.json (docs/conversion.md quotes the table: make docs). Long (tens of minutes); `make test` runs its fast subset.
 zoo: venv
 	$(PY) bench/zoo.py
 

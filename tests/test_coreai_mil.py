@@ -1013,8 +1013,13 @@ def test_precision_schemes_stay_compressed_in_core_ai(small_classifier, precisio
     want = load_model(mlmodel).predict_probabilities(images)
     atol = {"fp16": 5e-3, "w8a8": 0.1}.get(precision, 1e-4)
     np.testing.assert_allclose(got, want, atol=atol)
-    # a small model: w8a8's 14 quantize/dequantize ops weigh more in Core AI's encoding (about 1 kB)
-    assert size_ai / ref_ai < size_ml / ref_ml + 0.08, (size_ai, ref_ai, size_ml, ref_ml)
+    # Each of w8a8's quantize/dequantize ops is several Core AI ops (scale, round, clamp, cast, shift), about
+    # 260 bytes more than in the ML Program (measured: 8 of them, 2.1 kB): on a model this small, 8 points.
+    spec = mlmodel.get_spec()
+    quantizing = sum(op.type in ("quantize", "dequantize") for function in spec.mlProgram.functions.values()
+                     for op in function.block_specializations[function.opset].operations)
+    assert size_ai / ref_ai < size_ml / ref_ml + 0.02 + 300 * quantizing / ref_ai, (
+        size_ai, ref_ai, size_ml, ref_ml, quantizing)
 
 
 # -- fp16 programs: each op on float16 values, between casts (as --precision fp16 computes) --------

@@ -37,9 +37,9 @@ def test_report_on_a_folder_model(tmp_path):
                   say=quiet).model_path
     result = report(model, say=quiet)          # the data is found through the training record
     assert result.folder == tmp_path / "shapes.report" and result.samples == 18
-    assert result.images == "test split"
+    assert result.images == "shapes (trained on): test split"
     markdown = check_pictures(result.folder)
-    assert "| circle | 6 |" in markdown and "18 images (test split)" in markdown
+    assert "| circle | 6 |" in markdown and "18 images (shapes (trained on): test split)" in markdown
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]   # no temporary folders left
 
     with pytest.raises(KerasmlError, match="--force"):
@@ -55,22 +55,24 @@ def test_report_on_the_digit_model_uses_its_test_split(trained_digits, tmp_path)
     from kerasml.report.build import report
 
     result = report(trained_digits.model_path, out_dir=tmp_path / "digits", say=quiet)
-    assert result.samples == 200 and result.images == "test split"
+    assert result.samples == 200 and result.images.endswith(": test split")
     check_pictures(result.folder)
     # The same 200 test digits the record was scored on, predicted again: the same accuracy.
     record_accuracy = trained_digits.record.test_accuracy
     assert result.accuracy == pytest.approx(record_accuracy, abs=1 / 200)
 
 
-def test_report_without_record_needs_data(tmp_path, trained_digits, small_digits_npz):
+def test_report_without_record_uses_the_image_policy(tmp_path, trained_digits, small_digits_npz):
+    """No record: a 28x28 grayscale model is reported on MNIST's digits (model/images.py: offline the
+    bundled sample, said so), and --data still wins."""
     import shutil
 
     from kerasml.report.build import report
 
     model = tmp_path / "bare.keras"
     shutil.copy(trained_digits.model_path, model)             # no record, no history beside it
-    with pytest.raises(KerasmlError, match="--data"):
-        report(model, say=quiet)
+    digits = report(model, out_dir=tmp_path / "digits.report", samples=200, say=quiet)
+    assert digits.samples == 200 and ("MNIST" in digits.images or "sample" in digits.images), digits.images
     result = report(model, data=small_digits_npz, say=quiet)
     assert any("no training record" in note for note in result.notes)
     check_pictures(result.folder, [p for p in PICTURES if p != "curves.png"])

@@ -185,7 +185,7 @@ def _evaluation_images(record: TrainingRecord | None, data: Path | None, shape: 
             raise KerasmlError(f"the data is {'grayscale' if folders.channels == 1 else 'colour'} but the "
                                f"model takes {shape[2]} channels")
         stream = folders.dataset(files, shape[0]).batch(64).as_numpy_iterator()
-        return dataset, stream, what
+        return dataset, stream, f"{source.what}: {what}"
 
     if dataset.x_test is not None:
         x, y, what = dataset.x_test, dataset.y_test, "test split"
@@ -199,7 +199,7 @@ def _evaluation_images(record: TrainingRecord | None, data: Path | None, shape: 
                            f"{'x'.join(map(str, shape))}; pass --data with images of that size")
     if samples is not None:
         x, y = x[:samples], y[:samples]
-    return dataset, ((x[i:i + BATCH], y[i:i + BATCH]) for i in range(0, len(x), BATCH)), what
+    return dataset, ((x[i:i + BATCH], y[i:i + BATCH]) for i in range(0, len(x), BATCH)), f"{source.what}: {what}"
 
 
 def _markdown(model: Path, record: TrainingRecord | None, what: str, accuracy: float, count: int,

@@ -3,7 +3,9 @@
 For each case and format: the Keras model is built with seeded random weights and saved, converted
 with `kerasml.conversion.to_coreml`, checked with `kerasml.checks.verify` (kerasml's NumPy runtime against Keras on 64
 seeded random images), and timed: the runtime on those 64 images against Keras `predict` on the
-same images (each timed on its second call, after tracing and warm-up). bench/zoo.json keeps the
+same images (each timed on its second call, after tracing and warm-up), and diffed layer by Keras
+layer (`kerasml diff`, 16 images: the first layer beyond tolerance, none for a clean conversion).
+bench/zoo.json keeps the
 latest row of every case and format, so a run of a few cases updates their rows; bench/zoo.md is
 written from it (docs/conversion.md quotes it: `make docs`).
 
@@ -35,6 +37,7 @@ from zoo_cases import CASES, CLASSES, Case, case_named  # noqa: E402
 
 FORMATS = ("mlmodel", "mlpackage", "aimodel")
 SAMPLES = 64
+DIFF_SAMPLES = 16     # images `kerasml diff` compares every layer on
 LABELS = ",".join(f"class{i}" for i in range(CLASSES))
 
 
@@ -57,6 +60,10 @@ class Row:
     # case's .mlpackage (the ML Program it was lowered from), on the same images
     runtimes_max_abs_diff: float | None = None
     runtimes_top1_agreement: float | None = None
+    # `kerasml diff`, layer by Keras layer: the first layer beyond tolerance ("" when none), and how
+    # many rows were compared of all (the others: layers computed inside another op)
+    first_divergent_layer: str | None = None
+    layers_compared: str | None = None
 
 
 def build(case: Case, folder: Path) -> tuple[Path, int]:
@@ -104,12 +111,28 @@ def run_case(case: Case, fmt: str, keras_path: Path, parameters: int, samples: i
                                                            result.near_ties)
     if not result.passed:
         row.detail = "; ".join(c.detail for c in result.checks if not c.passed)
+    row.first_divergent_layer, row.layers_compared = _layer_diff(keras_path, out, min(samples, DIFF_SAMPLES))
     if timings:
         row.runtime_seconds, row.keras_seconds = _timings(out, keras_path, samples)
     package = keras_path.with_suffix(".mlpackage")
     if fmt == "aimodel" and package.exists():
         row.runtimes_max_abs_diff, row.runtimes_top1_agreement = _runtimes(out, package, samples)
     return row
+
+
+def _layer_diff(keras_path: Path, converted: Path, samples: int) -> tuple[str | None, str | None]:
+    """`kerasml diff` of the clean conversion: (first divergent layer or "", "compared/rows");
+    (None, reason) when diff cannot run on it."""
+    from kerasml.checks.diff import diff
+    from kerasml.errors import KerasmlError
+    from kerasml.runtime.errors import UnsupportedModelError
+
+    try:
+        result = diff(keras_path, converted, samples=samples)
+    except (KerasmlError, UnsupportedModelError) as exc:
+        return None, f"not run: {exc}"
+    compared = sum(row.within is not None for row in result.rows)
+    return result.first_divergent_layer or "", f"{compared}/{len(result.rows)}"
 
 
 def _images(image, samples: int) -> np.ndarray:
@@ -154,18 +177,23 @@ def _timings(coreml_path: Path, keras_path: Path, samples: int) -> tuple[float, 
 def markdown(rows: list[Row], header: str) -> str:
     lines = [header, "",
              "| case | parameters | format | result | convert s | max \\|Δp\\| | top-1 agree (near-ties) "
-             "| runtime s / 64 | Keras s / 64 |",
-             "|---|---:|---|---|---:|---:|---:|---:|---:|"]
+             "| diff: layers compared | runtime s / 64 | Keras s / 64 |",
+             "|---|---:|---|---|---:|---:|---:|---|---:|---:|"]
     for r in rows:
         agree = ("-" if r.top1_agreement is None and r.near_ties is None else
                  f"all ties ({r.near_ties})" if r.top1_agreement is None else
                  f"{r.top1_agreement:.1%} ({r.near_ties})")
         result = r.status if r.status == "verified" else f"{r.status}: {_short(r.detail)}"
         lines.append(f"| {r.case} | {r.parameters:,} | {r.format} | {result} | {_num(r.convert_seconds, '.1f')} "
-                     f"| {_num(r.max_abs_diff, '.1e')} | {agree} | {_num(r.runtime_seconds, '.3f')} "
+                     f"| {_num(r.max_abs_diff, '.1e')} | {agree} | {_layers(r)} | {_num(r.runtime_seconds, '.3f')} "
                      f"| {_num(r.keras_seconds, '.3f')} |")
     counts = {s: sum(r.status == s for r in rows) for s in ("verified", "failed", "refused", "runtime", "error")}
     lines += ["", ", ".join(f"{n} {s}" for s, n in counts.items() if n) + f" of {len(rows)} conversions."]
+    diffed = [r for r in rows if r.first_divergent_layer is not None]
+    if diffed:
+        clean = sum(r.first_divergent_layer == "" for r in diffed)
+        lines.append(f"`kerasml diff`: {clean} of {len(diffed)} diffed conversions depart from Keras at no layer "
+                     f"(relative tolerance 1e-4, {DIFF_SAMPLES} images).")
     return "\n".join(lines) + "\n"
 
 
@@ -186,6 +214,13 @@ def runtimes_markdown(rows: list[Row]) -> str:
         lines.append(f"| {case} | {_diff(package)} | {_diff(ai)} | {_num(ai.runtimes_max_abs_diff, '.1e')} "
                      f"| {_num(ai.runtimes_top1_agreement, '.1%')} |")
     return "\n".join(lines) + "\n"
+
+
+def _layers(row: Row) -> str:
+    """The diff column: "12/14" when no layer departs, "departs at X" otherwise, "-" when not diffed."""
+    if row.first_divergent_layer is None:
+        return "-" if row.layers_compared is None else _short(row.layers_compared, 60)
+    return row.layers_compared if row.first_divergent_layer == "" else f"departs at {row.first_divergent_layer}"
 
 
 def _diff(row: Row | None) -> str:

@@ -1,7 +1,7 @@
 """The zoo's fast subset (bench/zoo_cases.py, `fast=True`): every single-layer case and a small
 keras.applications model, each converted to Core ML in both formats and verified against Keras with
 kerasml's runtime, and to Core AI, verified with Apple's runtime (and against kerasml's runtime on
-the same ML Program). `make zoo` runs every case, the full keras.applications families included.
+the same ML Program), and diffed layer by Keras layer (no layer departs). `make zoo` runs every case, the full keras.applications families included.
 
 A case the runtime cannot run yet (UnsupportedModelError, "does not implement") is an expected
 failure naming the op: the conversion itself must succeed, and whatever the runtime runs must match."""
@@ -53,3 +53,4 @@ def test_case_converts_and_verifies(case, fmt, saved):
     assert row.max_abs_diff <= 1e-5
     if row.runtimes_max_abs_diff is not None:      # Apple's runtime and kerasml's on the same ML Program
         assert row.runtimes_max_abs_diff <= 1e-5
+    assert row.first_divergent_layer == "", f"{case.name} {fmt}: kerasml diff: {row.first_divergent_layer or row.layers_compared}"

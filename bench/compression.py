@@ -3,7 +3,9 @@ the real 10,000 MNIST test digits (kerasml's runtime for Core ML, Apple's for Co
 costs, and how far its probabilities move from Keras'; writes bench/compression.md (and .json). Each
 row is a real `kerasml convert`. `auto` rows let `--precision auto --max-drop AUTO_BUDGET` choose on
 the first half of the test digits (a per-layer mix where one scheme for all is not the smallest within
-the budget) and report all 10,000, beside the uniform schemes. `make bench` (bench/run.py) calls
+the budget) and report all 10,000, beside the uniform schemes. A second table does the same for a
+MobileNetV2 (alpha 0.35, trained here from scratch on the bundled digits as 32x32 RGB): the uniform
+schemes `auto` chooses among and `auto`, in all three formats. `make bench` (bench/run.py) calls
 `measure` and `table`.
 
     PYTHONPATH=. .venv/bin/python bench/compression.py [--model models/digits.keras] [--data DIR]
@@ -35,6 +37,11 @@ ROWS += [("aimodel", p, None) for p in ("fp32", "fp16", "int8", "palette8", "pal
 ROWS += [("aimodel", "palette4", 0.5), ("mlpackage", "auto", None), ("aimodel", "auto", None)]
 AUTO_BUDGET = 0.1      # accuracy points --precision auto may lose
 QUICK_ROWS = [(fmt, p, None) for fmt in ("mlmodel", "mlpackage", "aimodel") for p in ("fp32", "palette4")]
+# MobileNetV2 (alpha 0.35, 32x32 RGB, trained here from scratch on the bundled digits, padded and
+# repeated to RGB): the uniform schemes `auto` chooses among, and `auto`, in each format.
+MOBILENET_ROWS = [(fmt, p, None) for fmt in ("mlmodel", "mlpackage", "aimodel")
+                  for p in ("fp32", "int8", "palette8", "palette6", "palette4", "auto")]
+MOBILENET_EPOCHS = 12
 TARGETS = {"palette4": "<= 14% of fp32, <= 0.5 points lost", "palette6": "<= 0.1 points lost",
            "w8a8": "<= 0.3 points lost", "int4": "<= 16% of fp32"}
 
@@ -45,16 +52,25 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "mnist-test")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "compression.md")
     parser.add_argument("--quick", action="store_true", help="only fp32 and palette4 in each format")
+    parser.add_argument("--models", default="digits,mobilenetv2", help="digits and/or mobilenetv2")
     args = parser.parse_args()
     test_set = mnist_test_set(args.data)
     if test_set is None:
         sys.exit(f"skipped: no MNIST test set at {args.data}")
+    lines, results = [], {}
     with tempfile.TemporaryDirectory() as folder:
-        model = args.model if args.model.exists() else train_default_digits(Path(folder))
-        rows = measure(model, *test_set, Path(folder), QUICK_ROWS if args.quick else ROWS)
-    lines = table(rows, model.name)
+        if "digits" in args.models:
+            model = args.model if args.model.exists() else train_default_digits(Path(folder))
+            results["digits"] = measure(model, *test_set, Path(folder), QUICK_ROWS if args.quick else ROWS)
+            lines += table(results["digits"], model.name)
+        if "mobilenetv2" in args.models:
+            rgb = as_rgb32(test_set[0]), test_set[1]
+            model = train_mobilenet(Path(folder))
+            results["mobilenetv2"] = measure(model, *rgb, Path(folder), MOBILENET_ROWS)
+            lines += ["", "### MobileNetV2", ""] + table(results["mobilenetv2"], model.name,
+                                                         what="the 10,000 MNIST test digits as 32x32 RGB")
     args.out.write_text("\n".join(lines) + "\n")
-    args.out.with_suffix(".json").write_text(json.dumps(rows, indent=2) + "\n")
+    args.out.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
     print("\n".join(lines))
     print(f"wrote {args.out}")
 
@@ -90,6 +106,30 @@ def _keras_probabilities(model: Path, images: np.ndarray) -> np.ndarray:
     return load_keras_model(model).predict(preprocessing.scale_pixels(images))
 
 
+def as_rgb32(images: np.ndarray) -> np.ndarray:
+    """(N, 28, 28, 1) digits → (N, 32, 32, 3): padded by 2 on each side, the channel repeated."""
+    return np.repeat(np.pad(images, ((0, 0), (2, 2), (2, 2), (0, 0))), 3, axis=-1)
+
+
+def train_mobilenet(folder: Path) -> Path:
+    """MobileNetV2 (alpha 0.35, random weights) trained on the bundled 5,000 digits as 32x32 RGB,
+    pixels scaled by 1/255 (convert's default without a training record)."""
+    import keras
+
+    from kerasml.data.sources import load_mnist_sample
+
+    print(f"training MobileNetV2 (alpha 0.35) on the bundled sample, {MOBILENET_EPOCHS} epochs ...", flush=True)
+    keras.utils.set_random_seed(0)
+    sample = load_mnist_sample()
+    x, y = as_rgb32(sample["x_train"]).astype("float32") / 255.0, sample["y_train"]
+    model = keras.applications.MobileNetV2(weights=None, input_shape=(32, 32, 3), alpha=0.35, classes=10)
+    model.compile(optimizer=keras.optimizers.Adam(2e-3), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.fit(x, y, epochs=MOBILENET_EPOCHS, batch_size=64, validation_split=0.1, verbose=0)
+    path = folder / "mobilenetv2.keras"
+    model.save(path)
+    return path
+
+
 def train_default_digits(folder: Path) -> Path:
     from kerasml.training.train import TrainOptions, train
     print("training the default digit model on the bundled sample ...", flush=True)
@@ -110,7 +150,8 @@ def _row(model: Path, fmt: str, precision: str, sparsity, images, labels, keras_
     data = SAMPLE_PATH if precision == "w8a8" else None             # calibration images
     if precision == "auto":
         data = folder / "choose.npz"                                 # the first half of the test digits
-        np.savez(data, x_test=images[: len(images) // 2, ..., 0], y_test=labels[: len(labels) // 2])
+        half = images[: len(images) // 2]
+        np.savez(data, x_test=half[..., 0] if half.shape[-1] == 1 else half, y_test=labels[: len(labels) // 2])
     started = time.perf_counter()
     options = ConvertOptions(model=model, out=out, format=fmt, precision=precision, sparsity=sparsity,
                              labels="digits", force=True, data=data,
@@ -139,9 +180,9 @@ def _fill_ratios(rows: list[dict]) -> None:
         row["delta_points"] = round(100 * (row["accuracy"] - base["accuracy"]), 2)
 
 
-def table(rows: list[dict], model_name: str) -> list[str]:
+def table(rows: list[dict], model_name: str, what: str = "the 10,000 MNIST test digits") -> list[str]:
     """The markdown table of `measure`'s rows."""
-    lines = [f"Compression of `{model_name}` on the 10,000 MNIST test digits (kerasml's runtime for .mlmodel and "
+    lines = [f"Compression of `{model_name}` on {what} (kerasml's runtime for .mlmodel and "
              ".mlpackage, Apple's Core AI runtime for .aimodel); ratio and "
              "points against the fp32 model of the same format; max |Δp| and top-1 agreement against Keras.", "",
              "| format | scheme | size | of fp32 | accuracy | points | max \\|Δp\\| | top-1 agreement | target |",

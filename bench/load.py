@@ -13,8 +13,10 @@ kernel's high-water mark around single requests), and measures:
      fuzz of a few thousand mutated pictures of every format, bounded in time: each a one-line 4xx
      or a reading, never a 5xx or a dropped connection, the server's memory bounded throughout.
 
-Writes bench/load.json and bench/load.md (--out DIR elsewhere); exits 1 when a figure misses its
-target. The model: models/digits.mlmodel when present, else the app's shipped model, else a
+Writes bench/load.json and bench/load.md (--out DIR elsewhere, --name for the file name); exits 1
+when a figure misses its target. The model: --model (a Core AI .aimodel, run by Apple's runtime,
+too: `make load ARGS="--model ios_app/DigitDemo/CoreAIModels/DigitClassifier.aimodel --name
+load-aimodel"`), else models/digits.mlmodel when present, else the app's shipped model, else a
 softmax regression written on the spot (tests/try_models.py). About 3 minutes on 2 busy cores.
 """
 
@@ -540,9 +542,9 @@ def figures(one: dict, load: dict, queue: dict, bad: dict, fuzzed: dict, peak: i
     return rows
 
 
-def write_report(out: Path, rows: list[dict], details: dict) -> None:
+def write_report(out: Path, rows: list[dict], details: dict, name: str = "load") -> None:
     out.mkdir(parents=True, exist_ok=True)
-    (out / "load.json").write_text(json.dumps({"figures": rows, **details}, indent=1, default=str) + "\n")
+    (out / f"{name}.json").write_text(json.dumps({"figures": rows, **details}, indent=1, default=str) + "\n")
     env = details["environment"]
     lines = ["# `make load`: kerasml try under load (issue 26)", "",
              f"Measured {env['date']} on {env['machine']} ({env['cores']} cores, {env['memory_gib']:.0f} GiB), "
@@ -560,7 +562,7 @@ def write_report(out: Path, rows: list[dict], details: dict) -> None:
     for name, case in details["hostile"]["cases"].items():
         answer = str(case["answer"]).replace("|", "/")
         lines.append(f"| {name} | {case['bytes']:,} | {case['status']} | {answer} | {max(0.0, case['mib_above_before']):.0f} MiB |")
-    (out / "load.md").write_text("\n".join(lines) + "\n")
+    (out / f"{name}.md").write_text("\n".join(lines) + "\n")
 
 
 def main() -> int:
@@ -568,10 +570,12 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=REPO / "bench", help="where load.json and load.md go")
     parser.add_argument("--fuzz", type=int, default=FUZZ_CASES, help="fuzzed uploads (default %(default)s)")
     parser.add_argument("--fuzz-seconds", type=float, default=FUZZ_SECONDS, help="the fuzz stops after this long")
+    parser.add_argument("--model", type=Path, help="the model to serve (a Core AI .aimodel too); default as above")
+    parser.add_argument("--name", default="load", help="the report's file name: NAME.json and NAME.md")
     args = parser.parse_args()
     started, load_before = time.monotonic(), os.getloadavg()
     with tempfile.TemporaryDirectory() as folder:
-        model, model_what = pick_model(Path(folder))
+        model, model_what = (args.model, str(args.model)) if args.model else pick_model(Path(folder))
         print(f"model: {model_what}; making the photos ...", flush=True)
         photo = hostile_images.seven_jpeg()                          # 6000x6600, about 0.7 MB
         big = hostile_images.seven_jpeg(noise=4.5, quality=91)       # the same, noisy: about 9 MB
@@ -616,10 +620,10 @@ def main() -> int:
                    "command": "make load" + (f" ARGS='{' '.join(sys.argv[1:])}'" if sys.argv[1:] else "")}
     write_report(args.out, rows, {"environment": environment, "one_photo": one,
                                   "load": load, "queue": queue, "hostile": bad,
-                                  "fuzz": fuzzed})
+                                  "fuzz": fuzzed}, args.name)
     failed = [row for row in rows if not row["pass"]]
-    print(f"\n{len(rows) - len(failed)} of {len(rows)} figures meet their targets; wrote {args.out / 'load.md'} "
-          f"and load.json ({environment['seconds']:.0f} s)")
+    print(f"\n{len(rows) - len(failed)} of {len(rows)} figures meet their targets; wrote {args.out / args.name}.md "
+          f"and .json ({environment['seconds']:.0f} s)")
     return 1 if failed else 0
 
 

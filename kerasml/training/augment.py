@@ -107,7 +107,7 @@ def _gaussian_matrix(size, sigma: float):
 
 def resample(images, transforms, field, fill_mode: str):
     """Read every output pixel from input position affine(pixel + displacement), bilinearly: the
-    four neighbours of every source position gathered from the flattened batch at once (a
+    four neighbours of every source position gathered from the flattened batch in one gather_nd (a
     per-image `map_coordinates` under `vectorized_map` took twice as long). Outside the image
     reads zero ("constant") or the mirror image ("reflect", d c b a | a b c d), exactly as
     TensorFlow's own projective transform kernel does for the affine part alone."""
@@ -124,20 +124,23 @@ def resample(images, transforms, field, fill_mode: str):
     right_weight = (source_x - left)[..., None]
     bottom_weight = (source_y - top)[..., None]
     left, top = tf.cast(left, tf.int32), tf.cast(top, tf.int32)
-    pixels = tf.reshape(images, [-1, channels])
+    if fill_mode == "constant":
+        # A one-pixel border of zeros around every image: a neighbour outside the image is clipped
+        # onto the border and reads zero, with no mask to compute and multiply.
+        images = tf.pad(images, [[0, 0], [1, 1], [1, 1], [0, 0]])
+        height, width = height + 2, width + 2
+        top_rows = tf.clip_by_value(top + 1, 0, height - 1), tf.clip_by_value(top + 2, 0, height - 1)
+        left_cols = tf.clip_by_value(left + 1, 0, width - 1), tf.clip_by_value(left + 2, 0, width - 1)
+    else:
+        top_rows = _reflected(top, height), _reflected(top + 1, height)
+        left_cols = _reflected(left, width), _reflected(left + 1, width)
     first_pixel = tf.reshape(tf.range(count) * height * width, [-1, 1, 1])   # of each image
-
-    def neighbour(row, col):
-        if fill_mode == "constant":
-            inside = (row >= 0) & (row < height) & (col >= 0) & (col < width)
-            row, col = tf.clip_by_value(row, 0, height - 1), tf.clip_by_value(col, 0, width - 1)
-            values = tf.gather(pixels, first_pixel + row * width + col)
-            return values * tf.cast(inside, values.dtype)[..., None]
-        row, col = _reflected(row, height), _reflected(col, width)
-        return tf.gather(pixels, first_pixel + row * width + col)
-
-    upper = neighbour(top, left) * (1 - right_weight) + neighbour(top, left + 1) * right_weight
-    lower = neighbour(top + 1, left) * (1 - right_weight) + neighbour(top + 1, left + 1) * right_weight
+    index = tf.stack([first_pixel + row * width + col for row in top_rows for col in left_cols])
+    # gather_nd takes about half the time of gather for one-pixel slices on CPU.
+    upper_left, upper_right, lower_left, lower_right = tf.unstack(
+        tf.gather_nd(tf.reshape(images, [-1, channels]), index[..., None]))
+    upper = upper_left * (1 - right_weight) + upper_right * right_weight
+    lower = lower_left * (1 - right_weight) + lower_right * right_weight
     return upper * (1 - bottom_weight) + lower * bottom_weight
 
 

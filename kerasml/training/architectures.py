@@ -159,7 +159,7 @@ def kerasml_digits(input_shape: tuple[int, int, int], num_classes: int):
     two batch-normalised, trained on affine + elastically distorted digits.
 
     A two-convolution net underfits elastically distorted digits (its training accuracy stays near
-    97%), so the third convolution (96 filters at 5x5) gives the capacity; the middle one is
+    97%), so the third convolution (96 filters at 3x3) gives the capacity; the middle one is
     narrower (48, not 64) so the whole costs no more per image than the two-convolution net did,
     and the 18 epochs fit in the tutorial recipe's time (measured in `make bench`)."""
     return _three_conv_net(input_shape, num_classes, (32, 48, 96), "kerasml")

@@ -79,6 +79,47 @@ def test_fused_layers_are_one_row(cnn, converted):
     assert any(name.endswith("drop + head") or name == "drop + head" for name in names), names
 
 
+@pytest.fixture(scope="module")
+def blocks(tmp_path_factory) -> Path:
+    """The two shapes the zoo found misaligned: a SeparableConv2D whose pointwise half TensorFlow
+    folds into the batch normalisation after it (Xception, NASNet), and Dense layers on a 4-D tensor
+    around a GELU, whose reshapes Core AI folds into the matmuls (ConvNeXt)."""
+    import keras
+
+    keras.utils.set_random_seed(5)
+    model = keras.Sequential([
+        keras.Input((10, 10, 3)),
+        keras.layers.Conv2D(8, 3, name="stem"),
+        keras.layers.SeparableConv2D(8, 3, padding="same", use_bias=False, name="sep"),  # 8 → 8: sizes alike
+        keras.layers.BatchNormalization(name="sep_bn"),
+        keras.layers.Dense(32, name="expand"),
+        keras.layers.Activation("gelu", name="gelu"),
+        keras.layers.Dense(8, name="project"),
+        keras.layers.GlobalAveragePooling2D(name="gap"),
+        keras.layers.Dense(10, activation="softmax", name="head"),
+    ])
+    norm = model.get_layer("sep_bn")
+    norm.set_weights([w + np.random.default_rng(1).uniform(0.5, 1.5, w.shape).astype(np.float32)
+                      for w in norm.get_weights()])
+    path = tmp_path_factory.mktemp("blocks") / "blocks.keras"
+    model.save(path)
+    return path
+
+
+@pytest.mark.parametrize("fmt", ["mlpackage", "aimodel"])
+def test_folded_halves_are_compared_where_the_layer_output_is(blocks, fmt):
+    if fmt == "aimodel":
+        pytest.importorskip("coreai.authoring", reason="Apple's coreai-core is not installed here")
+    out = blocks.with_suffix("." + fmt)
+    assert run("convert", blocks, "--labels", LABELS, "--format", fmt, "--out", out).returncode == 0
+    report = json.loads(run("diff", blocks, out, "--samples", "8", "--json").stdout)
+    rows = {row["layer"]: row for row in report["rows"]}
+    assert report["first_divergent_layer"] is None, report["rows"]
+    assert "sep + sep_bn" in rows, list(rows)        # its depthwise half alone is not its output
+    for name in ("expand", "gelu", "project"):       # each at its own value, not a neighbour's
+        assert rows[name]["within"] is True, rows[name]
+
+
 def test_a_fault_is_found_at_its_layer(cnn, converted, tmp_path):
     from kerasml.model.layer_record import read
     from kerasml.runtime import load_model

@@ -83,6 +83,30 @@ def owners_filled(types: list[str], owners: list[str | None], keras_layers: list
     return filled
 
 
+# Keras layers that convert to more than one op of one type, the last of them the layer's output: a
+# SeparableConv2D is a depthwise and then a pointwise convolution. TensorFlow folds a batch
+# normalisation that follows into the pointwise one and names it after the normalisation, leaving the
+# layer its depthwise convolution only, whose value is not the layer's output.
+_OPS_PER_LAYER = {"SeparableConv": (("conv", "convolution"), 2)}
+
+
+def outputs_only(types: list[str], owners: list[str | None], keras_layers: list[tuple[str, str]]) -> list[str | None]:
+    """`owners` without the layers (`_OPS_PER_LAYER`) that kept fewer of their ops than make their
+    output: conversion computed their output inside a later layer's op, so they have no value of
+    their own (and `kerasml diff` compares them together with that layer)."""
+    classes = dict(keras_layers)
+    counts: dict[str, int] = {}
+    for kind, owner in zip(types, owners):
+        counts[owner] = counts.get(owner, 0) + 1
+    incomplete = set()
+    for owner in counts:
+        for word, (kinds, needed) in _OPS_PER_LAYER.items():
+            if owner is not None and word in classes.get(owner, ""):
+                if sum(1 for kind, o in zip(types, owners) if o == owner and kind in kinds) < needed:
+                    incomplete.add(owner)
+    return [None if owner in incomplete else owner for owner in owners]
+
+
 def scope_table(graph_def, layer_names: list[str], model_name: str = "") -> dict[str, str]:
     """{node name as coremltools writes it: Keras layer} for the traced graph's nodes, read from
     their name scopes (`StatefulPartitionedCall/sequential_1/conv2d_10_1/convolution`). Keras 3

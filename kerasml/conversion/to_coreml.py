@@ -342,7 +342,7 @@ def convert_keras_model(model, fmt: str = "mlmodel", precision: str = "fp32",
     owners = layers.owners_filled([t for t, _ in traced], layers.layers_of([n for _, n in traced], scopes), keras_layers)
     if owners and not add_softmax and layer_names:   # the graph's output is named Identity, not after its layer
         owners[-1] = owners[-1] or layer_names[-1]
-    before = list(zip([t for t, _ in traced], owners))
+    before = list(zip([t for t, _ in traced], layers.outputs_only([t for t, _ in traced], owners, keras_layers)))
     mlmodel = short_names.shortened(mlmodel)
     if uncompressed is not None:
         uncompressed(mlmodel)

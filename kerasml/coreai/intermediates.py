@@ -50,16 +50,24 @@ def intermediates(path: Path, pixels: np.ndarray, names: list[str]) -> dict[str,
 
 
 def _last_ops(graph) -> dict[str, object]:
-    """Value name → the last op (in program order) located at it whose result holds predictions."""
-    last = {}
+    """Value name → the last op (in program order) that computes it and whose result holds predictions.
+
+    When Core AI folds ops together (a reshape into the matmul or the elementwise op after it) the op
+    left carries every name it absorbed, and so do the ops that later absorb it: an op computes the
+    value whose name comes last in its location; it only stands for an absorbed name that no op
+    computes as its own."""
+    own, carried = {}, {}
     for op in graph.entry_block.operations:
         if op.name in ("coreai.constant", "coreai.output") or not len(op.results):
             continue
         if not str(op.results[0].type).startswith("tensor<?x"):
             continue
-        for name in _TAG.findall(str(op.location)):   # ops Core AI merged carry every name they had
-            last[name] = op
-    return last
+        names = _TAG.findall(str(op.location))
+        if names:
+            own[names[-1]] = op
+        for name in names[:-1]:
+            carried.setdefault(name, op)   # the first op that absorbed it is the nearest to it
+    return {**carried, **own}
 
 
 def _run(path: Path, pixels: np.ndarray) -> dict[str, np.ndarray]:

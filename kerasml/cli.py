@@ -144,7 +144,7 @@ def convert(
     labels: Annotated[Optional[str], typer.Option(help="digits, fashion, auto (from the training record), @labels.txt or a,b,c.")] = None,
     out: Annotated[Optional[Path], typer.Option(help="Output path (default: beside the model).")] = None,
     format: Annotated[Optional[str], typer.Option("--format", help="mlmodel (NeuralNetwork, as the tutorial), mlpackage (ML Program) or aimodel (Core AI, iOS 27+); default: --out's suffix, else mlmodel.")] = None,
-    precision: Annotated[str, typer.Option(help="Weights: fp32, fp16, int8, palette4/6/8 (k-means look-up tables), int4 and w8a8 (ML Program only; w8a8 needs --data), or auto (smallest within --max-drop).")] = "fp32",
+    precision: Annotated[str, typer.Option(help="Weights: fp32, fp16, int8, palette8/6/4/2 (k-means look-up tables), int4 and w8a8 (ML Program only; w8a8 needs --data), or auto (smallest within --max-drop).")] = "fp32",
     sparsity: Annotated[Optional[float], typer.Option(help="Prune this fraction of the weights (e.g. 0.5) and store them sparse; ML Program only, combines with --precision.")] = None,
     max_drop: Annotated[Optional[float], typer.Option(help="With --precision auto: accuracy points the chosen scheme may lose on --data (or the record's test set).")] = None,
     author: Annotated[Optional[str], typer.Option(help="Author shown in Xcode (default: git user.name, else your login).")] = None,
@@ -228,7 +228,7 @@ def diff(
     plot: Annotated[Optional[Path], typer.Option(help="Write the per-layer error as a PNG (log scale, tolerance line, first departure marked).")] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON: the rows and first_divergent_layer.")] = False,
     sensitivity: Annotated[bool, typer.Option("--sensitivity", help="Instead: compress one Keras layer at a time with --precision and report each one's accuracy cost and size saving (needs labelled --data or a training record).")] = False,
-    precision: Annotated[str, typer.Option(help="With --sensitivity: the scheme to try per layer (palette4, palette6, palette8, int8, int4).")] = "palette4",
+    precision: Annotated[str, typer.Option(help="With --sensitivity: the scheme to try per layer (palette2, palette4, palette6, palette8, int8, int4).")] = "palette4",
     unsafe: Annotated[bool, typer.Option(help="Allow custom code in the Keras file to run.")] = False,
 ) -> None:
     """Where a converted model departs from Keras, layer by Keras layer (on Linux); or, with

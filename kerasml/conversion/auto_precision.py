@@ -74,12 +74,18 @@ def choose(reference, fmt: str, images: np.ndarray, labels: np.ndarray, max_drop
             smaller_failed.append(name)
             continue
         if smaller_failed and fmt == "mlpackage" and not sparsity:
-            mix = _mixed(reference, smaller_failed[0], name, images, labels, reference_accuracy, max_drop, say)
-            if mix is not None and mix[1].size_bytes < size:
-                mixed_model, mixed_trial = mix
-                trials.append(mixed_trial)
-                mixed_trial.kept = True
-                return mixed_label(smaller_failed[0], name), mixed_model, trials
+            # each smaller scheme on the layers where it costs least, this one elsewhere: the
+            # smallest such mix within the budget, if it is smaller than this scheme alone
+            best = None
+            for small in smaller_failed:
+                mix = _mixed(reference, small, name, images, labels, reference_accuracy, max_drop, say)
+                if mix is not None:
+                    trials.append(mix[1])
+                    if mix[1].size_bytes < (best[2].size_bytes if best else size):
+                        best = (mixed_label(small, name), *mix)
+            if best is not None:
+                best[2].kept = True
+                return best[0], best[1], trials
         trial.kept = True
         return name, model, trials
     trials[0].kept = True

@@ -69,7 +69,8 @@ def layers_of_ops(spec, record: dict[str, str], op_names: list[str]) -> dict[str
 
 def compressed(reference, schemes_by_op: dict[str, str]):
     """`reference` (an uncompressed ML Program MLModel) with each named op's weights compressed by its
-    scheme (palette4 tensors under PALETTE4_THRESHOLD values get palette6, as the uniform scheme does)."""
+    scheme (palette4 and palette2 tensors under PALETTE4_THRESHOLD values get palette6, as the
+    uniform scheme does)."""
     import coremltools.optimize.coreml as cto
 
     from kerasml.conversion.short_names import shortened
@@ -82,8 +83,8 @@ def compressed(reference, schemes_by_op: dict[str, str]):
         if scheme.program_config is None:
             continue
         config = scheme.program_config(cto)
-        if name == "palette4" and sizes.get(op, 0) < PALETTE4_THRESHOLD:
-            config = BY_NAME["palette6"].program_config(cto)
+        if scheme.kind == "palette" and scheme.fallbacks and sizes.get(op, 0) < scheme.weight_threshold:
+            config = scheme.fallbacks[0](cto)      # too few values for so few levels: a larger table
         by_kind.setdefault(scheme.kind, {})[op] = config
     model = reference
     with quiet_output():

@@ -1,5 +1,5 @@
 """The precisions kerasml speaks of, in one table: the weight-compression schemes `convert
---precision` offers (fp32, fp16, int8, palette8/6/4, int4, w8a8, with --sparsity), and the tolerance
+--precision` offers (fp32, fp16, int8, palette8/6/4/2, int4, w8a8, with --sparsity), and the tolerance
 `kerasml verify` allows each against Keras.
 
 `SCHEMES` has one entry per scheme: the formats that can store it, the oldest iOS that runs it (ML
@@ -81,6 +81,11 @@ SCHEMES = (
            program_config=_palette(6), nn_quantize=_nn_palette(6), kind="palette"),
     Scheme("palette4", "16-entry k-means look-up tables", ("mlmodel", "mlpackage"), "iOS16", 4, (0.5, 0.95),
            program_config=_palette(4, PALETTE4_THRESHOLD), fallbacks=(_palette(6),), nn_quantize=_nn_palette(4),
+           kind="palette", weight_threshold=PALETTE4_THRESHOLD),
+    # palette2 alone costs most models points; `auto` keeps it on the layers where it costs least
+    # (its per-layer mix with palette4, chosen by measuring each layer alone).
+    Scheme("palette2", "4-entry k-means look-up tables", ("mlmodel", "mlpackage"), "iOS16", 2, (0.9, 0.8),
+           program_config=_palette(2, PALETTE4_THRESHOLD), fallbacks=(_palette(6),), nn_quantize=_nn_palette(2),
            kind="palette", weight_threshold=PALETTE4_THRESHOLD),
     Scheme("int4", f"4-bit linear weights, one scale per block of {BLOCK_SIZES[0]} inputs", ("mlpackage",),
            "iOS18", 4, (0.5, 0.95), program_config=_linear("int4", "per_block", block_size=BLOCK_SIZES[0]),

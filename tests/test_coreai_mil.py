@@ -996,8 +996,8 @@ def _lowered_sizes_and_outputs(mlmodel, images, path):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("precision,sparsity", [("fp16", None), ("int8", None), ("palette8", None), ("palette6", None),
-                                                ("palette4", None), ("int4", None), ("w8a8", None), ("fp32", 0.5),
-                                                ("palette4", 0.5), ("int8", 0.5)])
+                                                ("palette4", None), ("palette2", None), ("int4", None), ("w8a8", None),
+                                                ("fp32", 0.5), ("palette4", 0.5), ("int8", 0.5)])
 def test_precision_schemes_stay_compressed_in_core_ai(small_classifier, precision, sparsity, tmp_path):
     """kerasml's own compression (coreml/compress.py) lowered: the .aimodel shrinks as the .mlpackage
     does, and Apple's runtime matches kerasml's on the same compressed program."""

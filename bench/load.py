@@ -559,9 +559,9 @@ def write_report(out: Path, rows: list[dict], details: dict, name: str = "load")
     lines += ["", "Hostile files, each alone (memory: the server's peak above its RSS just before):", "",
               "| file | bytes | HTTP | answer | memory |",
               "|---|---|---|---|---|"]
-    for name, case in details["hostile"]["cases"].items():
+    for file, case in details["hostile"]["cases"].items():
         answer = str(case["answer"]).replace("|", "/")
-        lines.append(f"| {name} | {case['bytes']:,} | {case['status']} | {answer} | {max(0.0, case['mib_above_before']):.0f} MiB |")
+        lines.append(f"| {file} | {case['bytes']:,} | {case['status']} | {answer} | {max(0.0, case['mib_above_before']):.0f} MiB |")
     (out / f"{name}.md").write_text("\n".join(lines) + "\n")
 
 

@@ -5,8 +5,8 @@ default digit model (models/digits.keras, else trained on the bundled sample):
    `kerasml diff` finds that layer (and draws docs/diff-fault.png);
 2. fp16: the same model made to overflow float16 without changing what it computes (ReLU is
    positively homogeneous: the first convolution's weights times k, the next one's divided by k);
-   converted with --precision fp16, `kerasml diff` names the layers, and the --fp32-layers it
-   prints makes a model that no longer departs;
+   converted with --precision fp16, `kerasml diff` names the layers (and draws docs/diff-fp16.png),
+   and the --fp32-layers it prints makes a model that no longer departs;
 3. sensitivity: which layers pay for palette4 compression, on the real MNIST test digits
    (../shared/data/mnist-test) when present, else the training record's test split.
 
@@ -121,7 +121,9 @@ def fp16(folder: Path) -> str:
     big, k = overflowing(folder / "digits.keras", folder / "big.keras")
     kerasml(folder, "convert", big.name, "--labels", "digits", "--precision", "fp16", "--out", "big.mlpackage",
             "--force")
-    found = kerasml(folder, "diff", big.name, "big.mlpackage", "--samples", SAMPLES)
+    found = kerasml(folder, "diff", big.name, "big.mlpackage", "--samples", SAMPLES, "--plot", "layers.png")
+    plot = ROOT / "docs" / "diff-fp16.png"
+    shutil.copy(folder / "layers.png", plot)
     layers = json.loads(kerasml(folder, "diff", big.name, "big.mlpackage", "--samples", SAMPLES, "--json")[1])
     fix = ",".join(layers["fp32_layers"])
     convert = kerasml(folder, "convert", big.name, "--labels", "digits", "--precision", "fp16", "--fp32-layers", fix,
@@ -131,7 +133,8 @@ def fp16(folder: Path) -> str:
     return (f"`big.keras` is the digit model with its first convolution's weights multiplied by "
             f"{k:.4g} and the next convolution's divided by it: Keras computes the same "
             "probabilities, but the first layers' values exceed float16's ±65504.\n\n"
-            + block(found) + "\nThe fix it prints, and the new model diffed (its last lines):\n\n"
+            + block(found) + f"\n![Each layer's relative difference in float16]({plot.name})\n"
+            "\nThe fix it prints, and the new model diffed (its last lines):\n\n"
             + block((convert[0], ""), (fixed[0], "...\n" + last)))
 
 

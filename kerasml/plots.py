@@ -89,9 +89,19 @@ def plot_layer_errors(result, path: Path) -> Path:
     first = result.first_divergent_layer
     figure, axis = plt.subplots(figsize=(min(24.0, max(6.0, 0.28 * len(rows) + 2)), 4.5))
     x = np.arange(len(rows))
-    values = np.array([max(row.relative, 1e-12) for row in rows])
+    values = np.array([row.relative for row in rows], dtype=np.float64)
+    broken = ~np.isfinite(values)     # float16 overflow: inf or NaN, drawn as a hatched bar at the top
+    finite = values[~broken]
+    top = 10 * max([1.0, result.tolerance, *finite.tolist()])
+    values = np.where(broken, top, np.maximum(values, 1e-12))
     colours = ["#c0392b" if not row.within else "#2e86c1" for row in rows]
-    axis.bar(x, values, color=colours)
+    bars = axis.bar(x, values, color=colours)
+    for bar, is_broken in zip(bars, broken):
+        if is_broken:
+            bar.set_hatch("//")
+            bar.set_edgecolor("white")
+    if broken.any():
+        axis.bar([], [], color="#c0392b", hatch="//", edgecolor="white", label="inf or NaN")
     axis.set_yscale("log")
     axis.axhline(result.tolerance, color="black", linestyle="--", linewidth=1, label=f"tolerance {result.tolerance:g}")
     if first is not None:

@@ -37,11 +37,14 @@ def cnn(tmp_path_factory) -> Path:
         keras.layers.Dropout(0.3, name="drop"),
         keras.layers.Dense(10, activation="softmax", name="head"),
     ])
-    # batch normalisation that does something, so folding it is visible
-    norm = model.get_layer("norm_a")
-    norm.set_weights([w + np.random.default_rng(0).uniform(0.5, 1.5, w.shape).astype(np.float32)
+    return _saved_with_active_norm(model, "norm_a", tmp_path_factory.mktemp("diff") / "cnn.keras", seed=0)
+
+
+def _saved_with_active_norm(model, norm_name: str, path: Path, seed: int) -> Path:
+    """`model` saved to `path`, its batch normalisation doing something, so folding it is visible."""
+    norm = model.get_layer(norm_name)
+    norm.set_weights([w + np.random.default_rng(seed).uniform(0.5, 1.5, w.shape).astype(np.float32)
                       for w in norm.get_weights()])
-    path = tmp_path_factory.mktemp("diff") / "cnn.keras"
     model.save(path)
     return path
 
@@ -98,12 +101,7 @@ def blocks(tmp_path_factory) -> Path:
         keras.layers.GlobalAveragePooling2D(name="gap"),
         keras.layers.Dense(10, activation="softmax", name="head"),
     ])
-    norm = model.get_layer("sep_bn")
-    norm.set_weights([w + np.random.default_rng(1).uniform(0.5, 1.5, w.shape).astype(np.float32)
-                      for w in norm.get_weights()])
-    path = tmp_path_factory.mktemp("blocks") / "blocks.keras"
-    model.save(path)
-    return path
+    return _saved_with_active_norm(model, "sep_bn", tmp_path_factory.mktemp("blocks") / "blocks.keras", seed=1)
 
 
 @pytest.mark.parametrize("fmt", ["mlpackage", "aimodel"])
@@ -209,8 +207,10 @@ def test_float16_overflow_is_found_and_the_named_fix_removes_it(overflowing, tmp
     assert kinds["big"] == kinds["pool"] == "overflow"
     assert {kinds[layer] for layer in ("after", "relu", "flat", "head")} == {"follows"}
     assert report["fp32_layers"] == ["big", "pool", "after"]   # the overflowing layers and their reader
-    text = run("diff", overflowing, half, "--samples", "20").stdout
+    plot = tmp_path / "layers.png"   # inf and NaN rows are drawn too, not a crash
+    text = run("diff", overflowing, half, "--samples", "20", "--plot", plot).stdout
     assert "--precision fp16 --fp32-layers big,pool,after" in text and "4 later layers" in text
+    assert plot.read_bytes().startswith(b"\x89PNG")
 
     fixed = _convert(overflowing, tmp_path / "fixed.mlpackage", "--precision", "fp16", "--fp32-layers",
                      ",".join(report["fp32_layers"]))

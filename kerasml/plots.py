@@ -100,9 +100,9 @@ def plot_layer_errors(result, path: Path) -> Path:
         if is_broken:
             bar.set_hatch("//")
             bar.set_edgecolor("white")
-    if broken.any():
-        axis.bar([], [], color="#c0392b", hatch="//", edgecolor="white", label="inf or NaN")
     axis.set_yscale("log")
+    # the tolerance line always in view, and room above the tallest bar for the "first departs" label
+    axis.set_ylim(min(values.min(), result.tolerance) / 3, values.max() * 30)
     axis.axhline(result.tolerance, color="black", linestyle="--", linewidth=1, label=f"tolerance {result.tolerance:g}")
     if first is not None:
         index = next(i for i, row in enumerate(rows) if row.layer == first)
@@ -113,7 +113,12 @@ def plot_layer_errors(result, path: Path) -> Path:
                          rotation=70, ha="right", fontsize=7 if len(rows) <= 60 else 4)
     axis.set_ylabel("max |Δ| / largest Keras value")
     axis.set_title(f"{Path(result.converted).name} against Keras ({result.compute}), layer by layer")
-    axis.legend(loc="upper left", fontsize=8)
+    handles, _ = axis.get_legend_handles_labels()
+    if broken.any():
+        from matplotlib.patches import Patch
+
+        handles.append(Patch(facecolor="#c0392b", edgecolor="white", hatch="//", label="inf or NaN"))
+    axis.legend(handles=handles, loc="upper right", fontsize=8)
     axis.grid(axis="y", alpha=0.3)
     figure.tight_layout()
     with atomic_output(Path(path), force=True) as temporary:

@@ -6,7 +6,8 @@
 3. convert: `kerasml convert` of the default digit model against `python -c "import tensorflow"`,
    median of alternating pairs with their range;
 4. runtime: the NumPy runtime against Keras `predict` on three models (bench/runtime_speed.py);
-5. compression: every scheme x format of the default digit model (bench/compression.py's rows);
+5. compression: every scheme x format of the default digit model, and MobileNetV2's auto against
+   its uniform schemes (bench/compression.py's rows);
 6. startup: `kerasml --help`.
 
 Writes bench/results.json and bench/results.md (the tables the README shows) and prints them;
@@ -222,7 +223,13 @@ def compression_rows(model: Path | None, mnist, quick: bool) -> dict:
     folder.mkdir(parents=True, exist_ok=True)
     rows = compression.measure(model, images[..., None], labels, folder,
                                compression.QUICK_ROWS if quick else compression.ROWS, say=log)
-    return {"model": model.name, "rows": rows}
+    if quick:
+        return {"model": model.name, "rows": rows}
+    # auto against the uniform schemes on a second, deeper model (bench/compression.py's MobileNetV2)
+    mobilenet = compression.train_mobilenet(folder)
+    mobilenet_rows = compression.measure(mobilenet, compression.as_rgb32(images[..., None]), labels, folder,
+                                         compression.MOBILENET_ROWS, say=log)
+    return {"model": model.name, "rows": rows, "mobilenetv2": mobilenet_rows}
 
 
 def startup() -> dict:
@@ -265,6 +272,10 @@ def markdown(results: dict) -> str:
         else:
             import compression as tables
             lines += tables.table(compression["rows"], compression["model"]) + [""]
+            if "mobilenetv2" in compression:
+                lines += ["MobileNetV2 (bench/compression.py's):", ""]
+                lines += tables.table(compression["mobilenetv2"], "mobilenetv2.keras",
+                                      what="the 10,000 MNIST test digits as 32x32 RGB") + [""]
     if "startup" in results:
         lines.append(f"Start-up: `kerasml --help` {results['startup']['help_s']:.2f} s.")
     return "\n".join(lines).rstrip("\n") + "\n"

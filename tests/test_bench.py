@@ -66,6 +66,14 @@ def test_markdown_renders_every_section(run):
     assert text.index("### Training") < text.index("### Convert") < text.index("### Runtime") < text.index("### Smaller")
 
 
+def test_markdown_renders_the_mobilenet_compression_table(run):
+    results = _results({"rows": [], "markdown": ""})
+    results["compression"]["mobilenetv2"] = results["compression"]["rows"]
+    text = run.markdown(results)
+    assert "Compression of `mobilenetv2.keras` on the 10,000 MNIST test digits as 32x32 RGB" in text
+    assert text.count("| mlpackage | palette4 | 121.6 KiB |") == 2
+
+
 def test_markdown_says_what_was_not_measured(run):
     results = _results({"status": "not measured: bench/runtime_speed.py is not in this tree"})
     results["convert"] = {"status": run.NO_MODEL}

@@ -18,6 +18,7 @@ import typer
 
 from kerasml.version import __version__
 from kerasml.errors import KerasmlError
+from kerasml.libs import leave_process
 
 # TensorFlow's C++ start-up chatter (CUDA probes, oneDNN notes) is noise for our users.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -387,25 +388,12 @@ def main() -> None:
     try:
         app(prog_name="kerasml")
     except SystemExit as stop:
-        _leave(stop.code)
+        leave_process(stop.code)
     except Exception as exc:  # a bug in kerasml or a library: one line unless debugging
         if os.environ.get("KERASML_DEBUG"):
             raise
         first_line = (str(exc).splitlines() or [""])[0][:300]
         typer.echo(f"error: unexpected {type(exc).__name__}: {first_line} "
                    "(set KERASML_DEBUG=1 for the traceback, and please report it)", err=True)
-        _leave(1)
+        leave_process(1)
 
-
-def _leave(code) -> None:
-    """Exit with `code`. After Apple's Core AI libraries ran in this process, leave without the
-    interpreter's teardown: coreai-core 1.0.0b3 can abort the process there ("C++ exception handling
-    detected but the Swift runtime was compiled with exceptions disabled"; seen once in a full test
-    run, after verify had printed its result), turning a finished command's exit code into -6."""
-    if not any(name == "coreai" or name.startswith("coreai.") for name in sys.modules):
-        sys.exit(code)
-    if isinstance(code, str):
-        print(code, file=sys.stderr)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code if isinstance(code, int) else 0 if code is None else 1)

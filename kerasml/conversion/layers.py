@@ -95,15 +95,13 @@ def outputs_only(types: list[str], owners: list[str | None], keras_layers: list[
     output: conversion computed their output inside a later layer's op, so they have no value of
     their own (and `kerasml diff` compares them together with that layer)."""
     classes = dict(keras_layers)
-    counts: dict[str, int] = {}
+    rules = {owner: rule for owner in set(owners) if owner is not None
+             for word, rule in _OPS_PER_LAYER.items() if word in classes.get(owner, "")}
+    kept = {owner: 0 for owner in rules}
     for kind, owner in zip(types, owners):
-        counts[owner] = counts.get(owner, 0) + 1
-    incomplete = set()
-    for owner in counts:
-        for word, (kinds, needed) in _OPS_PER_LAYER.items():
-            if owner is not None and word in classes.get(owner, ""):
-                if sum(1 for kind, o in zip(types, owners) if o == owner and kind in kinds) < needed:
-                    incomplete.add(owner)
+        if owner in rules and kind in rules[owner][0]:
+            kept[owner] += 1
+    incomplete = {owner for owner, (_, needed) in rules.items() if kept[owner] < needed}
     return [None if owner in incomplete else owner for owner in owners]
 
 

@@ -16,7 +16,7 @@ from typing import Callable
 
 import numpy as np
 
-from kerasml.model.precision import BY_NAME, PALETTE4_THRESHOLD, WEIGHT_THRESHOLD
+from kerasml.model.precision import BY_NAME, WEIGHT_THRESHOLD
 from kerasml.files import path_size
 
 WEIGHTED = ("conv", "linear", "matmul", "conv_transpose")

@@ -54,6 +54,19 @@ def test_same_seed_same_images_other_seed_other_images(digits, augment):
     assert np.abs(first - other).max() > 0.1
 
 
+def test_a_clean_share_of_the_images_is_left_as_written(digits):
+    """`clean`: that share of a batch passes unchanged (the test digits are undistorted), the rest is
+    distorted as without it, and which ones is drawn from the seed."""
+    images = np.concatenate([digits[0]] * 8)          # 256 images: the share is measurable
+    distorted = distort(images, ELASTIC, seed(5)).numpy()
+    mixed = distort(images, dataclasses.replace(ELASTIC, clean=0.25), seed(5)).numpy()
+    unchanged = np.array([np.array_equal(m, i) for m, i in zip(mixed, images)])
+    assert 0.15 < unchanged.mean() < 0.35
+    np.testing.assert_array_equal(mixed[~unchanged], distorted[~unchanged])
+    np.testing.assert_array_equal(mixed, distort(images, dataclasses.replace(ELASTIC, clean=0.25), seed(5)).numpy())
+    np.testing.assert_array_equal(distort(images, dataclasses.replace(ELASTIC, clean=1.0), seed(5)).numpy(), images)
+
+
 def test_no_move_and_strength_zero_is_the_identity(digits):
     images, _ = digits
     np.testing.assert_allclose(distort(images, STILL, seed(3)).numpy(), images, atol=1e-6)

@@ -26,6 +26,7 @@ class Augmentation:
     elastic: float = 0.0       # pixels: the largest elastic displacement (0: none; see kerasml/training/augment.py)
     elastic_sigma: float = 4.0  # pixels: how smooth the elastic displacement field is
     mirror: bool = False       # flip half the images left to right (garments, not digits)
+    clean: float = 0.0         # share of images passed through unchanged (test images are undistorted)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -130,7 +131,8 @@ def _conv_bn_relu(x, filters: int, padding: str = "same"):
     return layers.ReLU()(x)
 
 
-def _small_bn_net(input_shape, num_classes, filters: tuple[int, int], padding: str, dropout: float, name: str):
+def _small_bn_net(input_shape, num_classes, filters: tuple[int, int], padding: str, dropout: float, name: str,
+                  dense: int = 128):
     """Conv-ReLU → pool → Conv-BN-ReLU → pool → Dense-BN-ReLU → dropout → softmax.
 
     The first convolution runs at full resolution, where batch normalisation costs a third of the
@@ -145,7 +147,7 @@ def _small_bn_net(input_shape, num_classes, filters: tuple[int, int], padding: s
     x = _conv_bn_relu(x, filters[1], padding)
     x = layers.MaxPooling2D()(x)
     x = layers.Flatten()(x)
-    x = layers.Dense(128, use_bias=False)(x)
+    x = layers.Dense(dense, use_bias=False)(x)
     x = layers.BatchNormalization(momentum=BN_MOMENTUM)(x)
     x = layers.ReLU()(x)
     x = layers.Dropout(dropout)(x)
@@ -155,29 +157,32 @@ def _small_bn_net(input_shape, num_classes, filters: tuple[int, int], padding: s
 
 
 def kerasml_digits(input_shape: tuple[int, int, int], num_classes: int):
-    """kerasml's default for digits (168,586 parameters on MNIST): three convolutions, the later
+    """kerasml's default for digits (196,298 parameters on MNIST): three convolutions, the later
     two batch-normalised, trained on affine + elastically distorted digits.
 
     A two-convolution net underfits elastically distorted digits (its training accuracy stays near
-    97%), so the third convolution (96 filters at 3x3) gives the capacity; the middle one is
-    narrower (48, not 64) so the whole costs no more per image than the two-convolution net did,
-    and the 18 epochs fit in the tutorial recipe's time (measured in `make bench`)."""
-    return _three_conv_net(input_shape, num_classes, (32, 48, 96), "kerasml")
+    97%), so the third convolution (128 filters at 3x3, on a 5x5 map) gives the capacity; the middle
+    one, at 11x11 where most of the work per image is, stays as narrow as the first (32), so the 18
+    epochs take less than the tutorial recipe's time (measured in `make bench`). No dropout: the
+    distortions regularise enough (the Dropout layer stays, at rate 0, for --dropout and kerasml tune)."""
+    return _three_conv_net(input_shape, num_classes, (32, 32, 128), "kerasml", dropout=0.0)
 
 
 def kerasml_fashion(input_shape: tuple[int, int, int], num_classes: int):
-    """kerasml's default for Fashion-MNIST: two convolutions, 'same' padding keeps the garments' edges."""
-    return _small_bn_net(input_shape, num_classes, (16, 32), "same", 0.3, "kerasml_fashion")
+    """kerasml's default for Fashion-MNIST: two convolutions, 'same' padding keeps the garments' edges.
+    24 filters in the first and 256 units in the dense layer (not 16 and 128): better on validation
+    over three seeds, still within the classic recipe's time (docs/training.md)."""
+    return _small_bn_net(input_shape, num_classes, (24, 32), "same", 0.3, "kerasml_fashion", dense=256)
 
 
 def kerasml_elastic(input_shape: tuple[int, int, int], num_classes: int):
-    """The digit default, wider (64 and 128 filters): 242,506 parameters, about 1.5 times the work per
-    image for no better accuracy on validation (measured over three seeds)."""
-    return _three_conv_net(input_shape, num_classes, (32, 64, 128), "kerasml_elastic")
+    """The digit default, wider (64 and 128 filters) and with dropout .3: 242,506 parameters, about
+    twice the work per image for no better accuracy on validation (measured over three seeds)."""
+    return _three_conv_net(input_shape, num_classes, (32, 64, 128), "kerasml_elastic", dropout=0.3)
 
 
-def _three_conv_net(input_shape, num_classes, filters: tuple[int, int, int], name: str):
-    """Conv-ReLU → pool → Conv-BN-ReLU → pool → Conv-BN-ReLU → Dense-BN-ReLU → dropout .3 → softmax,
+def _three_conv_net(input_shape, num_classes, filters: tuple[int, int, int], name: str, dropout: float):
+    """Conv-ReLU → pool → Conv-BN-ReLU → pool → Conv-BN-ReLU → Dense-BN-ReLU → dropout → softmax,
     'valid' padding throughout (28 → 26 → 13 → 11 → 5 → 3)."""
     from keras import layers, models
 
@@ -191,7 +196,7 @@ def _three_conv_net(input_shape, num_classes, filters: tuple[int, int, int], nam
     x = layers.Dense(128, use_bias=False)(x)
     x = layers.BatchNormalization(momentum=BN_MOMENTUM)(x)
     x = layers.ReLU()(x)
-    x = layers.Dropout(0.3)(x)
+    x = layers.Dropout(dropout)(x)
     # float32 output: under mixed precision a float16 softmax loses small probabilities.
     outputs = layers.Dense(num_classes, activation="softmax", dtype="float32")(x)
     return models.Model(inputs, outputs, name=name)
@@ -220,12 +225,13 @@ def vgg(input_shape: tuple[int, int, int], num_classes: int):
 ARCHITECTURES = {arch.name: arch for arch in [
     Architecture("kerasml", "small batch-normalised CNN with three convolutions, affine + elastic augmentation, "
                  "AdamW + cosine (default for digits)",
-                 kerasml_digits, epochs=18, batch_size=128, learning_rate=3e-3, augment=Augmentation(elastic=2.0),
+                 kerasml_digits, epochs=18, batch_size=128, learning_rate=5e-3,
+                 augment=Augmentation(elastic=2.0, clean=0.2),
                  schedule="cosine"),
     Architecture("kerasml-fashion", "narrower two-convolution variant without augmentation (default for --dataset fashion)",
                  kerasml_fashion, epochs=8, batch_size=128, learning_rate=3e-3, label_smoothing=0.1,
                  schedule="cosine"),
-    Architecture("kerasml-elastic", "the digit default with wider convolutions (64 and 128 filters)",
+    Architecture("kerasml-elastic", "the digit default with wider convolutions (64 and 128 filters) and dropout .3",
                  kerasml_elastic, epochs=18, batch_size=128, learning_rate=3e-3,
                  augment=Augmentation(elastic=2.0), schedule="cosine"),
     Architecture("vgg", "batch-normalised VGG-style CNN with global pooling (default for image folders)",

@@ -36,12 +36,13 @@ def augment_batches(batches, augment: Augmentation, seed: int | None, photos: bo
 def distort(images, augment: Augmentation, seed, photos: bool = False, flip: bool = False):
     """One batch (N, H, W, C) of float images, each moved by its own random affine map and, when
     `augment.elastic` is above zero, elastically distorted, with one resampling for both (each
-    bilinear resampling blurs thin strokes a little, so they are not done one after the other).
+    bilinear resampling blurs thin strokes a little, so they are not done one after the other);
+    a random `augment.clean` share of the images is left as it was.
 
     Photos fill the edges by reflection rather than black and, in colour, are also mirrored left
     to right (a cat facing left is still a cat)."""
-    images = tf.convert_to_tensor(images, tf.float32)
-    affine_seed, elastic_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 3))
+    images = original = tf.convert_to_tensor(images, tf.float32)
+    affine_seed, elastic_seed, flip_seed, clean_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 4))
     transforms = random_affine_transforms(tf.shape(images), augment, affine_seed)
     fill_mode = "REFLECT" if photos else "CONSTANT"
     if augment.elastic > 0:
@@ -56,6 +57,11 @@ def distort(images, augment: Augmentation, seed, photos: bool = False, flip: boo
     if flip or augment.mirror:
         mirrored = tf.random.stateless_uniform(tf.shape(images)[:1], flip_seed) < 0.5
         images = tf.where(mirrored[:, None, None, None], tf.reverse(images, axis=[2]), images)
+    if augment.clean > 0:
+        # The test digits are undistorted: a share of the training images stays as written, so
+        # the network also learns them as they come (measured: better validation loss on digits).
+        unchanged = tf.random.stateless_uniform(tf.shape(images)[:1], clean_seed) < augment.clean
+        images = tf.where(unchanged[:, None, None, None], original, images)
     return images
 
 

@@ -60,7 +60,9 @@ def test_the_shipped_model_says_who_made_it_and_how_without_machine_paths():
     assert "small batch-normalised CNN" in meta.shortDescription and "kerasml (kerasml)" not in meta.shortDescription
     training = json.loads(meta.userDefined["com.kerasml.training"])
     for key, value in meta.userDefined.items():
-        if key != "com.github.apple.coremltools.source":             # "tensorflow==2.21.0" is no path
+        if key == "com.kerasml.layers":    # TensorFlow op names: "/" separates name scopes, not folders
+            assert not any(name.startswith("/") or "\\" in name for name in json.loads(value).values()), value
+        elif key != "com.github.apple.coremltools.source":             # "tensorflow==2.21.0" is no path
             assert "/" not in value.replace("CC BY-SA", "") and "\\" not in value, (key, value)
     assert training["dataset_source"].endswith("test: mnist-test")
 

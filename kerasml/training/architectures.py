@@ -140,8 +140,8 @@ def _small_bn_net(input_shape, num_classes, filters: tuple[int, int], padding: s
     quarter of the values: TensorFlow's CPU batch normalisation keeps one core busy, and on the
     unpooled maps it made a two-core fit take twice as long. Max pooling commutes with an increasing
     scale-shift-ReLU, so while the scale stays positive this is the usual block with its batch
-    statistics taken over the pooled maps. The later layers keep batch normalisation so a high learning rate with cosine decay
-    converges in a few epochs.
+    statistics taken over the pooled maps. The later layers keep batch normalisation so a high
+    learning rate with cosine decay converges in a few epochs.
     """
     from keras import layers, models
 

@@ -168,6 +168,31 @@ def test_the_training_pipeline_scales_as_the_record_says():
     np.testing.assert_allclose(images.numpy(), resnet.scale_pixels(x), atol=1e-4)
 
 
+
+def test_cached_arrays_keep_each_image_with_its_label():
+    """Arrays are scaled in chunks (not a multiple of the chunk here) and shuffled after the cache:
+    every image comes once per epoch, scaled, beside its own label."""
+    from kerasml.record import Preprocessing
+    from kerasml.training.pipeline import SCALE_CHUNK, array_batches
+    count = SCALE_CHUNK * 2 + 37
+    labels = np.arange(count) % 10
+    # Each image's pixels spell its index in base 256, so an image apart from its label shows.
+    x = np.zeros((count, 2, 2, 1), np.uint8)
+    x[:, 0, 0, 0], x[:, 0, 1, 0] = np.arange(count) // 256, np.arange(count) % 256
+    batches = array_batches(x, labels, 10, Preprocessing(2, 2, 1, 1 / 255, [0.0]), 64, shuffle_seed=3)
+    assert batches.cardinality() == -(-count // 64)   # Keras plans its epochs by this length
+    epochs = []
+    for _ in range(2):
+        images, one_hot = zip(*batches)
+        pixels = np.rint(np.concatenate(images) * 255).astype(int)
+        indices = pixels[:, 0, 0, 0] * 256 + pixels[:, 0, 1, 0]
+        np.testing.assert_array_equal(np.sort(indices), np.arange(count))
+        np.testing.assert_array_equal(np.concatenate(one_hot).argmax(axis=1), indices % 10)
+        epochs.append(indices)
+    assert not np.array_equal(epochs[0], epochs[1])   # reshuffled each epoch
+    assert not np.array_equal(epochs[0], np.arange(count))
+
+
 @pytest.mark.slow
 def test_bgr_record_converts_to_a_bgr_image_input(tmp_path):
     """The colour order travels from the record to Core ML's ImageType, and verify agrees."""

@@ -15,13 +15,19 @@ from kerasml.training.augment import augment_batches
 
 tf = tensorflow()
 
+SCALE_CHUNK = 1000   # images scaled per call when arrays are cached
+
 
 def array_batches(x, y, num_classes: int, preprocessing: Preprocessing, batch_size: int,
                   shuffle_seed: int | None = None, augment: Augmentation | None = None):
     """Arrays to tf.data: scale pixels as the record says, one-hot labels, cache in memory,
     augment in training only."""
-    data = tf.data.Dataset.from_tensor_slices((x, y))
-    data = data.map(_scaler(num_classes, preprocessing), num_parallel_calls=tf.data.AUTOTUNE).cache()
+    # Scaled a thousand images per call rather than one: on two cores the per-image calls took
+    # five seconds of the first epoch, once per fit. Same values, same order (shuffled after the cache).
+    data = tf.data.Dataset.from_tensor_slices((x, y)).batch(SCALE_CHUNK)
+    data = data.map(_scaler(num_classes, preprocessing), num_parallel_calls=tf.data.AUTOTUNE).unbatch()
+    # unbatch() forgets the length; Keras needs it for its progress bar and its epochs.
+    data = data.apply(tf.data.experimental.assert_cardinality(len(x))).cache()
     if shuffle_seed is not None:
         data = data.shuffle(len(x), seed=shuffle_seed, reshuffle_each_iteration=True)
     data = data.batch(batch_size)

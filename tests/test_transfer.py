@@ -168,7 +168,6 @@ def test_the_training_pipeline_scales_as_the_record_says():
     np.testing.assert_allclose(images.numpy(), resnet.scale_pixels(x), atol=1e-4)
 
 
-
 def test_cached_arrays_keep_each_image_with_its_label():
     """Arrays are scaled in chunks (not a multiple of the chunk here) and shuffled after the cache:
     every image comes once per epoch, scaled, beside its own label."""
